@@ -1,0 +1,239 @@
+//! `dunning-admin`: operate the dunning table from a terminal, on the same
+//! library code as the Lambdas. AWS access comes from the usual environment
+//! (profile, region, `AWS_ENDPOINT_URL` for the local emulator).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use aws_config::BehaviorVersion;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use dunning::aws::{DynamoStore, SesMailer};
+use dunning::config::Config;
+use dunning::import::{parse_csv, parse_json_lines};
+use dunning::run::{run, Deps, RunRequest};
+
+#[derive(Parser)]
+#[command(
+    name = "dunning-admin",
+    version,
+    about = "Operate the invoice dunning table"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the invoice table with its due index (on-demand billing).
+    CreateTable {
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
+    /// Register SENDER_EMAIL as an SES identity (on AWS this sends a verification email).
+    VerifySender {
+        #[arg(long, env = "SENDER_EMAIL")]
+        sender: String,
+    },
+    /// Import invoices from CSV (header row) or JSON lines; bad rows are reported and skipped,
+    /// invoices that already exist are left untouched.
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+        /// File format; by default taken from the extension (.csv, .jsonl/.ndjson).
+        #[arg(long)]
+        format: Option<Format>,
+    },
+    /// Run the reminders once, as the scheduled function does (configuration from the environment).
+    Run {
+        /// The instant that decides "today" (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<DateTime<Utc>>,
+        /// Decide and render, send nothing, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show an invoice, its reminder ledger and its payments, oldest first.
+    History {
+        invoice_id: String,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+        /// Print JSON records instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Jsonl,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    dunning::telemetry::init_text();
+    match execute(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> Result<()> {
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    match command {
+        Command::CreateTable { table } => {
+            DynamoStore::new(&sdk, &table).create_table().await?;
+            println!(
+                "created table {table} with index {}",
+                dunning::aws::store::DUE_INDEX
+            );
+        }
+        Command::VerifySender { sender } => {
+            let from = dunning::contact::EmailAddress::parse(&sender)
+                .context("SENDER_EMAIL is not an email address")?;
+            SesMailer::new(&sdk, from, None)
+                .create_sender_identity()
+                .await?;
+            println!("registered sender identity {sender}");
+        }
+        Command::Import {
+            file,
+            table,
+            format,
+        } => import(&DynamoStore::new(&sdk, &table), &file, format).await?,
+        Command::Run { as_of, dry_run } => {
+            let config = Config::from_env()?;
+            let deps = Deps::new(&sdk, config);
+            let run_id = format!(
+                "cli-{}-{}",
+                Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+                std::process::id()
+            );
+            let request = RunRequest {
+                as_of: as_of.unwrap_or_else(Utc::now),
+                dry_run,
+                run_id,
+            };
+            let summary = run(&deps, &request).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::History {
+            invoice_id,
+            table,
+            json,
+        } => history(&DynamoStore::new(&sdk, &table), &invoice_id, json).await?,
+    }
+    Ok(())
+}
+
+async fn import(store: &DynamoStore, file: &Path, format: Option<Format>) -> Result<()> {
+    let format = match format {
+        Some(f) => f,
+        None => match file.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Format::Csv,
+            Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
+            _ => bail!(
+                "cannot tell the format of {}: pass --format csv or --format jsonl",
+                file.display()
+            ),
+        },
+    };
+    let input = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let rows = match format {
+        Format::Csv => parse_csv(input),
+        Format::Jsonl => parse_json_lines(BufReader::new(input)),
+    };
+    let (mut imported, mut existing, mut rejected) = (0, 0, 0);
+    for row in rows {
+        match row {
+            Ok((line, invoice)) => {
+                let created = store
+                    .insert_invoice(&invoice)
+                    .await
+                    .with_context(|| format!("line {line} ({}): write failed", invoice.id))?;
+                if created {
+                    imported += 1;
+                } else {
+                    existing += 1;
+                    eprintln!(
+                        "line {line} ({}): already in the table, left unchanged",
+                        invoice.id
+                    );
+                }
+            }
+            Err(err) => {
+                rejected += 1;
+                eprintln!("rejected {err}");
+            }
+        }
+    }
+    println!("imported {imported}, already present {existing}, rejected {rejected}");
+    Ok(())
+}
+
+async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Result<()> {
+    let mut records = store.history(invoice_id).await?;
+    if records.is_empty() {
+        bail!("no invoice {invoice_id} in table {}", store.table());
+    }
+    let field =
+        |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    // The invoice first, then ledger and payments by time.
+    let when = |r: &serde_json::Value| {
+        ["claimed_at", "paid_at", "recorded_at"]
+            .iter()
+            .map(|k| field(r, k))
+            .find(|v| !v.is_empty())
+            .unwrap_or_default()
+    };
+    records.sort_by_key(|r| (field(r, "sk") != "invoice", when(r)));
+    if json {
+        for r in &records {
+            println!("{r}");
+        }
+        return Ok(());
+    }
+    for r in &records {
+        let sk = field(r, "sk");
+        if sk == "invoice" {
+            println!(
+                "invoice {} {} {} {} due {} paid {}",
+                field(r, "invoice_id"),
+                field(r, "status"),
+                field(r, "amount"),
+                field(r, "currency"),
+                field(r, "due_date"),
+                if field(r, "amount_paid").is_empty() {
+                    "0".into()
+                } else {
+                    field(r, "amount_paid")
+                },
+            );
+        } else if let Some(key) = sk.strip_prefix(dunning::ledger::REMINDER_PREFIX) {
+            println!(
+                "{}  reminder {key:<20} {:<8} {} {}{}",
+                when(r),
+                field(r, "state"),
+                field(r, "amount"),
+                field(r, "message_id"),
+                if field(r, "error_code").is_empty() {
+                    String::new()
+                } else {
+                    format!(" error {}", field(r, "error_code"))
+                },
+            );
+        } else {
+            println!("{}  {sk} {}", when(r), r);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The `dunning-run` handler: turn the scheduling event into a run request and
+//! run once. Accepts the classic EventBridge "Scheduled Event" envelope and the
+//! JSON `Input` of an EventBridge Scheduler schedule.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use dunning::run::{run, Deps, RunRequest};
+use dunning::summary::RunSummary;
+use lambda_runtime::{Error, LambdaEvent};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Our fields, as the Scheduler `Input` or the `detail` of an EventBridge event.
+#[derive(Debug, Default, Deserialize)]
+struct RunInput {
+    /// The instant that decides "today"; wins over the schedule's time.
+    as_of: Option<DateTime<Utc>>,
+    /// `<aws.scheduler.scheduled-time>` in the Scheduler `Input`.
+    scheduled_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the event is not a scheduled run: {0}")]
+pub struct EventError(#[from] serde_json::Error);
+
+/// The instant and mode a payload asks for. A retried or duplicated delivery
+/// of the same event carries the same instant, so it decides the same steps
+/// and the ledger makes its sends no-ops.
+pub fn parse_event(
+    payload: Value,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, bool), EventError> {
+    if payload.get("detail-type").is_some() {
+        let event: EventBridgeEvent<Value> = serde_json::from_value(payload)?;
+        let input: RunInput = match event.detail {
+            Value::Null => RunInput::default(),
+            detail => serde_json::from_value(detail)?,
+        };
+        let as_of = input.as_of.or(event.time).unwrap_or(now);
+        return Ok((as_of, input.dry_run));
+    }
+    let input: RunInput = match payload {
+        Value::Null => RunInput::default(),
+        payload => serde_json::from_value(payload)?,
+    };
+    Ok((
+        input.as_of.or(input.scheduled_time).unwrap_or(now),
+        input.dry_run,
+    ))
+}
+
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<RunSummary, Error> {
+    let (as_of, dry_run) = parse_event(event.payload, Utc::now())?;
+    let request = RunRequest {
+        as_of,
+        dry_run,
+        run_id: event.context.request_id,
+    };
+    Ok(run(deps, &request).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2030-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn classic_scheduled_event_runs_at_its_time() {
+        let (as_of, dry) = parse_event(fixture("scheduled-event.json"), now()).unwrap();
+        assert_eq!(as_of.to_rfc3339(), "2026-11-23T14:00:00+00:00");
+        assert!(!dry);
+    }
+
+    #[test]
+    fn scheduler_input_runs_at_the_scheduled_time() {
+        let (as_of, dry) = parse_event(fixture("scheduler-input.json"), now()).unwrap();
+        assert_eq!(as_of.to_rfc3339(), "2026-11-23T14:00:00+00:00");
+        assert!(!dry);
+    }
+
+    #[test]
+    fn explicit_as_of_and_dry_run_win() {
+        let (as_of, dry) = parse_event(fixture("dry-run.json"), now()).unwrap();
+        assert_eq!(as_of.to_rfc3339(), "2026-11-26T10:00:00+00:00");
+        assert!(dry);
+        let detail = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events",
+            "time": "2026-11-23T14:00:00Z", "detail": {"as_of": "2026-11-20T09:00:00Z", "dry_run": true}});
+        let (as_of, dry) = parse_event(detail, now()).unwrap();
+        assert_eq!(as_of.to_rfc3339(), "2026-11-20T09:00:00+00:00");
+        assert!(dry);
+    }
+
+    #[test]
+    fn an_empty_event_runs_now() {
+        assert_eq!(
+            parse_event(serde_json::json!({}), now()).unwrap(),
+            (now(), false)
+        );
+        assert_eq!(parse_event(Value::Null, now()).unwrap(), (now(), false));
+    }
+
+    #[test]
+    fn malformed_fields_are_refused_not_guessed() {
+        for bad in [
+            serde_json::json!({"as_of": "yesterday"}),
+            serde_json::json!({"dry_run": "yes"}),
+            serde_json::json!([1, 2]),
+            serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {"as_of": 5}}),
+        ] {
+            assert!(parse_event(bad.clone(), now()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Email through SES v2.
+
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
+use aws_sdk_sesv2::Client;
+
+use super::errors::{classify, SendError};
+use crate::contact::EmailAddress;
+use crate::ledger::ErrorClass;
+use crate::render::EmailContent;
+
+/// Sends email from one verified sender identity.
+#[derive(Clone, Debug)]
+pub struct SesMailer {
+    client: Client,
+    from: EmailAddress,
+    configuration_set: Option<String>,
+}
+
+impl SesMailer {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        from: EmailAddress,
+        configuration_set: Option<String>,
+    ) -> Self {
+        Self {
+            client: Client::new(sdk),
+            from,
+            configuration_set,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Sends a subject with an HTML and a plain-text part; returns the SES message id.
+    pub async fn send(&self, to: &EmailAddress, email: &EmailContent) -> Result<String, SendError> {
+        let utf8 = |text: &str| Content::builder().data(text).charset("UTF-8").build();
+        let (subject, html, text) =
+            match (utf8(&email.subject), utf8(&email.html), utf8(&email.text)) {
+                (Ok(s), Ok(h), Ok(t)) => (s, h, t),
+                _ => return Err(local_error("content could not be built")),
+            };
+        let message = Message::builder()
+            .subject(subject)
+            .body(Body::builder().html(html).text(text).build())
+            .build();
+        let out = self
+            .client
+            .send_email()
+            .from_email_address(self.from.as_str())
+            .destination(Destination::builder().to_addresses(to.as_str()).build())
+            .content(SesContent::builder().simple(message).build())
+            .set_configuration_set_name(self.configuration_set.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.message_id.ok_or_else(|| SendError {
+            class: ErrorClass::Transient,
+            code: "NoMessageId".into(),
+            message: "SES accepted the message without an id".into(),
+        })
+    }
+
+    /// Registers the sender identity (on AWS this starts verification).
+    pub async fn create_sender_identity(&self) -> Result<(), SendError> {
+        self.client
+            .create_email_identity()
+            .email_identity(self.from.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(())
+    }
+}
+
+fn local_error(message: &str) -> SendError {
+    SendError {
+        class: ErrorClass::Permanent,
+        code: "InvalidContent".into(),
+        message: message.into(),
+    }
+}

@@ -1,0 +1,12 @@
+//! Thin adapters over the AWS SDK: the DynamoDB store, the SES v2 mailer and
+//! the SNS texter. Clients are built once per process from one `SdkConfig`.
+
+mod errors;
+pub mod mail;
+pub mod sms;
+pub mod store;
+
+pub use errors::{classify, SendError};
+pub use mail::SesMailer;
+pub use sms::SnsTexter;
+pub use store::{DynamoStore, StoreError};

@@ -1,0 +1,48 @@
+//! SMS through SNS (direct publish to a phone number).
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+
+use super::errors::{classify, SendError};
+use crate::contact::PhoneNumber;
+use crate::ledger::ErrorClass;
+
+#[derive(Clone, Debug)]
+pub struct SnsTexter {
+    client: Client,
+}
+
+impl SnsTexter {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: Client::new(sdk),
+        }
+    }
+
+    /// Publishes a transactional SMS; returns the SNS message id.
+    pub async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SendError> {
+        let transactional = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("Transactional")
+            .build()
+            .map_err(|e| SendError {
+                class: ErrorClass::Permanent,
+                code: "InvalidAttribute".into(),
+                message: e.to_string(),
+            })?;
+        let out = self
+            .client
+            .publish()
+            .phone_number(to.as_str())
+            .message(text)
+            .message_attributes("AWS.SNS.SMS.SMSType", transactional)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.message_id.ok_or_else(|| SendError {
+            class: ErrorClass::Transient,
+            code: "NoMessageId".into(),
+            message: "SNS accepted the message without an id".into(),
+        })
+    }
+}

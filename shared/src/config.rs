@@ -1,0 +1,177 @@
+//! Configuration from the environment, read once at start-up. Identity values
+//! have no default: a missing one stops start-up with the variable's name.
+//! Tuning values have documented defaults (docs/configuration.md).
+
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+use crate::contact::EmailAddress;
+
+/// Every variable [`Config::from_env`] reads, for documentation and for the
+/// test that compares them with the deployment template.
+pub const ENV_VARS: &[&str] = &[
+    "TABLE_NAME",
+    "SENDER_EMAIL",
+    "BUSINESS_NAME",
+    "BUSINESS_TIMEZONE",
+    "PAY_LINK_BASE_URL",
+    "PAY_LINK_SECRET",
+    "PAY_LINK_TTL_DAYS",
+    "SES_CONFIGURATION_SET",
+    "SEND_CONCURRENCY",
+    "CLAIM_LEASE_SECONDS",
+    "CATCH_UP_DAYS",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {why}")]
+    Invalid {
+        name: &'static str,
+        why: &'static str,
+    },
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub sender_email: EmailAddress,
+    pub business_name: String,
+    pub business_timezone: Tz,
+    pub pay_link_base_url: String,
+    pub pay_link_secret: String,
+    pub pay_link_ttl_days: u64,
+    pub ses_configuration_set: Option<String>,
+    pub send_concurrency: usize,
+    pub claim_lease: Duration,
+    pub catch_up_days: u64,
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("table_name", &self.table_name)
+            .field("business_timezone", &self.business_timezone)
+            .field("pay_link_base_url", &self.pay_link_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            match get(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or(ConfigError::Invalid {
+                        name,
+                        why: "not a whole number in the allowed range",
+                    }),
+            }
+        };
+        let invalid = |name, why| ConfigError::Invalid { name, why };
+        let sender_email = EmailAddress::parse(&required("SENDER_EMAIL")?)
+            .ok_or(invalid("SENDER_EMAIL", "not an email address"))?;
+        let business_timezone = required("BUSINESS_TIMEZONE")?.parse::<Tz>().map_err(|_| {
+            invalid(
+                "BUSINESS_TIMEZONE",
+                "not an IANA time zone such as Europe/London",
+            )
+        })?;
+        let pay_link_base_url = required("PAY_LINK_BASE_URL")?;
+        if !(pay_link_base_url.starts_with("https://") || pay_link_base_url.starts_with("http://"))
+        {
+            return Err(invalid("PAY_LINK_BASE_URL", "must start with https://"));
+        }
+        let pay_link_secret = required("PAY_LINK_SECRET")?;
+        if pay_link_secret.len() < 16 {
+            return Err(invalid("PAY_LINK_SECRET", "must be at least 16 characters"));
+        }
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            sender_email,
+            business_name: required("BUSINESS_NAME")?,
+            business_timezone,
+            pay_link_base_url,
+            pay_link_secret,
+            pay_link_ttl_days: number("PAY_LINK_TTL_DAYS", 30, 1..=365)?,
+            ses_configuration_set: get("SES_CONFIGURATION_SET").filter(|v| !v.is_empty()),
+            send_concurrency: number("SEND_CONCURRENCY", 8, 1..=256)? as usize,
+            claim_lease: Duration::from_secs(number("CLAIM_LEASE_SECONDS", 900, 60..=86_400)?),
+            catch_up_days: number("CATCH_UP_DAYS", 3, 0..=60)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("TABLE_NAME", "invoices"),
+        ("SENDER_EMAIL", "billing@example.com"),
+        ("BUSINESS_NAME", "Acme"),
+        ("BUSINESS_TIMEZONE", "Europe/London"),
+        ("PAY_LINK_BASE_URL", "https://pay.example.com/i"),
+        ("PAY_LINK_SECRET", "0123456789abcdef"),
+    ];
+
+    #[test]
+    fn required_values_and_defaults() {
+        let cfg = Config::from_lookup(env(BASE)).unwrap();
+        assert_eq!(cfg.table_name, "invoices");
+        assert_eq!(cfg.business_timezone, chrono_tz::Europe::London);
+        assert_eq!(cfg.claim_lease, Duration::from_secs(900));
+        assert_eq!(cfg.send_concurrency, 8);
+        assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn each_missing_or_bad_variable_is_named() {
+        for (i, (name, _)) in BASE.iter().enumerate() {
+            let mut pairs = BASE.to_vec();
+            pairs.remove(i);
+            let err = Config::from_lookup(env(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let mut bad = BASE.to_vec();
+        bad.push(("SEND_CONCURRENCY", "zero"));
+        assert!(Config::from_lookup(env(&bad))
+            .unwrap_err()
+            .to_string()
+            .contains("SEND_CONCURRENCY"));
+        let mut bad_tz = BASE.to_vec();
+        bad_tz[3] = ("BUSINESS_TIMEZONE", "Mars/Olympus");
+        assert!(Config::from_lookup(env(&bad_tz))
+            .unwrap_err()
+            .to_string()
+            .contains("BUSINESS_TIMEZONE"));
+    }
+}

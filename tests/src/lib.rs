@@ -1,0 +1,277 @@
+//! Test harness for end-to-end tests: a private moto server per test (started
+//! on a free port, stopped by its PID on drop), SDK clients pointed at it, and
+//! readers for what it "sent".
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::AttributeValue;
+use dunning::config::Config;
+use dunning::run::Deps;
+
+/// The Python that has moto (`$MOTO_PYTHON`, else the project's virtualenv,
+/// installed by `scripts/moto.sh install`) and our launcher script.
+fn moto_command() -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var_os("MOTO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    (python, root.join("scripts/moto_server.py"))
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A moto server owned by one test.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto on a free loopback port and waits until it answers.
+    pub fn start() -> Result<Self> {
+        let (python, script) = moto_command();
+        if !python.exists() {
+            bail!(
+                "{} not found: run `scripts/moto.sh install` (scripts/test.sh does)",
+                python.display()
+            );
+        }
+        // A port found free can be taken before moto binds it: try a few.
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let child = Command::new(&python)
+                .arg(&script)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", python.display()))?;
+            let mut moto = Self {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            match moto.wait_ready(Duration::from_secs(30)) {
+                Ok(()) => return Ok(moto),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("moto did not start")))
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("moto exited early: {status}");
+            }
+            if ureq::get(format!("{}/moto-api/data.json", self.endpoint))
+                .call()
+                .is_ok()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("moto did not answer within {limit:?}")
+    }
+
+    /// SDK configuration for this server: endpoint, region and dummy credentials,
+    /// set on the config itself so parallel tests never share process environment.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .load()
+            .await
+    }
+
+    fn data(&self) -> Result<serde_json::Value> {
+        let text = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
+            .call()?
+            .body_mut()
+            .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Every email SES accepted, in order. moto keeps only the HTML part when
+    /// a message has both parts.
+    pub fn sent_emails(&self) -> Result<Vec<SentEmail>> {
+        let data = self.data()?;
+        let list = data["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(list
+            .iter()
+            .map(|m| SentEmail {
+                id: m["id"].as_str().unwrap_or_default().to_owned(),
+                to: m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                subject: m["subject"].as_str().unwrap_or_default().to_owned(),
+                body: m["body"].as_str().unwrap_or_default().to_owned(),
+                source: m["source"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect())
+    }
+
+    /// Every SMS SNS accepted, in order.
+    pub fn sent_sms(&self) -> Result<Vec<SentSms>> {
+        let data = self.data()?;
+        let list = data["sns"]["SMS"].as_array().cloned().unwrap_or_default();
+        Ok(list
+            .iter()
+            .map(|m| SentSms {
+                id: m["message_id"].as_str().unwrap_or_default().to_owned(),
+                phone: m["phone_number"].as_str().unwrap_or_default().to_owned(),
+                message: m["message"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect())
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SentEmail {
+    pub id: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SentSms {
+    pub id: String,
+    pub phone: String,
+    pub message: String,
+}
+
+pub const SENDER: &str = "billing@acme.example";
+pub const PAY_BASE: &str = "https://pay.acme.example/i";
+pub const SECRET: &str = "test-secret-0123456789";
+
+/// The configuration tests use, with `overrides` on top.
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = [
+        ("TABLE_NAME", "invoices"),
+        ("SENDER_EMAIL", SENDER),
+        ("BUSINESS_NAME", "Acme Ltd"),
+        ("BUSINESS_TIMEZONE", "UTC"),
+        ("PAY_LINK_BASE_URL", PAY_BASE),
+        ("PAY_LINK_SECRET", SECRET),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in overrides {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid")
+}
+
+/// A moto server with the table created and the sender identity registered.
+pub struct TestEnv {
+    pub moto: Moto,
+    pub deps: Deps,
+}
+
+impl TestEnv {
+    pub async fn start() -> Result<Self> {
+        Self::with_config(config(&[]), true).await
+    }
+
+    /// `register_sender: false` leaves the sender unverified, so SES rejects every email.
+    pub async fn with_config(config: Config, register_sender: bool) -> Result<Self> {
+        let moto = Moto::start()?;
+        let sdk = moto.sdk_config().await;
+        let deps = Deps::new(&sdk, config);
+        deps.store.create_table().await?;
+        if register_sender {
+            deps.mail
+                .create_sender_identity()
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+        }
+        Ok(Self { moto, deps })
+    }
+
+    /// Writes an item exactly as given, as an outside billing system would.
+    pub async fn put_raw(&self, attrs: &[(&str, AttributeValue)]) -> Result<()> {
+        let mut item: HashMap<String, AttributeValue> = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        item.entry("sk".into())
+            .or_insert_with(|| AttributeValue::S("invoice".into()));
+        self.deps
+            .store
+            .client()
+            .put_item()
+            .table_name(self.deps.store.table())
+            .set_item(Some(item))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Writes an invoice item from text attributes.
+    pub async fn put_invoice(&self, attrs: &[(&str, &str)]) -> Result<()> {
+        let attrs: Vec<(&str, AttributeValue)> = attrs
+            .iter()
+            .map(|(k, v)| (*k, AttributeValue::S(v.to_string())))
+            .collect();
+        self.put_raw(&attrs).await
+    }
+
+    /// An invoice's ledger and payment records (everything but the invoice item).
+    pub async fn ledger(&self, invoice_id: &str) -> Result<Vec<serde_json::Value>> {
+        let records = self.deps.store.history(invoice_id).await?;
+        Ok(records
+            .into_iter()
+            .filter(|r| r["sk"] != "invoice")
+            .collect())
+    }
+}
+
+/// Text attributes of a valid open invoice for `id` due on `due`, with `extra` on top.
+pub fn invoice<'a>(
+    id: &'a str,
+    due: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut attrs = vec![
+        ("invoice_id", id),
+        ("customer_id", "C-1"),
+        ("customer_name", "Ana Lima"),
+        ("amount", "120.00"),
+        ("currency", "USD"),
+        ("due_date", due),
+        ("status", "open"),
+    ];
+    for (k, v) in extra {
+        attrs.retain(|(name, _)| name != k);
+        attrs.push((k, v));
+    }
+    attrs
+}

@@ -1,0 +1,516 @@
+//! End-to-end: the reminder run against a private moto server, asserting on
+//! what was really written to DynamoDB and "sent" through SES and SNS.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use dunning::aws::store::{raw_invoice, Claim, ClaimOutcome};
+use dunning::invoice::Invoice;
+use dunning::paylink::PayLinkSigner;
+use dunning::policy::Channel;
+use dunning::run::{run, RunRequest};
+use dunning_e2e::{invoice, TestEnv, PAY_BASE, SECRET, SENDER};
+
+/// 14:00 UTC on Monday 23 November 2026; the business zone is UTC.
+const AS_OF: &str = "2026-11-23T14:00:00Z";
+
+fn request(run_id: &str) -> RunRequest {
+    RunRequest {
+        as_of: AS_OF.parse().unwrap(),
+        dry_run: false,
+        run_id: run_id.into(),
+    }
+}
+
+/// One invoice for each case: every step, with and without a phone, and each
+/// kind of invoice that must get nothing.
+async fn seed_ladder(env: &TestEnv) -> anyhow::Result<()> {
+    let cases: [Vec<(&str, &str)>; 7] = [
+        invoice(
+            "PRE",
+            "2026-11-26",
+            &[
+                ("email", "pre@example.com"),
+                ("phone", "+15555550101"),
+                ("amount", "1250.00"),
+            ],
+        ),
+        invoice(
+            "TODAY",
+            "2026-11-23",
+            &[
+                ("email", "today@example.com"),
+                ("pay_url", "https://invoice.stripe.com/i/acct_1/test_TODAY"),
+            ],
+        ),
+        invoice(
+            "LATE",
+            "2026-11-22",
+            &[
+                ("email", "late@example.com"),
+                ("phone", "+15555550103"),
+                ("currency", "JPY"),
+                ("amount", "54000"),
+            ],
+        ),
+        invoice(
+            "PAID",
+            "2026-11-23",
+            &[
+                ("email", "paid@example.com"),
+                ("phone", "+15555550104"),
+                ("status", "paid"),
+            ],
+        ),
+        invoice(
+            "VOID",
+            "2026-11-22",
+            &[("email", "void@example.com"), ("status", "void")],
+        ),
+        invoice(
+            "FUTURE",
+            "2026-11-27",
+            &[("email", "future@example.com"), ("phone", "+15555550106")],
+        ),
+        invoice(
+            "PARTLY",
+            "2026-11-22",
+            &[("phone", "+15555550107"), ("amount_paid", "20.00")],
+        ),
+    ];
+    for attrs in &cases {
+        env.put_invoice(attrs).await?;
+    }
+    Ok(())
+}
+
+fn step_outcome(
+    summary: &dunning::summary::RunSummary,
+    step: &str,
+    channel: &str,
+) -> (u64, u64, u64) {
+    summary
+        .steps
+        .get(step)
+        .and_then(|c| c.get(channel))
+        .map_or((0, 0, 0), |o| (o.sent, o.failed, o.skipped))
+}
+
+#[tokio::test]
+async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    seed_ladder(&env).await?;
+    let summary = run(&env.deps, &request("r1")).await?;
+
+    // Emails: one per due invoice with an address, nothing to paid, void or future ones.
+    let mut emails = env.moto.sent_emails()?;
+    emails.sort_by(|a, b| a.to.cmp(&b.to));
+    let to: Vec<&str> = emails.iter().map(|e| e.to[0].as_str()).collect();
+    assert_eq!(
+        to,
+        ["late@example.com", "pre@example.com", "today@example.com"]
+    );
+    assert!(emails.iter().all(|e| e.source == SENDER));
+
+    let signer = PayLinkSigner::new(PAY_BASE, SECRET.as_bytes());
+    let as_of: DateTime<Utc> = AS_OF.parse()?;
+    let link_in = |text: &str| -> String {
+        let start = text.find(PAY_BASE).expect("a signed pay link");
+        text[start..]
+            .split(['"', ' ', '<', '\n'])
+            .next()
+            .unwrap()
+            .replace("&amp;", "&")
+    };
+
+    let late = &emails[0];
+    assert!(
+        late.subject
+            .starts_with("Overdue: invoice LATE for JPY 54,000"),
+        "{}",
+        late.subject
+    );
+    assert!(late.body.contains("22 November 2026"));
+    assert_eq!(signer.verify(&link_in(&late.body), as_of)?, "LATE");
+
+    let pre = &emails[1];
+    assert!(
+        pre.subject.contains("USD 1,250.00") && pre.subject.contains("26 November 2026"),
+        "{}",
+        pre.subject
+    );
+    assert_eq!(signer.verify(&link_in(&pre.body), as_of)?, "PRE");
+
+    let today = &emails[2];
+    assert!(today.subject.contains("due today"));
+    assert!(
+        today
+            .body
+            .contains("https://invoice.stripe.com/i/acct_1/test_TODAY"),
+        "the invoice's own pay_url is used"
+    );
+
+    // SMS: only invoices with a phone; the partly paid one states what is still owed.
+    let mut sms = env.moto.sent_sms()?;
+    sms.sort_by(|a, b| a.phone.cmp(&b.phone));
+    let phones: Vec<&str> = sms.iter().map(|m| m.phone.as_str()).collect();
+    assert_eq!(phones, ["+15555550101", "+15555550103", "+15555550107"]);
+    assert!(sms[0].message.contains("USD 1,250.00") && sms[0].message.contains("26 Nov"));
+    assert_eq!(signer.verify(&link_in(&sms[0].message), as_of)?, "PRE");
+    assert!(sms[1].message.contains("JPY 54,000") && sms[1].message.contains("overdue"));
+    assert!(sms[2].message.contains("USD 100.00"), "{}", sms[2].message);
+
+    // The summary counts the same, and the ledger holds each provider message id.
+    assert_eq!(
+        summary.items_read, 5,
+        "paid and void invoices are not in the open partition of the index"
+    );
+    assert_eq!(summary.eligible, 4);
+    assert_eq!(step_outcome(&summary, "pre_due", "email"), (1, 0, 0));
+    assert_eq!(step_outcome(&summary, "pre_due", "sms"), (1, 0, 0));
+    assert_eq!(step_outcome(&summary, "due_today", "email"), (1, 0, 0));
+    assert_eq!(step_outcome(&summary, "overdue", "email"), (1, 0, 0));
+    assert_eq!(step_outcome(&summary, "overdue", "sms"), (2, 0, 0));
+    assert_eq!(summary.held.get("no_step_due"), Some(&1));
+    let ledger = env.ledger("PRE").await?;
+    assert_eq!(ledger.len(), 2);
+    for record in &ledger {
+        assert_eq!(record["state"], "sent");
+        let id = record["message_id"].as_str().unwrap();
+        let provider_ids: Vec<&str> = emails
+            .iter()
+            .map(|e| e.id.as_str())
+            .chain(sms.iter().map(|m| m.id.as_str()))
+            .collect();
+        assert!(
+            provider_ids.contains(&id),
+            "ledger id {id} is a real provider id"
+        );
+    }
+    assert!(env.ledger("PAID").await?.is_empty() && env.ledger("FUTURE").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn running_the_same_instant_twice_sends_nothing_new() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    seed_ladder(&env).await?;
+    let first = run(&env.deps, &request("r1")).await?;
+    let (emails, sms) = (env.moto.sent_emails()?.len(), env.moto.sent_sms()?.len());
+    let second = run(&env.deps, &request("r2")).await?;
+    assert_eq!(first.total_sent(), (emails + sms) as u64);
+    assert_eq!(second.total_sent(), 0);
+    assert_eq!(
+        second.skipped.get("already_sent"),
+        Some(&first.total_sent())
+    );
+    assert_eq!(env.moto.sent_emails()?.len(), emails);
+    assert_eq!(env.moto.sent_sms()?.len(), sms);
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_runs_started_together_send_each_message_once() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    seed_ladder(&env).await?;
+    let (ra, rb) = (request("ra"), request("rb"));
+    let (a, b) = tokio::join!(run(&env.deps, &ra), run(&env.deps, &rb));
+    let (a, b) = (a?, b?);
+    let emails = env.moto.sent_emails()?;
+    let sms = env.moto.sent_sms()?;
+    let mut recipients: Vec<String> = emails
+        .iter()
+        .map(|e| e.to[0].clone())
+        .chain(sms.iter().map(|m| m.phone.clone()))
+        .collect();
+    let total = recipients.len();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(
+        recipients.len(),
+        total,
+        "no recipient got the same reminder twice"
+    );
+    assert_eq!(total, 6);
+    assert_eq!(a.total_sent() + b.total_sent(), 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_items_are_skipped_counted_by_reason_and_the_run_completes() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "GOOD",
+        "2026-11-23",
+        &[("email", "good@example.com")],
+    ))
+    .await?;
+    env.put_invoice(&invoice("NOCONTACT", "2026-11-23", &[]))
+        .await?;
+    env.put_invoice(&invoice(
+        "BADAMOUNT",
+        "2026-11-23",
+        &[("email", "a@example.com"), ("amount", "12,50")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "BADDATE",
+        "2026-11-20T00:00",
+        &[("email", "b@example.com")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "ALSOGOOD",
+        "2026-11-23",
+        &[("email", "c@example.com")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "XYZ",
+        "2026-11-23",
+        &[("email", "e@example.com"), ("currency", "XYZ")],
+    ))
+    .await?;
+    env.put_raw(&[
+        ("invoice_id", AttributeValue::S("NUMERIC".into())),
+        ("customer_id", AttributeValue::S("C".into())),
+        ("customer_name", AttributeValue::S("Num".into())),
+        ("email", AttributeValue::S("f@example.com".into())),
+        ("amount", AttributeValue::N("99.5".into())),
+        ("currency", AttributeValue::S("USD".into())),
+        ("due_date", AttributeValue::S("2026-11-23".into())),
+        ("status", AttributeValue::S("open".into())),
+    ])
+    .await?;
+    let summary = run(&env.deps, &request("r1")).await?;
+    let invalid: Vec<(&str, u64)> = summary
+        .invalid
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        invalid,
+        [
+            ("bad_amount", 1),
+            ("bad_due_date", 1),
+            ("no_contact", 1),
+            ("unknown_currency", 1),
+            ("wrong_type_amount", 1)
+        ]
+    );
+    let mut ids: Vec<&str> = summary
+        .invalid_items
+        .iter()
+        .filter_map(|i| i.invoice_id.as_deref())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["BADAMOUNT", "BADDATE", "NOCONTACT", "NUMERIC", "XYZ"]);
+    let to: Vec<String> = env
+        .moto
+        .sent_emails()?
+        .into_iter()
+        .flat_map(|e| e.to)
+        .collect();
+    let mut to = to;
+    to.sort();
+    assert_eq!(
+        to,
+        ["c@example.com", "good@example.com"],
+        "only the valid invoices got email"
+    );
+    assert!(env.moto.sent_sms()?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    seed_ladder(&env).await?;
+    let mut req = request("dry");
+    req.dry_run = true;
+    let summary = run(&env.deps, &req).await?;
+    let planned: u64 = summary
+        .steps
+        .values()
+        .flat_map(|c| c.values())
+        .map(|o| o.planned)
+        .sum();
+    assert_eq!(planned, 6);
+    assert_eq!(summary.total_sent(), 0);
+    assert!(env.moto.sent_emails()?.is_empty() && env.moto.sent_sms()?.is_empty());
+    assert!(env.ledger("PRE").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_claim_fails_once_the_invoice_is_paid_or_its_payments_change() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let item = env
+        .deps
+        .store
+        .client()
+        .get_item()
+        .table_name("invoices")
+        .key("invoice_id", AttributeValue::S("INV".into()))
+        .key("sk", AttributeValue::S("invoice".into()))
+        .send()
+        .await?
+        .item
+        .unwrap();
+    let seen = Invoice::parse(&raw_invoice(&item))?;
+    let claim = |token: &str, channel| Claim {
+        invoice: &seen,
+        step: "due_today",
+        channel,
+        recipient: "x@example.com",
+        local_date: seen.due_date,
+        run_id: "t",
+        token: token.into(),
+        now: Utc::now(),
+        lease: std::time::Duration::from_secs(900),
+    };
+    // A payment lands between the run's read and its claim.
+    env.deps
+        .store
+        .client()
+        .update_item()
+        .table_name("invoices")
+        .key("invoice_id", AttributeValue::S("INV".into()))
+        .key("sk", AttributeValue::S("invoice".into()))
+        .update_expression("SET amount_paid = :p")
+        .expression_attribute_values(":p", AttributeValue::S("10.00".into()))
+        .send()
+        .await?;
+    assert_eq!(
+        env.deps.store.claim(&claim("a", Channel::Email)).await?,
+        ClaimOutcome::InvoiceChanged
+    );
+    // Paid in full: the same.
+    env.deps
+        .store
+        .client()
+        .update_item()
+        .table_name("invoices")
+        .key("invoice_id", AttributeValue::S("INV".into()))
+        .key("sk", AttributeValue::S("invoice".into()))
+        .update_expression("SET #s = :paid REMOVE amount_paid")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":paid", AttributeValue::S("paid".into()))
+        .send()
+        .await?;
+    assert_eq!(
+        env.deps.store.claim(&claim("b", Channel::Email)).await?,
+        ClaimOutcome::InvoiceChanged
+    );
+    assert!(
+        env.ledger("INV").await?.is_empty(),
+        "a failed claim writes nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let item = env
+        .deps
+        .store
+        .client()
+        .get_item()
+        .table_name("invoices")
+        .key("invoice_id", AttributeValue::S("INV".into()))
+        .key("sk", AttributeValue::S("invoice".into()))
+        .send()
+        .await?
+        .item
+        .unwrap();
+    let seen = Invoice::parse(&raw_invoice(&item))?;
+    let claim = |token: &str, now: DateTime<Utc>| Claim {
+        invoice: &seen,
+        step: "due_today",
+        channel: Channel::Email,
+        recipient: "x@example.com",
+        local_date: seen.due_date,
+        run_id: "t",
+        token: token.into(),
+        now,
+        lease: std::time::Duration::from_secs(900),
+    };
+    let t0 = Utc::now();
+    assert!(matches!(
+        env.deps.store.claim(&claim("first", t0)).await?,
+        ClaimOutcome::Claimed { .. }
+    ));
+    assert_eq!(
+        env.deps
+            .store
+            .claim(&claim("second", t0 + chrono::Duration::minutes(14)))
+            .await?,
+        ClaimOutcome::AlreadyClaimed
+    );
+    // The first claimant crashed: after the lease another run may take over...
+    let later = t0 + chrono::Duration::minutes(16);
+    assert!(matches!(
+        env.deps.store.claim(&claim("third", later)).await?,
+        ClaimOutcome::Claimed { .. }
+    ));
+    // ...and the crashed one can no longer record over it.
+    assert!(
+        !env.deps
+            .store
+            .record_sent("INV", "due_today", Channel::Email, "first", "m-1", later)
+            .await?
+    );
+    assert!(
+        env.deps
+            .store
+            .record_sent("INV", "due_today", Channel::Email, "third", "m-3", later)
+            .await?
+    );
+    let ledger = env.ledger("INV").await?;
+    assert_eq!(ledger[0]["message_id"], "m-3");
+    assert_eq!(ledger[0]["attempts"], 2);
+    // A sent record is never claimed again, however late.
+    let much_later = t0 + chrono::Duration::days(3);
+    assert_eq!(
+        env.deps.store.claim(&claim("fourth", much_later)).await?,
+        ClaimOutcome::AlreadyClaimed
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_permanent_send_failure_is_recorded_once_and_not_retried() -> anyhow::Result<()> {
+    // A sender that is not a verified SES identity: SES rejects every message.
+    let env = TestEnv::with_config(
+        dunning_e2e::config(&[("SENDER_EMAIL", "unverified@acme.example")]),
+        false,
+    )
+    .await?;
+    env.put_invoice(&invoice(
+        "INV",
+        "2026-11-23",
+        &[("email", "x@example.com"), ("phone", "+15555550199")],
+    ))
+    .await?;
+    let first = run(&env.deps, &request("r1")).await?;
+    assert_eq!(step_outcome(&first, "due_today", "email"), (0, 1, 0));
+    assert_eq!(
+        step_outcome(&first, "due_today", "sms"),
+        (1, 0, 0),
+        "the SMS is independent of the email"
+    );
+    assert_eq!(first.failed.get("MessageRejected"), Some(&1));
+    let ledger = env.ledger("INV").await?;
+    let email = ledger.iter().find(|r| r["channel"] == "email").unwrap();
+    assert_eq!(email["state"], "failed");
+    assert_eq!(email["error_class"], "permanent");
+    let second = run(&env.deps, &request("r2")).await?;
+    assert_eq!(second.total_failed() + second.total_sent(), 0);
+    assert_eq!(second.skipped.get("already_sent"), Some(&2));
+    Ok(())
+}
