@@ -15,6 +15,7 @@ use dunning::aws::{DynamoStore, SesMailer};
 use dunning::config::Config;
 use dunning::import::{parse_csv, parse_json_lines};
 use dunning::run::{run, Deps, RunRequest};
+use dunning::summary::RunSummary;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +58,9 @@ enum Command {
         /// Decide and render, send nothing, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the summary as JSON (as the Lambda returns it) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
@@ -110,7 +114,11 @@ async fn execute(command: Command) -> Result<()> {
             table,
             format,
         } => import(&DynamoStore::new(&sdk, &table), &file, format).await?,
-        Command::Run { as_of, dry_run } => {
+        Command::Run {
+            as_of,
+            dry_run,
+            json,
+        } => {
             let config = Config::from_env()?;
             let deps = Deps::new(&sdk, config);
             let run_id = format!(
@@ -124,7 +132,11 @@ async fn execute(command: Command) -> Result<()> {
                 run_id,
             };
             let summary = run(&deps, &request).await?;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print_summary(&summary);
+            }
         }
         Command::History {
             invoice_id,
@@ -133,6 +145,45 @@ async fn execute(command: Command) -> Result<()> {
         } => history(&DynamoStore::new(&sdk, &table), &invoice_id, json).await?,
     }
     Ok(())
+}
+
+fn print_summary(s: &RunSummary) {
+    let as_of = s.as_of.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let mode = if s.dry_run { " (dry run)" } else { "" };
+    println!("run {} as of {as_of}{mode}", s.run_id);
+    println!(
+        "read {} open invoices in the window ({} scanned, {} pages); {} due a reminder",
+        s.items_read, s.scanned_count, s.pages, s.eligible
+    );
+    println!(
+        "  {:<14} {:<8} {:>6} {:>7} {:>8} {:>8}",
+        "step", "channel", "sent", "failed", "skipped", "planned"
+    );
+    for (step, channels) in &s.steps {
+        for (channel, o) in channels {
+            println!(
+                "  {step:<14} {channel:<8} {:>6} {:>7} {:>8} {:>8}",
+                o.sent, o.failed, o.skipped, o.planned
+            );
+        }
+    }
+    let line = |label: &str, map: &std::collections::BTreeMap<String, u64>| {
+        if !map.is_empty() {
+            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!("{label}: {}", parts.join(", "));
+        }
+    };
+    line("held", &s.held);
+    line("skipped", &s.skipped);
+    line("failed", &s.failed);
+    line("invalid", &s.invalid);
+    for item in &s.invalid_items {
+        println!(
+            "  invalid item {}: {}",
+            item.invoice_id.as_deref().unwrap_or("<no id>"),
+            item.reason
+        );
+    }
 }
 
 async fn import(store: &DynamoStore, file: &Path, format: Option<Format>) -> Result<()> {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
 
-use crate::aws::store::{raw_invoice, Claim, ClaimOutcome};
+use crate::aws::store::{raw_invoice, Claim, ClaimOutcome, Held};
 use crate::aws::{DynamoStore, SesMailer, SnsTexter, StoreError};
 use crate::calendar::due_date_window;
 use crate::config::Config;
@@ -277,14 +277,16 @@ async fn execute(deps: &Deps, req: &RunRequest, job: Job, sequence: &AtomicU64) 
     };
     let key = ledger_key(&job.step, job.channel);
     let id = &job.invoice.id;
+    let held = Held {
+        invoice_id: id,
+        step: &job.step,
+        channel: job.channel,
+        token: &token,
+    };
     match sent {
         Ok(message_id) => {
             tracing::info!(recipient = %masked, %message_id, "reminder sent");
-            match deps
-                .store
-                .record_sent(id, &job.step, job.channel, &token, &message_id, Utc::now())
-                .await
-            {
+            match deps.store.record_sent(&held, &message_id, Utc::now()).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(%message_id, "sent after our claim lease expired; another run may send too")
@@ -300,20 +302,7 @@ async fn execute(deps: &Deps, req: &RunRequest, job: Job, sequence: &AtomicU64) 
         }
         Err(err) => {
             tracing::warn!(recipient = %masked, class = err.class.as_str(), code = %err.code, "send failed");
-            match deps
-                .store
-                .record_failure(
-                    id,
-                    &job.step,
-                    job.channel,
-                    &token,
-                    err.class,
-                    &err.code,
-                    &err.message,
-                    Utc::now(),
-                )
-                .await
-            {
+            match deps.store.record_failure(&held, &err, Utc::now()).await {
                 Ok(state)
                     if err.class == ErrorClass::Permanent
                         || state == crate::ledger::LedgerState::Failed =>

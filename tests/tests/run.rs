@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use dunning::aws::store::{raw_invoice, Claim, ClaimOutcome};
+use dunning::aws::store::{raw_invoice, Claim, ClaimOutcome, Held};
 use dunning::invoice::Invoice;
 use dunning::paylink::PayLinkSigner;
 use dunning::policy::Channel;
@@ -440,6 +440,12 @@ async fn a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over() -> any
         now,
         lease: std::time::Duration::from_secs(900),
     };
+    let held = |token| Held {
+        invoice_id: "INV",
+        step: "due_today",
+        channel: Channel::Email,
+        token,
+    };
     let t0 = Utc::now();
     assert!(matches!(
         env.deps.store.claim(&claim("first", t0)).await?,
@@ -462,13 +468,13 @@ async fn a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over() -> any
     assert!(
         !env.deps
             .store
-            .record_sent("INV", "due_today", Channel::Email, "first", "m-1", later)
+            .record_sent(&held("first"), "m-1", later)
             .await?
     );
     assert!(
         env.deps
             .store
-            .record_sent("INV", "due_today", Channel::Email, "third", "m-3", later)
+            .record_sent(&held("third"), "m-3", later)
             .await?
     );
     let ledger = env.ledger("INV").await?;

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::errors::SendError;
 use crate::invoice::{Invoice, RawInvoice, RawValue};
 use crate::ledger::{self, ErrorClass, LedgerState, INVOICE_SK, MAX_ATTEMPTS};
 use crate::policy::Channel;
@@ -77,6 +78,15 @@ pub enum ClaimOutcome {
     InvoiceChanged,
     /// Another transaction touched the same items at the same moment; a later run retries.
     Conflict,
+}
+
+/// The ledger record a claim holds: what `record_*` update, guarded by the token.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    pub invoice_id: &'a str,
+    pub step: &'a str,
+    pub channel: Channel,
+    pub token: &'a str,
 }
 
 /// A claim request for one reminder.
@@ -384,10 +394,7 @@ impl DynamoStore {
     /// lease had expired and another run took the claim over.
     pub async fn record_sent(
         &self,
-        invoice_id: &str,
-        step: &str,
-        channel: Channel,
-        token: &str,
+        held: &Held<'_>,
         message_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -395,15 +402,15 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(ledger::reminder_sk(step, channel)))
+            .key(PARTITION_KEY, s(held.invoice_id))
+            .key(SORT_KEY, s(ledger::reminder_sk(held.step, held.channel)))
             .update_expression("SET #state = :sent, message_id = :id, sent_at = :at REMOVE lease_expires, error_code, error_class, error_message")
             .condition_expression("claim_token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":sent", s(LedgerState::Sent.as_str()))
             .expression_attribute_values(":id", s(message_id))
             .expression_attribute_values(":at", s(rfc3339(at)))
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(held.token))
             .send()
             .await;
         lost_lease_is_false(result.map(|_| ()), "UpdateItem")
@@ -414,34 +421,30 @@ impl DynamoStore {
     /// backoff. Returns the state written.
     pub async fn record_failure(
         &self,
-        invoice_id: &str,
-        step: &str,
-        channel: Channel,
-        token: &str,
-        class: ErrorClass,
-        code: &str,
-        message: &str,
+        held: &Held<'_>,
+        error: &SendError,
         at: DateTime<Utc>,
     ) -> Result<LedgerState, StoreError> {
-        let key_sk = ledger::reminder_sk(step, channel);
+        let key_sk = ledger::reminder_sk(held.step, held.channel);
+        let class = error.class;
         let update = |state: LedgerState, retry_after: Option<i64>| {
             let mut u = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key(PARTITION_KEY, s(invoice_id))
+                .key(PARTITION_KEY, s(held.invoice_id))
                 .key(SORT_KEY, s(&key_sk))
                 .condition_expression("claim_token = :token")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":state", s(state.as_str()))
                 .expression_attribute_values(":class", s(class.as_str()))
-                .expression_attribute_values(":code", s(code))
+                .expression_attribute_values(":code", s(&error.code))
                 .expression_attribute_values(
                     ":msg",
-                    s(message.chars().take(500).collect::<String>()),
+                    s(error.message.chars().take(500).collect::<String>()),
                 )
                 .expression_attribute_values(":at", s(rfc3339(at)))
-                .expression_attribute_values(":token", s(token))
+                .expression_attribute_values(":token", s(held.token))
                 .return_values(ReturnValue::AllNew);
             u = match retry_after {
                 Some(t) => u

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs the dunning-run function under `cargo lambda watch` against the local
+# emulator and invokes it with the EventBridge fixture, exactly as the README's
+# "Run the function locally" section shows. Checks that what the function
+# reports as sent is what the emulator received. Used by scripts/test.sh.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/venv.sh
+export PATH="$root/.venv/bin:$PATH"
+work="$(mktemp -d)"
+watch_pid=""
+cleanup() {
+  if [ -n "$watch_pid" ]; then kill -- "-$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; fi
+  scripts/moto.sh stop
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+eval "$(scripts/moto.sh start)"
+export TABLE_NAME=invoices-local SENDER_EMAIL=billing@acme.example BUSINESS_NAME="Acme Ltd" \
+  BUSINESS_TIMEZONE=Europe/London PAY_LINK_BASE_URL=https://pay.acme.example/i \
+  PAY_LINK_SECRET=local-secret-not-for-production
+cargo run -q -p dunning-admin -- create-table >/dev/null && cargo run -q -p dunning-admin -- verify-sender >/dev/null
+cargo run -q -p dunning-admin -- import examples/invoices.csv 2>/dev/null
+
+port="$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# Its own process group, so the watcher and the function it starts stop together.
+setsid cargo lambda watch -A 127.0.0.1 -P "$port" >"$work/watch.log" 2>&1 &
+watch_pid=$!
+for _ in $(seq 1 600); do
+  .venv/bin/python -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null && break
+  kill -0 "$watch_pid" 2>/dev/null || { cat "$work/watch.log"; echo "cargo lambda watch exited" >&2; exit 1; }
+  sleep 0.1
+done
+
+cargo lambda invoke dunning-run -A 127.0.0.1 -P "$port" \
+  --data-file functions/dunning-run/events/scheduled-event.json >"$work/summary.json"
+.venv/bin/python scripts/show_sent.py "$AWS_ENDPOINT_URL" >"$work/sent.txt"
+.venv/bin/python - "$work/summary.json" "$work/sent.txt" <<'PY'
+import json, re, sys
+summary = json.load(open(sys.argv[1]))
+sent = sum(o["sent"] for c in summary["steps"].values() for o in c.values())
+emails, sms = map(int, re.search(r"sent: (\d+) emails, (\d+) SMS", open(sys.argv[2]).read()).groups())
+assert summary["as_of"] == "2026-11-23T14:00:00Z", summary["as_of"]
+assert sent > 0 and sent == emails + sms, (sent, emails, sms)
+print(f"cargo lambda invoke: the function read {summary['items_read']} invoices and sent {sent} messages; the emulator received {emails} emails and {sms} SMS")
+PY

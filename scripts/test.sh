@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# All the tests: formatting, lints, unit and property tests, the end-to-end
+# tests against the local AWS emulator (each starts its own moto server), the
+# demo, and the function under `cargo lambda watch`. `.ci/run` calls this.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+start=$(date +%s)
+section() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+section "Tools (pinned, into ./.venv)"
+scripts/venv.sh
+
+section "cargo fmt --check"
+cargo fmt --all -- --check
+
+section "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+section "cargo test (unit, property, end-to-end against moto)"
+cargo test --workspace
+
+section "Demo (scripts/demo.sh)"
+scripts/demo.sh >"$root/target/demo.log" 2>&1 || { cat "$root/target/demo.log"; exit 1; }
+grep -E '^sent: [1-9][0-9]* emails, [1-9][0-9]* SMS$' "$root/target/demo.log"
+grep -E '^skipped: already_sent [1-9]' "$root/target/demo.log"
+if grep -qE '^  [a-z_]+ +(email|sms) +[1-9]' <(sed -n '/The same run again/,$p' "$root/target/demo.log"); then
+  echo "the second demo run sent messages again" >&2
+  exit 1
+fi
+
+section "cargo lambda watch + invoke (scripts/lambda-local.sh)"
+scripts/lambda-local.sh
+
+section "All tests passed"
