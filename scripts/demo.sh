@@ -17,8 +17,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "Installing the local AWS emulator and building"
 scripts/moto.sh install
-cargo build --quiet -p dunning-admin
-admin="$root/target/debug/dunning-admin"
+# The whole workspace, as the tests build it, so the two share one set of artifacts.
+cargo build --quiet --workspace
+admin="${CARGO_TARGET_DIR:-$root/target}/debug/dunning-admin"
 
 step "Starting moto"
 eval "$(scripts/moto.sh start)"

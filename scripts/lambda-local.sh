@@ -8,6 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/venv.sh
 export PATH="$root/.venv/bin:$PATH"
+cargo build --quiet --workspace
+admin="${CARGO_TARGET_DIR:-$root/target}/debug/dunning-admin"
 work="$(mktemp -d)"
 watch_pid=""
 cleanup() {
@@ -21,8 +23,8 @@ eval "$(scripts/moto.sh start)"
 export TABLE_NAME=invoices-local SENDER_EMAIL=billing@acme.example BUSINESS_NAME="Acme Ltd" \
   BUSINESS_TIMEZONE=Europe/London PAY_LINK_BASE_URL=https://pay.acme.example/i \
   PAY_LINK_SECRET=local-secret-not-for-production
-cargo run -q -p dunning-admin -- create-table >/dev/null && cargo run -q -p dunning-admin -- verify-sender >/dev/null
-cargo run -q -p dunning-admin -- import examples/invoices.csv 2>/dev/null
+"$admin" create-table >/dev/null && "$admin" verify-sender >/dev/null
+"$admin" import examples/invoices.csv 2>/dev/null
 
 port="$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # Its own process group, so the watcher and the function it starts stop together.

@@ -17,7 +17,8 @@ cargo fmt --all -- --check
 section "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-section "cargo test (unit, property, end-to-end against moto)"
+section "cargo build + cargo test (unit, property, end-to-end against moto)"
+cargo build --workspace
 cargo test --workspace
 
 section "Demo (scripts/demo.sh)"

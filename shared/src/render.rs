@@ -274,10 +274,16 @@ mod tests {
                 email.html
             );
             assert!(
-                email.text.contains("26 November 2026")
-                    || step == "due_today" && email.text.contains("due today")
+                email.text.contains("26 November 2026"),
+                "{step}: {}",
+                email.text
             );
-            assert!(sms.contains("26 Nov") || step == "due_today");
+            assert!(
+                email.html.contains("26 November 2026"),
+                "{step}: {}",
+                email.html
+            );
+            assert!(sms.contains("26 Nov"), "{step}: {sms}");
             assert!(
                 sms.chars().count() <= 160,
                 "{step} SMS fits one segment: {} chars",

@@ -141,7 +141,12 @@ async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow
     assert_eq!(signer.verify(&link_in(&pre.body), as_of)?, "PRE");
 
     let today = &emails[2];
-    assert!(today.subject.contains("due today"));
+    assert!(
+        today.subject.contains("due today") && today.subject.contains("USD 120.00"),
+        "{}",
+        today.subject
+    );
+    assert!(today.body.contains("23 November 2026"));
     assert!(
         today
             .body
