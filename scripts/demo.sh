@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# The demo: a reminder run over examples/invoices.csv against a local AWS
-# emulator, printing who got what as the emulator recorded it.
+# The demo: a day of hourly reminder runs over examples/invoices.csv against a
+# local AWS emulator, printing who got what as the emulator recorded it.
 #
 #   scripts/demo.sh
 #
-# Installs moto (pinned) into ./.venv, builds the admin CLI, starts moto on a
-# free port, creates the table, imports the invoices (two rows are malformed
-# on purpose), runs the reminders as of Monday 23 November 2026 10:00 UTC,
-# shows the messages, runs again to show nothing is sent twice, and stops moto.
+# Installs moto (pinned) into ./.venv, builds the workspace, starts moto on a
+# free port, creates the table and the escalation topic, imports the invoices
+# (two rows are malformed on purpose), runs the reminders every hour of Monday
+# 23 November 2026 (each customer is reached in their own morning), shows the
+# messages, runs the same day again to show nothing is sent twice, and stops moto.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-AS_OF="2026-11-23T10:00:00Z"
+DAY="2026-11-23"
 step() { printf '\n== %s\n' "$*"; }
 
 step "Installing the local AWS emulator and building"
@@ -32,21 +33,32 @@ export BUSINESS_TIMEZONE=Europe/London
 export PAY_LINK_BASE_URL=https://pay.acme.example/i
 export PAY_LINK_SECRET=demo-secret-not-for-production
 
-step "Creating the table and the sender identity"
+step "Creating the table, the sender identity and the escalation topic"
 "$admin" create-table
 "$admin" verify-sender
+ESCALATION_TOPIC_ARN="$("$admin" create-topic)"
+export ESCALATION_TOPIC_ARN
+echo "escalation topic $ESCALATION_TOPIC_ARN"
 
 step "Importing examples/invoices.csv"
 "$admin" import examples/invoices.csv
 
-step "Reminder run as of $AS_OF"
-"$admin" run --as-of "$AS_OF"
+step "Hourly runs through $DAY (times in UTC; each customer is reached 09:00-17:00 their time)"
+for hour in $(seq -w 0 23); do
+  "$admin" run --as-of "${DAY}T${hour}:00:00Z" --brief | grep -v ': sent 0' || true
+done
 
 step "What the emulator sent"
 .venv/bin/python scripts/show_sent.py "$AWS_ENDPOINT_URL"
 
-step "The same run again: nothing new is sent"
-"$admin" run --as-of "$AS_OF"
+step "The same day again: nothing is sent twice"
+again=0
+for hour in $(seq -w 0 23); do
+  n="$("$admin" run --as-of "${DAY}T${hour}:00:00Z" --json | .venv/bin/python -c \
+    'import json, sys; s = json.load(sys.stdin); print(sum(o["sent"] for c in s["steps"].values() for o in c.values()))')"
+  again=$((again + n))
+done
+echo "second pass over $DAY: $again sent"
 
 step "History of INV-1003"
 "$admin" history INV-1003

@@ -35,6 +35,11 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
+    /// Create the SNS topic escalation events go to; prints its ARN (for ESCALATION_TOPIC_ARN).
+    CreateTopic {
+        #[arg(default_value = "dunning-escalations")]
+        name: String,
+    },
     /// Register SENDER_EMAIL as an SES identity (on AWS this sends a verification email).
     VerifySender {
         #[arg(long, env = "SENDER_EMAIL")]
@@ -61,6 +66,9 @@ enum Command {
         /// Print the summary as JSON (as the Lambda returns it) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print one line: what was sent and why the rest waits.
+        #[arg(long, conflicts_with = "json")]
+        brief: bool,
     },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
@@ -101,6 +109,12 @@ async fn execute(command: Command) -> Result<()> {
                 dunning::aws::store::DUE_INDEX
             );
         }
+        Command::CreateTopic { name } => {
+            let arn = dunning::aws::SnsTexter::new(&sdk)
+                .create_topic(&name)
+                .await?;
+            println!("{arn}");
+        }
         Command::VerifySender { sender } => {
             let from = dunning::contact::EmailAddress::parse(&sender)
                 .context("SENDER_EMAIL is not an email address")?;
@@ -118,9 +132,10 @@ async fn execute(command: Command) -> Result<()> {
             as_of,
             dry_run,
             json,
+            brief,
         } => {
             let config = Config::from_env()?;
-            let deps = Deps::new(&sdk, config);
+            let deps = Deps::new(&sdk, config)?;
             let run_id = format!(
                 "cli-{}-{}",
                 Utc::now().timestamp_nanos_opt().unwrap_or_default(),
@@ -134,6 +149,8 @@ async fn execute(command: Command) -> Result<()> {
             let summary = run(&deps, &request).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else if brief {
+                print_brief(&summary);
             } else {
                 print_summary(&summary);
             }
@@ -145,6 +162,40 @@ async fn execute(command: Command) -> Result<()> {
         } => history(&DynamoStore::new(&sdk, &table), &invoice_id, json).await?,
     }
     Ok(())
+}
+
+fn print_brief(s: &RunSummary) {
+    let as_of = s
+        .as_of
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let sent: Vec<String> = s
+        .steps
+        .iter()
+        .flat_map(|(step, channels)| channels.iter().map(move |(c, o)| (step, c, o.sent)))
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(step, c, n)| format!("{step}/{c} {n}"))
+        .collect();
+    let waiting: Vec<String> = s.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "{as_of}: sent {}{}{}{}",
+        s.total_sent(),
+        if sent.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", sent.join(", "))
+        },
+        if s.escalated > 0 {
+            format!(", escalated {}", s.escalated)
+        } else {
+            String::new()
+        },
+        if waiting.is_empty() {
+            String::new()
+        } else {
+            format!("; not sent: {}", waiting.join(", "))
+        },
+    );
 }
 
 fn print_summary(s: &RunSummary) {
@@ -240,11 +291,17 @@ async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Result<()
         |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
     // The invoice first, then ledger and payments by time.
     let when = |r: &serde_json::Value| {
-        ["claimed_at", "paid_at", "recorded_at"]
-            .iter()
-            .map(|k| field(r, k))
-            .find(|v| !v.is_empty())
-            .unwrap_or_default()
+        [
+            "claimed_at",
+            "skipped_at",
+            "deferred_at",
+            "paid_at",
+            "recorded_at",
+        ]
+        .iter()
+        .map(|k| field(r, k))
+        .find(|v| !v.is_empty())
+        .unwrap_or_default()
     };
     records.sort_by_key(|r| (field(r, "sk") != "invoice", when(r)));
     if json {
@@ -276,11 +333,15 @@ async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Result<()
                 field(r, "state"),
                 field(r, "amount"),
                 field(r, "message_id"),
-                if field(r, "error_code").is_empty() {
-                    String::new()
-                } else {
-                    format!(" error {}", field(r, "error_code"))
-                },
+                [
+                    ("error_code", "error"),
+                    ("skip_reason", "reason:"),
+                    ("defer_reason", "deferred:")
+                ]
+                .iter()
+                .filter(|(k, _)| !field(r, k).is_empty())
+                .map(|(k, label)| format!(" {label} {}", field(r, k)))
+                .collect::<String>(),
             );
         } else {
             println!("{}  {sk} {}", when(r), r);

@@ -21,7 +21,8 @@ pub const ENV_VARS: &[&str] = &[
     "SES_CONFIGURATION_SET",
     "SEND_CONCURRENCY",
     "CLAIM_LEASE_SECONDS",
-    "CATCH_UP_DAYS",
+    "POLICY_FILE",
+    "ESCALATION_TOPIC_ARN",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +48,10 @@ pub struct Config {
     pub ses_configuration_set: Option<String>,
     pub send_concurrency: usize,
     pub claim_lease: Duration,
-    pub catch_up_days: u64,
+    /// A policy file to use instead of the compiled-in default.
+    pub policy_file: Option<String>,
+    /// SNS topic for escalation events (required when the policy escalates).
+    pub escalation_topic_arn: Option<String>,
 }
 
 /// Never prints the secret.
@@ -116,7 +120,8 @@ impl Config {
             ses_configuration_set: get("SES_CONFIGURATION_SET").filter(|v| !v.is_empty()),
             send_concurrency: number("SEND_CONCURRENCY", 8, 1..=256)? as usize,
             claim_lease: Duration::from_secs(number("CLAIM_LEASE_SECONDS", 900, 60..=86_400)?),
-            catch_up_days: number("CATCH_UP_DAYS", 3, 0..=60)?,
+            policy_file: get("POLICY_FILE").filter(|v| !v.trim().is_empty()),
+            escalation_topic_arn: get("ESCALATION_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
         })
     }
 }

@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 
 use crate::contact::{EmailAddress, PhoneNumber};
 use crate::money::{parse_amount, AmountError, Currency, Money};
+use crate::policy::Channel;
 
 /// One attribute as a source delivered it, before validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +80,8 @@ pub enum InvalidReason {
     BadPayUrl,
     BadPausedUntil,
     BadDisputed,
+    BadChannels,
+    BadLateFee,
 }
 
 /// The ways an amount can be wrong, kept apart because users fix them differently.
@@ -113,6 +116,8 @@ impl InvalidReason {
             Self::BadPayUrl => "bad_pay_url".into(),
             Self::BadPausedUntil => "bad_paused_until".into(),
             Self::BadDisputed => "bad_disputed".into(),
+            Self::BadChannels => "bad_channels".into(),
+            Self::BadLateFee => "bad_late_fee".into(),
         }
     }
 }
@@ -156,6 +161,12 @@ impl fmt::Display for InvalidReason {
                 "`reminders_paused_until` must be YYYY-MM-DD or an RFC 3339 instant"
             }
             Self::BadDisputed => "`disputed` must be true or false",
+            Self::BadChannels => {
+                "`channels` must list email and/or sms (the channels the customer accepts)"
+            }
+            Self::BadLateFee => {
+                "a `late_fee#<step>` attribute is not an amount in the invoice currency"
+            }
         };
         f.write_str(text)
     }
@@ -219,13 +230,37 @@ pub struct Invoice {
     /// Ledger keys (`step#channel`) already settled, copied onto the item so a
     /// run skips them without a write. The ledger stays the authority.
     pub reminded: BTreeSet<String>,
+    /// The channels the customer accepts (`channels`); absent means all.
+    pub channels: Option<BTreeSet<Channel>>,
+    /// Set by an escalation step: automated reminders stop.
+    pub in_collections: bool,
+    /// Offset of the latest step claimed (written by the run): steps never go backwards.
+    pub reminder_offset: Option<i64>,
+    /// Late fees applied, by step (`late_fee#<step>` attributes).
+    pub late_fees: BTreeMap<String, Decimal>,
 }
 
 impl Invoice {
-    /// What is still owed: never negative.
+    /// What is still owed, late fees included: never negative.
     pub fn outstanding(&self) -> Money {
-        let left = (self.amount.amount - self.amount_paid).max(Decimal::ZERO);
+        let fees: Decimal = self.late_fees.values().copied().sum();
+        let left = (self.amount.amount + fees - self.amount_paid).max(Decimal::ZERO);
         Money::new(left, self.amount.currency)
+    }
+
+    /// Whether the customer accepts messages on `channel`.
+    pub fn accepts(&self, channel: Channel) -> bool {
+        self.channels
+            .as_ref()
+            .is_none_or(|set| set.contains(&channel))
+    }
+
+    /// Whether the invoice has an address for `channel`.
+    pub fn has_address(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self.email.is_some(),
+            Channel::Sms => self.phone.is_some(),
+        }
     }
 
     /// Validates a raw record. The first problem found is reported.
@@ -321,6 +356,33 @@ impl Invoice {
             Some(RawValue::List(keys)) => keys.iter().cloned().collect(),
             _ => BTreeSet::new(),
         };
+        let channels = match raw.0.get("channels") {
+            None => None,
+            Some(RawValue::List(names)) => Some(parse_channels(names.iter().map(String::as_str))?),
+            Some(RawValue::Text(t)) if t.trim().is_empty() => None,
+            Some(RawValue::Text(t)) => Some(parse_channels(
+                t.split([',', ' ']).filter(|s| !s.is_empty()),
+            )?),
+            Some(_) => return Err(InvalidReason::BadChannels),
+        };
+        let in_collections = matches!(raw.0.get("in_collections"), Some(RawValue::Bool(true)))
+            || matches!(raw.0.get("in_collections"), Some(RawValue::Text(t)) if t == "true");
+        let reminder_offset = match raw.0.get("reminder_offset") {
+            Some(RawValue::Number(n) | RawValue::Text(n)) => n.parse::<i64>().ok(),
+            _ => None,
+        };
+        let mut late_fees = BTreeMap::new();
+        for (name, value) in &raw.0 {
+            if let Some(step) = name.strip_prefix("late_fee#") {
+                let fee = match value {
+                    RawValue::Text(t) => {
+                        parse_amount(t, currency).map_err(|_| InvalidReason::BadLateFee)?
+                    }
+                    _ => return Err(InvalidReason::BadLateFee),
+                };
+                late_fees.insert(step.to_owned(), fee);
+            }
+        }
         Ok(Self {
             id: id.to_owned(),
             customer_id: customer_id.to_owned(),
@@ -339,8 +401,20 @@ impl Invoice {
             paused_until,
             disputed,
             reminded,
+            channels,
+            in_collections,
+            reminder_offset,
+            late_fees,
         })
     }
+}
+
+fn parse_channels<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> Result<BTreeSet<Channel>, InvalidReason> {
+    names
+        .map(|n| Channel::parse(n.trim()).ok_or(InvalidReason::BadChannels))
+        .collect()
 }
 
 /// Strict `YYYY-MM-DD`: `2026-02-30` and `2026-2-3` are refused.
@@ -494,6 +568,46 @@ mod tests {
         );
         let until = Invoice::parse(&raw).unwrap().paused_until.unwrap();
         assert_eq!(until.to_rfc3339(), "2026-12-01T05:00:00+00:00");
+    }
+
+    #[test]
+    fn channels_list_what_the_customer_accepts() {
+        let inv =
+            Invoice::parse(&with(sample(), "channels", RawValue::Text("email".into()))).unwrap();
+        assert!(inv.accepts(Channel::Email) && !inv.accepts(Channel::Sms));
+        let all = Invoice::parse(&sample()).unwrap();
+        assert!(all.accepts(Channel::Email) && all.accepts(Channel::Sms));
+        let list = RawValue::List(vec!["sms".into()]);
+        assert!(!Invoice::parse(&with(sample(), "channels", list))
+            .unwrap()
+            .accepts(Channel::Email));
+        let bad = with(sample(), "channels", RawValue::Text("fax".into()));
+        assert_eq!(
+            Invoice::parse(&bad).unwrap_err().reason,
+            InvalidReason::BadChannels
+        );
+    }
+
+    #[test]
+    fn late_fees_add_to_what_is_owed() {
+        let raw = with(
+            with(
+                sample(),
+                "late_fee#overdue_7",
+                RawValue::Text("12.50".into()),
+            ),
+            "amount_paid",
+            RawValue::Text("20".into()),
+        );
+        assert_eq!(
+            Invoice::parse(&raw).unwrap().outstanding().to_string(),
+            "USD 112.50"
+        );
+        let bad = with(sample(), "late_fee#x", RawValue::Text("1.001".into()));
+        assert_eq!(
+            Invoice::parse(&bad).unwrap_err().reason,
+            InvalidReason::BadLateFee
+        );
     }
 
     #[test]

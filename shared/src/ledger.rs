@@ -28,6 +28,14 @@ pub fn reminder_sk(step: &str, channel: Channel) -> String {
     format!("{REMINDER_PREFIX}{}", ledger_key(step, channel))
 }
 
+/// The pseudo-channel of an escalation step's ledger record.
+pub const ESCALATION: &str = "escalation";
+
+/// Sort key of an escalation step's ledger record.
+pub fn escalation_sk(step: &str) -> String {
+    format!("{REMINDER_PREFIX}{step}#{ESCALATION}")
+}
+
 /// States of a ledger record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerState {
@@ -38,6 +46,10 @@ pub enum LedgerState {
     Retry,
     /// A permanent failure: never retried.
     Failed,
+    /// Held back (the customer's cap): may be claimed after `retry_after`.
+    Deferred,
+    /// Never to be sent (superseded by a later step); kept for the history.
+    Skipped,
 }
 
 impl LedgerState {
@@ -47,6 +59,8 @@ impl LedgerState {
             Self::Sent => "sent",
             Self::Retry => "retry",
             Self::Failed => "failed",
+            Self::Deferred => "deferred",
+            Self::Skipped => "skipped",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod aws;
 pub mod calendar;
 pub mod config;
 pub mod contact;
+pub mod decide;
 pub mod import;
 pub mod invoice;
 pub mod ledger;

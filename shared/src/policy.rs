@@ -1,13 +1,20 @@
-//! The reminder policy: a ladder of steps relative to the due date, and the
-//! decision of which step (if any) an invoice is due at a given instant.
+//! The reminder policy: a ladder of steps relative to the due date and the
+//! calendar they fire on, loaded from TOML (`infra/policy.toml` is compiled in
+//! as the default). Loading validates everything once, at start-up, and names
+//! the line of the first problem.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
+use chrono::{Datelike, Days, NaiveDate, NaiveTime, Weekday};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use toml::Spanned;
 
-use crate::calendar::local_date;
-use crate::invoice::{Invoice, InvoiceStatus};
+use crate::money::{parse_amount, Currency};
+
+/// The default policy, compiled in.
+pub const DEFAULT_POLICY: &str = include_str!("../../infra/policy.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Channel {
@@ -16,10 +23,20 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
             Self::Sms => "sms",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "email" => Some(Self::Email),
+            "sms" => Some(Self::Sms),
+            _ => None,
         }
     }
 }
@@ -27,6 +44,43 @@ impl Channel {
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send the step's template on its channels.
+    Remind,
+    /// No customer message: publish an event for people and mark the invoice
+    /// as in collections, which stops automated reminders.
+    Escalate,
+}
+
+/// A late fee added once when a step is first sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateFee {
+    /// A fixed amount; applies to invoices in that currency only.
+    Fixed { amount: Decimal, currency: Currency },
+    /// A percentage of the outstanding amount, rounded to the currency's minor unit.
+    Percent(Decimal),
+}
+
+impl LateFee {
+    /// The fee for an invoice with `outstanding` in `currency`, if it applies.
+    pub fn amount_for(&self, outstanding: Decimal, currency: Currency) -> Option<Decimal> {
+        let fee = match *self {
+            Self::Fixed {
+                amount,
+                currency: c,
+            } if c == currency => amount,
+            Self::Fixed { .. } => return None,
+            Self::Percent(p) => (outstanding * p / Decimal::ONE_HUNDRED).round_dp_with_strategy(
+                currency.exponent(),
+                rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+            ),
+        };
+        (fee > Decimal::ZERO).then_some(fee)
     }
 }
 
@@ -38,48 +92,396 @@ pub struct Step {
     /// Days from the due date; negative is before it.
     pub offset_days: i64,
     pub channels: Vec<Channel>,
-    /// Template id used to render the messages.
+    /// Template id used to render the messages (empty for escalation).
     pub template: String,
+    /// No reminder when the outstanding amount is below this, per currency.
+    pub min_outstanding: BTreeMap<Currency, Decimal>,
+    pub late_fee: Option<LateFee>,
+    pub action: Action,
 }
 
-/// The ladder, sorted by offset, and how late a missed step may still be sent.
+/// A daily window of local time, start inclusive, end exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl Window {
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let (a, b) = text.split_once('-')?;
+        let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").ok()?;
+        let end = if b.trim() == "24:00" {
+            NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999)?
+        } else {
+            NaiveTime::parse_from_str(b.trim(), "%H:%M").ok()?
+        };
+        (start < end).then_some(Self { start, end })
+    }
+}
+
+/// When steps may fire, in the customer's local time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    steps: Vec<Step>,
-    /// A step whose day was missed (no run, an outage) is still sent up to this
-    /// many days late, unless a later step's day has come.
+pub struct Calendar {
+    pub send_window: Window,
+    pub sms_window: Window,
+    pub skip_weekends: bool,
+    pub holidays: BTreeSet<NaiveDate>,
+    /// The last step may still be sent this many days after its day.
     pub catch_up_days: u64,
 }
 
-impl Policy {
-    pub fn new(mut steps: Vec<Step>, catch_up_days: u64) -> Self {
-        steps.sort_by_key(|s| s.offset_days);
-        Self {
-            steps,
-            catch_up_days,
-        }
+impl Calendar {
+    pub fn is_business_day(&self, day: NaiveDate) -> bool {
+        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
+        !(self.skip_weekends && weekend) && !self.holidays.contains(&day)
     }
 
-    /// pre-due (3 days before), due today, overdue (1 day after); email and SMS.
-    pub fn default_ladder() -> Self {
-        let step = |name: &str, offset_days| Step {
-            name: name.into(),
-            offset_days,
-            channels: vec![Channel::Email, Channel::Sms],
-            template: name.into(),
+    /// The day a step whose nominal day is `day` fires: deferred to the next business day.
+    pub fn effective_day(&self, day: NaiveDate) -> NaiveDate {
+        let mut d = day;
+        // Bounded: a year of holidays is refused at load time.
+        for _ in 0..400 {
+            if self.is_business_day(d) {
+                return d;
+            }
+            d = d + Days::new(1);
+        }
+        d
+    }
+
+    /// Whether `channel` may be sent at local time `t`.
+    pub fn open(&self, channel: Channel, t: NaiveTime) -> bool {
+        self.send_window.contains(t) && (channel != Channel::Sms || self.sms_window.contains(t))
+    }
+}
+
+/// The rolling per-customer cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub messages: u32,
+    pub days: u32,
+}
+
+/// The ladder, sorted by offset, with its calendar and cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    steps: Vec<Step>,
+    pub calendar: Calendar,
+    pub cap: Cap,
+}
+
+/// An invalid policy file, with the 1-based line of the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy line {line}: {message}")]
+pub struct PolicyError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyLoadError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid policy {path}: {source}")]
+    Invalid { path: String, source: PolicyError },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    calendar: Option<Spanned<RawCalendar>>,
+    #[serde(default)]
+    cap: Option<Spanned<RawCap>>,
+    #[serde(default)]
+    steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    send_window: Option<Spanned<String>>,
+    sms_window: Option<Spanned<String>>,
+    #[serde(default)]
+    skip_weekends: bool,
+    #[serde(default)]
+    holidays: Vec<Spanned<String>>,
+    catch_up_days: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCap {
+    messages: Spanned<i64>,
+    days: Spanned<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: Spanned<String>,
+    offset_days: Spanned<i64>,
+    #[serde(default)]
+    channels: Vec<Spanned<String>>,
+    template: Option<Spanned<String>>,
+    #[serde(default)]
+    min_outstanding: BTreeMap<Spanned<String>, Spanned<String>>,
+    late_fee: Option<Spanned<RawFee>>,
+    action: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFee {
+    percent: Option<String>,
+    amount: Option<String>,
+    currency: Option<String>,
+}
+
+impl Policy {
+    /// The compiled-in default (`infra/policy.toml`): -3, 0, +1, +7, +14 (final notice), +30 (escalate).
+    pub fn default_policy() -> Self {
+        Self::from_toml(DEFAULT_POLICY, |t| {
+            crate::render::BUILT_IN_TEMPLATES.contains(&t)
+        })
+        .expect("the compiled-in policy is valid (tested)")
+    }
+
+    /// Loads `path`, or the compiled-in default when `None`.
+    pub fn load(
+        path: Option<&str>,
+        template_exists: impl Fn(&str) -> bool,
+    ) -> Result<Self, PolicyLoadError> {
+        let (path, text) = match path {
+            None => (
+                "<built-in infra/policy.toml>".to_owned(),
+                DEFAULT_POLICY.to_owned(),
+            ),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| PolicyLoadError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                (p.to_owned(), text)
+            }
         };
-        Self::new(
-            vec![
-                step("pre_due", -3),
-                step("due_today", 0),
-                step("overdue", 1),
-            ],
-            3,
-        )
+        Self::from_toml(&text, template_exists)
+            .map_err(|source| PolicyLoadError::Invalid { path, source })
     }
 
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    /// Parses and validates a policy; `template_exists` says which template ids can be rendered.
+    pub fn from_toml(
+        text: &str,
+        template_exists: impl Fn(&str) -> bool,
+    ) -> Result<Self, PolicyError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let err = |offset: usize, message: String| PolicyError {
+            line: line_of(offset),
+            message,
+        };
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            err(offset, e.message().to_owned())
+        })?;
+
+        let calendar = match raw.calendar {
+            None => Calendar::defaults(),
+            Some(c) => {
+                let c = c.into_inner();
+                let window = |w: Option<Spanned<String>>, default: &str| match w {
+                    None => Ok(Window::parse(default).expect("default window")),
+                    Some(w) => Window::parse(w.get_ref()).ok_or_else(|| {
+                        err(
+                            w.span().start,
+                            format!("`{}` is not a window like \"09:00-17:00\"", w.get_ref()),
+                        )
+                    }),
+                };
+                let mut holidays = BTreeSet::new();
+                for h in &c.holidays {
+                    let day = crate::invoice::parse_date(h.get_ref()).ok_or_else(|| {
+                        err(
+                            h.span().start,
+                            format!("holiday `{}` is not a YYYY-MM-DD date", h.get_ref()),
+                        )
+                    })?;
+                    holidays.insert(day);
+                }
+                if holidays.len() > 200 {
+                    return Err(err(0, "more than 200 holidays".into()));
+                }
+                let catch_up_days = match c.catch_up_days {
+                    None => 14,
+                    Some(d) if (0..=365).contains(d.get_ref()) => *d.get_ref() as u64,
+                    Some(d) => {
+                        return Err(err(d.span().start, "catch_up_days must be 0-365".into()))
+                    }
+                };
+                Calendar {
+                    send_window: window(c.send_window, "09:00-17:00")?,
+                    sms_window: window(c.sms_window, "08:00-21:00")?,
+                    skip_weekends: c.skip_weekends,
+                    holidays,
+                    catch_up_days,
+                }
+            }
+        };
+
+        let cap = match raw.cap {
+            None => Cap {
+                messages: 7,
+                days: 7,
+            },
+            Some(cap) => {
+                let cap = cap.into_inner();
+                let positive = |v: &Spanned<i64>, what: &str| {
+                    u32::try_from(*v.get_ref())
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| err(v.span().start, format!("cap {what} must be 1-1000")))
+                };
+                Cap {
+                    messages: positive(&cap.messages, "messages")?,
+                    days: positive(&cap.days, "days")?,
+                }
+            }
+        };
+
+        if raw.steps.is_empty() {
+            return Err(err(text.len(), "the policy has no [[steps]]".into()));
+        }
+        let mut steps = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut offsets = BTreeMap::new();
+        for spanned in raw.steps {
+            let start = spanned.span().start;
+            let s = spanned.into_inner();
+            let name = s.name.get_ref().clone();
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(err(
+                    s.name.span().start,
+                    format!("step name `{name}` must be lower-case letters, digits and _"),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    s.name.span().start,
+                    format!("two steps are named `{name}`"),
+                ));
+            }
+            let offset = *s.offset_days.get_ref();
+            if !(-365..=365).contains(&offset) {
+                return Err(err(
+                    s.offset_days.span().start,
+                    "offset_days must be -365 to 365".into(),
+                ));
+            }
+            if let Some(other) = offsets.insert(offset, name.clone()) {
+                return Err(err(
+                    s.offset_days.span().start,
+                    format!("steps `{other}` and `{name}` are both on offset {offset}"),
+                ));
+            }
+            let action = match s.action.as_ref().map(|a| a.get_ref().as_str()) {
+                None | Some("remind") => Action::Remind,
+                Some("escalate") => Action::Escalate,
+                Some(other) => {
+                    let at = s.action.as_ref().map_or(start, |a| a.span().start);
+                    return Err(err(
+                        at,
+                        format!("unknown action `{other}` (remind or escalate)"),
+                    ));
+                }
+            };
+            let mut channels = Vec::new();
+            for c in &s.channels {
+                let channel = Channel::parse(c.get_ref()).ok_or_else(|| {
+                    err(
+                        c.span().start,
+                        format!("unknown channel `{}` (email or sms)", c.get_ref()),
+                    )
+                })?;
+                if !channels.contains(&channel) {
+                    channels.push(channel);
+                }
+            }
+            let template = s
+                .template
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default();
+            match action {
+                Action::Remind => {
+                    if channels.is_empty() {
+                        return Err(err(start, format!("step `{name}` has no channels")));
+                    }
+                    let at = s.template.as_ref().map_or(start, |t| t.span().start);
+                    if template.is_empty() {
+                        return Err(err(at, format!("step `{name}` has no template")));
+                    }
+                    if !template_exists(&template) {
+                        return Err(err(at, format!("unknown template `{template}`")));
+                    }
+                }
+                Action::Escalate => {
+                    if !channels.is_empty() || !template.is_empty() || s.late_fee.is_some() {
+                        return Err(err(start, format!("escalation step `{name}` sends no message: remove channels, template and late_fee")));
+                    }
+                }
+            }
+            let mut min_outstanding = BTreeMap::new();
+            for (code, amount) in &s.min_outstanding {
+                let currency = Currency::parse(code.get_ref()).ok_or_else(|| {
+                    err(
+                        code.span().start,
+                        format!("unknown currency `{}`", code.get_ref()),
+                    )
+                })?;
+                let value = parse_amount(amount.get_ref(), currency).map_err(|e| {
+                    err(
+                        amount.span().start,
+                        format!("minimum `{}`: {e}", amount.get_ref()),
+                    )
+                })?;
+                min_outstanding.insert(currency, value);
+            }
+            let late_fee = match &s.late_fee {
+                None => None,
+                Some(fee) => Some(parse_fee(fee.get_ref()).map_err(|m| err(fee.span().start, m))?),
+            };
+            steps.push(Step {
+                name,
+                offset_days: offset,
+                channels,
+                template,
+                min_outstanding,
+                late_fee,
+                action,
+            });
+        }
+        steps.sort_by_key(|s| s.offset_days);
+        Ok(Self {
+            steps,
+            calendar,
+            cap,
+        })
     }
 
     /// How many days before the due date the first step fires.
@@ -89,219 +491,60 @@ impl Policy {
             .map_or(0, |s| (-s.offset_days).max(0).unsigned_abs())
     }
 
-    /// How many days after the due date the last step may still fire.
+    /// How many days after the due date a step may still fire: the last
+    /// step's offset, weekend and holiday deferral, and catch-up.
     pub fn lag_days(&self) -> u64 {
-        self.steps
+        let last = self
+            .steps
             .last()
-            .map_or(0, |s| s.offset_days.max(0).unsigned_abs())
-            + self.catch_up_days
+            .map_or(0, |s| s.offset_days.max(0).unsigned_abs());
+        let deferral = if self.calendar.skip_weekends || !self.calendar.holidays.is_empty() {
+            7
+        } else {
+            0
+        };
+        last + self.calendar.catch_up_days + deferral
     }
 
-    /// The step due on local date `today` for an invoice due on `due`: the
-    /// latest step whose day has come, if it is at most `catch_up_days` late;
-    /// never a pre-due step on or after the due date.
-    pub fn step_due(&self, due: NaiveDate, today: NaiveDate) -> Option<&Step> {
-        let age = (today - due).num_days();
-        let step = self.steps.iter().rev().find(|s| s.offset_days <= age)?;
-        let late = age - step.offset_days;
-        let pre_due_too_late = step.offset_days < 0 && age >= 0;
-        (late <= self.catch_up_days as i64 && !pre_due_too_late).then_some(step)
+    /// The business days' date of step `step` for an invoice due on `due`.
+    pub fn step_day(&self, step: &Step, due: NaiveDate) -> NaiveDate {
+        let nominal = due
+            .checked_add_signed(chrono::Duration::days(step.offset_days))
+            .unwrap_or(due);
+        self.calendar.effective_day(nominal)
     }
 }
 
-/// Why an invoice gets no reminder in this run. `as_str()` keys run summaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Hold {
-    Paid,
-    Void,
-    Disputed,
-    Paused,
-    NothingOutstanding,
-    NoStepDue,
-}
-
-impl Hold {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Paid => "paid",
-            Self::Void => "void",
-            Self::Disputed => "disputed",
-            Self::Paused => "paused",
-            Self::NothingOutstanding => "nothing_outstanding",
-            Self::NoStepDue => "no_step_due",
+impl Calendar {
+    fn defaults() -> Self {
+        Self {
+            send_window: Window::parse("09:00-17:00").expect("valid"),
+            sms_window: Window::parse("08:00-21:00").expect("valid"),
+            skip_weekends: false,
+            holidays: BTreeSet::new(),
+            catch_up_days: 14,
         }
     }
 }
 
-/// A step to send for one invoice, on the customer's local date.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Due<'p> {
-    pub step: &'p Step,
-    pub local_date: NaiveDate,
-}
-
-/// Decides which step, if any, `invoice` is due at `as_of`. Pure: the claim
-/// re-checks the invoice's state in the store.
-pub fn decide<'p>(
-    policy: &'p Policy,
-    invoice: &Invoice,
-    as_of: DateTime<Utc>,
-    business_tz: Tz,
-) -> Result<Due<'p>, Hold> {
-    match invoice.status {
-        InvoiceStatus::Paid => return Err(Hold::Paid),
-        InvoiceStatus::Void => return Err(Hold::Void),
-        InvoiceStatus::Open => {}
-    }
-    if invoice.disputed {
-        return Err(Hold::Disputed);
-    }
-    if invoice.paused_until.is_some_and(|until| until > as_of) {
-        return Err(Hold::Paused);
-    }
-    if invoice.outstanding().amount.is_zero() {
-        return Err(Hold::NothingOutstanding);
-    }
-    let today = local_date(as_of, invoice.timezone.unwrap_or(business_tz));
-    let step = policy
-        .step_due(invoice.due_date, today)
-        .ok_or(Hold::NoStepDue)?;
-    Ok(Due {
-        step,
-        local_date: today,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::invoice::{RawInvoice, RawValue};
-    use proptest::prelude::*;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    fn invoice(due: &str, extra: &[(&str, &str)]) -> Invoice {
-        let mut raw = RawInvoice::default();
-        let base = [
-            ("invoice_id", "INV-1"),
-            ("customer_id", "C-1"),
-            ("customer_name", "Ana"),
-            ("email", "ana@example.com"),
-            ("amount", "100.00"),
-            ("currency", "USD"),
-            ("due_date", due),
-            ("status", "open"),
-        ];
-        for (k, v) in base.iter().chain(extra) {
-            raw.insert(*k, RawValue::Text((*v).into()));
-        }
-        Invoice::parse(&raw).unwrap()
-    }
-
-    fn step_name(policy: &Policy, due: &str, today: &str) -> Option<String> {
-        policy.step_due(d(due), d(today)).map(|s| s.name.clone())
-    }
-
-    #[test]
-    fn default_ladder_picks_each_step_on_its_day() {
-        let p = Policy::default_ladder();
-        let cases = [
-            ("2026-11-26", "2026-11-22", None),
-            ("2026-11-26", "2026-11-23", Some("pre_due")),
-            ("2026-11-26", "2026-11-25", Some("pre_due")),
-            ("2026-11-23", "2026-11-23", Some("due_today")),
-            ("2026-11-22", "2026-11-23", Some("overdue")),
-            ("2026-11-20", "2026-11-23", Some("overdue")),
-            ("2026-11-19", "2026-11-23", Some("overdue")),
-            ("2026-11-18", "2026-11-23", None),
-            // Month end and a leap day.
-            ("2028-03-01", "2028-02-27", Some("pre_due")),
-            ("2028-02-29", "2028-03-01", Some("overdue")),
-        ];
-        for (due, today, want) in cases {
-            assert_eq!(
-                step_name(&p, due, today).as_deref(),
-                want,
-                "due {due} today {today}"
-            );
-        }
-    }
-
-    #[test]
-    fn window_covers_lead_and_lag_of_the_ladder() {
-        let p = Policy::default_ladder();
-        assert_eq!(p.lead_days(), 3);
-        assert_eq!(p.lag_days(), 1 + 3);
-    }
-
-    #[test]
-    fn paid_void_disputed_paused_and_settled_invoices_are_held() {
-        let p = Policy::default_ladder();
-        let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
-        let tz = Tz::UTC;
-        assert_eq!(
-            decide(&p, &invoice("2026-11-23", &[("status", "paid")]), now, tz),
-            Err(Hold::Paid)
-        );
-        assert_eq!(
-            decide(&p, &invoice("2026-11-23", &[("status", "void")]), now, tz),
-            Err(Hold::Void)
-        );
-        assert_eq!(
-            decide(&p, &invoice("2026-11-23", &[("disputed", "true")]), now, tz),
-            Err(Hold::Disputed)
-        );
-        let paused = invoice("2026-11-23", &[("reminders_paused_until", "2026-11-30")]);
-        assert_eq!(decide(&p, &paused, now, tz), Err(Hold::Paused));
-        let pause_over = invoice("2026-11-23", &[("reminders_paused_until", "2026-11-22")]);
-        assert!(decide(&p, &pause_over, now, tz).is_ok());
-        let settled = invoice("2026-11-23", &[("amount_paid", "100")]);
-        assert_eq!(decide(&p, &settled, now, tz), Err(Hold::NothingOutstanding));
-        assert_eq!(
-            decide(&p, &invoice("2026-12-31", &[]), now, tz),
-            Err(Hold::NoStepDue)
-        );
-    }
-
-    #[test]
-    fn the_customers_zone_decides_the_day() {
-        let p = Policy::default_ladder();
-        // 03:00 UTC on the 23rd is still the 22nd in New York: the invoice due
-        // on the 23rd is not yet due there, but is in London.
-        let now: DateTime<Utc> = "2026-11-23T03:00:00Z".parse().unwrap();
-        let ny = invoice("2026-11-23", &[("timezone", "America/New_York")]);
-        let london = invoice("2026-11-23", &[("timezone", "Europe/London")]);
-        assert_eq!(decide(&p, &ny, now, Tz::UTC).unwrap().step.name, "pre_due");
-        assert_eq!(
-            decide(&p, &london, now, Tz::UTC).unwrap().step.name,
-            "due_today"
-        );
-        // Without an invoice zone the business zone applies.
-        let plain = invoice("2026-11-23", &[]);
-        let business = chrono_tz::America::New_York;
-        assert_eq!(
-            decide(&p, &plain, now, business).unwrap().local_date,
-            d("2026-11-22")
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn a_pre_due_step_is_never_chosen_on_or_after_the_due_date(
-            due_days in 0i64..3000, age in -40i64..60, catch_up in 0u64..20,
-        ) {
-            let p = Policy::new(Policy::default_ladder().steps().to_vec(), catch_up);
-            let due = d("2026-01-01") + chrono::Days::new(due_days as u64);
-            let today = due + chrono::Duration::days(age);
-            if let Some(step) = p.step_due(due, today) {
-                prop_assert!(step.offset_days <= age);
-                prop_assert!(age - step.offset_days <= catch_up as i64);
-                prop_assert!(step.offset_days >= 0 || age < 0);
-                // No later step's day has come.
-                prop_assert!(p.steps().iter().all(|s| s.offset_days <= step.offset_days || s.offset_days > age));
+fn parse_fee(fee: &RawFee) -> Result<LateFee, String> {
+    match (&fee.percent, &fee.amount, &fee.currency) {
+        (Some(p), None, None) => {
+            let value: Decimal = p.parse().map_err(|_| format!("late fee percent `{p}` is not a number"))?;
+            if value <= Decimal::ZERO || value > Decimal::ONE_HUNDRED {
+                return Err("late fee percent must be above 0 and at most 100".into());
             }
+            Ok(LateFee::Percent(value))
         }
+        (None, Some(a), Some(c)) => {
+            let currency = Currency::parse(c).ok_or_else(|| format!("unknown currency `{c}`"))?;
+            let amount = parse_amount(a, currency).map_err(|e| format!("late fee `{a}`: {e}"))?;
+            if amount.is_zero() {
+                return Err("a late fee must be above zero".into());
+            }
+            Ok(LateFee::Fixed { amount, currency })
+        }
+        (None, Some(_), None) => Err("a fixed late fee needs a currency".into()),
+        _ => Err("a late fee is either { percent = \"1.5\" } or { amount = \"25.00\", currency = \"USD\" }".into()),
     }
 }

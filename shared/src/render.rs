@@ -9,9 +9,14 @@ use serde::Serialize;
 use crate::invoice::Invoice;
 use crate::money::Money;
 
+/// Template ids with a complete set of parts among the compiled-in templates.
+pub const BUILT_IN_TEMPLATES: &[&str] = &["pre_due", "due_today", "overdue", "final_notice"];
+
 /// The compiled-in templates: (name, source).
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("../templates/layout.html")),
+    ("lines.txt", include_str!("../templates/lines.txt")),
+    ("footer.txt", include_str!("../templates/footer.txt")),
     (
         "pre_due/subject.txt",
         include_str!("../templates/pre_due/subject.txt"),
@@ -60,6 +65,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         "overdue/sms.txt",
         include_str!("../templates/overdue/sms.txt"),
     ),
+    (
+        "final_notice/subject.txt",
+        include_str!("../templates/final_notice/subject.txt"),
+    ),
+    (
+        "final_notice/body.html",
+        include_str!("../templates/final_notice/body.html"),
+    ),
+    (
+        "final_notice/body.txt",
+        include_str!("../templates/final_notice/body.txt"),
+    ),
+    (
+        "final_notice/sms.txt",
+        include_str!("../templates/final_notice/sms.txt"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -70,16 +91,16 @@ pub struct RenderError {
     source: minijinja::Error,
 }
 
-/// What a reminder says, before it is put into a template.
+/// One invoice in a reminder.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReminderContext {
-    pub business_name: String,
-    pub customer_name: String,
+pub struct InvoiceLine {
     pub invoice_id: String,
-    /// The outstanding amount, never the original when partly paid.
+    /// The outstanding amount (late fees included), never the original when partly paid.
     pub amount: String,
     pub invoice_amount: String,
     pub partly_paid: bool,
+    /// The late fee this step adds, when it has one.
+    pub late_fee: Option<String>,
     /// `23 November 2026`.
     pub due_date: String,
     /// `23 Nov`, for SMS.
@@ -87,33 +108,67 @@ pub struct ReminderContext {
     pub days_until_due: i64,
     pub days_overdue: i64,
     pub pay_link: String,
-    pub step: String,
 }
 
-impl ReminderContext {
+impl InvoiceLine {
+    /// `late_fee` is the fee this step adds now (already part of `outstanding` once applied).
     pub fn new(
         invoice: &Invoice,
-        business_name: &str,
-        step: &str,
         today: NaiveDate,
         pay_link: String,
+        late_fee: Option<Money>,
     ) -> Self {
-        let outstanding: Money = invoice.outstanding();
+        let mut outstanding: Money = invoice.outstanding();
+        if let Some(fee) = late_fee {
+            outstanding.amount += fee.amount;
+        }
         let days = (invoice.due_date - today).num_days();
         Self {
-            business_name: business_name.to_owned(),
-            customer_name: invoice.customer_name.clone(),
             invoice_id: invoice.id.clone(),
             amount: outstanding.to_string(),
             invoice_amount: invoice.amount.to_string(),
             partly_paid: !invoice.amount_paid.is_zero(),
+            late_fee: late_fee.map(|f| f.to_string()),
             due_date: invoice.due_date.format("%-d %B %Y").to_string(),
             due_date_short: invoice.due_date.format("%-d %b").to_string(),
             days_until_due: days.max(0),
             days_overdue: (-days).max(0),
             pay_link,
-            step: step.to_owned(),
         }
+    }
+}
+
+/// What a reminder says, before it is put into a template: one or more
+/// invoices of one customer at one step. The first invoice's fields are
+/// repeated at the top level so single-invoice templates read naturally.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReminderContext {
+    pub business_name: String,
+    pub customer_name: String,
+    pub step: String,
+    pub count: usize,
+    pub invoices: Vec<InvoiceLine>,
+    #[serde(flatten)]
+    pub first: InvoiceLine,
+}
+
+impl ReminderContext {
+    /// `invoices` must not be empty.
+    pub fn new(
+        business_name: &str,
+        customer_name: &str,
+        step: &str,
+        invoices: Vec<InvoiceLine>,
+    ) -> Option<Self> {
+        let first = invoices.first()?.clone();
+        Some(Self {
+            business_name: business_name.to_owned(),
+            customer_name: customer_name.to_owned(),
+            step: step.to_owned(),
+            count: invoices.len(),
+            invoices,
+            first,
+        })
     }
 }
 
@@ -234,14 +289,17 @@ mod tests {
         Invoice::parse(&raw).unwrap()
     }
 
-    fn ctx(inv: &Invoice, step: &str, today: &str) -> ReminderContext {
-        ReminderContext::new(
+    fn line(inv: &Invoice, today: &str) -> InvoiceLine {
+        InvoiceLine::new(
             inv,
-            "Acme Ltd",
-            step,
             today.parse().unwrap(),
             "https://pay.example.com/i/INV-7?exp=1&sig=x".into(),
+            None,
         )
+    }
+
+    fn ctx(inv: &Invoice, step: &str, today: &str) -> ReminderContext {
+        ReminderContext::new("Acme Ltd", &inv.customer_name, step, vec![line(inv, today)]).unwrap()
     }
 
     #[test]
@@ -252,6 +310,7 @@ mod tests {
             ("pre_due", "2026-11-23"),
             ("due_today", "2026-11-26"),
             ("overdue", "2026-11-27"),
+            ("final_notice", "2026-12-10"),
         ] {
             assert!(r.has_template(step));
             let c = ctx(&inv, step, today);
@@ -290,7 +349,7 @@ mod tests {
                 sms.chars().count()
             );
         }
-        assert!(!r.has_template("final_notice"));
+        assert!(!r.has_template("no_such_template"));
     }
 
     #[test]
@@ -319,10 +378,50 @@ mod tests {
     }
 
     #[test]
+    fn a_combined_message_lists_each_invoice_with_its_own_link_and_fee() {
+        let r = Renderer::new();
+        let a = invoice("Ana", "");
+        let mut b = invoice("Ana", "");
+        b.id = "INV-8".into();
+        let fee = Money::new(rust_decimal::Decimal::new(2500, 2), b.amount.currency);
+        let lines = vec![
+            line(&a, "2026-11-27"),
+            InvoiceLine::new(
+                &b,
+                "2026-11-27".parse().unwrap(),
+                "https://pay.example.com/i/INV-8?exp=1&sig=y".into(),
+                Some(fee),
+            ),
+        ];
+        let c = ReminderContext::new("Acme Ltd", "Ana", "overdue", lines).unwrap();
+        let email = r.email("overdue", &c).unwrap();
+        assert_eq!(email.subject, "Overdue: 2 invoices are past their due date");
+        for text in [&email.text, &email.html] {
+            assert!(text.contains("INV-7") && text.contains("INV-8"), "{text}");
+            assert!(
+                text.contains("USD 1,275.00") && text.contains("late fee USD 25.00")
+                    || text.contains("late fee of USD 25.00"),
+                "{text}"
+            );
+        }
+        assert!(email
+            .text
+            .contains("https://pay.example.com/i/INV-8?exp=1&sig=y"));
+        assert!(email
+            .html
+            .contains("https://pay.example.com/i/INV-8?exp=1&amp;sig=y"));
+        let sms = r.sms("overdue", &c).unwrap();
+        assert!(
+            sms.contains("2 invoices overdue") && sms.contains("INV-8?exp=1&sig=y"),
+            "{sms}"
+        );
+    }
+
+    #[test]
     fn a_pay_url_cannot_break_out_of_its_attribute() {
         let r = Renderer::new();
         let mut c = ctx(&invoice("Ana", ""), "due_today", "2026-11-26");
-        c.pay_link = "https://x.example/\"><script>alert(1)</script>".into();
+        c.first.pay_link = "https://x.example/\"><script>alert(1)</script>".into();
         let html = r.email("due_today", &c).unwrap().html;
         assert!(!html.contains("<script>") && html.contains("&quot;&gt;&lt;script&gt;"));
     }

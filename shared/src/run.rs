@@ -1,23 +1,27 @@
-//! One reminder run: select -> validate -> decide -> render -> claim -> send
-//! -> record. Tolerant (a bad item or a failed send is counted, never fatal),
-//! idempotent (every send is claimed in the ledger first) and bounded (one page
-//! of the due index in memory, a fixed number of sends in flight).
+//! One reminder run: select -> validate -> decide -> group by customer ->
+//! claim -> send -> record. Tolerant (a bad item or a failed send is counted,
+//! never fatal), idempotent (every send is claimed in the ledger first) and
+//! bounded (a fixed number of customers in flight).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
 
-use crate::aws::store::{raw_invoice, Claim, ClaimOutcome, Held};
+use crate::aws::claims::{Claim, ClaimOutcome, Held, Member, MAX_COMBINED};
+use crate::aws::store::{raw_invoice, Item};
 use crate::aws::{DynamoStore, SesMailer, SnsTexter, StoreError};
 use crate::calendar::due_date_window;
 use crate::config::Config;
 use crate::contact::{EmailAddress, PhoneNumber};
+use crate::decide::{decide, Readiness};
 use crate::invoice::Invoice;
-use crate::ledger::{ledger_key, ErrorClass};
+use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerState, ESCALATION};
+use crate::money::Money;
 use crate::paylink::PayLinkSigner;
-use crate::policy::{decide, Channel, Policy};
-use crate::render::{EmailContent, ReminderContext, Renderer};
+use crate::policy::{Action, Channel, Policy, PolicyLoadError, Step};
+use crate::render::{InvoiceLine, ReminderContext, Renderer};
 use crate::summary::RunSummary;
 
 /// Everything a run needs, built once per process.
@@ -31,11 +35,26 @@ pub struct Deps {
     pub links: PayLinkSigner,
 }
 
+/// Why the function cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Policy(#[from] PolicyLoadError),
+    #[error("the policy has an escalation step but ESCALATION_TOPIC_ARN is not set")]
+    NoEscalationTopic,
+}
+
 impl Deps {
-    pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Self {
-        let mut policy = Policy::default_ladder();
-        policy.catch_up_days = config.catch_up_days;
-        Self {
+    /// Loads the policy (`POLICY_FILE`, else the compiled-in default) and builds the clients.
+    pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self, SetupError> {
+        let renderer = Renderer::new();
+        let policy = Policy::load(config.policy_file.as_deref(), |t| renderer.has_template(t))?;
+        if policy.steps().iter().any(|s| s.action == Action::Escalate)
+            && config.escalation_topic_arn.is_none()
+        {
+            return Err(SetupError::NoEscalationTopic);
+        }
+        Ok(Self {
             store: DynamoStore::new(sdk, &config.table_name),
             mail: SesMailer::new(
                 sdk,
@@ -43,11 +62,11 @@ impl Deps {
                 config.ses_configuration_set.clone(),
             ),
             sms: SnsTexter::new(sdk),
-            renderer: Renderer::new(),
             links: PayLinkSigner::new(&config.pay_link_base_url, config.pay_link_secret.as_bytes()),
+            renderer,
             policy,
             config,
-        }
+        })
     }
 }
 
@@ -61,22 +80,61 @@ pub struct RunRequest {
     pub run_id: String,
 }
 
-/// A rendered message and its validated address.
-enum Message {
-    Email(EmailAddress, EmailContent),
-    Sms(PhoneNumber, String),
+/// An address on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Address {
+    Email(EmailAddress),
+    Sms(PhoneNumber),
 }
 
-/// One (invoice, step, channel) message to claim and send.
-struct Job {
+impl Address {
+    fn text(&self) -> &str {
+        match self {
+            Self::Email(a) => a.as_str(),
+            Self::Sms(p) => p.as_str(),
+        }
+    }
+
+    fn masked(&self) -> String {
+        match self {
+            Self::Email(a) => a.masked(),
+            Self::Sms(p) => p.masked(),
+        }
+    }
+}
+
+/// One invoice due a step on one channel in this run.
+struct Candidate<'p> {
     invoice: Invoice,
-    step: String,
-    local_date: NaiveDate,
+    item: Item,
+    step: &'p Step,
     channel: Channel,
-    message: Message,
+    address: Address,
+    local_date: NaiveDate,
+    superseded: Vec<&'p Step>,
+    /// The late fee this step adds now, if it has one not yet applied.
+    late_fee: Option<Money>,
+    pay_link: String,
 }
 
-enum JobResult {
+/// One message: a customer's invoices at one step on one channel.
+struct Message<'p> {
+    step: &'p Step,
+    channel: Channel,
+    address: Address,
+    members: Vec<Candidate<'p>>,
+}
+
+/// An invoice due an escalation step.
+struct Escalation<'p> {
+    invoice: Invoice,
+    item: Item,
+    step: &'p Step,
+    local_date: NaiveDate,
+    superseded: Vec<&'p Step>,
+}
+
+enum Outcome {
     Sent,
     Failed(String),
     Skipped(&'static str),
@@ -92,33 +150,56 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
         ..RunSummary::default()
     };
     let (from, to) = due_date_window(req.as_of, deps.policy.lead_days(), deps.policy.lag_days());
-    let sequence = AtomicU64::new(0);
+    let mut candidates = Vec::new();
+    let mut escalations = Vec::new();
     let mut start = None;
     loop {
         let page = deps.store.due_page(from, to, start).await?;
         summary.pages += 1;
         summary.scanned_count += page.scanned_count;
         summary.items_read += page.items.len() as u64;
-        let jobs: Vec<Job> = page
-            .items
-            .iter()
-            .flat_map(|item| plan(deps, req, item, &mut summary))
-            .collect();
-        let results: Vec<(String, Channel, JobResult)> = stream::iter(jobs)
-            .map(|job| async {
-                let (step, channel) = (job.step.clone(), job.channel);
-                (step, channel, execute(deps, req, job, &sequence).await)
-            })
-            .buffer_unordered(deps.config.send_concurrency)
-            .collect()
-            .await;
-        for (step, channel, result) in results {
-            tally(&mut summary, &step, channel, result);
+        for item in page.items {
+            consider(
+                deps,
+                req,
+                item,
+                &mut summary,
+                &mut candidates,
+                &mut escalations,
+            );
         }
         start = page.next;
         if start.is_none() {
             break;
         }
+    }
+    let customers = group(candidates, &mut summary);
+    let sequence = AtomicU64::new(0);
+    let sequence = &sequence;
+    let results: Vec<Vec<(String, String, Outcome)>> = stream::iter(customers.into_values())
+        .map(|messages| async move {
+            // One customer's messages in turn: they share the customer's cap.
+            let mut out = Vec::new();
+            for message in messages {
+                out.extend(send_message(deps, req, message, sequence).await);
+            }
+            out
+        })
+        .buffer_unordered(deps.config.send_concurrency)
+        .collect()
+        .await;
+    for (step, channel, outcome) in results.into_iter().flatten() {
+        tally(&mut summary, &step, &channel, outcome);
+    }
+    for escalation in escalations {
+        let (step, outcome) = (
+            escalation.step.name.clone(),
+            escalate(deps, req, escalation, sequence).await,
+        );
+        if matches!(outcome, Outcome::Sent) {
+            summary.escalated += 1;
+        }
+        tally(&mut summary, &step, ESCALATION, outcome);
     }
     tracing::info!(
         run_id = %summary.run_id,
@@ -132,21 +213,22 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
     Ok(summary)
 }
 
-/// Validates and decides one item; returns the messages it is due.
-fn plan(
-    deps: &Deps,
+/// Validates and decides one item; adds what it is due to `candidates` or `escalations`.
+fn consider<'p>(
+    deps: &'p Deps,
     req: &RunRequest,
-    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    item: Item,
     summary: &mut RunSummary,
-) -> Vec<Job> {
-    let raw = raw_invoice(item);
-    let invoice = match Invoice::parse(&raw) {
+    candidates: &mut Vec<Candidate<'p>>,
+    escalations: &mut Vec<Escalation<'p>>,
+) {
+    let invoice = match Invoice::parse(&raw_invoice(&item)) {
         Ok(invoice) => invoice,
         Err(rejected) => {
             let reason = rejected.reason.code();
             tracing::warn!(invoice_id = rejected.invoice_id.as_deref().unwrap_or("<none>"), %reason, "invalid invoice item skipped: {}", rejected.reason);
             summary.add_invalid(rejected.invoice_id, reason);
-            return Vec::new();
+            return;
         }
     };
     let due = match decide(
@@ -158,165 +240,459 @@ fn plan(
         Ok(due) => due,
         Err(hold) => {
             RunSummary::count(&mut summary.held, hold.as_str());
-            return Vec::new();
+            return;
         }
     };
     summary.eligible += 1;
     let step = due.step;
+    if step.action == Action::Escalate {
+        escalations.push(Escalation {
+            invoice,
+            item,
+            step,
+            local_date: due.local_date,
+            superseded: due.superseded,
+        });
+        return;
+    }
+    let outstanding = invoice.outstanding();
+    let late_fee = step
+        .late_fee
+        .filter(|_| !invoice.late_fees.contains_key(&step.name))
+        .and_then(|fee| fee.amount_for(outstanding.amount, outstanding.currency))
+        .map(|amount| Money::new(amount, outstanding.currency));
     let pay_link = invoice.pay_url.clone().unwrap_or_else(|| {
         let expires = req.as_of + Days::new(deps.config.pay_link_ttl_days);
         deps.links.sign(&invoice.id, expires)
     });
-    let ctx = ReminderContext::new(
-        &invoice,
-        &deps.config.business_name,
-        &step.name,
-        due.local_date,
-        pay_link,
-    );
-    let mut jobs = Vec::new();
-    for &channel in &step.channels {
+    for &(channel, readiness) in &due.channels {
         let key = ledger_key(&step.name, channel);
-        let message = match (channel, &invoice.email, &invoice.phone) {
-            _ if invoice.reminded.contains(&key) => {
+        match readiness {
+            Readiness::NoAddress => continue,
+            Readiness::OptedOut | Readiness::OutsideWindow => {
                 tally(
                     summary,
                     &step.name,
-                    channel,
-                    JobResult::Skipped("already_sent"),
+                    channel.as_str(),
+                    Outcome::Skipped(readiness.as_str()),
                 );
                 continue;
             }
-            (Channel::Email, Some(to), _) => deps
-                .renderer
-                .email(&step.template, &ctx)
-                .map(|c| Message::Email(to.clone(), c)),
-            (Channel::Sms, _, Some(to)) => deps
-                .renderer
-                .sms(&step.template, &ctx)
-                .map(|t| Message::Sms(to.clone(), t)),
-            // No address for this channel on this invoice.
-            _ => continue,
-        };
-        match message {
-            Ok(message) => jobs.push(Job {
-                invoice: invoice.clone(),
-                step: step.name.clone(),
-                local_date: due.local_date,
-                channel,
-                message,
-            }),
-            Err(err) => {
-                tracing::error!(invoice_id = %invoice.id, step = %step.name, %channel, error = %err, "render failed");
+            Readiness::Ready if invoice.reminded.contains(&key) => {
                 tally(
                     summary,
                     &step.name,
-                    channel,
-                    JobResult::Failed("render_error".into()),
+                    channel.as_str(),
+                    Outcome::Skipped("already_sent"),
+                );
+                continue;
+            }
+            Readiness::Ready => {}
+        }
+        let address = match (channel, &invoice.email, &invoice.phone) {
+            (Channel::Email, Some(a), _) => Address::Email(a.clone()),
+            (Channel::Sms, _, Some(p)) => Address::Sms(p.clone()),
+            _ => continue,
+        };
+        candidates.push(Candidate {
+            invoice: invoice.clone(),
+            item: item.clone(),
+            step,
+            channel,
+            address,
+            local_date: due.local_date,
+            superseded: due.superseded.clone(),
+            late_fee,
+            pay_link: pay_link.clone(),
+        });
+    }
+}
+
+/// Groups candidates into messages, at most one per customer and channel in a
+/// run: the customer's most advanced step, covering every invoice at that step
+/// with the same address. The rest wait for the next run.
+fn group<'p>(
+    candidates: Vec<Candidate<'p>>,
+    summary: &mut RunSummary,
+) -> BTreeMap<String, Vec<Message<'p>>> {
+    let mut by_customer: BTreeMap<(String, Channel), Vec<Candidate<'p>>> = BTreeMap::new();
+    for c in candidates {
+        by_customer
+            .entry((c.invoice.customer_id.clone(), c.channel))
+            .or_default()
+            .push(c);
+    }
+    let mut messages: BTreeMap<String, Vec<Message<'p>>> = BTreeMap::new();
+    for ((customer, channel), mut list) in by_customer {
+        // Most advanced step first; within it, oldest due date first.
+        list.sort_by(|a, b| {
+            let key =
+                |c: &Candidate<'_>| (std::cmp::Reverse(c.step.offset_days), c.invoice.due_date);
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| a.invoice.id.cmp(&b.invoice.id))
+        });
+        let (step, address) = (list[0].step, list[0].address.clone());
+        let mut members = Vec::new();
+        for c in list {
+            if c.step.offset_days == step.offset_days
+                && c.address == address
+                && members.len() < MAX_COMBINED
+            {
+                members.push(c);
+            } else {
+                tally(
+                    summary,
+                    &c.step.name,
+                    channel.as_str(),
+                    Outcome::Skipped("one_message_per_customer_per_run"),
                 );
             }
         }
+        messages.entry(customer).or_default().push(Message {
+            step,
+            channel,
+            address,
+            members,
+        });
     }
-    jobs
+    messages
 }
 
-fn tally(summary: &mut RunSummary, step: &str, channel: Channel, result: JobResult) {
-    let outcomes = summary.outcomes(step, channel.as_str());
-    match result {
-        JobResult::Sent => outcomes.sent += 1,
-        JobResult::Planned => outcomes.planned += 1,
-        JobResult::Skipped(reason) => {
+fn tally(summary: &mut RunSummary, step: &str, channel: &str, outcome: Outcome) {
+    let outcomes = summary.outcomes(step, channel);
+    match outcome {
+        Outcome::Sent => outcomes.sent += 1,
+        Outcome::Planned => outcomes.planned += 1,
+        Outcome::Skipped(reason) => {
             outcomes.skipped += 1;
             RunSummary::count(&mut summary.skipped, reason);
         }
-        JobResult::Failed(code) => {
+        Outcome::Failed(code) => {
             outcomes.failed += 1;
             RunSummary::count(&mut summary.failed, &code);
         }
     }
 }
 
-/// Claims, sends and records one message.
-#[tracing::instrument(skip_all, fields(invoice_id = %job.invoice.id, step = %job.step, channel = %job.channel))]
-async fn execute(deps: &Deps, req: &RunRequest, job: Job, sequence: &AtomicU64) -> JobResult {
-    if req.dry_run {
-        return JobResult::Planned;
-    }
-    let (recipient_text, masked) = match &job.message {
-        Message::Email(to, _) => (to.as_str().to_owned(), to.masked()),
-        Message::Sms(to, _) => (to.as_str().to_owned(), to.masked()),
+fn token(req: &RunRequest, sequence: &AtomicU64) -> String {
+    format!(
+        "{}:{}",
+        req.run_id,
+        sequence.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Claims, renders, sends and records one message; returns an outcome per invoice.
+#[tracing::instrument(skip_all, fields(customer_id = %message.members[0].invoice.customer_id, step = %message.step.name, channel = %message.channel))]
+async fn send_message(
+    deps: &Deps,
+    req: &RunRequest,
+    message: Message<'_>,
+    sequence: &AtomicU64,
+) -> Vec<(String, String, Outcome)> {
+    let (step, channel) = (message.step, message.channel);
+    let each = |outcome: &dyn Fn() -> Outcome| -> Vec<(String, String, Outcome)> {
+        message
+            .members
+            .iter()
+            .map(|_| (step.name.clone(), channel.as_str().to_owned(), outcome()))
+            .collect()
     };
+    if req.dry_run {
+        return each(&|| Outcome::Planned);
+    }
+    let lines: Vec<InvoiceLine> = message
+        .members
+        .iter()
+        .map(|c| InvoiceLine::new(&c.invoice, c.local_date, c.pay_link.clone(), c.late_fee))
+        .collect();
+    let first = &message.members[0];
     let claim = Claim {
-        invoice: &job.invoice,
-        step: &job.step,
-        channel: job.channel,
-        recipient: &recipient_text,
-        local_date: job.local_date,
+        members: message
+            .members
+            .iter()
+            .zip(&lines)
+            .map(|(c, line)| Member {
+                invoice: &c.invoice,
+                item: &c.item,
+                sk: reminder_sk(&step.name, channel),
+                late_fee: c.late_fee.map(|f| f.amount),
+                amount: line.amount.clone(),
+            })
+            .collect(),
+        customer_id: &first.invoice.customer_id,
+        step: &step.name,
+        offset_days: step.offset_days,
+        channel: channel.as_str(),
+        recipient: message.address.text(),
+        local_date: first.local_date,
         run_id: &req.run_id,
-        token: format!(
-            "{}:{}",
-            req.run_id,
-            sequence.fetch_add(1, Ordering::Relaxed)
-        ),
+        token: token(req, sequence),
         now: Utc::now(),
         lease: deps.config.claim_lease,
+        cap: Some(deps.policy.cap),
     };
-    let token = match deps.store.claim(&claim).await {
-        Ok(ClaimOutcome::Claimed { token }) => token,
-        Ok(ClaimOutcome::AlreadyClaimed) => return JobResult::Skipped("already_claimed"),
-        Ok(ClaimOutcome::InvoiceChanged) => return JobResult::Skipped("invoice_changed"),
-        Ok(ClaimOutcome::Conflict) => return JobResult::Skipped("claim_conflict"),
+    let claimed = match deps.store.claim(&claim).await {
+        Ok(ClaimOutcome::Claimed { claimed, lost }) => {
+            let mut out: Vec<_> = lost
+                .iter()
+                .map(|(_, l)| {
+                    (
+                        step.name.clone(),
+                        channel.as_str().to_owned(),
+                        Outcome::Skipped(l.as_str()),
+                    )
+                })
+                .collect();
+            out.extend(deliver(deps, &message, &lines, &claimed, &claim.token).await);
+            return out;
+        }
+        Ok(other) => other,
         Err(err) => {
             tracing::warn!(error = %err, "claim failed; a later run retries");
-            return JobResult::Skipped("claim_error");
+            return each(&|| Outcome::Skipped("claim_error"));
         }
     };
-    let sent = match &job.message {
-        Message::Email(to, email) => deps.mail.send(to, email).await,
-        Message::Sms(to, text) => deps.sms.send(to, text).await,
+    match claimed {
+        ClaimOutcome::Lost(lost) => lost
+            .iter()
+            .map(|(_, l)| {
+                (
+                    step.name.clone(),
+                    channel.as_str().to_owned(),
+                    Outcome::Skipped(l.as_str()),
+                )
+            })
+            .collect(),
+        ClaimOutcome::CapReached { until } => {
+            tracing::info!(%until, "customer cap reached; reminder deferred");
+            for c in &message.members {
+                let sk = reminder_sk(&step.name, channel);
+                if let Err(err) = deps
+                    .store
+                    .record_deferred(&c.invoice.id, &sk, "customer_cap", until, Utc::now())
+                    .await
+                {
+                    tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not record the deferral");
+                }
+            }
+            each(&|| Outcome::Skipped("customer_cap"))
+        }
+        _ => each(&|| Outcome::Skipped("claim_conflict")),
+    }
+}
+
+/// Sends a claimed message covering `claimed` members and records the outcome for each.
+async fn deliver(
+    deps: &Deps,
+    message: &Message<'_>,
+    lines: &[InvoiceLine],
+    claimed: &[usize],
+    token: &str,
+) -> Vec<(String, String, Outcome)> {
+    let (step, channel) = (message.step, message.channel);
+    let first = &message.members[claimed[0]].invoice;
+    let sent_lines: Vec<InvoiceLine> = claimed.iter().map(|&i| lines[i].clone()).collect();
+    let sent = match ReminderContext::new(
+        &deps.config.business_name,
+        &first.customer_name,
+        &step.name,
+        sent_lines,
+    ) {
+        None => Err(crate::aws::SendError {
+            class: ErrorClass::Permanent,
+            code: "render_error".into(),
+            message: "no invoices".into(),
+        }),
+        Some(ctx) => match &message.address {
+            Address::Email(to) => match deps.renderer.email(&step.template, &ctx) {
+                Ok(email) => deps.mail.send(to, &email).await,
+                Err(e) => Err(render_failure(&e)),
+            },
+            Address::Sms(to) => match deps.renderer.sms(&step.template, &ctx) {
+                Ok(text) => deps.sms.send(to, &text).await,
+                Err(e) => Err(render_failure(&e)),
+            },
+        },
     };
-    let key = ledger_key(&job.step, job.channel);
-    let id = &job.invoice.id;
-    let held = Held {
-        invoice_id: id,
-        step: &job.step,
-        channel: job.channel,
-        token: &token,
-    };
-    match sent {
+    let sk = reminder_sk(&step.name, channel);
+    let key = ledger_key(&step.name, channel);
+    let now = Utc::now();
+    let mut out = Vec::new();
+    match &sent {
         Ok(message_id) => {
-            tracing::info!(recipient = %masked, %message_id, "reminder sent");
-            match deps.store.record_sent(&held, &message_id, Utc::now()).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(%message_id, "sent after our claim lease expired; another run may send too")
-                }
-                Err(err) => {
-                    tracing::error!(%message_id, error = %err, "sent but not recorded; the claim stays until its lease expires")
-                }
-            }
-            if let Err(err) = deps.store.mark_reminded(id, &key).await {
-                tracing::warn!(error = %err, "could not mark the invoice reminded; the ledger still guards it");
-            }
-            JobResult::Sent
+            tracing::info!(recipient = %message.address.masked(), %message_id, invoices = claimed.len(), "reminder sent")
         }
         Err(err) => {
-            tracing::warn!(recipient = %masked, class = err.class.as_str(), code = %err.code, "send failed");
-            match deps.store.record_failure(&held, &err, Utc::now()).await {
-                Ok(state)
-                    if err.class == ErrorClass::Permanent
-                        || state == crate::ledger::LedgerState::Failed =>
-                {
-                    if let Err(e) = deps.store.mark_reminded(id, &key).await {
-                        tracing::warn!(error = %e, "could not mark the invoice reminded");
+            tracing::warn!(recipient = %message.address.masked(), class = err.class.as_str(), code = %err.code, "send failed")
+        }
+    }
+    for &i in claimed {
+        let c = &message.members[i];
+        let held = Held {
+            invoice_id: &c.invoice.id,
+            sk: &sk,
+            token,
+        };
+        let settled = match &sent {
+            Ok(message_id) => {
+                match deps.store.record_sent(&held, message_id, now).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(invoice_id = %c.invoice.id, %message_id, "sent after our claim lease expired; another run may send too")
+                    }
+                    Err(err) => {
+                        tracing::error!(invoice_id = %c.invoice.id, %message_id, error = %err, "sent but not recorded; the claim stays until its lease expires")
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "failure not recorded; the claim stays until its lease expires")
-                }
+                out.push((
+                    step.name.clone(),
+                    channel.as_str().to_owned(),
+                    Outcome::Sent,
+                ));
+                true
             }
-            JobResult::Failed(err.code)
+            Err(err) => {
+                let state = deps.store.record_failure(&held, err, now).await;
+                if let Err(e) = &state {
+                    tracing::error!(invoice_id = %c.invoice.id, error = %e, "failure not recorded; the claim stays until its lease expires");
+                }
+                out.push((
+                    step.name.clone(),
+                    channel.as_str().to_owned(),
+                    Outcome::Failed(err.code.clone()),
+                ));
+                matches!(state, Ok(LedgerState::Failed))
+            }
+        };
+        if settled {
+            if let Err(err) = deps.store.mark_reminded(&c.invoice.id, &key).await {
+                tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not mark the invoice reminded; the ledger still guards it");
+            }
+        }
+        record_superseded(deps, &c.invoice.id, &c.superseded, step).await;
+    }
+    out
+}
+
+fn render_failure(err: &crate::render::RenderError) -> crate::aws::SendError {
+    tracing::error!(error = %err, "render failed");
+    crate::aws::SendError {
+        class: ErrorClass::Permanent,
+        code: "render_error".into(),
+        message: err.to_string(),
+    }
+}
+
+/// Older steps a newer one replaced after missed runs: recorded as skipped, never sent.
+async fn record_superseded(deps: &Deps, invoice_id: &str, superseded: &[&Step], by: &Step) {
+    let reason = format!("superseded by {}", by.name);
+    for old in superseded {
+        let keys: Vec<String> = match old.action {
+            Action::Escalate => vec![escalation_sk(&old.name)],
+            Action::Remind => old
+                .channels
+                .iter()
+                .map(|&c| reminder_sk(&old.name, c))
+                .collect(),
+        };
+        for sk in keys {
+            if let Err(err) = deps
+                .store
+                .record_skipped(invoice_id, &sk, &reason, Utc::now())
+                .await
+            {
+                tracing::warn!(%invoice_id, error = %err, "could not record a superseded step");
+            }
+        }
+    }
+}
+
+/// Claims an escalation, publishes the event for people, and marks the invoice in collections.
+#[tracing::instrument(skip_all, fields(invoice_id = %e.invoice.id, step = %e.step.name))]
+async fn escalate(
+    deps: &Deps,
+    req: &RunRequest,
+    e: Escalation<'_>,
+    sequence: &AtomicU64,
+) -> Outcome {
+    if req.dry_run {
+        return Outcome::Planned;
+    }
+    let Some(topic) = deps.config.escalation_topic_arn.as_deref() else {
+        return Outcome::Failed("no_escalation_topic".into());
+    };
+    let outstanding = e.invoice.outstanding();
+    let sk = escalation_sk(&e.step.name);
+    let claim = Claim {
+        members: vec![Member {
+            invoice: &e.invoice,
+            item: &e.item,
+            sk: sk.clone(),
+            late_fee: None,
+            amount: outstanding.to_string(),
+        }],
+        customer_id: &e.invoice.customer_id,
+        step: &e.step.name,
+        offset_days: e.step.offset_days,
+        channel: ESCALATION,
+        recipient: topic,
+        local_date: e.local_date,
+        run_id: &req.run_id,
+        token: token(req, sequence),
+        now: Utc::now(),
+        lease: deps.config.claim_lease,
+        cap: None,
+    };
+    match deps.store.claim(&claim).await {
+        Ok(ClaimOutcome::Claimed { .. }) => {}
+        Ok(ClaimOutcome::Lost(lost)) => {
+            return Outcome::Skipped(lost.first().map_or("claim_conflict", |(_, l)| l.as_str()))
+        }
+        Ok(_) => return Outcome::Skipped("claim_conflict"),
+        Err(err) => {
+            tracing::warn!(error = %err, "claim failed; a later run retries");
+            return Outcome::Skipped("claim_error");
+        }
+    }
+    let event = serde_json::json!({
+        "type": "invoice.escalated",
+        "step": e.step.name,
+        "invoice_id": e.invoice.id,
+        "customer_id": e.invoice.customer_id,
+        "customer_name": e.invoice.customer_name,
+        "outstanding": outstanding.amount.to_string(),
+        "currency": outstanding.currency.code(),
+        "due_date": e.invoice.due_date.to_string(),
+        "days_overdue": (e.local_date - e.invoice.due_date).num_days(),
+        "escalated_on": e.local_date.to_string(),
+    });
+    let subject = format!("Invoice {} escalated to collections", e.invoice.id);
+    let held = Held {
+        invoice_id: &e.invoice.id,
+        sk: &sk,
+        token: &claim.token,
+    };
+    let now = Utc::now();
+    record_superseded(deps, &e.invoice.id, &e.superseded, e.step).await;
+    match deps.sms.publish_event(topic, &subject, &event).await {
+        Ok(message_id) => {
+            if let Err(err) = deps.store.record_sent(&held, &message_id, now).await {
+                tracing::error!(error = %err, "escalation published but not recorded");
+            }
+            if let Err(err) = deps.store.mark_in_collections(&e.invoice.id, now).await {
+                tracing::error!(error = %err, "could not mark the invoice in collections; its ladder has ended anyway");
+            }
+            tracing::info!(%message_id, "invoice escalated to collections");
+            Outcome::Sent
+        }
+        Err(err) => {
+            tracing::warn!(code = %err.code, "escalation publish failed");
+            if let Err(e) = deps.store.record_failure(&held, &err, now).await {
+                tracing::error!(error = %e, "failure not recorded");
+            }
+            Outcome::Failed(err.code)
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct RunSummary {
     pub scanned_count: u64,
     /// Invoices with a step due in this run.
     pub eligible: u64,
+    /// Invoices escalated to collections (an event published for people).
+    pub escalated: u64,
     /// step -> channel -> outcomes.
     pub steps: BTreeMap<String, BTreeMap<String, Outcomes>>,
     /// Invoices read but not due a reminder, by reason.

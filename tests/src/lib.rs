@@ -170,6 +170,9 @@ pub struct SentSms {
 pub const SENDER: &str = "billing@acme.example";
 pub const PAY_BASE: &str = "https://pay.acme.example/i";
 pub const SECRET: &str = "test-secret-0123456789";
+pub const TOPIC_NAME: &str = "dunning-escalations";
+/// moto's account and region make the ARN predictable.
+pub const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:dunning-escalations";
 
 /// The configuration tests use, with `overrides` on top.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
@@ -180,6 +183,7 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
         ("BUSINESS_TIMEZONE", "UTC"),
         ("PAY_LINK_BASE_URL", PAY_BASE),
         ("PAY_LINK_SECRET", SECRET),
+        ("ESCALATION_TOPIC_ARN", TOPIC_ARN),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -205,8 +209,14 @@ impl TestEnv {
     pub async fn with_config(config: Config, register_sender: bool) -> Result<Self> {
         let moto = Moto::start()?;
         let sdk = moto.sdk_config().await;
-        let deps = Deps::new(&sdk, config);
+        let deps = Deps::new(&sdk, config)?;
         deps.store.create_table().await?;
+        let arn = deps
+            .sms
+            .create_topic(TOPIC_NAME)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        anyhow::ensure!(arn == TOPIC_ARN, "moto gave the topic ARN {arn}");
         if register_sender {
             deps.mail
                 .create_sender_identity()
@@ -262,7 +272,7 @@ pub fn invoice<'a>(
 ) -> Vec<(&'a str, &'a str)> {
     let mut attrs = vec![
         ("invoice_id", id),
-        ("customer_id", "C-1"),
+        ("customer_id", id),
         ("customer_name", "Ana Lima"),
         ("amount", "120.00"),
         ("currency", "USD"),

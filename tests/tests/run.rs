@@ -3,8 +3,10 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use dunning::aws::store::{raw_invoice, Claim, ClaimOutcome, Held};
+use dunning::aws::claims::{Claim, ClaimOutcome, Held, Lost, Member};
+use dunning::aws::store::{raw_invoice, Item};
 use dunning::invoice::Invoice;
+use dunning::ledger::reminder_sk;
 use dunning::paylink::PayLinkSigner;
 use dunning::policy::Channel;
 use dunning::run::{run, RunRequest};
@@ -175,7 +177,7 @@ async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow
     assert_eq!(step_outcome(&summary, "due_today", "email"), (1, 0, 0));
     assert_eq!(step_outcome(&summary, "overdue", "email"), (1, 0, 0));
     assert_eq!(step_outcome(&summary, "overdue", "sms"), (2, 0, 0));
-    assert_eq!(summary.held.get("no_step_due"), Some(&1));
+    assert_eq!(summary.held.get("not_yet"), Some(&1));
     let ledger = env.ledger("PRE").await?;
     assert_eq!(ledger.len(), 2);
     for record in &ledger {
@@ -347,72 +349,169 @@ async fn dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_claim_fails_once_the_invoice_is_paid_or_its_payments_change() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
-    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
-        .await?;
+async fn read_invoice(env: &TestEnv, id: &str) -> anyhow::Result<(Item, Invoice)> {
     let item = env
         .deps
         .store
         .client()
         .get_item()
         .table_name("invoices")
-        .key("invoice_id", AttributeValue::S("INV".into()))
+        .key("invoice_id", AttributeValue::S(id.into()))
         .key("sk", AttributeValue::S("invoice".into()))
         .send()
         .await?
         .item
-        .unwrap();
-    let seen = Invoice::parse(&raw_invoice(&item))?;
-    let claim = |token: &str, channel| Claim {
-        invoice: &seen,
+        .ok_or_else(|| anyhow::anyhow!("no invoice {id}"))?;
+    let invoice = Invoice::parse(&raw_invoice(&item))?;
+    Ok((item, invoice))
+}
+
+/// A claim of the due-today email for one invoice, as the run makes it.
+fn claim<'a>(item: &'a Item, invoice: &'a Invoice, token: &str, now: DateTime<Utc>) -> Claim<'a> {
+    Claim {
+        members: vec![Member {
+            invoice,
+            item,
+            sk: reminder_sk("due_today", Channel::Email),
+            late_fee: None,
+            amount: "USD 120.00".into(),
+        }],
+        customer_id: &invoice.customer_id,
         step: "due_today",
-        channel,
+        offset_days: 0,
+        channel: "email",
         recipient: "x@example.com",
-        local_date: seen.due_date,
+        local_date: invoice.due_date,
         run_id: "t",
         token: token.into(),
-        now: Utc::now(),
+        now,
         lease: std::time::Duration::from_secs(900),
-    };
-    // A payment lands between the run's read and its claim.
-    env.deps
+        cap: None,
+    }
+}
+
+async fn update_invoice(
+    env: &TestEnv,
+    id: &str,
+    expression: &str,
+    values: &[(&str, AttributeValue)],
+) -> anyhow::Result<()> {
+    let mut u = env
+        .deps
         .store
         .client()
         .update_item()
         .table_name("invoices")
-        .key("invoice_id", AttributeValue::S("INV".into()))
+        .key("invoice_id", AttributeValue::S(id.into()))
         .key("sk", AttributeValue::S("invoice".into()))
-        .update_expression("SET amount_paid = :p")
-        .expression_attribute_values(":p", AttributeValue::S("10.00".into()))
-        .send()
+        .update_expression(expression);
+    for (k, v) in values {
+        u = u.expression_attribute_values(*k, v.clone());
+    }
+    if expression.contains("#s") {
+        u = u.expression_attribute_names("#s", "status");
+    }
+    u.send().await?;
+    Ok(())
+}
+
+fn lost(outcome: ClaimOutcome) -> Vec<Lost> {
+    match outcome {
+        ClaimOutcome::Lost(l) => l.into_iter().map(|(_, l)| l).collect(),
+        other => panic!("expected the claim to be lost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_claim_fails_once_the_invoice_is_paid_or_changed_after_it_was_read() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
         .await?;
+    let (item, seen) = read_invoice(&env, "INV").await?;
+    let now = Utc::now();
+    // A partial payment lands between the run's read and its claim.
+    update_invoice(
+        &env,
+        "INV",
+        "SET amount_paid = :p",
+        &[(":p", AttributeValue::S("10.00".into()))],
+    )
+    .await?;
     assert_eq!(
-        env.deps.store.claim(&claim("a", Channel::Email)).await?,
-        ClaimOutcome::InvoiceChanged
+        lost(env.deps.store.claim(&claim(&item, &seen, "a", now)).await?),
+        [Lost::InvoiceChanged]
     );
-    // Paid in full: the same.
-    env.deps
-        .store
-        .client()
-        .update_item()
-        .table_name("invoices")
-        .key("invoice_id", AttributeValue::S("INV".into()))
-        .key("sk", AttributeValue::S("invoice".into()))
-        .update_expression("SET #s = :paid REMOVE amount_paid")
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(":paid", AttributeValue::S("paid".into()))
-        .send()
-        .await?;
+    // A pause, a dispute: the same.
+    update_invoice(
+        &env,
+        "INV",
+        "REMOVE amount_paid SET disputed = :t",
+        &[(":t", AttributeValue::Bool(true))],
+    )
+    .await?;
     assert_eq!(
-        env.deps.store.claim(&claim("b", Channel::Email)).await?,
-        ClaimOutcome::InvoiceChanged
+        lost(env.deps.store.claim(&claim(&item, &seen, "b", now)).await?),
+        [Lost::InvoiceChanged]
+    );
+    // Paid in full.
+    update_invoice(
+        &env,
+        "INV",
+        "REMOVE disputed SET #s = :paid",
+        &[(":paid", AttributeValue::S("paid".into()))],
+    )
+    .await?;
+    assert_eq!(
+        lost(env.deps.store.claim(&claim(&item, &seen, "c", now)).await?),
+        [Lost::InvoiceChanged]
     );
     assert!(
         env.ledger("INV").await?.is_empty(),
         "a failed claim writes nothing"
     );
+    // Back to open and unchanged: the claim goes through.
+    update_invoice(
+        &env,
+        "INV",
+        "SET #s = :open",
+        &[(":open", AttributeValue::S("open".into()))],
+    )
+    .await?;
+    assert!(matches!(
+        env.deps.store.claim(&claim(&item, &seen, "d", now)).await?,
+        ClaimOutcome::Claimed { .. }
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn steps_never_go_backwards_even_if_a_run_is_given_an_older_instant() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let overdue = run(
+        &env.deps,
+        &RunRequest {
+            as_of: "2026-11-24T14:00:00Z".parse()?,
+            dry_run: false,
+            run_id: "late".into(),
+        },
+    )
+    .await?;
+    assert_eq!(step_outcome(&overdue, "overdue", "email"), (1, 0, 0));
+    // A run for the day before (a replayed old event) must not send the older step now.
+    let replay = run(&env.deps, &request("replay")).await?;
+    assert_eq!(replay.total_sent(), 0);
+    assert_eq!(replay.held.get("step_already_passed"), Some(&1));
+    // The skipped older steps are on record, with the reason.
+    let ledger = env.ledger("INV").await?;
+    let due_today = ledger
+        .iter()
+        .find(|r| r["sk"] == "reminder#due_today#email")
+        .expect("a record for the superseded step");
+    assert_eq!(due_today["state"], "skipped");
+    assert_eq!(due_today["skip_reason"], "superseded by overdue");
     Ok(())
 }
 
@@ -421,52 +520,40 @@ async fn a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over() -> any
     let env = TestEnv::start().await?;
     env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
         .await?;
-    let item = env
-        .deps
-        .store
-        .client()
-        .get_item()
-        .table_name("invoices")
-        .key("invoice_id", AttributeValue::S("INV".into()))
-        .key("sk", AttributeValue::S("invoice".into()))
-        .send()
-        .await?
-        .item
-        .unwrap();
-    let seen = Invoice::parse(&raw_invoice(&item))?;
-    let claim = |token: &str, now: DateTime<Utc>| Claim {
-        invoice: &seen,
-        step: "due_today",
-        channel: Channel::Email,
-        recipient: "x@example.com",
-        local_date: seen.due_date,
-        run_id: "t",
-        token: token.into(),
-        now,
-        lease: std::time::Duration::from_secs(900),
-    };
+    let (item, seen) = read_invoice(&env, "INV").await?;
+    let sk = reminder_sk("due_today", Channel::Email);
     let held = |token| Held {
         invoice_id: "INV",
-        step: "due_today",
-        channel: Channel::Email,
+        sk: &sk,
         token,
     };
     let t0 = Utc::now();
     assert!(matches!(
-        env.deps.store.claim(&claim("first", t0)).await?,
-        ClaimOutcome::Claimed { .. }
-    ));
-    assert_eq!(
         env.deps
             .store
-            .claim(&claim("second", t0 + chrono::Duration::minutes(14)))
+            .claim(&claim(&item, &seen, "first", t0))
             .await?,
-        ClaimOutcome::AlreadyClaimed
+        ClaimOutcome::Claimed { .. }
+    ));
+    // The first claim moved the invoice's step marker: read it again, as a new run would.
+    let (item, seen) = read_invoice(&env, "INV").await?;
+    let t14 = t0 + chrono::Duration::minutes(14);
+    assert_eq!(
+        lost(
+            env.deps
+                .store
+                .claim(&claim(&item, &seen, "second", t14))
+                .await?
+        ),
+        [Lost::AlreadyClaimed]
     );
     // The first claimant crashed: after the lease another run may take over...
     let later = t0 + chrono::Duration::minutes(16);
     assert!(matches!(
-        env.deps.store.claim(&claim("third", later)).await?,
+        env.deps
+            .store
+            .claim(&claim(&item, &seen, "third", later))
+            .await?,
         ClaimOutcome::Claimed { .. }
     ));
     // ...and the crashed one can no longer record over it.
@@ -488,8 +575,13 @@ async fn a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over() -> any
     // A sent record is never claimed again, however late.
     let much_later = t0 + chrono::Duration::days(3);
     assert_eq!(
-        env.deps.store.claim(&claim("fourth", much_later)).await?,
-        ClaimOutcome::AlreadyClaimed
+        lost(
+            env.deps
+                .store
+                .claim(&claim(&item, &seen, "fourth", much_later))
+                .await?
+        ),
+        [Lost::AlreadyClaimed]
     );
     Ok(())
 }

@@ -12,6 +12,6 @@ async fn main() -> Result<(), Error> {
     dunning::telemetry::init_json();
     let config = Config::from_env()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let deps = Deps::new(&sdk, config);
+    let deps = Deps::new(&sdk, config)?;
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await
 }

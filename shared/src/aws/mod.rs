@@ -1,6 +1,7 @@
 //! Thin adapters over the AWS SDK: the DynamoDB store, the SES v2 mailer and
 //! the SNS texter. Clients are built once per process from one `SdkConfig`.
 
+pub mod claims;
 mod errors;
 pub mod mail;
 pub mod sms;

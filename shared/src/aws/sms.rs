@@ -19,6 +19,45 @@ impl SnsTexter {
         }
     }
 
+    /// Creates (or finds) a topic by name; returns its ARN.
+    pub async fn create_topic(&self, name: &str) -> Result<String, SendError> {
+        let out = self
+            .client
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.topic_arn.ok_or_else(|| SendError {
+            class: ErrorClass::Permanent,
+            code: "NoTopicArn".into(),
+            message: "SNS created the topic without an ARN".into(),
+        })
+    }
+
+    /// Publishes an event (JSON) to a topic, for people to act on; returns the message id.
+    pub async fn publish_event(
+        &self,
+        topic_arn: &str,
+        subject: &str,
+        event: &serde_json::Value,
+    ) -> Result<String, SendError> {
+        let out = self
+            .client
+            .publish()
+            .topic_arn(topic_arn)
+            .subject(subject.chars().take(100).collect::<String>())
+            .message(event.to_string())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.message_id.ok_or_else(|| SendError {
+            class: ErrorClass::Transient,
+            code: "NoMessageId".into(),
+            message: "SNS accepted the event without an id".into(),
+        })
+    }
+
     /// Publishes a transactional SMS; returns the SNS message id.
     pub async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SendError> {
         let transactional = MessageAttributeValue::builder()

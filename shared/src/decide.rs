@@ -1,0 +1,184 @@
+//! The decision for one invoice at one instant: which step is due, on which
+//! channels it may go now, and which older steps it supersedes. Pure: the run
+//! re-checks everything that can change at claim time.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::invoice::{Invoice, InvoiceStatus};
+use crate::policy::{Action, Channel, Policy, Step};
+
+/// Why an invoice gets no reminder in this run. `as_str()` keys run summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hold {
+    Paid,
+    Void,
+    Disputed,
+    Paused,
+    InCollections,
+    NothingOutstanding,
+    /// No step's day has come yet.
+    NotYet,
+    /// The last step's catch-up time is over.
+    LadderFinished,
+    /// The step due is older than one already sent (the clock went back).
+    StepAlreadyPassed,
+    /// A pre-due step on or after the due date (no due-day step in the policy).
+    PreDueTooLate,
+    BelowMinimum,
+}
+
+impl Hold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paid => "paid",
+            Self::Void => "void",
+            Self::Disputed => "disputed",
+            Self::Paused => "paused",
+            Self::InCollections => "in_collections",
+            Self::NothingOutstanding => "nothing_outstanding",
+            Self::NotYet => "not_yet",
+            Self::LadderFinished => "ladder_finished",
+            Self::StepAlreadyPassed => "step_already_passed",
+            Self::PreDueTooLate => "pre_due_too_late",
+            Self::BelowMinimum => "below_minimum",
+        }
+    }
+}
+
+/// Whether a channel of the due step can be sent in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Outside the send window (or SMS quiet hours) of the customer's local time: a later run sends it.
+    OutsideWindow,
+    /// The customer opted out of this channel.
+    OptedOut,
+    /// The invoice has no address for this channel.
+    NoAddress,
+}
+
+impl Readiness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::OutsideWindow => "outside_window",
+            Self::OptedOut => "opted_out",
+            Self::NoAddress => "no_address",
+        }
+    }
+}
+
+/// A step due for one invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due<'p> {
+    pub step: &'p Step,
+    /// The customer's local date.
+    pub local_date: NaiveDate,
+    /// The date the step was due to fire (its business day); earlier than
+    /// `local_date` when catching up.
+    pub step_day: NaiveDate,
+    /// Each of the step's channels and whether it can go now (empty for escalation).
+    pub channels: Vec<(Channel, Readiness)>,
+    /// Older steps never reached whose time has passed: recorded as skipped.
+    pub superseded: Vec<&'p Step>,
+}
+
+impl Due<'_> {
+    pub fn ready(&self) -> impl Iterator<Item = Channel> + '_ {
+        self.channels
+            .iter()
+            .filter(|(_, r)| *r == Readiness::Ready)
+            .map(|(c, _)| *c)
+    }
+}
+
+/// Decides which step, if any, `invoice` is due at `now`.
+pub fn decide<'p>(
+    policy: &'p Policy,
+    invoice: &Invoice,
+    now: DateTime<Utc>,
+    business_tz: Tz,
+) -> Result<Due<'p>, Hold> {
+    match invoice.status {
+        InvoiceStatus::Paid => return Err(Hold::Paid),
+        InvoiceStatus::Void => return Err(Hold::Void),
+        InvoiceStatus::Open => {}
+    }
+    if invoice.disputed {
+        return Err(Hold::Disputed);
+    }
+    if invoice.in_collections {
+        return Err(Hold::InCollections);
+    }
+    if invoice.paused_until.is_some_and(|until| until > now) {
+        return Err(Hold::Paused);
+    }
+    let outstanding = invoice.outstanding();
+    if outstanding.amount.is_zero() {
+        return Err(Hold::NothingOutstanding);
+    }
+    let local = now.with_timezone(&invoice.timezone.unwrap_or(business_tz));
+    let today = local.date_naive();
+    let steps = policy.steps();
+    let index = steps
+        .iter()
+        .rposition(|s| policy.step_day(s, invoice.due_date) <= today)
+        .ok_or(Hold::NotYet)?;
+    let step = &steps[index];
+    let step_day = policy.step_day(step, invoice.due_date);
+    if invoice
+        .reminder_offset
+        .is_some_and(|reached| reached > step.offset_days)
+    {
+        return Err(Hold::StepAlreadyPassed);
+    }
+    if step.offset_days < 0 && today >= invoice.due_date {
+        return Err(Hold::PreDueTooLate);
+    }
+    let last = index + 1 == steps.len();
+    if last && (today - step_day).num_days() > policy.calendar.catch_up_days as i64 {
+        return Err(Hold::LadderFinished);
+    }
+    if step
+        .min_outstanding
+        .get(&outstanding.currency)
+        .is_some_and(|min| outstanding.amount < *min)
+    {
+        return Err(Hold::BelowMinimum);
+    }
+    let superseded = steps[..index]
+        .iter()
+        .filter(|s| {
+            invoice
+                .reminder_offset
+                .is_none_or(|reached| s.offset_days > reached)
+        })
+        .collect();
+    let channels = match step.action {
+        Action::Escalate => Vec::new(),
+        Action::Remind => step
+            .channels
+            .iter()
+            .map(|&c| {
+                let readiness = if !invoice.accepts(c) {
+                    Readiness::OptedOut
+                } else if !invoice.has_address(c) {
+                    Readiness::NoAddress
+                } else if !policy.calendar.open(c, local.time()) {
+                    Readiness::OutsideWindow
+                } else {
+                    Readiness::Ready
+                };
+                (c, readiness)
+            })
+            .collect(),
+    };
+    Ok(Due {
+        step,
+        local_date: today,
+        step_day,
+        channels,
+        superseded,
+    })
+}
