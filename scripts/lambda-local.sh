@@ -24,6 +24,8 @@ export TABLE_NAME=invoices-local SENDER_EMAIL=billing@acme.example BUSINESS_NAME
   BUSINESS_TIMEZONE=Europe/London PAY_LINK_BASE_URL=https://pay.acme.example/i \
   PAY_LINK_SECRET=local-secret-not-for-production
 "$admin" create-table >/dev/null && "$admin" verify-sender >/dev/null
+ESCALATION_TOPIC_ARN="$("$admin" create-topic)"
+export ESCALATION_TOPIC_ARN
 "$admin" import examples/invoices.csv 2>/dev/null
 
 port="$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

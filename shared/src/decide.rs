@@ -444,17 +444,17 @@ mod tests {
             })
     }
 
-    /// Runs the decision the way the run does, against an in-memory ledger:
-    /// a (step, channel) is sent when ready and not yet in the ledger, and
-    /// moves the invoice's step marker; superseded steps are closed.
-    fn simulate(
-        p: &Policy,
-        s: &Scenario,
-    ) -> (
+    /// What a simulation sent (instant, step, channel), the invoice at the end, and the start instant.
+    type Simulated = (
         Vec<(DateTime<Utc>, String, Channel)>,
         Invoice,
         DateTime<Utc>,
-    ) {
+    );
+
+    /// Runs the decision the way the run does, against an in-memory ledger:
+    /// a (step, channel) is sent when ready and not yet in the ledger, and
+    /// moves the invoice's step marker; superseded steps are closed.
+    fn simulate(p: &Policy, s: &Scenario) -> Simulated {
         let start: DateTime<Utc> = at("2026-01-05T00:00:00Z");
         let due = (start + chrono::Duration::days(s.due_offset_days))
             .date_naive()

@@ -138,7 +138,8 @@ pub struct Calendar {
 impl Calendar {
     pub fn is_business_day(&self, day: NaiveDate) -> bool {
         let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
-        !(self.skip_weekends && weekend) && !self.holidays.contains(&day)
+        let closed = (self.skip_weekends && weekend) || self.holidays.contains(&day);
+        !closed
     }
 
     /// The day a step whose nominal day is `day` fires: deferred to the next business day.

@@ -375,6 +375,12 @@ fn tally(summary: &mut RunSummary, step: &str, channel: &str, outcome: Outcome) 
     }
 }
 
+/// The ledger's clock for leases and retries: real time, or the run's instant
+/// when that is later (a run for a future instant, in tests and rehearsals).
+fn clock(req: &RunRequest) -> DateTime<Utc> {
+    Utc::now().max(req.as_of)
+}
+
 fn token(req: &RunRequest, sequence: &AtomicU64) -> String {
     format!(
         "{}:{}",
@@ -429,7 +435,8 @@ async fn send_message(
         local_date: first.local_date,
         run_id: &req.run_id,
         token: token(req, sequence),
-        now: Utc::now(),
+        now: clock(req),
+        as_of: req.as_of,
         lease: deps.config.claim_lease,
         cap: Some(deps.policy.cap),
     };
@@ -445,7 +452,7 @@ async fn send_message(
                     )
                 })
                 .collect();
-            out.extend(deliver(deps, &message, &lines, &claimed, &claim.token).await);
+            out.extend(deliver(deps, &message, &lines, &claimed, &claim.token, claim.now).await);
             return out;
         }
         Ok(other) => other,
@@ -471,7 +478,7 @@ async fn send_message(
                 let sk = reminder_sk(&step.name, channel);
                 if let Err(err) = deps
                     .store
-                    .record_deferred(&c.invoice.id, &sk, "customer_cap", until, Utc::now())
+                    .record_deferred(&c.invoice.id, &sk, "customer_cap", until, clock(req))
                     .await
                 {
                     tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not record the deferral");
@@ -490,6 +497,7 @@ async fn deliver(
     lines: &[InvoiceLine],
     claimed: &[usize],
     token: &str,
+    now: DateTime<Utc>,
 ) -> Vec<(String, String, Outcome)> {
     let (step, channel) = (message.step, message.channel);
     let first = &message.members[claimed[0]].invoice;
@@ -518,7 +526,7 @@ async fn deliver(
     };
     let sk = reminder_sk(&step.name, channel);
     let key = ledger_key(&step.name, channel);
-    let now = Utc::now();
+
     let mut out = Vec::new();
     match &sent {
         Ok(message_id) => {
@@ -641,7 +649,8 @@ async fn escalate(
         local_date: e.local_date,
         run_id: &req.run_id,
         token: token(req, sequence),
-        now: Utc::now(),
+        now: clock(req),
+        as_of: req.as_of,
         lease: deps.config.claim_lease,
         cap: None,
     };
@@ -674,7 +683,7 @@ async fn escalate(
         sk: &sk,
         token: &claim.token,
     };
-    let now = Utc::now();
+    let now = clock(req);
     record_superseded(deps, &e.invoice.id, &e.superseded, e.step).await;
     match deps.sms.publish_event(topic, &subject, &event).await {
         Ok(message_id) => {

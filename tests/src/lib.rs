@@ -129,6 +129,28 @@ impl Moto {
             .collect())
     }
 
+    /// Every message published to `topic_arn`: (message id, body).
+    pub fn published(&self, topic_arn: &str) -> Result<Vec<(String, String)>> {
+        let data = self.data()?;
+        let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
+        Ok(topics
+            .iter()
+            .filter(|t| t["arn"] == topic_arn)
+            .flat_map(|t| {
+                t["sent_notifications"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .map(|n| {
+                (
+                    n[0].as_str().unwrap_or_default().to_owned(),
+                    n[1].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect())
+    }
+
     /// Every SMS SNS accepted, in order.
     pub fn sent_sms(&self) -> Result<Vec<SentSms>> {
         let data = self.data()?;
@@ -192,6 +214,11 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
         env.insert(k.to_string(), v.to_string());
     }
     Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid")
+}
+
+/// Path of a test fixture (`tests/fixtures/<name>`).
+pub fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A moto server with the table created and the sender identity registered.

@@ -385,6 +385,7 @@ fn claim<'a>(item: &'a Item, invoice: &'a Invoice, token: &str, now: DateTime<Ut
         run_id: "t",
         token: token.into(),
         now,
+        as_of: now,
         lease: std::time::Duration::from_secs(900),
         cap: None,
     }

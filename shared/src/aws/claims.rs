@@ -76,7 +76,10 @@ pub struct Claim<'a> {
     pub local_date: NaiveDate,
     pub run_id: &'a str,
     pub token: String,
+    /// The clock for leases and retries: the later of the real time and the run's instant.
     pub now: DateTime<Utc>,
+    /// The run's instant: messages count against the customer's cap at this time.
+    pub as_of: DateTime<Utc>,
     pub lease: Duration,
     /// The rolling cap; `None` for escalations, which message no customer.
     pub cap: Option<Cap>,
@@ -159,7 +162,7 @@ impl DynamoStore {
                 None => None,
                 Some(cap) => {
                     let (sent, version) = self.contacts(c.customer_id).await?;
-                    let window_start = c.now.timestamp() - i64::from(cap.days) * 86_400;
+                    let window_start = c.as_of.timestamp() - i64::from(cap.days) * 86_400;
                     let mut recent: Vec<i64> =
                         sent.into_iter().filter(|t| *t > window_start).collect();
                     recent.sort_unstable();
@@ -167,10 +170,10 @@ impl DynamoStore {
                         let oldest = recent[recent.len() - cap.messages as usize];
                         let until =
                             DateTime::from_timestamp(oldest + i64::from(cap.days) * 86_400, 0)
-                                .unwrap_or(c.now);
+                                .unwrap_or(c.as_of);
                         return Ok(ClaimOutcome::CapReached { until });
                     }
-                    recent.push(c.now.timestamp());
+                    recent.push(c.as_of.timestamp());
                     Some((recent, version))
                 }
             };
@@ -203,7 +206,7 @@ impl DynamoStore {
                             .iter()
                             .map(|r| r.code().unwrap_or("None"))
                             .collect();
-                        if codes.iter().any(|c| *c == "TransactionConflict")
+                        if codes.contains(&"TransactionConflict")
                             || codes.first() == Some(&"ConditionalCheckFailed") && first_member == 1
                         {
                             return Ok(ClaimOutcome::Conflict);

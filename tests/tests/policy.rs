@@ -1,0 +1,312 @@
+//! End-to-end: the reminder policy against a private moto server: pause,
+//! dispute, opt-out, minimum, partial payment, late fee, combined message,
+//! the per-customer cap, and escalation.
+
+use dunning::run::{run, RunRequest};
+use dunning::summary::RunSummary;
+use dunning_e2e::{config, fixture, invoice, TestEnv, TOPIC_ARN};
+
+fn at(as_of: &str, run_id: &str) -> RunRequest {
+    RunRequest {
+        as_of: as_of.parse().unwrap(),
+        dry_run: false,
+        run_id: run_id.into(),
+    }
+}
+
+/// 14:00 UTC, Monday 23 November 2026 (business zone UTC).
+const MONDAY: &str = "2026-11-23T14:00:00Z";
+
+fn outcome(summary: &RunSummary, step: &str, channel: &str) -> (u64, u64, u64) {
+    summary
+        .steps
+        .get(step)
+        .and_then(|c| c.get(channel))
+        .map_or((0, 0, 0), |o| (o.sent, o.failed, o.skipped))
+}
+
+fn recipients(env: &TestEnv) -> anyhow::Result<Vec<String>> {
+    let mut to: Vec<String> = env
+        .moto
+        .sent_emails()?
+        .into_iter()
+        .flat_map(|e| e.to)
+        .collect();
+    to.extend(env.moto.sent_sms()?.into_iter().map(|m| m.phone));
+    to.sort();
+    Ok(to)
+}
+
+#[tokio::test]
+async fn paused_disputed_and_opted_out_customers_get_nothing_on_that_channel() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "PAUSED",
+        "2026-11-23",
+        &[
+            ("email", "paused@example.com"),
+            ("reminders_paused_until", "2026-11-30"),
+        ],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "PAUSE_OVER",
+        "2026-11-23",
+        &[
+            ("email", "resumed@example.com"),
+            ("reminders_paused_until", "2026-11-22"),
+        ],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "DISPUTED",
+        "2026-11-23",
+        &[("email", "disputed@example.com"), ("disputed", "true")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "NO_SMS",
+        "2026-11-23",
+        &[
+            ("email", "email-only@example.com"),
+            ("phone", "+15555550150"),
+            ("channels", "email"),
+        ],
+    ))
+    .await?;
+    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    assert_eq!(
+        recipients(&env)?,
+        ["email-only@example.com", "resumed@example.com"]
+    );
+    assert_eq!(summary.held.get("paused"), Some(&1));
+    assert_eq!(summary.held.get("disputed"), Some(&1));
+    assert_eq!(outcome(&summary, "due_today", "sms"), (0, 0, 1));
+    assert_eq!(summary.skipped.get("opted_out"), Some(&1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn below_the_minimum_nothing_goes_and_a_late_fee_is_added_once_and_shown(
+) -> anyhow::Result<()> {
+    let policy = fixture("policy-fees-and-cap.toml");
+    let env = TestEnv::with_config(config(&[("POLICY_FILE", &policy)]), true).await?;
+    // Due today, 40.00 outstanding after a partial payment: under the 50.00 minimum.
+    env.put_invoice(&invoice(
+        "SMALL",
+        "2026-11-23",
+        &[("email", "small@example.com"), ("amount_paid", "80.00")],
+    ))
+    .await?;
+    // Due yesterday, partly paid: the overdue step adds 2% of the 100.00 outstanding.
+    env.put_invoice(&invoice(
+        "LATE",
+        "2026-11-22",
+        &[
+            ("email", "late@example.com"),
+            ("phone", "+15555550160"),
+            ("amount_paid", "20.00"),
+        ],
+    ))
+    .await?;
+    let first = run(&env.deps, &at(MONDAY, "r1")).await?;
+    assert_eq!(first.held.get("below_minimum"), Some(&1));
+    let emails = env.moto.sent_emails()?;
+    assert_eq!(emails.len(), 1);
+    assert!(
+        emails[0].subject.contains("USD 102.00"),
+        "outstanding 100.00 plus the 2.00 fee: {}",
+        emails[0].subject
+    );
+    assert!(
+        emails[0].body.contains("late fee of USD 2.00"),
+        "{}",
+        emails[0].body
+    );
+    // The fee is on the invoice once, and in the ledger.
+    let history = env.deps.store.history("LATE").await?;
+    let inv = history.iter().find(|r| r["sk"] == "invoice").unwrap();
+    assert_eq!(inv["late_fee#overdue"], "2.00");
+    let record = history
+        .iter()
+        .find(|r| r["sk"] == "reminder#overdue#email")
+        .unwrap();
+    assert_eq!(
+        (record["late_fee"].as_str(), record["amount"].as_str()),
+        (Some("2.00"), Some("USD 102.00"))
+    );
+    // The SMS is held by the cap of one message a week; once the cap frees it goes,
+    // stating the same total: the fee is not added twice.
+    assert_eq!(first.skipped.get("customer_cap"), Some(&1));
+    let later = run(&env.deps, &at("2026-11-30T15:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&later, "overdue", "sms"), (1, 0, 0));
+    let sms = env.moto.sent_sms()?;
+    assert!(sms[0].message.contains("USD 102.00"), "{}", sms[0].message);
+    let history = env.deps.store.history("LATE").await?;
+    let inv = history.iter().find(|r| r["sk"] == "invoice").unwrap();
+    assert_eq!(inv["late_fee#overdue"], "2.00");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_cap_defers_the_excess_and_records_why() -> anyhow::Result<()> {
+    let policy = fixture("policy-fees-and-cap.toml");
+    let env = TestEnv::with_config(config(&[("POLICY_FILE", &policy)]), true).await?;
+    env.put_invoice(&invoice(
+        "CAPPED",
+        "2026-11-23",
+        &[("email", "c@example.com"), ("phone", "+15555550170")],
+    ))
+    .await?;
+    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    assert_eq!(
+        summary.total_sent(),
+        1,
+        "one message a week for this customer"
+    );
+    assert_eq!(summary.skipped.get("customer_cap"), Some(&1));
+    let ledger = env.ledger("CAPPED").await?;
+    let deferred: Vec<_> = ledger.iter().filter(|r| r["state"] == "deferred").collect();
+    assert_eq!(deferred.len(), 1);
+    assert_eq!(deferred[0]["defer_reason"], "customer_cap");
+    // Later runs the same day change nothing: the cap still holds.
+    let again = run(&env.deps, &at("2026-11-23T16:00:00Z", "r2")).await?;
+    assert_eq!(again.total_sent(), 0);
+    assert_eq!(recipients(&env)?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    for id in ["A-1", "A-2", "A-3"] {
+        env.put_invoice(&invoice(
+            id,
+            "2026-11-22",
+            &[
+                ("customer_id", "ACME"),
+                ("email", "ap@acme.example"),
+                ("phone", "+15555550180"),
+            ],
+        ))
+        .await?;
+    }
+    // A fourth invoice of the same customer at an earlier step waits for a later run.
+    env.put_invoice(&invoice(
+        "A-4",
+        "2026-11-26",
+        &[("customer_id", "ACME"), ("email", "ap@acme.example")],
+    ))
+    .await?;
+    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    let emails = env.moto.sent_emails()?;
+    assert_eq!(emails.len(), 1, "one email for the customer");
+    assert_eq!(
+        emails[0].subject,
+        "Overdue: 3 invoices are past their due date"
+    );
+    for id in ["A-1", "A-2", "A-3"] {
+        assert!(
+            emails[0].body.contains(&format!("/i/{id}?exp=")),
+            "{id} has its own pay link"
+        );
+    }
+    assert!(!emails[0].body.contains("A-4"));
+    let sms = env.moto.sent_sms()?;
+    assert_eq!(sms.len(), 1, "one SMS for the customer");
+    assert!(
+        sms[0].message.starts_with("Acme Ltd: 3 invoices overdue"),
+        "{}",
+        sms[0].message
+    );
+    assert_eq!(outcome(&summary, "overdue", "email"), (3, 0, 0));
+    assert_eq!(
+        summary.skipped.get("one_message_per_customer_per_run"),
+        Some(&1)
+    );
+    // Every invoice's ledger record names the same provider message.
+    for id in ["A-1", "A-2", "A-3"] {
+        let ledger = env.ledger(id).await?;
+        let email = ledger.iter().find(|r| r["channel"] == "email").unwrap();
+        assert_eq!(email["message_id"], emails[0].id.as_str());
+        assert_eq!(email["message_invoices"], 3);
+    }
+    // The next run sends the waiting pre-due reminder.
+    let next = run(&env.deps, &at("2026-11-23T15:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&next, "pre_due", "email"), (1, 0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn escalation_publishes_an_event_and_stops_reminders() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    // Due 24 October: on 23 November it reaches the +30 collections step.
+    env.put_invoice(&invoice(
+        "OLD",
+        "2026-10-24",
+        &[
+            ("email", "old@example.com"),
+            ("phone", "+15555550190"),
+            ("amount_paid", "20.00"),
+        ],
+    ))
+    .await?;
+    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    assert_eq!(summary.escalated, 1);
+    assert!(
+        recipients(&env)?.is_empty(),
+        "escalation sends the customer nothing"
+    );
+    let events = env.moto.published(TOPIC_ARN)?;
+    assert_eq!(events.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(&events[0].1)?;
+    assert_eq!(event["type"], "invoice.escalated");
+    assert_eq!(event["invoice_id"], "OLD");
+    assert_eq!(
+        (event["outstanding"].as_str(), event["currency"].as_str()),
+        (Some("100.00"), Some("USD"))
+    );
+    assert_eq!(event["days_overdue"], 30);
+    let history = env.deps.store.history("OLD").await?;
+    let inv = history.iter().find(|r| r["sk"] == "invoice").unwrap();
+    assert_eq!(inv["in_collections"], true);
+    let record = history
+        .iter()
+        .find(|r| r["sk"] == "reminder#collections#escalation")
+        .unwrap();
+    assert_eq!(record["message_id"], events[0].0.as_str());
+    // The steps it skipped are on record; later runs send nothing and publish nothing more.
+    assert!(history
+        .iter()
+        .any(|r| r["sk"] == "reminder#final_notice#email" && r["state"] == "skipped"));
+    let later = run(&env.deps, &at("2026-11-24T14:00:00Z", "r2")).await?;
+    assert_eq!(later.held.get("in_collections"), Some(&1));
+    assert_eq!(env.moto.published(TOPIC_ARN)?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_outside_the_customers_window_waits_for_their_morning() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "NYC",
+        "2026-11-23",
+        &[
+            ("email", "ny@example.com"),
+            ("phone", "+15555550200"),
+            ("timezone", "America/New_York"),
+        ],
+    ))
+    .await?;
+    // 12:00 UTC is 07:00 in New York.
+    let early = run(&env.deps, &at("2026-11-23T12:00:00Z", "r1")).await?;
+    assert_eq!(early.total_sent(), 0);
+    assert_eq!(early.skipped.get("outside_window"), Some(&2));
+    // 14:00 UTC is 09:00: both go.
+    let morning = run(&env.deps, &at("2026-11-23T14:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&morning, "due_today", "email"), (1, 0, 0));
+    assert_eq!(outcome(&morning, "due_today", "sms"), (1, 0, 0));
+    Ok(())
+}
