@@ -21,3 +21,4 @@ pub mod render;
 pub mod run;
 pub mod summary;
 pub mod telemetry;
+pub mod webhook;

@@ -574,6 +574,9 @@ async fn deliver(
                 matches!(state, Ok(LedgerState::Failed))
             }
         };
+        if let Err(err) = deps.store.release_invoice(&c.invoice.id, token).await {
+            tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not release the invoice; payments wait until the lease ends");
+        }
         if settled {
             if let Err(err) = deps.store.mark_reminded(&c.invoice.id, &key).await {
                 tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not mark the invoice reminded; the ledger still guards it");
@@ -685,7 +688,7 @@ async fn escalate(
     };
     let now = clock(req);
     record_superseded(deps, &e.invoice.id, &e.superseded, e.step).await;
-    match deps.sms.publish_event(topic, &subject, &event).await {
+    let outcome = match deps.sms.publish_event(topic, &subject, &event).await {
         Ok(message_id) => {
             if let Err(err) = deps.store.record_sent(&held, &message_id, now).await {
                 tracing::error!(error = %err, "escalation published but not recorded");
@@ -703,5 +706,13 @@ async fn escalate(
             }
             Outcome::Failed(err.code)
         }
+    };
+    if let Err(err) = deps
+        .store
+        .release_invoice(&e.invoice.id, &claim.token)
+        .await
+    {
+        tracing::warn!(error = %err, "could not release the invoice; payments wait until the lease ends");
     }
+    outcome
 }

@@ -320,14 +320,21 @@ impl DynamoStore {
         let mut condition = String::from(
             "#status = :open AND (attribute_not_exists(reminder_offset) OR reminder_offset <= :offset)",
         );
-        let mut set = String::from("SET reminder_offset = :offset");
+        // `sending_until` holds payments back while the message is in flight
+        // (see `payments`); recording the outcome releases it.
+        let mut set = String::from(
+            "SET reminder_offset = :offset, sending_until = :sending_until, sending_token = :sending_token",
+        );
+        let lease = c.now.timestamp() + i64::try_from(c.lease.as_secs()).unwrap_or(86_400);
         let mut u = Update::builder()
             .table_name(self.table())
             .key(PARTITION_KEY, s(&m.invoice.id))
             .key(SORT_KEY, s(INVOICE_SK))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":open", s("open"))
-            .expression_attribute_values(":offset", n(c.offset_days));
+            .expression_attribute_values(":offset", n(c.offset_days))
+            .expression_attribute_values(":sending_until", n(lease))
+            .expression_attribute_values(":sending_token", s(&c.token));
         for (i, attr) in GUARDED.iter().enumerate() {
             u = u.expression_attribute_names(format!("#g{i}"), *attr);
             match m.item.get(*attr) {
@@ -506,6 +513,23 @@ impl DynamoStore {
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":until", n(until.timestamp()))
             .expression_attribute_values(":at", s(rfc3339(at)))
+            .send()
+            .await;
+        condition_failure_is_false(result.map(|_| ()), "UpdateItem").map(|_| ())
+    }
+
+    /// Ends the in-flight mark a claim put on the invoice, once the outcome is
+    /// recorded: payments for it may commit again. Only the claim's own mark.
+    pub async fn release_invoice(&self, invoice_id: &str, token: &str) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(invoice_id))
+            .key(SORT_KEY, s(INVOICE_SK))
+            .update_expression("REMOVE sending_until, sending_token")
+            .condition_expression("sending_token = :token")
+            .expression_attribute_values(":token", s(token))
             .send()
             .await;
         condition_failure_is_false(result.map(|_| ()), "UpdateItem").map(|_| ())

@@ -4,6 +4,7 @@
 pub mod claims;
 mod errors;
 pub mod mail;
+pub mod payments;
 pub mod sms;
 pub mod store;
 

@@ -1,0 +1,58 @@
+//! HTTP in and out: the request's method, headers and raw body (lambda_http
+//! has already decoded a base64-encoded Function URL body) go to the library;
+//! its answer becomes a JSON response.
+
+use chrono::Utc;
+use dunning::aws::DynamoStore;
+use dunning::webhook::{self, WebhookConfig};
+use lambda_http::{Body, Error, Request, Response};
+
+pub struct Deps {
+    pub store: DynamoStore,
+    pub config: WebhookConfig,
+}
+
+pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, Error> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let body: &[u8] = request.body().as_ref();
+    let answer = webhook::handle(
+        &deps.store,
+        &deps.config,
+        request.method().as_str(),
+        header,
+        body,
+        Utc::now(),
+    )
+    .await;
+    Ok(Response::builder()
+        .status(answer.status)
+        .header("content-type", "application/json")
+        .body(Body::from(answer.body.to_string()))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::request::from_str;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn a_base64_function_url_body_reaches_the_handler_as_the_raw_bytes() {
+        let request = from_str(&fixture("function-url-base64.json")).unwrap();
+        let body: &[u8] = request.body().as_ref();
+        assert_eq!(body, br#"{"id":"pay_b64","invoice_id":"INV-1","amount":"10.00","currency":"USD","paid_at":"2026-11-24T10:00:00Z"}"#);
+        assert_eq!(
+            request.headers().get("dunning-signature").unwrap(),
+            "t=1795515300,v1=00"
+        );
+        assert_eq!(request.method(), "POST");
+    }
+}

@@ -1,0 +1,19 @@
+//! `payment-webhook`: payments from providers stop reminders. Builds its
+//! clients once, then serves a Function URL or an HTTP API (payload v2).
+
+mod handler;
+
+use aws_config::BehaviorVersion;
+use dunning::aws::DynamoStore;
+use dunning::webhook::WebhookConfig;
+use lambda_http::{service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    dunning::telemetry::init_json();
+    let config = WebhookConfig::from_env()?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let store = DynamoStore::new(&sdk, &config.table_name);
+    let deps = handler::Deps { store, config };
+    lambda_http::run(service_fn(|request| handler::handle(&deps, request))).await
+}

@@ -1,0 +1,223 @@
+//! Applying a payment to an invoice, idempotently and race-safely: one
+//! transaction records the payment under the invoice (keyed by the provider's
+//! event id, so a redelivery changes nothing), adds it to `amount_paid`, and
+//! marks the invoice paid when it is fully paid, which takes it out of the due
+//! index. The invoice update is conditional on what was read; a concurrent
+//! change makes the transaction fail and it is retried from a fresh read. It
+//! also waits while a reminder for the invoice is being sent, so that no
+//! reminder goes out after the payment commits.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, StoreError, PARTITION_KEY, SORT_KEY};
+use crate::invoice::{Invoice, InvoiceStatus};
+use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
+use crate::webhook::event::Payment;
+
+/// Attempts before answering "busy" (the provider retries later).
+const MAX_ATTEMPTS: u32 = 40;
+
+/// A payment applied (or found already applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Applied {
+        amount_paid: Decimal,
+        fully_paid: bool,
+        overpaid: bool,
+    },
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("no such invoice")]
+    UnknownInvoice,
+    #[error("the invoice is void")]
+    Void,
+    #[error("the payment currency is not the invoice currency")]
+    CurrencyMismatch,
+    #[error("the invoice item fails validation")]
+    InvalidInvoice,
+    #[error("the invoice kept changing or a reminder is being sent; retry later")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A short pause that differs between concurrent callers.
+fn backoff(attempt: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let base = 20u64 * u64::from(attempt.min(10));
+    Duration::from_millis(base + u64::from(nanos % 50))
+}
+
+impl DynamoStore {
+    /// Applies `payment` (see the module documentation) at `now`.
+    pub async fn apply_payment(
+        &self,
+        payment: &Payment,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, PaymentError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let out = self
+                .client()
+                .get_item()
+                .table_name(self.table())
+                .key(PARTITION_KEY, s(&payment.invoice_id))
+                .key(SORT_KEY, s(INVOICE_SK))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("GetItem", e))?;
+            let item = out.item.ok_or(PaymentError::UnknownInvoice)?;
+            let invoice =
+                Invoice::parse(&raw_invoice(&item)).map_err(|_| PaymentError::InvalidInvoice)?;
+            if invoice.status == InvoiceStatus::Void {
+                return Err(PaymentError::Void);
+            }
+            if invoice.amount.currency != payment.currency {
+                return Err(PaymentError::CurrencyMismatch);
+            }
+            let sending = item
+                .get("sending_until")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|until| until >= now.timestamp());
+            if sending {
+                // A reminder for this invoice is between claim and send: let it finish.
+                tokio::time::sleep(backoff(attempt + 5)).await;
+                continue;
+            }
+            let fees: Decimal = invoice.late_fees.values().copied().sum();
+            let total = invoice.amount.amount + fees;
+            let paid = invoice.amount_paid + payment.amount;
+            let fully_paid = paid >= total;
+            let overpaid = paid > total;
+            match self
+                .commit_payment(payment, &item, &invoice, paid, fully_paid, overpaid, now)
+                .await?
+            {
+                Commit::Done => {
+                    return Ok(Applied::Applied {
+                        amount_paid: paid,
+                        fully_paid,
+                        overpaid,
+                    })
+                }
+                Commit::Duplicate => return Ok(Applied::Duplicate),
+                Commit::Changed => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+        Err(PaymentError::Busy)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_payment(
+        &self,
+        payment: &Payment,
+        item: &super::store::Item,
+        invoice: &Invoice,
+        paid: Decimal,
+        fully_paid: bool,
+        overpaid: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Commit, StoreError> {
+        let local = |e: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::local("TransactWriteItems", e.to_string())
+        };
+        let record = Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(&payment.invoice_id))
+            .item(SORT_KEY, s(format!("{PAYMENT_PREFIX}{}", payment.event_id)))
+            .item("event_id", s(&payment.event_id))
+            .item("provider", s(payment.provider))
+            .item("event_type", s(&payment.event_type))
+            .item("amount", s(payment.amount.to_string()))
+            .item("currency", s(payment.currency.code()))
+            .item("paid_at", s(rfc3339(payment.paid_at)))
+            // The commit's own time, for the history and the payment-during-run guarantee.
+            .item("recorded_at", s(rfc3339(Utc::now().max(now))))
+            .item("amount_paid_after", s(paid.to_string()))
+            .item("overpaid", AttributeValue::Bool(overpaid))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(local)?;
+        let mut set = String::from("SET amount_paid = :paid");
+        let mut condition = String::from(
+            "#status = :seen AND (attribute_not_exists(sending_until) OR sending_until < :now)",
+        );
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(&payment.invoice_id))
+            .key(SORT_KEY, s(INVOICE_SK))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":paid", s(paid.to_string()))
+            .expression_attribute_values(":seen", s(invoice.status.as_str()))
+            .expression_attribute_values(":now", n(now.timestamp()));
+        match item.get("amount_paid") {
+            Some(v) => {
+                condition.push_str(" AND amount_paid = :before");
+                update = update.expression_attribute_values(":before", v.clone());
+            }
+            None => condition.push_str(" AND attribute_not_exists(amount_paid)"),
+        }
+        if fully_paid && invoice.status == InvoiceStatus::Open {
+            set.push_str(", #status = :paid_status, paid_at = :paid_at");
+            update = update
+                .expression_attribute_values(":paid_status", s("paid"))
+                .expression_attribute_values(":paid_at", s(rfc3339(payment.paid_at)));
+        }
+        if overpaid {
+            set.push_str(", overpaid = :true");
+            update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
+        let update = update
+            .update_expression(set)
+            .condition_expression(condition)
+            .build()
+            .map_err(local)?;
+        let result = self
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Commit::Done),
+            Err(SdkError::ServiceError(err)) => match err.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancel) => {
+                    let codes: Vec<&str> = cancel
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or("None"))
+                        .collect();
+                    Ok(if codes.first() == Some(&"ConditionalCheckFailed") {
+                        Commit::Duplicate
+                    } else {
+                        Commit::Changed
+                    })
+                }
+                _ => Err(StoreError::from_sdk(
+                    "TransactWriteItems",
+                    SdkError::ServiceError(err),
+                )),
+            },
+            Err(e) => Err(StoreError::from_sdk("TransactWriteItems", e)),
+        }
+    }
+}
+
+enum Commit {
+    Done,
+    Duplicate,
+    Changed,
+}

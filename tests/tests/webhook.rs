@@ -1,0 +1,390 @@
+//! End-to-end: the payment webhook against a private moto server: signed
+//! deliveries, Stripe events, duplicates, reordering, concurrency, the
+//! answers for bad requests, and payments racing a reminder run.
+
+use chrono::Utc;
+use dunning::run::{run, RunRequest};
+use dunning::webhook::signature::sign;
+use dunning::webhook::{handle, Answer, WebhookConfig};
+use dunning_e2e::{invoice, TestEnv};
+use futures::future::join_all;
+
+const GENERIC_SECRET: &str = "whsec_generic_0123456789";
+const STRIPE_SECRET: &str = "whsec_stripe_0123456789a";
+
+fn config() -> WebhookConfig {
+    WebhookConfig::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("invoices".into()),
+        "WEBHOOK_SECRETS" => Some(format!("{GENERIC_SECRET},whsec_previous_secret00")),
+        "STRIPE_WEBHOOK_SECRETS" => Some(STRIPE_SECRET.into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn payment(id: &str, invoice: &str, amount: &str, currency: &str) -> Vec<u8> {
+    serde_json::json!({"id": id, "invoice_id": invoice, "amount": amount, "currency": currency, "paid_at": "2026-11-24T10:00:00Z"})
+        .to_string()
+        .into_bytes()
+}
+
+async fn deliver(env: &TestEnv, header: &str, secret: &str, body: &[u8]) -> Answer {
+    let signature = sign(secret.as_bytes(), Utc::now().timestamp(), body);
+    let lookup = |name: &str| (name == header).then(|| signature.clone());
+    handle(&env.deps.store, &config(), "POST", lookup, body, Utc::now()).await
+}
+
+async fn generic(env: &TestEnv, body: &[u8]) -> Answer {
+    deliver(env, "dunning-signature", GENERIC_SECRET, body).await
+}
+
+async fn invoice_record(env: &TestEnv, id: &str) -> anyhow::Result<serde_json::Value> {
+    let history = env.deps.store.history(id).await?;
+    history
+        .into_iter()
+        .find(|r| r["sk"] == "invoice")
+        .ok_or_else(|| anyhow::anyhow!("no invoice {id}"))
+}
+
+#[tokio::test]
+async fn partial_then_full_payment_marks_the_invoice_paid_and_stops_reminders() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let first = generic(&env, &payment("pay_1", "INV", "20.00", "USD")).await;
+    assert_eq!(
+        (first.status, &first.body["result"], &first.body["status"]),
+        (200, &"applied".into(), &"open".into())
+    );
+    assert_eq!(invoice_record(&env, "INV").await?["amount_paid"], "20.00");
+    // A reminder now states what is still owed.
+    let summary = run(
+        &env.deps,
+        &RunRequest {
+            as_of: "2026-11-23T14:00:00Z".parse()?,
+            dry_run: false,
+            run_id: "r1".into(),
+        },
+    )
+    .await?;
+    assert_eq!(summary.total_sent(), 1);
+    assert!(env.moto.sent_emails()?[0].subject.contains("USD 100.00"));
+    let rest = generic(&env, &payment("pay_2", "INV", "100.00", "USD")).await;
+    assert_eq!((rest.status, &rest.body["status"]), (200, &"paid".into()));
+    let inv = invoice_record(&env, "INV").await?;
+    assert_eq!(
+        (inv["status"].as_str(), inv["amount_paid"].as_str()),
+        (Some("paid"), Some("120.00"))
+    );
+    assert_eq!(inv["paid_at"], "2026-11-24T10:00:00.000Z");
+    // Paid: out of the due index, so the next day's run does not even read it.
+    let next = run(
+        &env.deps,
+        &RunRequest {
+            as_of: "2026-11-24T14:00:00Z".parse()?,
+            dry_run: false,
+            run_id: "r2".into(),
+        },
+    )
+    .await?;
+    assert_eq!((next.items_read, next.total_sent()), (0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn duplicate_and_reordered_deliveries_change_nothing_twice() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let a = payment("pay_a", "INV", "30.00", "USD");
+    let b = payment("pay_b", "INV", "40.00", "USD");
+    // b arrives first, then a, then both again.
+    for (body, want) in [
+        (&b, "applied"),
+        (&a, "applied"),
+        (&b, "duplicate"),
+        (&a, "duplicate"),
+    ] {
+        let answer = generic(&env, body).await;
+        assert_eq!(
+            (answer.status, answer.body["result"].as_str()),
+            (200, Some(want))
+        );
+    }
+    assert_eq!(invoice_record(&env, "INV").await?["amount_paid"], "70.00");
+    let payments: Vec<_> = env
+        .ledger("INV")
+        .await?
+        .into_iter()
+        .filter(|r| r["sk"].as_str().unwrap().starts_with("payment#"))
+        .collect();
+    assert_eq!(payments.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn twenty_concurrent_payments_for_one_invoice_add_up_exactly() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV",
+        "2026-11-23",
+        &[("email", "x@example.com"), ("amount", "1000.00")],
+    ))
+    .await?;
+    let bodies: Vec<Vec<u8>> = (1..=20)
+        .map(|i| payment(&format!("pay_{i}"), "INV", &format!("{i}.25"), "USD"))
+        .collect();
+    let answers = join_all(bodies.iter().map(|b| generic(&env, b))).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status == 200 && a.body["result"] == "applied"),
+        "{answers:?}"
+    );
+    // 1.25 + 2.25 + ... + 20.25 = 210 + 20 * 0.25
+    assert_eq!(invoice_record(&env, "INV").await?["amount_paid"], "215.00");
+    Ok(())
+}
+
+#[tokio::test]
+async fn realistic_stripe_events_of_each_type_are_applied() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV-1001",
+        "2026-11-26",
+        &[("email", "a@example.com"), ("amount", "1250.00")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "INV-1003",
+        "2026-11-22",
+        &[
+            ("email", "c@example.com"),
+            ("amount", "54000"),
+            ("currency", "JPY"),
+        ],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "INV-1005",
+        "2026-11-23",
+        &[
+            ("email", "e@example.com"),
+            ("amount", "125.500"),
+            ("currency", "KWD"),
+        ],
+    ))
+    .await?;
+    let dir = format!(
+        "{}/../shared/tests/fixtures/stripe",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (file, id) in [
+        ("invoice.paid.json", "INV-1001"),
+        ("checkout.session.completed.json", "INV-1003"),
+        ("payment_intent.succeeded.json", "INV-1005"),
+    ] {
+        let body = std::fs::read(format!("{dir}/{file}"))?;
+        let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
+        assert_eq!(
+            (answer.status, answer.body["status"].as_str()),
+            (200, Some("paid")),
+            "{file}: {:?}",
+            answer.body
+        );
+        assert_eq!(invoice_record(&env, id).await?["status"], "paid");
+    }
+    let other = std::fs::read(format!("{dir}/customer.created.json"))?;
+    let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &other).await;
+    assert_eq!(
+        (answer.status, answer.body["result"].as_str()),
+        (200, Some("ignored"))
+    );
+    // Our generic secret does not sign Stripe events.
+    let body = std::fs::read(format!("{dir}/invoice.paid.json"))?;
+    assert_eq!(
+        deliver(&env, "stripe-signature", GENERIC_SECRET, &body)
+            .await
+            .status,
+        401
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    env.put_invoice(&invoice(
+        "VOID",
+        "2026-11-23",
+        &[("email", "v@example.com"), ("status", "void")],
+    ))
+    .await?;
+    let big = vec![b' '; 64 * 1024 + 1];
+    let good = payment("pay_1", "INV", "10.00", "USD");
+    let stale = sign(
+        GENERIC_SECRET.as_bytes(),
+        Utc::now().timestamp() - 301,
+        &good,
+    );
+    let cases: Vec<(Answer, u16, &str)> = vec![
+        (generic(&env, &big).await, 413, "body_too_large"),
+        (generic(&env, b"{not json").await, 400, "malformed"),
+        (
+            generic(&env, &payment("pay_2", "INV", "10.00", "EUR")).await,
+            422,
+            "currency_mismatch",
+        ),
+        (
+            generic(&env, &payment("pay_3", "NOPE", "10.00", "USD")).await,
+            404,
+            "unknown_invoice",
+        ),
+        (
+            generic(&env, &payment("pay_4", "VOID", "10.00", "USD")).await,
+            409,
+            "invoice_void",
+        ),
+        (
+            deliver(&env, "dunning-signature", "whsec_wrong_secret_000", &good).await,
+            401,
+            "signature_invalid",
+        ),
+        (
+            handle(
+                &env.deps.store,
+                &config(),
+                "POST",
+                |_| None,
+                &good,
+                Utc::now(),
+            )
+            .await,
+            401,
+            "signature_missing",
+        ),
+        (
+            handle(
+                &env.deps.store,
+                &config(),
+                "POST",
+                |h| (h == "dunning-signature").then(|| stale.clone()),
+                &good,
+                Utc::now(),
+            )
+            .await,
+            401,
+            "signature_stale",
+        ),
+        (
+            handle(&env.deps.store, &config(), "GET", |_| None, b"", Utc::now()).await,
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (answer, status, code) in cases {
+        assert_eq!(
+            (answer.status, answer.body["error"].as_str()),
+            (status, Some(code)),
+            "{:?}",
+            answer.body
+        );
+        let text = answer.body.to_string();
+        assert!(
+            !text.contains("whsec") && !text.contains("x@example.com"),
+            "nothing secret or personal: {text}"
+        );
+    }
+    assert!(invoice_record(&env, "INV")
+        .await?
+        .get("amount_paid")
+        .is_none());
+    // A previous secret still works during a rotation.
+    let rotated = deliver(&env, "dunning-signature", "whsec_previous_secret00", &good).await;
+    assert_eq!(
+        (rotated.status, rotated.body["result"].as_str()),
+        (200, Some("applied"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_overpayment_is_recorded_and_flagged() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let answer = generic(&env, &payment("pay_1", "INV", "150.00", "USD")).await;
+    assert_eq!(
+        (
+            answer.body["status"].as_str(),
+            answer.body["overpaid"].as_bool()
+        ),
+        (Some("paid"), Some(true))
+    );
+    let inv = invoice_record(&env, "INV").await?;
+    assert_eq!(
+        (inv["amount_paid"].as_str(), inv["overpaid"].as_bool()),
+        (Some("150.00"), Some(true))
+    );
+    let record = env
+        .ledger("INV")
+        .await?
+        .into_iter()
+        .find(|r| r["sk"] == "payment#pay_1")
+        .unwrap();
+    assert_eq!(record["overpaid"], true);
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_reminder_is_sent_after_a_payment_commits_during_a_run() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let ids: Vec<String> = (0..24).map(|i| format!("RACE-{i:02}")).collect();
+    for id in &ids {
+        let email = format!("{}@example.com", id.to_lowercase());
+        env.put_invoice(&invoice(id, "2026-11-23", &[("email", email.as_str())]))
+            .await?;
+    }
+    let request = RunRequest {
+        as_of: "2026-11-23T14:00:00Z".parse()?,
+        dry_run: false,
+        run_id: "race".into(),
+    };
+    let bodies: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| payment(&format!("pay_{id}"), id, "120.00", "USD"))
+        .collect();
+    let (summary, answers) = tokio::join!(
+        run(&env.deps, &request),
+        join_all(bodies.iter().map(|b| generic(&env, b)))
+    );
+    let summary = summary?;
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    let mut reminded = 0;
+    for id in &ids {
+        let records = env.ledger(id).await?;
+        let paid = records
+            .iter()
+            .find(|r| r["sk"].as_str().unwrap().starts_with("payment#"))
+            .unwrap();
+        for sent in records.iter().filter(|r| r["state"] == "sent") {
+            reminded += 1;
+            let (sent_at, paid_at) = (
+                sent["sent_at"].as_str().unwrap(),
+                paid["recorded_at"].as_str().unwrap(),
+            );
+            assert!(
+                sent_at <= paid_at,
+                "{id}: reminder recorded at {sent_at}, after the payment committed at {paid_at}"
+            );
+        }
+        assert_eq!(invoice_record(&env, id).await?["status"], "paid");
+    }
+    assert_eq!(reminded as u64, summary.total_sent());
+    assert_eq!(env.moto.sent_emails()?.len() as u64, summary.total_sent());
+    Ok(())
+}
