@@ -22,7 +22,7 @@ trap cleanup EXIT
 eval "$(scripts/moto.sh start)"
 export TABLE_NAME=invoices-local SENDER_EMAIL=billing@acme.example BUSINESS_NAME="Acme Ltd" \
   BUSINESS_TIMEZONE=Europe/London PAY_LINK_BASE_URL=https://pay.acme.example/i \
-  PAY_LINK_SECRET=local-secret-not-for-production
+  PAY_LINK_SECRET=local-secret-not-for-production WEBHOOK_SECRETS=local-webhook-secret-0001
 "$admin" create-table >/dev/null && "$admin" verify-sender >/dev/null
 ESCALATION_TOPIC_ARN="$("$admin" create-topic)"
 export ESCALATION_TOPIC_ARN
@@ -49,4 +49,20 @@ emails, sms = map(int, re.search(r"sent: (\d+) emails, (\d+) SMS", open(sys.argv
 assert summary["as_of"] == "2026-11-23T14:00:00Z", summary["as_of"]
 assert sent > 0 and sent == emails + sms, (sent, emails, sms)
 print(f"cargo lambda invoke: the function read {summary['items_read']} invoices and sent {sent} messages; the emulator received {emails} emails and {sms} SMS")
+PY
+
+# A signed payment to the webhook's local function URL: INV-1002 is paid in full.
+printf '%s' '{"id":"pay_local_1","invoice_id":"INV-1002","amount":"480.00","currency":"EUR","paid_at":"2026-11-23T15:00:00Z"}' >"$work/payment.json"
+curl -sS -X POST "http://127.0.0.1:$port/lambda-url/payment-webhook/" \
+  -H "Dunning-Signature: $("$admin" sign-webhook "$work/payment.json")" \
+  -H 'Content-Type: application/json' --data-binary @"$work/payment.json" >"$work/answer.json"
+"$admin" history INV-1002 >"$work/history.txt"
+.venv/bin/python - "$work/answer.json" "$work/history.txt" <<'PY'
+import json, sys
+answer = json.load(open(sys.argv[1]))
+assert answer.get("result") == "applied" and answer.get("status") == "paid", answer
+history = open(sys.argv[2]).read()
+assert history.startswith("invoice INV-1002 paid 480.00 EUR"), history
+assert "payment#pay_local_1" in history, history
+print("webhook function URL: payment applied, INV-1002 is paid:", history.splitlines()[0])
 PY

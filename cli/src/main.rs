@@ -70,6 +70,14 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         brief: bool,
     },
+    /// Print a `Dunning-Signature` header for a webhook body, signed with the
+    /// first secret in WEBHOOK_SECRETS: for testing a deployed or local webhook.
+    SignWebhook {
+        /// The exact body that will be sent.
+        file: PathBuf,
+        #[arg(long, env = "WEBHOOK_SECRETS", hide_env_values = true)]
+        secrets: String,
+    },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -107,6 +115,19 @@ async fn execute(command: Command) -> Result<()> {
             println!(
                 "created table {table} with index {}",
                 dunning::aws::store::DUE_INDEX
+            );
+        }
+        Command::SignWebhook { file, secrets } => {
+            let body =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let secret = secrets
+                .split(',')
+                .map(str::trim)
+                .find(|s| !s.is_empty())
+                .context("WEBHOOK_SECRETS is empty")?;
+            println!(
+                "{}",
+                dunning::webhook::signature::sign(secret.as_bytes(), Utc::now().timestamp(), &body)
             );
         }
         Command::CreateTopic { name } => {
@@ -314,7 +335,7 @@ async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Result<()
         let sk = field(r, "sk");
         if sk == "invoice" {
             println!(
-                "invoice {} {} {} {} due {} paid {}",
+                "invoice {} {} {} {} due {} amount_paid {}",
                 field(r, "invoice_id"),
                 field(r, "status"),
                 field(r, "amount"),

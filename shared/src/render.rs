@@ -15,6 +15,18 @@ pub const BUILT_IN_TEMPLATES: &[&str] = &["pre_due", "due_today", "overdue", "fi
 /// The compiled-in templates: (name, source).
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("../templates/layout.html")),
+    (
+        "receipt/subject.txt",
+        include_str!("../templates/receipt/subject.txt"),
+    ),
+    (
+        "receipt/body.html",
+        include_str!("../templates/receipt/body.html"),
+    ),
+    (
+        "receipt/body.txt",
+        include_str!("../templates/receipt/body.txt"),
+    ),
     ("lines.txt", include_str!("../templates/lines.txt")),
     ("footer.txt", include_str!("../templates/footer.txt")),
     (
@@ -240,6 +252,39 @@ impl Renderer {
     pub fn sms(&self, template: &str, ctx: &ReminderContext) -> Result<String, RenderError> {
         self.render(format!("{template}/sms.txt"), ctx)
             .map(|s| one_line(&s))
+    }
+}
+
+/// What a payment receipt says.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiptContext {
+    pub business_name: String,
+    pub customer_name: String,
+    pub invoice_id: String,
+    /// The payment that completed the invoice, e.g. `USD 120.00`.
+    pub payment: String,
+    /// `24 November 2026`.
+    pub paid_on: String,
+}
+
+impl Renderer {
+    /// The receipt sent (when enabled) once a payment completes an invoice.
+    pub fn receipt(&self, ctx: &ReceiptContext) -> Result<EmailContent, RenderError> {
+        let render = |name: &str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(minijinja::value::Serde(ctx)))
+                .map(|s| s.trim().to_owned())
+                .map_err(|source| RenderError {
+                    template: name.to_owned(),
+                    source,
+                })
+        };
+        Ok(EmailContent {
+            subject: one_line(&render("receipt/subject.txt")?),
+            html: render("receipt/body.html")?,
+            text: render("receipt/body.txt")?,
+        })
     }
 }
 

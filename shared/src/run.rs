@@ -545,7 +545,7 @@ async fn deliver(
         };
         let settled = match &sent {
             Ok(message_id) => {
-                match deps.store.record_sent(&held, message_id, now).await {
+                match deps.store.record_sent(&held, message_id, Utc::now()).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(invoice_id = %c.invoice.id, %message_id, "sent after our claim lease expired; another run may send too")
@@ -690,7 +690,7 @@ async fn escalate(
     record_superseded(deps, &e.invoice.id, &e.superseded, e.step).await;
     let outcome = match deps.sms.publish_event(topic, &subject, &event).await {
         Ok(message_id) => {
-            if let Err(err) = deps.store.record_sent(&held, &message_id, now).await {
+            if let Err(err) = deps.store.record_sent(&held, &message_id, Utc::now()).await {
                 tracing::error!(error = %err, "escalation published but not recorded");
             }
             if let Err(err) = deps.store.mark_in_collections(&e.invoice.id, now).await {

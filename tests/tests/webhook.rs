@@ -31,7 +31,16 @@ fn payment(id: &str, invoice: &str, amount: &str, currency: &str) -> Vec<u8> {
 async fn deliver(env: &TestEnv, header: &str, secret: &str, body: &[u8]) -> Answer {
     let signature = sign(secret.as_bytes(), Utc::now().timestamp(), body);
     let lookup = |name: &str| (name == header).then(|| signature.clone());
-    handle(&env.deps.store, &config(), "POST", lookup, body, Utc::now()).await
+    handle(
+        &env.deps.store,
+        None,
+        &config(),
+        "POST",
+        lookup,
+        body,
+        Utc::now(),
+    )
+    .await
 }
 
 async fn generic(env: &TestEnv, body: &[u8]) -> Answer {
@@ -257,6 +266,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
+                None,
                 &config(),
                 "POST",
                 |_| None,
@@ -270,6 +280,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
+                None,
                 &config(),
                 "POST",
                 |h| (h == "dunning-signature").then(|| stale.clone()),
@@ -281,7 +292,16 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
             "signature_stale",
         ),
         (
-            handle(&env.deps.store, &config(), "GET", |_| None, b"", Utc::now()).await,
+            handle(
+                &env.deps.store,
+                None,
+                &config(),
+                "GET",
+                |_| None,
+                b"",
+                Utc::now(),
+            )
+            .await,
             405,
             "method_not_allowed",
         ),
@@ -309,6 +329,54 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (rotated.status, rotated.body["result"].as_str()),
         (200, Some("applied"))
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_receipt_goes_out_once_when_enabled_and_the_invoice_is_paid_in_full() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let mut cfg = config();
+    cfg.receipts = Some(dunning::webhook::Receipts {
+        sender: dunning::contact::EmailAddress::parse(dunning_e2e::SENDER).unwrap(),
+        business_name: "Acme Ltd".into(),
+    });
+    let send = |body: Vec<u8>| {
+        let cfg = cfg.clone();
+        let env = &env;
+        async move {
+            let signature = sign(GENERIC_SECRET.as_bytes(), Utc::now().timestamp(), &body);
+            let lookup = |name: &str| (name == "dunning-signature").then(|| signature.clone());
+            handle(
+                &env.deps.store,
+                Some(&env.deps.mail),
+                &cfg,
+                "POST",
+                lookup,
+                &body,
+                Utc::now(),
+            )
+            .await
+        }
+    };
+    send(payment("pay_1", "INV", "20.00", "USD")).await;
+    assert!(
+        env.moto.sent_emails()?.is_empty(),
+        "no receipt for a partial payment"
+    );
+    let full = payment("pay_2", "INV", "100.00", "USD");
+    send(full.clone()).await;
+    send(full).await;
+    let emails = env.moto.sent_emails()?;
+    assert_eq!(
+        emails.len(),
+        1,
+        "one receipt, none for the duplicate delivery"
+    );
+    assert_eq!(emails[0].subject, "Receipt: invoice INV is paid");
+    assert!(emails[0].body.contains("USD 100.00") && emails[0].body.contains("24 November 2026"));
     Ok(())
 }
 

@@ -3,12 +3,14 @@
 //! its answer becomes a JSON response.
 
 use chrono::Utc;
-use dunning::aws::DynamoStore;
+use dunning::aws::{DynamoStore, SesMailer};
 use dunning::webhook::{self, WebhookConfig};
 use lambda_http::{Body, Error, Request, Response};
 
 pub struct Deps {
     pub store: DynamoStore,
+    /// Present when receipts are enabled.
+    pub mailer: Option<SesMailer>,
     pub config: WebhookConfig,
 }
 
@@ -23,6 +25,7 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, Err
     let body: &[u8] = request.body().as_ref();
     let answer = webhook::handle(
         &deps.store,
+        deps.mailer.as_ref(),
         &deps.config,
         request.method().as_str(),
         header,

@@ -4,7 +4,7 @@
 mod handler;
 
 use aws_config::BehaviorVersion;
-use dunning::aws::DynamoStore;
+use dunning::aws::{DynamoStore, SesMailer};
 use dunning::webhook::WebhookConfig;
 use lambda_http::{service_fn, Error};
 
@@ -14,6 +14,14 @@ async fn main() -> Result<(), Error> {
     let config = WebhookConfig::from_env()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let store = DynamoStore::new(&sdk, &config.table_name);
-    let deps = handler::Deps { store, config };
+    let mailer = config
+        .receipts
+        .as_ref()
+        .map(|r| SesMailer::new(&sdk, r.sender.clone(), None));
+    let deps = handler::Deps {
+        store,
+        mailer,
+        config,
+    };
     lambda_http::run(service_fn(|request| handler::handle(&deps, request))).await
 }

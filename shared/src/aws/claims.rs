@@ -359,8 +359,8 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(u).build())
     }
 
-    /// Records a successful send on the claim we hold. `Ok(false)` means our
-    /// lease had expired and another run took the claim over.
+    /// Records a successful send on the claim we hold, at real time `at`.
+    /// `Ok(false)` means our lease had expired and another run took the claim over.
     pub async fn record_sent(
         &self,
         held: &Held<'_>,

@@ -24,12 +24,14 @@ use crate::webhook::event::Payment;
 const MAX_ATTEMPTS: u32 = 40;
 
 /// A payment applied (or found already applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     Applied {
         amount_paid: Decimal,
         fully_paid: bool,
         overpaid: bool,
+        /// The invoice as read before this payment (for a receipt).
+        invoice: Box<Invoice>,
     },
     Duplicate,
 }
@@ -110,6 +112,7 @@ impl DynamoStore {
                         amount_paid: paid,
                         fully_paid,
                         overpaid,
+                        invoice: Box::new(invoice),
                     })
                 }
                 Commit::Duplicate => return Ok(Applied::Duplicate),

@@ -26,7 +26,17 @@ pub const ENV_VARS: &[&str] = &[
     "WEBHOOK_SECRETS",
     "STRIPE_WEBHOOK_SECRETS",
     "SIGNATURE_TOLERANCE_SECONDS",
+    "RECEIPT_EMAILS",
+    "SENDER_EMAIL",
+    "BUSINESS_NAME",
 ];
+
+/// Receipt emails: off unless `RECEIPT_EMAILS=true`.
+#[derive(Debug, Clone)]
+pub struct Receipts {
+    pub sender: crate::contact::EmailAddress,
+    pub business_name: String,
+}
 
 #[derive(Clone)]
 pub struct WebhookConfig {
@@ -36,6 +46,8 @@ pub struct WebhookConfig {
     /// Stripe endpoint secrets (`whsec_...`) for `Stripe-Signature`.
     pub stripe_secrets: Vec<Vec<u8>>,
     pub tolerance_secs: i64,
+    /// When set, a payment that completes an invoice sends the customer a receipt.
+    pub receipts: Option<Receipts>,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -95,11 +107,35 @@ impl WebhookConfig {
                         why: "not a whole number of seconds from 1 to 3600",
                     })?,
             };
+        let receipts = match get("RECEIPT_EMAILS").as_deref().map(str::trim) {
+            None | Some("" | "false") => None,
+            Some("true") => {
+                let sender = get("SENDER_EMAIL").ok_or(ConfigError::Missing("SENDER_EMAIL"))?;
+                Some(Receipts {
+                    sender: crate::contact::EmailAddress::parse(&sender).ok_or(
+                        ConfigError::Invalid {
+                            name: "SENDER_EMAIL",
+                            why: "not an email address",
+                        },
+                    )?,
+                    business_name: get("BUSINESS_NAME")
+                        .filter(|v| !v.trim().is_empty())
+                        .ok_or(ConfigError::Missing("BUSINESS_NAME"))?,
+                })
+            }
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "RECEIPT_EMAILS",
+                    why: "true or false",
+                })
+            }
+        };
         Ok(Self {
             table_name,
             generic_secrets,
             stripe_secrets,
             tolerance_secs,
+            receipts,
         })
     }
 
@@ -122,10 +158,40 @@ fn error(status: u16, code: &str, message: &str) -> Answer {
     }
 }
 
+/// Sends the receipt for a payment that completed `invoice`, when enabled.
+/// Best effort: the payment is recorded whatever happens here.
+async fn send_receipt(
+    mailer: Option<&crate::aws::SesMailer>,
+    config: &WebhookConfig,
+    invoice: &crate::invoice::Invoice,
+    payment: &event::Payment,
+) {
+    let (Some(receipts), Some(mailer), Some(to)) = (&config.receipts, mailer, &invoice.email)
+    else {
+        return;
+    };
+    let ctx = crate::render::ReceiptContext {
+        business_name: receipts.business_name.clone(),
+        customer_name: invoice.customer_name.clone(),
+        invoice_id: invoice.id.clone(),
+        payment: crate::money::Money::new(payment.amount, payment.currency).to_string(),
+        paid_on: payment.paid_at.format("%-d %B %Y").to_string(),
+    };
+    let sent = match crate::render::Renderer::new().receipt(&ctx) {
+        Ok(email) => mailer.send(to, &email).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match sent {
+        Ok(message_id) => tracing::info!(invoice_id = %invoice.id, %message_id, "receipt sent"),
+        Err(error) => tracing::warn!(invoice_id = %invoice.id, %error, "receipt not sent"),
+    }
+}
+
 /// Handles one delivery. `header` looks a request header up by name
 /// (case-insensitively, as HTTP does).
 pub async fn handle(
     store: &DynamoStore,
+    mailer: Option<&crate::aws::SesMailer>,
     config: &WebhookConfig,
     method: &str,
     header: impl Fn(&str) -> Option<String>,
@@ -180,7 +246,11 @@ pub async fn handle(
             amount_paid,
             fully_paid,
             overpaid,
+            invoice,
         }) => {
+            if fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
+                send_receipt(mailer, config, &invoice, &payment).await;
+            }
             tracing::info!(invoice_id = %id, event_id = %payment.event_id, fully_paid, overpaid, "payment applied");
             if overpaid {
                 tracing::warn!(invoice_id = %id, "overpayment recorded and flagged on the invoice");
