@@ -21,6 +21,9 @@ section "cargo build + cargo test (unit, property, end-to-end against moto)"
 cargo build --workspace
 cargo test --workspace
 
+section "Webhook signatures against Stripe's own library (scripts/stripe_compat.py)"
+.venv/bin/python scripts/stripe_compat.py "${CARGO_TARGET_DIR:-$root/target}/debug/dunning-admin"
+
 section "Demo (scripts/demo.sh)"
 scripts/demo.sh >"$root/target/demo.log" 2>&1 || { cat "$root/target/demo.log"; exit 1; }
 grep -E '^sent: [1-9][0-9]* emails, [1-9][0-9]* SMS$' "$root/target/demo.log"

@@ -78,6 +78,17 @@ enum Command {
         #[arg(long, env = "WEBHOOK_SECRETS", hide_env_values = true)]
         secrets: String,
     },
+    /// Check a `Dunning-Signature`/`Stripe-Signature` header over a body with
+    /// WEBHOOK_SECRETS, as the webhook does; exits non-zero when it fails.
+    VerifyWebhook {
+        file: PathBuf,
+        #[arg(long)]
+        header: String,
+        #[arg(long, env = "WEBHOOK_SECRETS", hide_env_values = true)]
+        secrets: String,
+        #[arg(long, default_value_t = 300)]
+        tolerance: i64,
+    },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -129,6 +140,29 @@ async fn execute(command: Command) -> Result<()> {
                 "{}",
                 dunning::webhook::signature::sign(secret.as_bytes(), Utc::now().timestamp(), &body)
             );
+        }
+        Command::VerifyWebhook {
+            file,
+            header,
+            secrets,
+            tolerance,
+        } => {
+            let body =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let secrets: Vec<Vec<u8>> = secrets
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_bytes().to_vec())
+                .collect();
+            dunning::webhook::signature::verify(
+                Some(&header),
+                &body,
+                &secrets,
+                Utc::now().timestamp(),
+                tolerance,
+            )?;
+            println!("signature valid");
         }
         Command::CreateTopic { name } => {
             let arn = dunning::aws::SnsTexter::new(&sdk)
