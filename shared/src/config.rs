@@ -21,6 +21,7 @@ pub const ENV_VARS: &[&str] = &[
     "SES_CONFIGURATION_SET",
     "SEND_CONCURRENCY",
     "CLAIM_LEASE_SECONDS",
+    "SMS_MAX_SEGMENTS",
     "POLICY_FILE",
     "ESCALATION_TOPIC_ARN",
 ];
@@ -48,6 +49,8 @@ pub struct Config {
     pub ses_configuration_set: Option<String>,
     pub send_concurrency: usize,
     pub claim_lease: Duration,
+    /// An SMS longer than this many segments is not sent (recorded as failed, `sms_too_long`).
+    pub sms_max_segments: usize,
     /// A policy file to use instead of the compiled-in default.
     pub policy_file: Option<String>,
     /// SNS topic for escalation events (required when the policy escalates).
@@ -120,6 +123,7 @@ impl Config {
             ses_configuration_set: get("SES_CONFIGURATION_SET").filter(|v| !v.is_empty()),
             send_concurrency: number("SEND_CONCURRENCY", 8, 1..=256)? as usize,
             claim_lease: Duration::from_secs(number("CLAIM_LEASE_SECONDS", 900, 60..=86_400)?),
+            sms_max_segments: number("SMS_MAX_SEGMENTS", 2, 1..=10)? as usize,
             policy_file: get("POLICY_FILE").filter(|v| !v.trim().is_empty()),
             escalation_topic_arn: get("ESCALATION_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
         })

@@ -19,6 +19,7 @@ pub mod paylink;
 pub mod policy;
 pub mod render;
 pub mod run;
+pub mod segments;
 pub mod summary;
 pub mod telemetry;
 pub mod webhook;

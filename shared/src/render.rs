@@ -388,13 +388,50 @@ mod tests {
                 email.html
             );
             assert!(sms.contains("26 Nov"), "{step}: {sms}");
-            assert!(
-                sms.chars().count() <= 160,
-                "{step} SMS fits one segment: {} chars",
-                sms.chars().count()
+            assert_eq!(
+                crate::segments::measure(&sms).segments,
+                1,
+                "{step} SMS fits one segment: {sms}"
             );
         }
         assert!(!r.has_template("no_such_template"));
+    }
+
+    #[test]
+    fn default_sms_fit_one_gsm7_segment_with_a_real_signed_link() {
+        let r = Renderer::new();
+        let mut inv = invoice("Ana Lima", "");
+        // Typical sizes: an 8-character id, five-figure amounts, a short pay domain,
+        // a 16-character business name. Longer ones take two segments (the default maximum).
+        inv.id = "INV-1001".into();
+        inv.amount.amount = rust_decimal::Decimal::new(1_234_567, 2);
+        let signer = crate::paylink::PayLinkSigner::new(
+            "https://pay.acme.example/i",
+            b"0123456789abcdef".to_vec(),
+        );
+        let link = signer.sign(&inv.id, "2026-12-31T00:00:00Z".parse().unwrap());
+        for (step, today) in [
+            ("pre_due", "2026-11-23"),
+            ("due_today", "2026-11-26"),
+            ("overdue", "2026-11-27"),
+            ("final_notice", "2026-12-10"),
+        ] {
+            let lines = vec![InvoiceLine::new(
+                &inv,
+                today.parse().unwrap(),
+                link.clone(),
+                None,
+            )];
+            let c = ReminderContext::new("Acme Trading Ltd", "Ana Lima", step, lines).unwrap();
+            let sms = r.sms(step, &c).unwrap();
+            let size = crate::segments::measure(&sms);
+            assert_eq!(
+                (size.encoding, size.segments),
+                (crate::segments::Encoding::Gsm7, 1),
+                "{step}: {} units: {sms}",
+                size.units
+            );
+        }
     }
 
     #[test]

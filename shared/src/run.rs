@@ -519,7 +519,22 @@ async fn deliver(
                 Err(e) => Err(render_failure(&e)),
             },
             Address::Sms(to) => match deps.renderer.sms(&step.template, &ctx) {
-                Ok(text) => deps.sms.send(to, &text).await,
+                Ok(text) => {
+                    let size = crate::segments::measure(&text);
+                    if size.segments > deps.config.sms_max_segments {
+                        // Never send more than the configured segments (each is billed).
+                        Err(crate::aws::SendError {
+                            class: ErrorClass::Permanent,
+                            code: "sms_too_long".into(),
+                            message: format!(
+                                "{} segments over the maximum of {}",
+                                size.segments, deps.config.sms_max_segments
+                            ),
+                        })
+                    } else {
+                        deps.sms.send(to, &text).await
+                    }
+                }
                 Err(e) => Err(render_failure(&e)),
             },
         },

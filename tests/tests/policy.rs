@@ -310,3 +310,42 @@ async fn a_run_outside_the_customers_window_waits_for_their_morning() -> anyhow:
     assert_eq!(outcome(&morning, "due_today", "sms"), (1, 0, 0));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_sms_over_the_segment_limit_is_not_sent_but_recorded() -> anyhow::Result<()> {
+    let long_name = "Acme Very Long Trading Name ".repeat(12);
+    let env = TestEnv::with_config(
+        config(&[
+            ("BUSINESS_NAME", long_name.trim()),
+            ("SMS_MAX_SEGMENTS", "2"),
+        ]),
+        true,
+    )
+    .await?;
+    env.put_invoice(&invoice(
+        "LONG",
+        "2026-11-23",
+        &[("email", "l@example.com"), ("phone", "+15555550210")],
+    ))
+    .await?;
+    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    assert_eq!(outcome(&summary, "due_today", "sms"), (0, 1, 0));
+    assert_eq!(summary.failed.get("sms_too_long"), Some(&1));
+    assert!(env.moto.sent_sms()?.is_empty());
+    assert_eq!(
+        outcome(&summary, "due_today", "email"),
+        (1, 0, 0),
+        "the email is not affected"
+    );
+    let record = env
+        .ledger("LONG")
+        .await?
+        .into_iter()
+        .find(|r| r["channel"] == "sms")
+        .unwrap();
+    assert_eq!(
+        (record["state"].as_str(), record["error_code"].as_str()),
+        (Some("failed"), Some("sms_too_long"))
+    );
+    Ok(())
+}

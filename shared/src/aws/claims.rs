@@ -16,7 +16,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::errors::SendError;
-use super::store::{n, rfc3339, s, DynamoStore, Item, StoreError, PARTITION_KEY, SORT_KEY};
+use super::store::{
+    cancellation_codes, n, rfc3339, s, DynamoStore, Item, StoreError, PARTITION_KEY, SORT_KEY,
+};
 use crate::invoice::Invoice;
 use crate::ledger::{self, ErrorClass, LedgerState, INVOICE_SK, MAX_ATTEMPTS};
 use crate::policy::Cap;
@@ -201,11 +203,7 @@ impl DynamoStore {
                 }
                 Err(SdkError::ServiceError(err)) => match err.err() {
                     TransactWriteItemsError::TransactionCanceledException(cancel) => {
-                        let codes: Vec<&str> = cancel
-                            .cancellation_reasons()
-                            .iter()
-                            .map(|r| r.code().unwrap_or("None"))
-                            .collect();
+                        let codes = cancellation_codes(cancel);
                         if codes.contains(&"TransactionConflict")
                             || codes.first() == Some(&"ConditionalCheckFailed") && first_member == 1
                         {
@@ -367,12 +365,7 @@ impl DynamoStore {
         message_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(held.invoice_id))
-            .key(SORT_KEY, s(held.sk))
+        let result = self.update_record(held.invoice_id, held.sk)
             .update_expression("SET #state = :sent, message_id = :id, sent_at = :at REMOVE lease_expires, error_code, error_class, error_message")
             .condition_expression("claim_token = :token")
             .expression_attribute_names("#state", "state")
@@ -399,11 +392,7 @@ impl DynamoStore {
                 "SET #state = :state, error_class = :class, error_code = :code, error_message = :msg, failed_at = :at",
             );
             let mut u = self
-                .client()
-                .update_item()
-                .table_name(self.table())
-                .key(PARTITION_KEY, s(held.invoice_id))
-                .key(SORT_KEY, s(held.sk))
+                .update_record(held.invoice_id, held.sk)
                 .condition_expression("claim_token = :token")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":state", s(state.as_str()))
@@ -474,11 +463,7 @@ impl DynamoStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(sk))
+            .update_record(invoice_id, sk)
             .update_expression("SET #state = :skipped, skip_reason = :reason, skipped_at = :at")
             .condition_expression("attribute_not_exists(sk)")
             .expression_attribute_names("#state", "state")
@@ -500,12 +485,7 @@ impl DynamoStore {
         until: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(sk))
+        let result = self.update_record(invoice_id, sk)
             .update_expression("SET #state = :deferred, defer_reason = :reason, retry_after = :until, deferred_at = :at")
             .condition_expression("attribute_not_exists(sk) OR #state = :deferred")
             .expression_attribute_names("#state", "state")
@@ -522,11 +502,7 @@ impl DynamoStore {
     /// recorded: payments for it may commit again. Only the claim's own mark.
     pub async fn release_invoice(&self, invoice_id: &str, token: &str) -> Result<(), StoreError> {
         let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(INVOICE_SK))
+            .update_invoice(invoice_id)
             .update_expression("REMOVE sending_until, sending_token")
             .condition_expression("sending_token = :token")
             .expression_attribute_values(":token", s(token))
@@ -542,11 +518,7 @@ impl DynamoStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(INVOICE_SK))
+            .update_invoice(invoice_id)
             .update_expression("SET in_collections = :true, collections_at = :at")
             .condition_expression("attribute_exists(invoice_id)")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -560,11 +532,7 @@ impl DynamoStore {
     /// without a write. Best effort: the ledger record is the authority.
     pub async fn mark_reminded(&self, invoice_id: &str, key: &str) -> Result<(), StoreError> {
         let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(INVOICE_SK))
+            .update_invoice(invoice_id)
             .update_expression("ADD reminded :key")
             .condition_expression("attribute_exists(invoice_id)")
             .expression_attribute_values(":key", AttributeValue::Ss(vec![key.to_owned()]))

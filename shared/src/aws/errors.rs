@@ -74,3 +74,12 @@ where
         message,
     }
 }
+
+/// The provider's message id, which a successful send must carry.
+pub(super) fn require_id(id: Option<String>, provider: &str) -> Result<String, SendError> {
+    id.ok_or_else(|| SendError {
+        class: ErrorClass::Transient,
+        code: "NoMessageId".into(),
+        message: format!("{provider} accepted the message without an id"),
+    })
+}

@@ -3,7 +3,7 @@
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use aws_sdk_sesv2::Client;
 
-use super::errors::{classify, SendError};
+use super::errors::{classify, require_id, SendError};
 use crate::contact::EmailAddress;
 use crate::ledger::ErrorClass;
 use crate::render::EmailContent;
@@ -55,11 +55,7 @@ impl SesMailer {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        out.message_id.ok_or_else(|| SendError {
-            class: ErrorClass::Transient,
-            code: "NoMessageId".into(),
-            message: "SES accepted the message without an id".into(),
-        })
+        require_id(out.message_id, "SES")
     }
 
     /// Registers the sender identity (on AWS this starts verification).

@@ -198,11 +198,7 @@ impl DynamoStore {
             Ok(_) => Ok(Commit::Done),
             Err(SdkError::ServiceError(err)) => match err.err() {
                 TransactWriteItemsError::TransactionCanceledException(cancel) => {
-                    let codes: Vec<&str> = cancel
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None"))
-                        .collect();
+                    let codes = super::store::cancellation_codes(cancel);
                     Ok(if codes.first() == Some(&"ConditionalCheckFailed") {
                         Commit::Duplicate
                     } else {

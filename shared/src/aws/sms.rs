@@ -3,7 +3,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
-use super::errors::{classify, SendError};
+use super::errors::{classify, require_id, SendError};
 use crate::contact::PhoneNumber;
 use crate::ledger::ErrorClass;
 
@@ -51,11 +51,7 @@ impl SnsTexter {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        out.message_id.ok_or_else(|| SendError {
-            class: ErrorClass::Transient,
-            code: "NoMessageId".into(),
-            message: "SNS accepted the event without an id".into(),
-        })
+        require_id(out.message_id, "SNS")
     }
 
     /// Publishes a transactional SMS; returns the SNS message id.
@@ -78,10 +74,6 @@ impl SnsTexter {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        out.message_id.ok_or_else(|| SendError {
-            class: ErrorClass::Transient,
-            code: "NoMessageId".into(),
-            message: "SNS accepted the message without an id".into(),
-        })
+        require_id(out.message_id, "SNS")
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
@@ -145,6 +146,20 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// An UpdateItem on the record (`invoice_id`, `sk`).
+    pub(super) fn update_record(&self, invoice_id: &str, sk: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(invoice_id))
+            .key(SORT_KEY, s(sk))
+    }
+
+    /// An UpdateItem on the invoice item itself.
+    pub(super) fn update_invoice(&self, invoice_id: &str) -> UpdateItemFluentBuilder {
+        self.update_record(invoice_id, INVOICE_SK)
     }
 
     /// Creates the table with its due index, on-demand billing. The same
@@ -290,4 +305,15 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// The reason code of each item of a cancelled transaction, in order (`None` where it passed).
+pub(super) fn cancellation_codes(
+    cancel: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
+) -> Vec<&str> {
+    cancel
+        .cancellation_reasons()
+        .iter()
+        .map(|r| r.code().unwrap_or("None"))
+        .collect()
 }
