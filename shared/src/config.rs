@@ -22,6 +22,10 @@ pub const ENV_VARS: &[&str] = &[
     "SEND_CONCURRENCY",
     "CLAIM_LEASE_SECONDS",
     "SMS_MAX_SEGMENTS",
+    "DEFAULT_LOCALE",
+    "REPLY_TO_EMAIL",
+    "BCC_EMAIL",
+    "CONTACT_LINE",
     "POLICY_FILE",
     "ESCALATION_TOPIC_ARN",
 ];
@@ -51,6 +55,14 @@ pub struct Config {
     pub claim_lease: Duration,
     /// An SMS longer than this many segments is not sent (recorded as failed, `sms_too_long`).
     pub sms_max_segments: usize,
+    /// The language of customers whose invoice has no (supported) `locale`.
+    pub default_locale: crate::render::Locale,
+    /// Where customers' replies go (default: the sender).
+    pub reply_to: Option<EmailAddress>,
+    /// A blind copy of every reminder email (e.g. the finance team).
+    pub bcc: Option<EmailAddress>,
+    /// A line shown in every email, e.g. "Questions? Call +44 20 7946 0000".
+    pub contact_line: Option<String>,
     /// A policy file to use instead of the compiled-in default.
     pub policy_file: Option<String>,
     /// SNS topic for escalation events (required when the policy escalates).
@@ -112,7 +124,26 @@ impl Config {
         if pay_link_secret.len() < 16 {
             return Err(invalid("PAY_LINK_SECRET", "must be at least 16 characters"));
         }
+        let address = |name: &'static str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| EmailAddress::parse(v.trim()).ok_or(invalid(name, "not an email address")))
+                .transpose()
+        };
+        let contact_line = get("CONTACT_LINE").filter(|v| !v.trim().is_empty());
+        if contact_line
+            .as_ref()
+            .is_some_and(|l| l.chars().any(char::is_control) || l.chars().count() > 200)
+        {
+            return Err(invalid(
+                "CONTACT_LINE",
+                "one line of at most 200 characters",
+            ));
+        }
         Ok(Self {
+            reply_to: address("REPLY_TO_EMAIL")?,
+            bcc: address("BCC_EMAIL")?,
+            contact_line,
             table_name: required("TABLE_NAME")?,
             sender_email,
             business_name: required("BUSINESS_NAME")?,
@@ -124,6 +155,13 @@ impl Config {
             send_concurrency: number("SEND_CONCURRENCY", 8, 1..=256)? as usize,
             claim_lease: Duration::from_secs(number("CLAIM_LEASE_SECONDS", 900, 60..=86_400)?),
             sms_max_segments: number("SMS_MAX_SEGMENTS", 2, 1..=10)? as usize,
+            default_locale: match get("DEFAULT_LOCALE").filter(|v| !v.trim().is_empty()) {
+                None => crate::render::Locale::En,
+                Some(tag) => crate::render::Locale::parse(&tag).ok_or(ConfigError::Invalid {
+                    name: "DEFAULT_LOCALE",
+                    why: "not a supported locale (en, zh-Hans, zh-Hant)",
+                })?,
+            },
             policy_file: get("POLICY_FILE").filter(|v| !v.trim().is_empty()),
             escalation_topic_arn: get("ESCALATION_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
         })
@@ -176,6 +214,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("SEND_CONCURRENCY"));
+        let mut bad_reply = BASE.to_vec();
+        bad_reply.push(("REPLY_TO_EMAIL", "accounts"));
+        assert!(Config::from_lookup(env(&bad_reply))
+            .unwrap_err()
+            .to_string()
+            .contains("REPLY_TO_EMAIL"));
+        let mut crlf = BASE.to_vec();
+        crlf.push(("CONTACT_LINE", "Call us\r\nBcc: x@y.z"));
+        assert!(Config::from_lookup(env(&crlf))
+            .unwrap_err()
+            .to_string()
+            .contains("CONTACT_LINE"));
         let mut bad_tz = BASE.to_vec();
         bad_tz[3] = ("BUSINESS_TIMEZONE", "Mars/Olympus");
         assert!(Config::from_lookup(env(&bad_tz))

@@ -22,4 +22,5 @@ pub mod run;
 pub mod segments;
 pub mod summary;
 pub mod telemetry;
+mod templates;
 pub mod webhook;

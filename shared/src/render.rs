@@ -9,91 +9,63 @@ use serde::Serialize;
 use crate::invoice::Invoice;
 use crate::money::Money;
 
-/// Template ids with a complete set of parts among the compiled-in templates.
+/// Template ids with a complete set of parts in every locale.
 pub const BUILT_IN_TEMPLATES: &[&str] = &["pre_due", "due_today", "overdue", "final_notice"];
 
-/// The compiled-in templates: (name, source).
-const TEMPLATES: &[(&str, &str)] = &[
-    ("layout.html", include_str!("../templates/layout.html")),
-    (
-        "receipt/subject.txt",
-        include_str!("../templates/receipt/subject.txt"),
-    ),
-    (
-        "receipt/body.html",
-        include_str!("../templates/receipt/body.html"),
-    ),
-    (
-        "receipt/body.txt",
-        include_str!("../templates/receipt/body.txt"),
-    ),
-    ("lines.txt", include_str!("../templates/lines.txt")),
-    ("footer.txt", include_str!("../templates/footer.txt")),
-    (
-        "pre_due/subject.txt",
-        include_str!("../templates/pre_due/subject.txt"),
-    ),
-    (
-        "pre_due/body.html",
-        include_str!("../templates/pre_due/body.html"),
-    ),
-    (
-        "pre_due/body.txt",
-        include_str!("../templates/pre_due/body.txt"),
-    ),
-    (
-        "pre_due/sms.txt",
-        include_str!("../templates/pre_due/sms.txt"),
-    ),
-    (
-        "due_today/subject.txt",
-        include_str!("../templates/due_today/subject.txt"),
-    ),
-    (
-        "due_today/body.html",
-        include_str!("../templates/due_today/body.html"),
-    ),
-    (
-        "due_today/body.txt",
-        include_str!("../templates/due_today/body.txt"),
-    ),
-    (
-        "due_today/sms.txt",
-        include_str!("../templates/due_today/sms.txt"),
-    ),
-    (
-        "overdue/subject.txt",
-        include_str!("../templates/overdue/subject.txt"),
-    ),
-    (
-        "overdue/body.html",
-        include_str!("../templates/overdue/body.html"),
-    ),
-    (
-        "overdue/body.txt",
-        include_str!("../templates/overdue/body.txt"),
-    ),
-    (
-        "overdue/sms.txt",
-        include_str!("../templates/overdue/sms.txt"),
-    ),
-    (
-        "final_notice/subject.txt",
-        include_str!("../templates/final_notice/subject.txt"),
-    ),
-    (
-        "final_notice/body.html",
-        include_str!("../templates/final_notice/body.html"),
-    ),
-    (
-        "final_notice/body.txt",
-        include_str!("../templates/final_notice/body.txt"),
-    ),
-    (
-        "final_notice/sms.txt",
-        include_str!("../templates/final_notice/sms.txt"),
-    ),
-];
+use crate::templates::TEMPLATES;
+
+/// The languages messages are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Locale {
+    En,
+    /// Simplified Chinese.
+    ZhHans,
+    /// Traditional Chinese.
+    ZhHant,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 3] = [Locale::En, Locale::ZhHans, Locale::ZhHant];
+
+    /// The template directory and BCP 47 tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::ZhHans => "zh-Hans",
+            Self::ZhHant => "zh-Hant",
+        }
+    }
+
+    /// Maps a language tag to a supported locale: `zh-Hans`, `zh-CN`, `zh-SG`
+    /// and `zh` are Simplified; `zh-Hant`, `zh-TW`, `zh-HK`, `zh-MO` Traditional;
+    /// `en-*` English. `None` for anything else.
+    pub fn parse(tag: &str) -> Option<Self> {
+        let lower = tag.trim().to_ascii_lowercase().replace('_', "-");
+        let mut parts = lower.split('-');
+        match (parts.next()?, parts.next()) {
+            ("en", _) => Some(Self::En),
+            ("zh", None | Some("hans" | "cn" | "sg")) => Some(Self::ZhHans),
+            ("zh", Some("hant" | "tw" | "hk" | "mo")) => Some(Self::ZhHant),
+            _ => None,
+        }
+    }
+
+    /// `23 November 2026` / `2026年11月23日`.
+    pub fn long_date(self, date: NaiveDate) -> String {
+        match self {
+            Self::En => date.format("%-d %B %Y").to_string(),
+            Self::ZhHans | Self::ZhHant => date.format("%Y年%-m月%-d日").to_string(),
+        }
+    }
+
+    /// `23 Nov` / `11月23日`, for SMS.
+    pub fn short_date(self, date: NaiveDate) -> String {
+        match self {
+            Self::En => date.format("%-d %b").to_string(),
+            Self::ZhHans | Self::ZhHant => date.format("%-m月%-d日").to_string(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("rendering template `{template}` failed: {source}")]
@@ -129,6 +101,7 @@ impl InvoiceLine {
         today: NaiveDate,
         pay_link: String,
         late_fee: Option<Money>,
+        locale: Locale,
     ) -> Self {
         let mut outstanding: Money = invoice.outstanding();
         if let Some(fee) = late_fee {
@@ -141,8 +114,8 @@ impl InvoiceLine {
             invoice_amount: invoice.amount.to_string(),
             partly_paid: !invoice.amount_paid.is_zero(),
             late_fee: late_fee.map(|f| f.to_string()),
-            due_date: invoice.due_date.format("%-d %B %Y").to_string(),
-            due_date_short: invoice.due_date.format("%-d %b").to_string(),
+            due_date: locale.long_date(invoice.due_date),
+            due_date_short: locale.short_date(invoice.due_date),
             days_until_due: days.max(0),
             days_overdue: (-days).max(0),
             pay_link,
@@ -155,11 +128,15 @@ impl InvoiceLine {
 /// repeated at the top level so single-invoice templates read naturally.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReminderContext {
+    #[serde(skip)]
+    pub locale: Locale,
     pub business_name: String,
     pub customer_name: String,
     pub step: String,
     pub count: usize,
     pub invoices: Vec<InvoiceLine>,
+    /// A contact line for emails (`CONTACT_LINE`), if configured.
+    pub contact_line: Option<String>,
     #[serde(flatten)]
     pub first: InvoiceLine,
 }
@@ -167,6 +144,7 @@ pub struct ReminderContext {
 impl ReminderContext {
     /// `invoices` must not be empty.
     pub fn new(
+        locale: Locale,
         business_name: &str,
         customer_name: &str,
         step: &str,
@@ -174,10 +152,12 @@ impl ReminderContext {
     ) -> Option<Self> {
         let first = invoices.first()?.clone();
         Some(Self {
+            locale,
             business_name: business_name.to_owned(),
             customer_name: customer_name.to_owned(),
             step: step.to_owned(),
             count: invoices.len(),
+            contact_line: None,
             invoices,
             first,
         })
@@ -217,12 +197,18 @@ impl Renderer {
 
     /// True when `template` has all four parts.
     pub fn has_template(&self, template: &str) -> bool {
-        ["subject.txt", "body.html", "body.txt", "sms.txt"]
-            .iter()
-            .all(|part| self.env.get_template(&format!("{template}/{part}")).is_ok())
+        Locale::ALL.iter().all(|l| {
+            ["subject.txt", "body.html", "body.txt", "sms.txt"]
+                .iter()
+                .all(|part| {
+                    self.env
+                        .get_template(&format!("{}/{template}/{part}", l.tag()))
+                        .is_ok()
+                })
+        })
     }
 
-    fn render(&self, name: String, ctx: &ReminderContext) -> Result<String, RenderError> {
+    fn render<C: Serialize>(&self, name: String, ctx: &C) -> Result<String, RenderError> {
         let render = || {
             self.env
                 .get_template(&name)?
@@ -241,16 +227,16 @@ impl Renderer {
         template: &str,
         ctx: &ReminderContext,
     ) -> Result<EmailContent, RenderError> {
-        let subject = self.render(format!("{template}/subject.txt"), ctx)?;
+        let dir = format!("{}/{template}", ctx.locale.tag());
         Ok(EmailContent {
-            subject: one_line(&subject),
-            html: self.render(format!("{template}/body.html"), ctx)?,
-            text: self.render(format!("{template}/body.txt"), ctx)?,
+            subject: one_line(&self.render(format!("{dir}/subject.txt"), ctx)?),
+            html: self.render(format!("{dir}/body.html"), ctx)?,
+            text: self.render(format!("{dir}/body.txt"), ctx)?,
         })
     }
 
     pub fn sms(&self, template: &str, ctx: &ReminderContext) -> Result<String, RenderError> {
-        self.render(format!("{template}/sms.txt"), ctx)
+        self.render(format!("{}/{template}/sms.txt", ctx.locale.tag()), ctx)
             .map(|s| one_line(&s))
     }
 }
@@ -265,25 +251,18 @@ pub struct ReceiptContext {
     pub payment: String,
     /// `24 November 2026`.
     pub paid_on: String,
+    #[serde(skip)]
+    pub locale: Locale,
 }
 
 impl Renderer {
     /// The receipt sent (when enabled) once a payment completes an invoice.
     pub fn receipt(&self, ctx: &ReceiptContext) -> Result<EmailContent, RenderError> {
-        let render = |name: &str| {
-            self.env
-                .get_template(name)
-                .and_then(|t| t.render(minijinja::value::Serde(ctx)))
-                .map(|s| s.trim().to_owned())
-                .map_err(|source| RenderError {
-                    template: name.to_owned(),
-                    source,
-                })
-        };
+        let dir = format!("{}/receipt", ctx.locale.tag());
         Ok(EmailContent {
-            subject: one_line(&render("receipt/subject.txt")?),
-            html: render("receipt/body.html")?,
-            text: render("receipt/body.txt")?,
+            subject: one_line(&self.render(format!("{dir}/subject.txt"), ctx)?),
+            html: self.render(format!("{dir}/body.html"), ctx)?,
+            text: self.render(format!("{dir}/body.txt"), ctx)?,
         })
     }
 }
@@ -340,11 +319,19 @@ mod tests {
             today.parse().unwrap(),
             "https://pay.example.com/i/INV-7?exp=1&sig=x".into(),
             None,
+            Locale::En,
         )
     }
 
     fn ctx(inv: &Invoice, step: &str, today: &str) -> ReminderContext {
-        ReminderContext::new("Acme Ltd", &inv.customer_name, step, vec![line(inv, today)]).unwrap()
+        ReminderContext::new(
+            Locale::En,
+            "Acme Ltd",
+            &inv.customer_name,
+            step,
+            vec![line(inv, today)],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -421,8 +408,10 @@ mod tests {
                 today.parse().unwrap(),
                 link.clone(),
                 None,
+                Locale::En,
             )];
-            let c = ReminderContext::new("Acme Trading Ltd", "Ana Lima", step, lines).unwrap();
+            let c = ReminderContext::new(Locale::En, "Acme Trading Ltd", "Ana Lima", step, lines)
+                .unwrap();
             let sms = r.sms(step, &c).unwrap();
             let size = crate::segments::measure(&sms);
             assert_eq!(
@@ -473,9 +462,10 @@ mod tests {
                 "2026-11-27".parse().unwrap(),
                 "https://pay.example.com/i/INV-8?exp=1&sig=y".into(),
                 Some(fee),
+                Locale::En,
             ),
         ];
-        let c = ReminderContext::new("Acme Ltd", "Ana", "overdue", lines).unwrap();
+        let c = ReminderContext::new(Locale::En, "Acme Ltd", "Ana", "overdue", lines).unwrap();
         let email = r.email("overdue", &c).unwrap();
         assert_eq!(email.subject, "Overdue: 2 invoices are past their due date");
         for text in [&email.text, &email.html] {
@@ -520,5 +510,198 @@ mod tests {
             .unwrap();
         assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
         assert!(email.text.contains("in 3 days"));
+    }
+}
+
+#[cfg(test)]
+mod locale_tests {
+    use super::*;
+    use crate::invoice::{RawInvoice, RawValue};
+    use crate::money::Currency;
+    use proptest::prelude::*;
+
+    fn invoice(name: &str, amount: &str, currency: &str) -> Invoice {
+        let mut raw = RawInvoice::default();
+        for (k, v) in [
+            ("invoice_id", "INV-1001"),
+            ("customer_id", "C-1"),
+            ("customer_name", name),
+            ("email", "ana@example.com"),
+            ("amount", amount),
+            ("currency", currency),
+            ("due_date", "2026-11-26"),
+            ("status", "open"),
+        ] {
+            raw.insert(k, RawValue::Text(v.into()));
+        }
+        Invoice::parse(&raw).unwrap()
+    }
+
+    fn context(locale: Locale, step: &str, count: usize) -> ReminderContext {
+        let inv = invoice("Ana Lima", "1250.00", "USD");
+        let today = match step {
+            "pre_due" => "2026-11-23",
+            "due_today" => "2026-11-26",
+            "overdue" => "2026-11-27",
+            _ => "2026-12-10",
+        };
+        let lines = (0..count)
+            .map(|i| {
+                let mut inv = inv.clone();
+                inv.id = format!("INV-100{}", i + 1);
+                let fee = (i == 1)
+                    .then(|| Money::new(rust_decimal::Decimal::new(2500, 2), inv.amount.currency));
+                let link = format!(
+                    "https://pay.acme.example/i/{}?exp=1798675200&sig=TSVwBnv61xoHq9UR8PUVIQ",
+                    inv.id
+                );
+                InvoiceLine::new(&inv, today.parse().unwrap(), link, fee, locale)
+            })
+            .collect();
+        ReminderContext::new(locale, "Acme Ltd", "Ana Lima", step, lines).unwrap()
+    }
+
+    #[test]
+    fn language_tags_map_to_the_supported_locales() {
+        let cases = [
+            ("en", Some(Locale::En)),
+            ("en-GB", Some(Locale::En)),
+            ("zh-Hans", Some(Locale::ZhHans)),
+            ("zh-CN", Some(Locale::ZhHans)),
+            ("zh", Some(Locale::ZhHans)),
+            ("zh_TW", Some(Locale::ZhHant)),
+            ("zh-Hant", Some(Locale::ZhHant)),
+            ("zh-HK", Some(Locale::ZhHant)),
+            ("fr", None),
+            ("", None),
+        ];
+        for (tag, want) in cases {
+            assert_eq!(Locale::parse(tag), want, "{tag}");
+        }
+        let d = NaiveDate::from_ymd_opt(2026, 11, 3).unwrap();
+        assert_eq!(
+            (Locale::En.long_date(d), Locale::En.short_date(d)),
+            ("3 November 2026".into(), "3 Nov".into())
+        );
+        assert_eq!(
+            (Locale::ZhHant.long_date(d), Locale::ZhHans.short_date(d)),
+            ("2026年11月3日".into(), "11月3日".into())
+        );
+    }
+
+    #[test]
+    fn every_template_file_is_compiled_in() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(
+                        path.strip_prefix(&root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .replace('\\', "/"),
+                    );
+                }
+            }
+        }
+        files.sort();
+        let mut listed: Vec<String> = TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            listed, files,
+            "shared/src/templates.rs must list every file under shared/templates/"
+        );
+    }
+
+    /// Golden copies of every default template in every locale and channel,
+    /// for one invoice and for a combined message of three (one with a late fee).
+    #[test]
+    fn golden_messages() {
+        let r = Renderer::new();
+        for locale in Locale::ALL {
+            for step in BUILT_IN_TEMPLATES {
+                for count in [1, 3] {
+                    let ctx = context(locale, step, count);
+                    let email = r.email(step, &ctx).unwrap();
+                    let sms = r.sms(step, &ctx).unwrap();
+                    let name = format!("{}__{step}__{count}", locale.tag());
+                    let shown = format!(
+                        "SUBJECT: {}\n\n--- TEXT ---\n{}\n\n--- HTML ---\n{}\n\n--- SMS ({:?}, {} segments) ---\n{}\n",
+                        email.subject,
+                        email.text,
+                        email.html,
+                        crate::segments::measure(&sms).encoding,
+                        crate::segments::measure(&sms).segments,
+                        sms
+                    );
+                    insta::assert_snapshot!(name, shown);
+                }
+            }
+            let receipt = r
+                .receipt(&ReceiptContext {
+                    business_name: "Acme Ltd".into(),
+                    customer_name: "Ana Lima".into(),
+                    invoice_id: "INV-1001".into(),
+                    payment: "USD 1,250.00".into(),
+                    paid_on: locale.long_date(NaiveDate::from_ymd_opt(2026, 11, 24).unwrap()),
+                    locale,
+                })
+                .unwrap();
+            insta::assert_snapshot!(
+                format!("{}__receipt", locale.tag()),
+                format!(
+                    "SUBJECT: {}\n\n--- TEXT ---\n{}\n\n--- HTML ---\n{}\n",
+                    receipt.subject, receipt.text, receipt.html
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn chinese_sms_are_ucs2_and_stay_within_two_segments() {
+        let r = Renderer::new();
+        for locale in [Locale::ZhHans, Locale::ZhHant] {
+            for step in BUILT_IN_TEMPLATES {
+                let sms = r.sms(step, &context(locale, step, 1)).unwrap();
+                let size = crate::segments::measure(&sms);
+                assert_eq!(size.encoding, crate::segments::Encoding::Ucs2, "{sms}");
+                assert!(
+                    size.segments <= 2,
+                    "{} {step}: {} segments: {sms}",
+                    locale.tag(),
+                    size.segments
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn rendering_never_fails_on_any_name_amount_or_currency(
+            name in "[^\\p{Cc}]{1,200}",
+            cents in 1i64..100_000_000_000_000,
+            code in prop::sample::select(vec!["USD", "JPY", "KWD", "EUR", "CNY", "TWD", "BHD", "CLF"]),
+            locale in prop::sample::select(Locale::ALL.to_vec()),
+            step in prop::sample::select(BUILT_IN_TEMPLATES.to_vec()),
+        ) {
+            let currency = Currency::parse(code).unwrap();
+            let mut inv = invoice("x", "1", code);
+            inv.customer_name = name.clone();
+            inv.amount = Money::new(rust_decimal::Decimal::new(cents, currency.exponent()), currency);
+            let line = InvoiceLine::new(&inv, "2026-11-27".parse().unwrap(), "https://p.example/i/x?exp=1&sig=y".into(), None, locale);
+            let ctx = ReminderContext::new(locale, "Acme", &name, step, vec![line]).unwrap();
+            let r = Renderer::new();
+            let email = r.email(step, &ctx).unwrap();
+            prop_assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
+            prop_assert!(!email.html.contains("<script"));
+            let sms = r.sms(step, &ctx).unwrap();
+            prop_assert!(sms.contains("https://p.example/i/x?exp=1&sig=y"));
+            prop_assert!(email.text.contains(&inv.outstanding().to_string()));
+        }
     }
 }

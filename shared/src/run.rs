@@ -21,7 +21,7 @@ use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerSt
 use crate::money::Money;
 use crate::paylink::PayLinkSigner;
 use crate::policy::{Action, Channel, Policy, PolicyLoadError, Step};
-use crate::render::{InvoiceLine, ReminderContext, Renderer};
+use crate::render::{InvoiceLine, Locale, ReminderContext, Renderer};
 use crate::summary::RunSummary;
 
 /// Everything a run needs, built once per process.
@@ -60,7 +60,9 @@ impl Deps {
                 sdk,
                 config.sender_email.clone(),
                 config.ses_configuration_set.clone(),
-            ),
+            )
+            .with_reply_to(config.reply_to.clone())
+            .with_bcc(config.bcc.clone()),
             sms: SnsTexter::new(sdk),
             links: PayLinkSigner::new(&config.pay_link_base_url, config.pay_link_secret.as_bytes()),
             renderer,
@@ -375,6 +377,15 @@ fn tally(summary: &mut RunSummary, step: &str, channel: &str, outcome: Outcome) 
     }
 }
 
+/// The invoice's language when it is one we write, else the business default.
+fn locale_of(deps: &Deps, invoice: &Invoice) -> Locale {
+    invoice
+        .locale
+        .as_deref()
+        .and_then(Locale::parse)
+        .unwrap_or(deps.config.default_locale)
+}
+
 /// The ledger's clock for leases and retries: real time, or the run's instant
 /// when that is later (a run for a future instant, in tests and rehearsals).
 fn clock(req: &RunRequest) -> DateTime<Utc> {
@@ -408,10 +419,20 @@ async fn send_message(
     if req.dry_run {
         return each(&|| Outcome::Planned);
     }
+    // A message is in its first invoice's language (the customer's), else the business default.
+    let locale = locale_of(deps, &message.members[0].invoice);
     let lines: Vec<InvoiceLine> = message
         .members
         .iter()
-        .map(|c| InvoiceLine::new(&c.invoice, c.local_date, c.pay_link.clone(), c.late_fee))
+        .map(|c| {
+            InvoiceLine::new(
+                &c.invoice,
+                c.local_date,
+                c.pay_link.clone(),
+                c.late_fee,
+                locale,
+            )
+        })
         .collect();
     let first = &message.members[0];
     let claim = Claim {
@@ -502,12 +523,18 @@ async fn deliver(
     let (step, channel) = (message.step, message.channel);
     let first = &message.members[claimed[0]].invoice;
     let sent_lines: Vec<InvoiceLine> = claimed.iter().map(|&i| lines[i].clone()).collect();
-    let sent = match ReminderContext::new(
+    let context = ReminderContext::new(
+        locale_of(deps, first),
         &deps.config.business_name,
         &first.customer_name,
         &step.name,
         sent_lines,
-    ) {
+    )
+    .map(|mut ctx| {
+        ctx.contact_line = deps.config.contact_line.clone();
+        ctx
+    });
+    let sent = match context {
         None => Err(crate::aws::SendError {
             class: ErrorClass::Permanent,
             code: "render_error".into(),

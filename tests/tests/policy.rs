@@ -349,3 +349,51 @@ async fn an_sms_over_the_segment_limit_is_not_sent_but_recorded() -> anyhow::Res
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn each_customer_is_written_to_in_their_language() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "HANS",
+        "2026-11-23",
+        &[
+            ("email", "hans@example.cn"),
+            ("phone", "+8613800138001"),
+            ("locale", "zh-CN"),
+        ],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "HANT",
+        "2026-11-23",
+        &[("email", "hant@example.tw"), ("locale", "zh-Hant")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "OTHER",
+        "2026-11-23",
+        &[("email", "fr@example.fr"), ("locale", "fr")],
+    ))
+    .await?;
+    run(&env.deps, &at(MONDAY, "r1")).await?;
+    let mut emails = env.moto.sent_emails()?;
+    emails.sort_by(|a, b| a.to.cmp(&b.to));
+    let subjects: Vec<&str> = emails.iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Invoice OTHER for USD 120.00 is due today",
+            "发票 HANS（USD 120.00）今天到期",
+            "發票 HANT（USD 120.00）今天到期"
+        ],
+        "an unsupported locale falls back to the business default (en)"
+    );
+    assert!(emails[1].body.contains("2026年11月23日"));
+    let sms = env.moto.sent_sms()?;
+    assert!(
+        sms[0].message.contains("今天（11月23日）到期"),
+        "{}",
+        sms[0].message
+    );
+    Ok(())
+}

@@ -342,6 +342,7 @@ async fn a_receipt_goes_out_once_when_enabled_and_the_invoice_is_paid_in_full() 
     cfg.receipts = Some(dunning::webhook::Receipts {
         sender: dunning::contact::EmailAddress::parse(dunning_e2e::SENDER).unwrap(),
         business_name: "Acme Ltd".into(),
+        default_locale: dunning::render::Locale::En,
     });
     let send = |body: Vec<u8>| {
         let cfg = cfg.clone();

@@ -14,6 +14,8 @@ pub struct SesMailer {
     client: Client,
     from: EmailAddress,
     configuration_set: Option<String>,
+    reply_to: Option<EmailAddress>,
+    bcc: Option<EmailAddress>,
 }
 
 impl SesMailer {
@@ -26,7 +28,21 @@ impl SesMailer {
             client: Client::new(sdk),
             from,
             configuration_set,
+            reply_to: None,
+            bcc: None,
         }
+    }
+
+    /// Replies go to `reply_to` (e.g. the accounts team) instead of the sender.
+    pub fn with_reply_to(mut self, reply_to: Option<EmailAddress>) -> Self {
+        self.reply_to = reply_to;
+        self
+    }
+
+    /// A blind copy of every reminder to `bcc` (e.g. the finance team's archive).
+    pub fn with_bcc(mut self, bcc: Option<EmailAddress>) -> Self {
+        self.bcc = bcc;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -49,7 +65,13 @@ impl SesMailer {
             .client
             .send_email()
             .from_email_address(self.from.as_str())
-            .destination(Destination::builder().to_addresses(to.as_str()).build())
+            .destination(
+                Destination::builder()
+                    .to_addresses(to.as_str())
+                    .set_bcc_addresses(self.bcc.as_ref().map(|b| vec![b.as_str().to_owned()]))
+                    .build(),
+            )
+            .set_reply_to_addresses(self.reply_to.as_ref().map(|r| vec![r.as_str().to_owned()]))
             .content(SesContent::builder().simple(message).build())
             .set_configuration_set_name(self.configuration_set.clone())
             .send()

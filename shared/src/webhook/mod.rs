@@ -29,6 +29,7 @@ pub const ENV_VARS: &[&str] = &[
     "RECEIPT_EMAILS",
     "SENDER_EMAIL",
     "BUSINESS_NAME",
+    "DEFAULT_LOCALE",
 ];
 
 /// Receipt emails: off unless `RECEIPT_EMAILS=true`.
@@ -36,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
 pub struct Receipts {
     pub sender: crate::contact::EmailAddress,
     pub business_name: String,
+    pub default_locale: crate::render::Locale,
 }
 
 #[derive(Clone)]
@@ -121,6 +123,9 @@ impl WebhookConfig {
                     business_name: get("BUSINESS_NAME")
                         .filter(|v| !v.trim().is_empty())
                         .ok_or(ConfigError::Missing("BUSINESS_NAME"))?,
+                    default_locale: get("DEFAULT_LOCALE")
+                        .and_then(|t| crate::render::Locale::parse(&t))
+                        .unwrap_or(crate::render::Locale::En),
                 })
             }
             Some(_) => {
@@ -170,12 +175,18 @@ async fn send_receipt(
     else {
         return;
     };
+    let locale = invoice
+        .locale
+        .as_deref()
+        .and_then(crate::render::Locale::parse)
+        .unwrap_or(receipts.default_locale);
     let ctx = crate::render::ReceiptContext {
         business_name: receipts.business_name.clone(),
         customer_name: invoice.customer_name.clone(),
         invoice_id: invoice.id.clone(),
         payment: crate::money::Money::new(payment.amount, payment.currency).to_string(),
-        paid_on: payment.paid_at.format("%-d %B %Y").to_string(),
+        paid_on: locale.long_date(payment.paid_at.date_naive()),
+        locale,
     };
     let sent = match crate::render::Renderer::new().receipt(&ctx) {
         Ok(email) => mailer.send(to, &email).await.map_err(|e| e.to_string()),
