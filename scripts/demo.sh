@@ -62,3 +62,11 @@ echo "second pass over $DAY: $again sent"
 
 step "History of INV-1003"
 "$admin" history INV-1003
+
+step "Preview: the final notice INV-1003 would get, as SMS in Traditional Chinese"
+"$admin" preview --invoice-id INV-1003 --step final_notice --locale zh-Hant --channel sms --as-of "${DAY}T10:00:00Z"
+
+step "Preview: examples/invoice.json (the README's contract example), the email due on 26 November"
+"$admin" preview --file examples/invoice.json --as-of 2026-11-26T15:00:00Z --channel email --out "${CARGO_TARGET_DIR:-$root/target}/preview"
+head -n 3 "${CARGO_TARGET_DIR:-$root/target}/preview/subject.txt" "${CARGO_TARGET_DIR:-$root/target}/preview/body.txt"
+

@@ -89,6 +89,30 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         tolerance: i64,
     },
+    /// Render the reminder an invoice would get, without sending anything:
+    /// from the table (`--invoice-id`) or a JSON file (`--file`), for any step,
+    /// locale and channel. Needs the same environment as `run`.
+    Preview {
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        invoice_id: Option<String>,
+        /// A JSON object in the invoice item contract.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The step to render (default: the step due at --as-of).
+        #[arg(long)]
+        step: Option<String>,
+        /// en, zh-Hans or zh-Hant (default: the invoice's locale, else DEFAULT_LOCALE).
+        #[arg(long)]
+        locale: Option<String>,
+        /// email or sms (default: both).
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        as_of: Option<DateTime<Utc>>,
+        /// Write subject.txt, body.txt, body.html and sms.txt here instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -163,6 +187,59 @@ async fn execute(command: Command) -> Result<()> {
                 tolerance,
             )?;
             println!("signature valid");
+        }
+        Command::Preview {
+            invoice_id,
+            file,
+            step,
+            locale,
+            channel,
+            as_of,
+            out,
+        } => {
+            let config = Config::from_env()?;
+            let deps = Deps::new(&sdk, config)?;
+            let raw = match (invoice_id, file) {
+                (Some(id), _) => {
+                    let item = deps
+                        .store
+                        .get_invoice(&id)
+                        .await?
+                        .with_context(|| format!("no invoice {id}"))?;
+                    dunning::aws::store::raw_invoice(&item)
+                }
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    match serde_json::from_str(&text)? {
+                        serde_json::Value::Object(map) => dunning::import::raw_from_json(map),
+                        _ => bail!("{} is not a JSON object", path.display()),
+                    }
+                }
+                (None, None) => bail!("give --invoice-id or --file"),
+            };
+            let invoice = dunning::invoice::Invoice::parse(&raw)?;
+            let preview = dunning::preview::Preview {
+                step: step.as_deref(),
+                locale: locale.as_deref(),
+                channel: channel.as_deref(),
+                as_of: as_of.unwrap_or_else(Utc::now),
+            };
+            let rendered = dunning::preview::render(&deps, &invoice, &preview)?;
+            match out {
+                None => {
+                    for (name, text) in &rendered {
+                        println!("===== {name} =====\n{text}\n");
+                    }
+                }
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)?;
+                    for (name, text) in &rendered {
+                        std::fs::write(dir.join(name), text)?;
+                    }
+                    println!("wrote {} files to {}", rendered.len(), dir.display());
+                }
+            }
         }
         Command::CreateTopic { name } => {
             let arn = dunning::aws::SnsTexter::new(&sdk)

@@ -26,6 +26,7 @@ pub const ENV_VARS: &[&str] = &[
     "REPLY_TO_EMAIL",
     "BCC_EMAIL",
     "CONTACT_LINE",
+    "TEMPLATE_DIR",
     "POLICY_FILE",
     "ESCALATION_TOPIC_ARN",
 ];
@@ -63,6 +64,8 @@ pub struct Config {
     pub bcc: Option<EmailAddress>,
     /// A line shown in every email, e.g. "Questions? Call +44 20 7946 0000".
     pub contact_line: Option<String>,
+    /// A directory of templates replacing or adding to the built-in ones.
+    pub template_dir: Option<String>,
     /// A policy file to use instead of the compiled-in default.
     pub policy_file: Option<String>,
     /// SNS topic for escalation events (required when the policy escalates).
@@ -144,6 +147,7 @@ impl Config {
             reply_to: address("REPLY_TO_EMAIL")?,
             bcc: address("BCC_EMAIL")?,
             contact_line,
+            template_dir: get("TEMPLATE_DIR").filter(|v| !v.trim().is_empty()),
             table_name: required("TABLE_NAME")?,
             sender_email,
             business_name: required("BUSINESS_NAME")?,

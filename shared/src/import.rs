@@ -76,6 +76,24 @@ pub fn parse_csv(input: impl Read) -> Vec<Row> {
         .collect()
 }
 
+/// A JSON object as a raw invoice: strings are text, numbers stay exact text,
+/// nulls are absent.
+pub fn raw_from_json(object: serde_json::Map<String, serde_json::Value>) -> RawInvoice {
+    let mut raw = RawInvoice::default();
+    for (name, value) in object {
+        let v = match value {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => RawValue::Text(s),
+            serde_json::Value::Number(n) => RawValue::Number(n.to_string()),
+            serde_json::Value::Bool(b) => RawValue::Bool(b),
+            serde_json::Value::Array(_) => RawValue::Other("list"),
+            serde_json::Value::Object(_) => RawValue::Other("map"),
+        };
+        raw.insert(name, v);
+    }
+    raw
+}
+
 /// Parses JSON lines; blank lines are skipped.
 pub fn parse_json_lines(input: impl BufRead) -> Vec<Row> {
     let mut rows = Vec::new();
@@ -102,18 +120,7 @@ pub fn parse_json_lines(input: impl BufRead) -> Vec<Row> {
                 continue;
             }
         };
-        let mut raw = RawInvoice::default();
-        for (name, value) in object {
-            let v = match value {
-                serde_json::Value::Null => continue,
-                serde_json::Value::String(s) => RawValue::Text(s),
-                serde_json::Value::Number(n) => RawValue::Number(n.to_string()),
-                serde_json::Value::Bool(b) => RawValue::Bool(b),
-                serde_json::Value::Array(_) => RawValue::Other("list"),
-                serde_json::Value::Object(_) => RawValue::Other("map"),
-            };
-            raw.insert(name, v);
-        }
+        let raw = raw_from_json(object);
         rows.push(validate(number, &raw));
     }
     rows

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod money;
 pub mod paylink;
 pub mod policy;
+pub mod preview;
 pub mod render;
 pub mod run;
 pub mod segments;

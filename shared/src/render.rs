@@ -241,6 +241,55 @@ impl Renderer {
     }
 }
 
+/// A template directory that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("cannot read template directory {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template {name} does not compile: {source}")]
+    Syntax {
+        name: String,
+        source: minijinja::Error,
+    },
+}
+
+impl Renderer {
+    /// The compiled-in templates, with every file under `dir` (same layout,
+    /// `<locale>/<template>/<part>`, e.g. `en/overdue/subject.txt`) replacing
+    /// the built-in one of that name or adding a new template id.
+    pub fn with_overrides(dir: &std::path::Path) -> Result<Self, OverrideError> {
+        let mut renderer = Self::new();
+        let read = |path: &std::path::Path, e| OverrideError::Read {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current).map_err(|e| read(&current, e))? {
+                let path = entry.map_err(|e| read(&current, e))?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let source = std::fs::read_to_string(&path).map_err(|e| read(&path, e))?;
+                renderer
+                    .env
+                    .add_template_owned(name.clone(), source)
+                    .map_err(|source| OverrideError::Syntax { name, source })?;
+            }
+        }
+        Ok(renderer)
+    }
+}
+
 /// What a payment receipt says.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceiptContext {
@@ -559,6 +608,30 @@ mod locale_tests {
             })
             .collect();
         ReminderContext::new(locale, "Acme Ltd", "Ana Lima", step, lines).unwrap()
+    }
+
+    #[test]
+    fn a_template_directory_overrides_and_extends_the_built_in_ones() {
+        let dir = std::env::temp_dir().join(format!("dunning-templates-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("en/due_today")).unwrap();
+        std::fs::write(
+            dir.join("en/due_today/subject.txt"),
+            "Friendly nudge: {{ invoice_id }}",
+        )
+        .unwrap();
+        let r = Renderer::with_overrides(&dir).unwrap();
+        let email = r
+            .email("due_today", &context(Locale::En, "due_today", 1))
+            .unwrap();
+        assert_eq!(email.subject, "Friendly nudge: INV-1001");
+        assert!(
+            email.text.contains("is due today"),
+            "the other parts stay built in"
+        );
+        std::fs::write(dir.join("en/due_today/sms.txt"), "{% if %}").unwrap();
+        let err = Renderer::with_overrides(&dir).err().unwrap();
+        assert!(err.to_string().contains("en/due_today/sms.txt"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -42,12 +42,17 @@ pub enum SetupError {
     Policy(#[from] PolicyLoadError),
     #[error("the policy has an escalation step but ESCALATION_TOPIC_ARN is not set")]
     NoEscalationTopic,
+    #[error(transparent)]
+    Templates(#[from] crate::render::OverrideError),
 }
 
 impl Deps {
     /// Loads the policy (`POLICY_FILE`, else the compiled-in default) and builds the clients.
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self, SetupError> {
-        let renderer = Renderer::new();
+        let renderer = match &config.template_dir {
+            None => Renderer::new(),
+            Some(dir) => Renderer::with_overrides(std::path::Path::new(dir))?,
+        };
         let policy = Policy::load(config.policy_file.as_deref(), |t| renderer.has_template(t))?;
         if policy.steps().iter().any(|s| s.action == Action::Escalate)
             && config.escalation_topic_arn.is_none()

@@ -279,6 +279,20 @@ impl DynamoStore {
         }
     }
 
+    /// The invoice item, as stored.
+    pub async fn get_invoice(&self, invoice_id: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(invoice_id))
+            .key(SORT_KEY, s(INVOICE_SK))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("GetItem", e))?;
+        Ok(out.item)
+    }
+
     /// Every record under an invoice (the invoice, its ledger, its payments) as JSON.
     pub async fn history(&self, invoice_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
         let mut records = Vec::new();

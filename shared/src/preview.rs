@@ -1,0 +1,118 @@
+//! Rendering what an invoice would receive, without claiming or sending: the
+//! same context, templates and pay link as a run, for any step, locale and channel.
+
+use chrono::{DateTime, Days, Utc};
+
+use crate::decide::decide;
+use crate::invoice::Invoice;
+use crate::policy::{Action, Channel};
+use crate::render::{InvoiceLine, Locale, ReminderContext};
+use crate::run::Deps;
+
+/// What to preview; `None` means "as a run would choose".
+#[derive(Debug, Clone)]
+pub struct Preview<'a> {
+    pub step: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub as_of: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no step `{0}` in the policy")]
+    UnknownStep(String),
+    #[error("no step is due at that instant ({0}); pass --step")]
+    NothingDue(&'static str),
+    #[error("step `{0}` escalates: it sends the customer no message")]
+    Escalation(String),
+    #[error("unknown locale `{0}` (en, zh-Hans, zh-Hant)")]
+    UnknownLocale(String),
+    #[error("unknown channel `{0}` (email or sms)")]
+    UnknownChannel(String),
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+}
+
+/// The rendered parts, as (file name, text): `subject.txt`, `body.txt`,
+/// `body.html` for email, `sms.txt` for SMS.
+pub fn render(
+    deps: &Deps,
+    invoice: &Invoice,
+    p: &Preview<'_>,
+) -> Result<Vec<(String, String)>, PreviewError> {
+    let step = match p.step {
+        Some(name) => deps
+            .policy
+            .steps()
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| PreviewError::UnknownStep(name.into()))?,
+        None => {
+            decide(
+                &deps.policy,
+                invoice,
+                p.as_of,
+                deps.config.business_timezone,
+            )
+            .map_err(|h| PreviewError::NothingDue(h.as_str()))?
+            .step
+        }
+    };
+    if step.action == Action::Escalate {
+        return Err(PreviewError::Escalation(step.name.clone()));
+    }
+    let locale = match p.locale {
+        Some(tag) => Locale::parse(tag).ok_or_else(|| PreviewError::UnknownLocale(tag.into()))?,
+        None => invoice
+            .locale
+            .as_deref()
+            .and_then(Locale::parse)
+            .unwrap_or(deps.config.default_locale),
+    };
+    let channels: Vec<Channel> = match p.channel {
+        Some(c) => vec![Channel::parse(c).ok_or_else(|| PreviewError::UnknownChannel(c.into()))?],
+        None => Channel::ALL.to_vec(),
+    };
+    let today = p
+        .as_of
+        .with_timezone(&invoice.timezone.unwrap_or(deps.config.business_timezone))
+        .date_naive();
+    let pay_link = invoice.pay_url.clone().unwrap_or_else(|| {
+        deps.links.sign(
+            &invoice.id,
+            p.as_of + Days::new(deps.config.pay_link_ttl_days),
+        )
+    });
+    let outstanding = invoice.outstanding();
+    let late_fee = step
+        .late_fee
+        .filter(|_| !invoice.late_fees.contains_key(&step.name))
+        .and_then(|f| f.amount_for(outstanding.amount, outstanding.currency))
+        .map(|a| crate::money::Money::new(a, outstanding.currency));
+    let line = InvoiceLine::new(invoice, today, pay_link, late_fee, locale);
+    let mut ctx = ReminderContext::new(
+        locale,
+        &deps.config.business_name,
+        &invoice.customer_name,
+        &step.name,
+        vec![line],
+    )
+    .ok_or(PreviewError::NothingDue("no_invoice"))?;
+    ctx.contact_line = deps.config.contact_line.clone();
+    let mut parts = Vec::new();
+    for channel in channels {
+        match channel {
+            Channel::Email => {
+                let email = deps.renderer.email(&step.template, &ctx)?;
+                parts.push(("subject.txt".into(), email.subject));
+                parts.push(("body.txt".into(), email.text));
+                parts.push(("body.html".into(), email.html));
+            }
+            Channel::Sms => {
+                parts.push(("sms.txt".into(), deps.renderer.sms(&step.template, &ctx)?))
+            }
+        }
+    }
+    Ok(parts)
+}
