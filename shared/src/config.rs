@@ -27,6 +27,7 @@ pub const ENV_VARS: &[&str] = &[
     "BCC_EMAIL",
     "CONTACT_LINE",
     "TEMPLATE_DIR",
+    "SMS_OPT_OUT",
     "POLICY_FILE",
     "ESCALATION_TOPIC_ARN",
 ];
@@ -66,6 +67,9 @@ pub struct Config {
     pub contact_line: Option<String>,
     /// A directory of templates replacing or adding to the built-in ones.
     pub template_dir: Option<String>,
+    /// Opt-out lines appended to SMS by calling-code prefix, e.g.
+    /// `SMS_OPT_OUT="+1=Reply STOP to opt out;+44=Text STOP to opt out"`.
+    pub sms_opt_out: Vec<(String, String)>,
     /// A policy file to use instead of the compiled-in default.
     pub policy_file: Option<String>,
     /// SNS topic for escalation events (required when the policy escalates).
@@ -148,6 +152,10 @@ impl Config {
             bcc: address("BCC_EMAIL")?,
             contact_line,
             template_dir: get("TEMPLATE_DIR").filter(|v| !v.trim().is_empty()),
+            sms_opt_out: parse_opt_out(get("SMS_OPT_OUT").unwrap_or_default()).ok_or(invalid(
+                "SMS_OPT_OUT",
+                "entries like \"+1=Reply STOP to opt out\" separated by ;",
+            ))?,
             table_name: required("TABLE_NAME")?,
             sender_email,
             business_name: required("BUSINESS_NAME")?,
@@ -170,6 +178,23 @@ impl Config {
             escalation_topic_arn: get("ESCALATION_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
         })
     }
+}
+
+fn parse_opt_out(text: String) -> Option<Vec<(String, String)>> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (prefix, line) = entry.split_once('=')?;
+            let (prefix, line) = (prefix.trim(), line.trim());
+            let ok = prefix.len() > 1
+                && prefix.starts_with('+')
+                && prefix[1..].bytes().all(|b| b.is_ascii_digit())
+                && !line.is_empty()
+                && !line.chars().any(char::is_control);
+            ok.then(|| (prefix.to_owned(), line.to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -230,6 +255,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("CONTACT_LINE"));
+        let mut opt = BASE.to_vec();
+        opt.push(("SMS_OPT_OUT", "+1=Reply STOP to opt out; +44=Text STOP"));
+        let cfg = Config::from_lookup(env(&opt)).unwrap();
+        assert_eq!(
+            cfg.sms_opt_out,
+            [
+                ("+1".to_owned(), "Reply STOP to opt out".to_owned()),
+                ("+44".to_owned(), "Text STOP".to_owned())
+            ]
+        );
+        opt.push(("SMS_OPT_OUT", "US=STOP"));
+        assert!(Config::from_lookup(env(&opt))
+            .unwrap_err()
+            .to_string()
+            .contains("SMS_OPT_OUT"));
         let mut bad_tz = BASE.to_vec();
         bad_tz[3] = ("BUSINESS_TIMEZONE", "Mars/Olympus");
         assert!(Config::from_lookup(env(&bad_tz))

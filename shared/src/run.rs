@@ -552,19 +552,22 @@ async fn deliver(
             },
             Address::Sms(to) => match deps.renderer.sms(&step.template, &ctx) {
                 Ok(text) => {
-                    let size = crate::segments::measure(&text);
-                    if size.segments > deps.config.sms_max_segments {
+                    // The opt-out line is optional: dropped rather than going over the limit.
+                    let opt_out =
+                        crate::segments::opt_out_line(to.as_str(), &deps.config.sms_opt_out)
+                            .unwrap_or("");
+                    match crate::segments::fit(&text, &[opt_out], deps.config.sms_max_segments) {
+                        Some(text) => deps.sms.send(to, &text).await,
                         // Never send more than the configured segments (each is billed).
-                        Err(crate::aws::SendError {
+                        None => Err(crate::aws::SendError {
                             class: ErrorClass::Permanent,
                             code: "sms_too_long".into(),
                             message: format!(
                                 "{} segments over the maximum of {}",
-                                size.segments, deps.config.sms_max_segments
+                                crate::segments::measure(&text).segments,
+                                deps.config.sms_max_segments
                             ),
-                        })
-                    } else {
-                        deps.sms.send(to, &text).await
+                        }),
                     }
                 }
                 Err(e) => Err(render_failure(&e)),

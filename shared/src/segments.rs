@@ -77,6 +77,33 @@ pub fn measure(text: &str) -> SmsSize {
     }
 }
 
+/// `base` followed by as many of the `optional` parts (in order, each after a
+/// space) as keep the text within `max_segments`; `None` when `base` alone is
+/// too long. Required content (amount, date, link) belongs in `base`.
+pub fn fit(base: &str, optional: &[&str], max_segments: usize) -> Option<String> {
+    if measure(base).segments > max_segments {
+        return None;
+    }
+    let mut text = base.to_owned();
+    for part in optional.iter().filter(|p| !p.is_empty()) {
+        let candidate = format!("{text} {part}");
+        if measure(&candidate).segments <= max_segments {
+            text = candidate;
+        }
+    }
+    Some(text)
+}
+
+/// The opt-out line for `phone` from `(calling-code prefix, line)` pairs such
+/// as `("+1", "Reply STOP to opt out")`: the longest matching prefix wins.
+pub fn opt_out_line<'a>(phone: &str, lines: &'a [(String, String)]) -> Option<&'a str> {
+    lines
+        .iter()
+        .filter(|(prefix, _)| phone.starts_with(prefix.as_str()))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, line)| line.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +155,35 @@ mod tests {
         );
         // `ç` is GSM-7 only as upper-case `Ç`: lower-case needs UCS-2.
         assert_eq!(measure("façade").encoding, Encoding::Ucs2);
+    }
+
+    #[test]
+    fn optional_parts_are_dropped_before_the_limit_is_passed() {
+        let base = "a".repeat(150);
+        assert_eq!(
+            fit(&base, &["Reply STOP"], 1),
+            Some(base.clone()),
+            "would need a second segment"
+        );
+        assert_eq!(
+            fit(&base, &["Reply STOP"], 2),
+            Some(format!("{base} Reply STOP"))
+        );
+        assert_eq!(
+            fit("short", &["one", "two"], 1).as_deref(),
+            Some("short one two")
+        );
+        assert_eq!(fit(&"a".repeat(400), &[], 2), None);
+        let lines = vec![
+            ("+1".to_owned(), "Reply STOP to opt out".to_owned()),
+            ("+1868".to_owned(), "Text STOP".to_owned()),
+        ];
+        assert_eq!(
+            opt_out_line("+15555550100", &lines),
+            Some("Reply STOP to opt out")
+        );
+        assert_eq!(opt_out_line("+18685550100", &lines), Some("Text STOP"));
+        assert_eq!(opt_out_line("+447700900123", &lines), None);
     }
 
     proptest! {

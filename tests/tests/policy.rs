@@ -397,3 +397,24 @@ async fn each_customer_is_written_to_in_their_language() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_opt_out_line_goes_on_sms_to_its_country_when_it_fits() -> anyhow::Result<()> {
+    let env =
+        TestEnv::with_config(config(&[("SMS_OPT_OUT", "+1=Reply STOP to opt out")]), true).await?;
+    env.put_invoice(&invoice("US", "2026-11-23", &[("phone", "+15555550220")]))
+        .await?;
+    env.put_invoice(&invoice("UK", "2026-11-23", &[("phone", "+447700900220")]))
+        .await?;
+    run(&env.deps, &at(MONDAY, "r1")).await?;
+    let sms = env.moto.sent_sms()?;
+    let us = sms.iter().find(|m| m.phone == "+15555550220").unwrap();
+    let uk = sms.iter().find(|m| m.phone == "+447700900220").unwrap();
+    assert!(
+        us.message.ends_with(" Reply STOP to opt out"),
+        "{}",
+        us.message
+    );
+    assert!(!uk.message.contains("STOP"), "{}", uk.message);
+    Ok(())
+}
