@@ -417,6 +417,70 @@ fn parse_channels<'a>(
         .collect()
 }
 
+/// What applying a payment needs from an invoice item. Read leniently: a bad
+/// phone number or a missing contact must never stop money being recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayableInvoice {
+    pub id: String,
+    pub status: InvoiceStatus,
+    pub amount: Money,
+    pub amount_paid: Decimal,
+    /// Late fees applied so far (sum of `late_fee#<step>`).
+    pub late_fees: Decimal,
+    pub customer_name: String,
+    /// For a receipt, when the address is usable.
+    pub email: Option<EmailAddress>,
+    pub locale: Option<String>,
+}
+
+impl PayableInvoice {
+    pub fn parse(raw: &RawInvoice) -> Result<Self, InvalidReason> {
+        let id = raw.required("invoice_id")?.to_owned();
+        let status =
+            InvoiceStatus::parse(raw.required("status")?).ok_or(InvalidReason::BadStatus)?;
+        let currency =
+            Currency::parse(raw.required("currency")?).ok_or(InvalidReason::UnknownCurrency)?;
+        let amount = parse_amount(raw.required("amount")?, currency)
+            .map_err(|_| InvalidReason::BadAmount(AmountProblem::NotDecimal))?;
+        // No upper bound here: an overpaid invoice keeps taking payments.
+        let decimal = |t: &str| t.parse::<Decimal>().ok().filter(|d| !d.is_sign_negative());
+        let amount_paid = match raw.text("amount_paid")? {
+            None => Decimal::ZERO,
+            Some(t) => decimal(t).ok_or(InvalidReason::BadAmountPaid)?,
+        };
+        let mut late_fees = Decimal::ZERO;
+        for (name, value) in &raw.0 {
+            if name.starts_with("late_fee#") {
+                match value {
+                    RawValue::Text(t) => {
+                        late_fees += decimal(t).ok_or(InvalidReason::BadLateFee)?
+                    }
+                    _ => return Err(InvalidReason::BadLateFee),
+                }
+            }
+        }
+        Ok(Self {
+            id,
+            status,
+            amount: Money::new(amount, currency),
+            amount_paid,
+            late_fees,
+            customer_name: raw
+                .text("customer_name")
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .to_owned(),
+            email: raw
+                .text("email")
+                .ok()
+                .flatten()
+                .and_then(EmailAddress::parse),
+            locale: raw.text("locale").ok().flatten().map(str::to_owned),
+        })
+    }
+}
+
 /// Strict `YYYY-MM-DD`: `2026-02-30` and `2026-2-3` are refused.
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     if text.len() != 10 {
@@ -607,6 +671,23 @@ mod tests {
         assert_eq!(
             Invoice::parse(&bad).unwrap_err().reason,
             InvalidReason::BadLateFee
+        );
+    }
+
+    #[test]
+    fn a_payment_target_needs_only_the_money_fields() {
+        let mut raw = sample();
+        raw.0.remove("email");
+        raw.insert("phone", RawValue::Text("call me".into()));
+        raw.insert("amount_paid", RawValue::Text("5000000000000".into()));
+        assert!(Invoice::parse(&raw).is_err(), "not usable for reminders");
+        let payable = PayableInvoice::parse(&raw).expect("still takes payments");
+        assert_eq!(payable.amount_paid, Decimal::from(5_000_000_000_000_i64));
+        assert_eq!(payable.email, None);
+        raw.insert("currency", RawValue::Text("???".into()));
+        assert_eq!(
+            PayableInvoice::parse(&raw).unwrap_err(),
+            InvalidReason::UnknownCurrency
         );
     }
 

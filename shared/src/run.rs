@@ -141,6 +141,7 @@ struct Escalation<'p> {
     superseded: Vec<&'p Step>,
 }
 
+#[derive(Clone)]
 enum Outcome {
     Sent,
     Failed(String),
@@ -180,15 +181,34 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
             break;
         }
     }
-    let customers = group(candidates, &mut summary);
+    let customers = group(candidates);
     let sequence = AtomicU64::new(0);
     let sequence = &sequence;
     let results: Vec<Vec<(String, String, Outcome)>> = stream::iter(customers.into_values())
-        .map(|messages| async move {
+        .map(|channels| async move {
             // One customer's messages in turn: they share the customer's cap.
             let mut out = Vec::new();
-            for message in messages {
-                out.extend(send_message(deps, req, message, sequence).await);
+            for alternatives in channels {
+                let mut sent_one = false;
+                for message in alternatives {
+                    if sent_one {
+                        let skipped = Outcome::Skipped("one_message_per_customer_per_run");
+                        let (step, channel) = (
+                            message.step.name.clone(),
+                            message.channel.as_str().to_owned(),
+                        );
+                        out.extend(
+                            message
+                                .members
+                                .iter()
+                                .map(|_| (step.clone(), channel.clone(), skipped.clone())),
+                        );
+                        continue;
+                    }
+                    let outcomes = send_message(deps, req, message, sequence).await;
+                    sent_one = !all_lost(&outcomes);
+                    out.extend(outcomes);
+                }
             }
             out
         })
@@ -316,20 +336,20 @@ fn consider<'p>(
 }
 
 /// Groups candidates into messages, at most one per customer and channel in a
-/// run: the customer's most advanced step, covering every invoice at that step
-/// with the same address. The rest wait for the next run.
-fn group<'p>(
-    candidates: Vec<Candidate<'p>>,
-    summary: &mut RunSummary,
-) -> BTreeMap<String, Vec<Message<'p>>> {
-    let mut by_customer: BTreeMap<(String, Channel), Vec<Candidate<'p>>> = BTreeMap::new();
+/// run. For each channel the alternatives come in order: the customer's most
+/// advanced step with every invoice at it to the same address first; the
+/// next ones are tried only when every invoice of an earlier one is lost to
+/// its claim (already sent, or changed), so one stuck invoice cannot hold the
+/// customer's other reminders back. Whatever is not sent waits for the next run.
+fn group(candidates: Vec<Candidate<'_>>) -> BTreeMap<String, Vec<Vec<Message<'_>>>> {
+    let mut by_customer: BTreeMap<(String, Channel), Vec<Candidate<'_>>> = BTreeMap::new();
     for c in candidates {
         by_customer
             .entry((c.invoice.customer_id.clone(), c.channel))
             .or_default()
             .push(c);
     }
-    let mut messages: BTreeMap<String, Vec<Message<'p>>> = BTreeMap::new();
+    let mut messages: BTreeMap<String, Vec<Vec<Message<'_>>>> = BTreeMap::new();
     for ((customer, channel), mut list) in by_customer {
         // Most advanced step first; within it, oldest due date first.
         list.sort_by(|a, b| {
@@ -339,31 +359,33 @@ fn group<'p>(
                 .cmp(&key(b))
                 .then_with(|| a.invoice.id.cmp(&b.invoice.id))
         });
-        let (step, address) = (list[0].step, list[0].address.clone());
-        let mut members = Vec::new();
+        let mut alternatives: Vec<Message<'_>> = Vec::new();
         for c in list {
-            if c.step.offset_days == step.offset_days
-                && c.address == address
-                && members.len() < MAX_COMBINED
-            {
-                members.push(c);
-            } else {
-                tally(
-                    summary,
-                    &c.step.name,
-                    channel.as_str(),
-                    Outcome::Skipped("one_message_per_customer_per_run"),
-                );
+            let fits = |m: &Message<'_>| {
+                m.step.offset_days == c.step.offset_days
+                    && m.address == c.address
+                    && m.members.len() < MAX_COMBINED
+            };
+            match alternatives.iter_mut().find(|m| fits(m)) {
+                Some(m) => m.members.push(c),
+                None => alternatives.push(Message {
+                    step: c.step,
+                    channel,
+                    address: c.address.clone(),
+                    members: vec![c],
+                }),
             }
         }
-        messages.entry(customer).or_default().push(Message {
-            step,
-            channel,
-            address,
-            members,
-        });
+        messages.entry(customer).or_default().push(alternatives);
     }
     messages
+}
+
+/// True when every invoice of a message was lost to its claim.
+fn all_lost(outcomes: &[(String, String, Outcome)]) -> bool {
+    outcomes
+        .iter()
+        .all(|(_, _, o)| matches!(o, Outcome::Skipped("already_claimed" | "invoice_changed")))
 }
 
 fn tally(summary: &mut RunSummary, step: &str, channel: &str, outcome: Outcome) {

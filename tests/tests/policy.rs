@@ -418,3 +418,52 @@ async fn the_opt_out_line_goes_on_sms_to_its_country_when_it_fits() -> anyhow::R
     assert!(!uk.message.contains("STOP"), "{}", uk.message);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_invoice_stuck_in_its_claim_does_not_hold_back_the_customers_other_reminders(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "STUCK",
+        "2026-11-22",
+        &[("customer_id", "ONE"), ("email", "one@example.com")],
+    ))
+    .await?;
+    run(&env.deps, &at(MONDAY, "r1")).await?;
+    // Its reminder was sent, but the marker that lets runs skip it was lost (say, throttling).
+    env.deps
+        .store
+        .client()
+        .update_item()
+        .table_name("invoices")
+        .key(
+            "invoice_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("STUCK".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("invoice".into()),
+        )
+        .update_expression("REMOVE reminded")
+        .send()
+        .await?;
+    env.put_invoice(&invoice(
+        "NEXT",
+        "2026-11-26",
+        &[("customer_id", "ONE"), ("email", "one@example.com")],
+    ))
+    .await?;
+    let second = run(&env.deps, &at("2026-11-23T15:00:00Z", "r2")).await?;
+    assert_eq!(
+        outcome(&second, "overdue", "email"),
+        (0, 0, 1),
+        "the stuck one is lost to its claim"
+    );
+    assert_eq!(
+        outcome(&second, "pre_due", "email"),
+        (1, 0, 0),
+        "the customer's next reminder still goes"
+    );
+    assert_eq!(env.moto.sent_emails()?.len(), 2);
+    Ok(())
+}

@@ -315,8 +315,11 @@ impl DynamoStore {
         c: &Claim<'_>,
         m: &Member<'_>,
     ) -> Result<TransactWriteItem, StoreError> {
+        // Another claim's message for this invoice still in flight blocks this one:
+        // its in-flight mark must not be overwritten (payments wait on it).
         let mut condition = String::from(
-            "#status = :open AND (attribute_not_exists(reminder_offset) OR reminder_offset <= :offset)",
+            "#status = :open AND (attribute_not_exists(reminder_offset) OR reminder_offset <= :offset) \
+             AND (attribute_not_exists(sending_until) OR sending_until < :now_secs)",
         );
         // `sending_until` holds payments back while the message is in flight
         // (see `payments`); recording the outcome releases it.
@@ -332,7 +335,8 @@ impl DynamoStore {
             .expression_attribute_values(":open", s("open"))
             .expression_attribute_values(":offset", n(c.offset_days))
             .expression_attribute_values(":sending_until", n(lease))
-            .expression_attribute_values(":sending_token", s(&c.token));
+            .expression_attribute_values(":sending_token", s(&c.token))
+            .expression_attribute_values(":now_secs", n(c.now.timestamp()));
         for (i, attr) in GUARDED.iter().enumerate() {
             u = u.expression_attribute_names(format!("#g{i}"), *attr);
             match m.item.get(*attr) {
@@ -359,7 +363,28 @@ impl DynamoStore {
 
     /// Records a successful send on the claim we hold, at real time `at`.
     /// `Ok(false)` means our lease had expired and another run took the claim over.
+    /// The message is out: a store failure here is retried (beyond the SDK's own
+    /// retries) so that the claim does not lapse and the message go again.
     pub async fn record_sent(
+        &self,
+        held: &Held<'_>,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.record_sent_once(held, message_id, at).await {
+                Err(err) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::warn!(error = %err, attempt, "recording a sent message failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn record_sent_once(
         &self,
         held: &Held<'_>,
         message_id: &str,

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, StoreError, PARTITION_KEY, SORT_KEY};
-use crate::invoice::{Invoice, InvoiceStatus};
+use crate::invoice::{InvoiceStatus, PayableInvoice};
 use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
 use crate::webhook::event::Payment;
 
@@ -31,7 +31,7 @@ pub enum Applied {
         fully_paid: bool,
         overpaid: bool,
         /// The invoice as read before this payment (for a receipt).
-        invoice: Box<Invoice>,
+        invoice: Box<PayableInvoice>,
     },
     Duplicate,
 }
@@ -80,8 +80,8 @@ impl DynamoStore {
                 .await
                 .map_err(|e| StoreError::from_sdk("GetItem", e))?;
             let item = out.item.ok_or(PaymentError::UnknownInvoice)?;
-            let invoice =
-                Invoice::parse(&raw_invoice(&item)).map_err(|_| PaymentError::InvalidInvoice)?;
+            let invoice = PayableInvoice::parse(&raw_invoice(&item))
+                .map_err(|_| PaymentError::InvalidInvoice)?;
             if invoice.status == InvoiceStatus::Void {
                 return Err(PaymentError::Void);
             }
@@ -98,7 +98,7 @@ impl DynamoStore {
                 tokio::time::sleep(backoff(attempt + 5)).await;
                 continue;
             }
-            let fees: Decimal = invoice.late_fees.values().copied().sum();
+            let fees = invoice.late_fees;
             let total = invoice.amount.amount + fees;
             let paid = invoice.amount_paid + payment.amount;
             let fully_paid = paid >= total;
@@ -127,7 +127,7 @@ impl DynamoStore {
         &self,
         payment: &Payment,
         item: &super::store::Item,
-        invoice: &Invoice,
+        invoice: &PayableInvoice,
         paid: Decimal,
         fully_paid: bool,
         overpaid: bool,
@@ -139,7 +139,10 @@ impl DynamoStore {
         let record = Put::builder()
             .table_name(self.table())
             .item(PARTITION_KEY, s(&payment.invoice_id))
-            .item(SORT_KEY, s(format!("{PAYMENT_PREFIX}{}", payment.event_id)))
+            .item(
+                SORT_KEY,
+                s(format!("{PAYMENT_PREFIX}{}", payment.payment_key)),
+            )
             .item("event_id", s(&payment.event_id))
             .item("provider", s(payment.provider))
             .item("event_type", s(&payment.event_type))
@@ -165,12 +168,19 @@ impl DynamoStore {
             .expression_attribute_values(":paid", s(paid.to_string()))
             .expression_attribute_values(":seen", s(invoice.status.as_str()))
             .expression_attribute_values(":now", n(now.timestamp()));
-        match item.get("amount_paid") {
-            Some(v) => {
-                condition.push_str(" AND amount_paid = :before");
-                update = update.expression_attribute_values(":before", v.clone());
+        // As read: payments so far, and the step marker (a claim that adds a late
+        // fee moves it, so the total this payment was compared with still holds).
+        for (attr, placeholder) in [
+            ("amount_paid", ":before"),
+            ("reminder_offset", ":offset_before"),
+        ] {
+            match item.get(attr) {
+                Some(v) => {
+                    condition.push_str(&format!(" AND {attr} = {placeholder}"));
+                    update = update.expression_attribute_values(placeholder, v.clone());
+                }
+                None => condition.push_str(&format!(" AND attribute_not_exists({attr})")),
             }
-            None => condition.push_str(" AND attribute_not_exists(amount_paid)"),
         }
         if fully_paid && invoice.status == InvoiceStatus::Open {
             set.push_str(", #status = :paid_status, paid_at = :paid_at");

@@ -11,8 +11,12 @@ use crate::money::{parse_amount, Currency};
 /// A payment to apply to an invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
-    /// The provider's event id: a payment is applied once per id.
+    /// The provider's event id.
     pub event_id: String,
+    /// What makes this payment unique: it is applied once per key. For Stripe
+    /// the PaymentIntent id, so `invoice.paid` and `payment_intent.succeeded`
+    /// for the same money count once; otherwise the event id.
+    pub payment_key: String,
     pub invoice_id: String,
     pub amount: Decimal,
     pub currency: Currency,
@@ -78,6 +82,7 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, ParseError> {
         .with_timezone(&Utc);
     Ok(Parsed::Payment(Payment {
         event_id: event_id.to_owned(),
+        payment_key: event_id.to_owned(),
         invoice_id: invoice_id(text(&v, "invoice_id")?, "invoice_id")?,
         amount,
         currency,
@@ -158,8 +163,18 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         .or_else(|| v.get("created").and_then(Value::as_i64))
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .ok_or(ParseError::Missing("created"))?;
+    let payment_intent = match event_type.as_str() {
+        "payment_intent.succeeded" => object.get("id"),
+        _ => object.get("payment_intent"),
+    };
+    let payment_key = payment_intent
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.len() <= 255)
+        .unwrap_or(event_id)
+        .to_owned();
     Ok(Parsed::Payment(Payment {
         event_id: event_id.to_owned(),
+        payment_key,
         invoice_id: invoice_id(reference, "metadata.invoice_id")?,
         amount,
         currency,
@@ -222,6 +237,20 @@ mod tests {
             ),
             ("INV-1005", "125.500".into(), "KWD")
         );
+    }
+
+    #[test]
+    fn the_same_stripe_payment_has_one_key_whichever_event_reports_it() {
+        let invoice_paid = payment(parse_stripe(&fixture("invoice.paid.json")).unwrap());
+        let mut pi: Value =
+            serde_json::from_slice(&fixture("payment_intent.succeeded.json")).unwrap();
+        pi["data"]["object"]["id"] = "pi_3QaInvoice1001".into();
+        let intent = payment(parse_stripe(&serde_json::to_vec(&pi).unwrap()).unwrap());
+        assert_eq!(invoice_paid.payment_key, "pi_3QaInvoice1001");
+        assert_eq!(intent.payment_key, invoice_paid.payment_key);
+        assert_ne!(intent.event_id, invoice_paid.event_id);
+        let checkout = payment(parse_stripe(&fixture("checkout.session.completed.json")).unwrap());
+        assert_eq!(checkout.payment_key, "pi_3QaCheckout3");
     }
 
     #[test]

@@ -168,7 +168,7 @@ fn error(status: u16, code: &str, message: &str) -> Answer {
 async fn send_receipt(
     mailer: Option<&crate::aws::SesMailer>,
     config: &WebhookConfig,
-    invoice: &crate::invoice::Invoice,
+    invoice: &crate::invoice::PayableInvoice,
     payment: &event::Payment,
 ) {
     let (Some(receipts), Some(mailer), Some(to)) = (&config.receipts, mailer, &invoice.email)

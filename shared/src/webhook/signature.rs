@@ -77,7 +77,7 @@ pub fn verify(
     if candidates.is_empty() {
         return Err(SignatureError::Mismatch);
     }
-    if (now - timestamp).abs() > tolerance_secs {
+    if now.abs_diff(timestamp) > tolerance_secs.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let matched = secrets.iter().any(|secret| {
@@ -154,6 +154,12 @@ mod tests {
         assert_eq!(
             verify(Some(&format!("t={NOW},v1=zz")), BODY, &s, NOW, 300),
             Err(SignatureError::Mismatch)
+        );
+        let extreme = format!("t={},v1={}", i64::MIN, "0".repeat(64));
+        assert_eq!(
+            verify(Some(&extreme), BODY, &s, NOW, 300),
+            Err(SignatureError::Stale),
+            "no overflow on absurd timestamps"
         );
     }
 
