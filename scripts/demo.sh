@@ -43,6 +43,9 @@ echo "escalation topic $ESCALATION_TOPIC_ARN"
 step "Importing examples/invoices.csv"
 "$admin" import examples/invoices.csv
 
+step "Audit: invoice items a run could not use (a parallel Scan; the two bad rows were refused at import)"
+"$admin" audit
+
 step "Hourly runs through $DAY (times in UTC; each customer is reached 09:00-17:00 their time)"
 for hour in $(seq -w 0 23); do
   "$admin" run --as-of "${DAY}T${hour}:00:00Z" --brief | grep -v ': sent 0' || true

@@ -113,6 +113,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// List every invoice item a run cannot use (malformed, or without a usable
+    /// due date), by a parallel Scan of the whole table. On demand, not daily.
+    Audit {
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+        #[arg(long, default_value_t = 4)]
+        segments: i32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -238,6 +248,26 @@ async fn execute(command: Command) -> Result<()> {
                         std::fs::write(dir.join(name), text)?;
                     }
                     println!("wrote {} files to {}", rendered.len(), dir.display());
+                }
+            }
+        }
+        Command::Audit {
+            table,
+            segments,
+            json,
+        } => {
+            let report = dunning::audit::audit(&DynamoStore::new(&sdk, &table), segments).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "scanned {} items, {} invoices, {} unusable",
+                    report.scanned,
+                    report.invoices,
+                    report.unusable.len()
+                );
+                for (id, reason) in &report.unusable {
+                    println!("  {id}: {reason}");
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! [`summary`], [`config`]. Adapters over the AWS SDK: [`aws`]. The run
 //! itself, wiring both together: [`run`].
 
+pub mod audit;
 pub mod aws;
 pub mod calendar;
 pub mod config;

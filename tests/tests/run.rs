@@ -618,3 +618,55 @@ async fn a_permanent_send_failure_is_recorded_once_and_not_retried() -> anyhow::
     assert_eq!(second.skipped.get("already_sent"), Some(&2));
     Ok(())
 }
+
+#[tokio::test]
+async fn the_audit_lists_every_invoice_a_run_cannot_use_even_outside_the_index(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "GOOD",
+        "2026-11-23",
+        &[("email", "g@example.com")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "FEB30",
+        "2026-02-30",
+        &[("email", "f@example.com")],
+    ))
+    .await?;
+    env.put_invoice(&invoice("NOCONTACT", "2026-11-23", &[]))
+        .await?;
+    env.put_raw(&[
+        ("invoice_id", AttributeValue::S("NODUE".into())),
+        ("customer_id", AttributeValue::S("C".into())),
+        ("customer_name", AttributeValue::S("No Due".into())),
+        ("email", AttributeValue::S("n@example.com".into())),
+        ("amount", AttributeValue::S("10.00".into())),
+        ("currency", AttributeValue::S("USD".into())),
+        ("status", AttributeValue::S("open".into())),
+    ])
+    .await?;
+    // Ledger records under a valid invoice are not invoices and are not reported.
+    run(&env.deps, &request("r1")).await?;
+    let report = dunning::audit::audit(&env.deps.store, 3).await?;
+    let unusable: Vec<(&str, &str)> = report
+        .unusable
+        .iter()
+        .map(|(i, r)| (i.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        unusable,
+        [
+            ("FEB30", "bad_due_date"),
+            ("NOCONTACT", "no_contact"),
+            ("NODUE", "missing_due_date")
+        ]
+    );
+    assert_eq!(report.invoices, 4);
+    assert!(
+        report.scanned > report.invoices,
+        "the Scan reads ledger records too: {report:?}"
+    );
+    Ok(())
+}

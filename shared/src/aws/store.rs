@@ -279,6 +279,33 @@ impl DynamoStore {
         }
     }
 
+    /// One page of one segment of a parallel Scan over invoice items only
+    /// (`sk = invoice`). For the audit, never for a run.
+    pub async fn scan_invoices(
+        &self,
+        segment: i32,
+        total: i32,
+        start: Option<Item>,
+    ) -> Result<DuePage, StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(segment)
+            .total_segments(total)
+            .filter_expression("sk = :invoice")
+            .expression_attribute_values(":invoice", s(INVOICE_SK))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("Scan", e))?;
+        Ok(DuePage {
+            scanned_count: u64::try_from(out.scanned_count).unwrap_or(0),
+            items: out.items.unwrap_or_default(),
+            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+
     /// The invoice item, as stored.
     pub async fn get_invoice(&self, invoice_id: &str) -> Result<Option<Item>, StoreError> {
         let out = self
