@@ -21,6 +21,9 @@ section "cargo build + cargo test (unit, property, end-to-end against moto)"
 cargo build --workspace
 cargo test --workspace
 
+section "Deployment template: cfn-lint and sam validate --lint (scripts/check-infra.sh)"
+scripts/check-infra.sh
+
 section "Webhook signatures against Stripe's own library (scripts/stripe_compat.py)"
 .venv/bin/python scripts/stripe_compat.py "${CARGO_TARGET_DIR:-$root/target}/debug/dunning-admin"
 

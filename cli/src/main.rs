@@ -207,7 +207,8 @@ async fn execute(command: Command) -> Result<()> {
             as_of,
             out,
         } => {
-            let config = Config::from_env()?;
+            let mut config = Config::from_env()?;
+            config.load_secrets(&sdk).await?;
             let deps = Deps::new(&sdk, config)?;
             let raw = match (invoice_id, file) {
                 (Some(id), _) => {
@@ -296,7 +297,8 @@ async fn execute(command: Command) -> Result<()> {
             json,
             brief,
         } => {
-            let config = Config::from_env()?;
+            let mut config = Config::from_env()?;
+            config.load_secrets(&sdk).await?;
             let deps = Deps::new(&sdk, config)?;
             let run_id = format!(
                 "cli-{}-{}",

@@ -17,6 +17,7 @@ pub const ENV_VARS: &[&str] = &[
     "BUSINESS_TIMEZONE",
     "PAY_LINK_BASE_URL",
     "PAY_LINK_SECRET",
+    "PAY_LINK_SECRET_ARN",
     "PAY_LINK_TTL_DAYS",
     "SES_CONFIGURATION_SET",
     "SEND_CONCURRENCY",
@@ -50,7 +51,9 @@ pub struct Config {
     pub business_name: String,
     pub business_timezone: Tz,
     pub pay_link_base_url: String,
+    /// Set directly (local runs) or read from `PAY_LINK_SECRET_ARN` by [`Config::load_secrets`].
     pub pay_link_secret: String,
+    pub pay_link_secret_arn: Option<String>,
     pub pay_link_ttl_days: u64,
     pub ses_configuration_set: Option<String>,
     pub send_concurrency: usize,
@@ -88,6 +91,24 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// Reads the pay-link secret from Secrets Manager when `PAY_LINK_SECRET_ARN` is set.
+    pub async fn load_secrets(
+        &mut self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<(), crate::aws::secrets::SecretError> {
+        if let Some(arn) = &self.pay_link_secret_arn {
+            let secret = crate::aws::secrets::fetch(sdk, arn).await?;
+            if secret.trim().len() < 16 {
+                return Err(crate::aws::secrets::SecretError {
+                    arn: arn.clone(),
+                    reason: "shorter than 16 characters".into(),
+                });
+            }
+            self.pay_link_secret = secret.trim().to_owned();
+        }
+        Ok(())
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -127,8 +148,12 @@ impl Config {
         {
             return Err(invalid("PAY_LINK_BASE_URL", "must start with https://"));
         }
-        let pay_link_secret = required("PAY_LINK_SECRET")?;
-        if pay_link_secret.len() < 16 {
+        let pay_link_secret_arn = get("PAY_LINK_SECRET_ARN").filter(|v| !v.trim().is_empty());
+        let pay_link_secret = match &pay_link_secret_arn {
+            Some(_) => String::new(),
+            None => required("PAY_LINK_SECRET")?,
+        };
+        if pay_link_secret_arn.is_none() && pay_link_secret.len() < 16 {
             return Err(invalid("PAY_LINK_SECRET", "must be at least 16 characters"));
         }
         let address = |name: &'static str| {
@@ -162,6 +187,7 @@ impl Config {
             business_timezone,
             pay_link_base_url,
             pay_link_secret,
+            pay_link_secret_arn,
             pay_link_ttl_days: number("PAY_LINK_TTL_DAYS", 30, 1..=365)?,
             ses_configuration_set: get("SES_CONFIGURATION_SET").filter(|v| !v.is_empty()),
             send_concurrency: number("SEND_CONCURRENCY", 8, 1..=256)? as usize,

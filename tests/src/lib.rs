@@ -281,6 +281,18 @@ impl TestEnv {
         self.put_raw(&attrs).await
     }
 
+    /// Stores `value` as a Secrets Manager secret in this test's moto; returns its ARN.
+    pub async fn create_secret(&self, name: &str, value: &str) -> Result<String> {
+        let sdk = self.moto.sdk_config().await;
+        let out = aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await?;
+        out.arn.context("no ARN")
+    }
+
     /// An invoice's ledger and payment records (everything but the invoice item).
     pub async fn ledger(&self, invoice_id: &str) -> Result<Vec<serde_json::Value>> {
         let records = self.deps.store.history(invoice_id).await?;

@@ -670,3 +670,39 @@ async fn the_audit_lists_every_invoice_a_run_cannot_use_even_outside_the_index(
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn signing_secrets_are_read_from_secrets_manager_at_start_up() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let sdk = env.moto.sdk_config().await;
+    let arn = env
+        .create_secret("pay-link", "secret-from-secrets-manager")
+        .await?;
+    let mut config = dunning_e2e::config(&[("PAY_LINK_SECRET_ARN", arn.as_str())]);
+    config.load_secrets(&sdk).await?;
+    assert_eq!(config.pay_link_secret, "secret-from-secrets-manager");
+    let webhook_arn = env
+        .create_secret(
+            "webhook",
+            r#"{"WEBHOOK_SECRETS": "whsec_from_secrets_manager", "STRIPE_WEBHOOK_SECRETS": ""}"#,
+        )
+        .await?;
+    let mut webhook = dunning::webhook::WebhookConfig::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("invoices".into()),
+        "WEBHOOK_SECRETS_ARN" => Some(webhook_arn.clone()),
+        _ => None,
+    })?;
+    webhook.load_secrets(&sdk).await?;
+    assert_eq!(
+        webhook.generic_secrets,
+        [b"whsec_from_secrets_manager".to_vec()]
+    );
+    // A missing secret stops start-up with its ARN named.
+    let mut missing = dunning_e2e::config(&[(
+        "PAY_LINK_SECRET_ARN",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope",
+    )]);
+    let err = missing.load_secrets(&sdk).await.unwrap_err();
+    assert!(err.to_string().contains("secret:nope"), "{err}");
+    Ok(())
+}

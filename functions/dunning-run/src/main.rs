@@ -10,8 +10,9 @@ use lambda_runtime::{service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     dunning::telemetry::init_json();
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    config.load_secrets(&sdk).await?;
     let deps = Deps::new(&sdk, config)?;
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await
 }

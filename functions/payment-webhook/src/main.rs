@@ -11,8 +11,9 @@ use lambda_http::{service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     dunning::telemetry::init_json();
-    let config = WebhookConfig::from_env()?;
+    let mut config = WebhookConfig::from_env()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    config.load_secrets(&sdk).await?;
     let store = DynamoStore::new(&sdk, &config.table_name);
     let mailer = config
         .receipts

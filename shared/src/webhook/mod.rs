@@ -24,6 +24,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const ENV_VARS: &[&str] = &[
     "TABLE_NAME",
     "WEBHOOK_SECRETS",
+    "WEBHOOK_SECRETS_ARN",
     "STRIPE_WEBHOOK_SECRETS",
     "SIGNATURE_TOLERANCE_SECONDS",
     "RECEIPT_EMAILS",
@@ -47,6 +48,9 @@ pub struct WebhookConfig {
     pub generic_secrets: Vec<Vec<u8>>,
     /// Stripe endpoint secrets (`whsec_...`) for `Stripe-Signature`.
     pub stripe_secrets: Vec<Vec<u8>>,
+    /// A Secrets Manager secret holding `{"WEBHOOK_SECRETS": "...", "STRIPE_WEBHOOK_SECRETS": "..."}`,
+    /// read by [`WebhookConfig::load_secrets`] at cold start.
+    pub secrets_arn: Option<String>,
     pub tolerance_secs: i64,
     /// When set, a payment that completes an invoice sends the customer a receipt.
     pub receipts: Option<Receipts>,
@@ -69,32 +73,15 @@ impl WebhookConfig {
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, crate::config::ConfigError> {
         use crate::config::ConfigError;
-        let list = |name| -> Vec<Vec<u8>> {
-            get(name)
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.as_bytes().to_vec())
-                .collect()
-        };
+        let list = |name| secret_list(&get(name).unwrap_or_default());
         let table_name = get("TABLE_NAME")
             .filter(|v| !v.trim().is_empty())
             .ok_or(ConfigError::Missing("TABLE_NAME"))?;
         let generic_secrets = list("WEBHOOK_SECRETS");
         let stripe_secrets = list("STRIPE_WEBHOOK_SECRETS");
-        if generic_secrets.is_empty() && stripe_secrets.is_empty() {
-            return Err(ConfigError::Missing("WEBHOOK_SECRETS"));
-        }
-        if generic_secrets
-            .iter()
-            .chain(&stripe_secrets)
-            .any(|s| s.len() < 16)
-        {
-            return Err(ConfigError::Invalid {
-                name: "WEBHOOK_SECRETS",
-                why: "each secret must be at least 16 characters",
-            });
+        let secrets_arn = get("WEBHOOK_SECRETS_ARN").filter(|v| !v.trim().is_empty());
+        if secrets_arn.is_none() {
+            check_secrets(&generic_secrets, &stripe_secrets)?;
         }
         let tolerance_secs =
             match get("SIGNATURE_TOLERANCE_SECONDS").filter(|v| !v.trim().is_empty()) {
@@ -139,14 +126,67 @@ impl WebhookConfig {
             table_name,
             generic_secrets,
             stripe_secrets,
+            secrets_arn,
             tolerance_secs,
             receipts,
         })
     }
 
+    /// Reads the signing secrets from Secrets Manager when `WEBHOOK_SECRETS_ARN` is set.
+    pub async fn load_secrets(
+        &mut self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<(), crate::aws::secrets::SecretError> {
+        let Some(arn) = self.secrets_arn.clone() else {
+            return Ok(());
+        };
+        let bad = |reason: &str| crate::aws::secrets::SecretError {
+            arn: arn.clone(),
+            reason: reason.into(),
+        };
+        let text = crate::aws::secrets::fetch(sdk, &arn).await?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| bad("not a JSON object"))?;
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        self.generic_secrets = secret_list(&field("WEBHOOK_SECRETS"));
+        self.stripe_secrets = secret_list(&field("STRIPE_WEBHOOK_SECRETS"));
+        check_secrets(&self.generic_secrets, &self.stripe_secrets).map_err(|e| bad(&e.to_string()))
+    }
+
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
+}
+
+fn secret_list(text: &str) -> Vec<Vec<u8>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec())
+        .collect()
+}
+
+fn check_secrets(
+    generic: &[Vec<u8>],
+    stripe: &[Vec<u8>],
+) -> Result<(), crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    if generic.is_empty() && stripe.is_empty() {
+        return Err(ConfigError::Missing("WEBHOOK_SECRETS"));
+    }
+    if generic.iter().chain(stripe).any(|s| s.len() < 16) {
+        return Err(ConfigError::Invalid {
+            name: "WEBHOOK_SECRETS",
+            why: "each secret must be at least 16 characters",
+        });
+    }
+    Ok(())
 }
 
 /// An answer: HTTP status and JSON body.

@@ -1,0 +1,117 @@
+//! The deployment template agrees with the code: each function's environment
+//! names only variables its configuration reads, sets every one it requires,
+//! and the table has the keys and index the store uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+fn template() -> String {
+    std::fs::read_to_string(format!(
+        "{}/../infra/template.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Resource name -> environment variable names, read from the YAML by indentation.
+fn environments(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let (mut resource, mut in_vars, mut vars_indent) = (String::new(), false, 0);
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indent == 2 && trimmed.ends_with(':') {
+            resource = trimmed.trim_end_matches(':').to_owned();
+            in_vars = false;
+        } else if trimmed == "Variables:" {
+            in_vars = true;
+            vars_indent = indent;
+        } else if in_vars && indent > vars_indent {
+            if let Some((key, _)) = trimmed.split_once(':') {
+                out.entry(resource.clone())
+                    .or_default()
+                    .insert(key.to_owned());
+            }
+        } else {
+            in_vars = false;
+        }
+    }
+    out
+}
+
+#[test]
+fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
+    let envs = environments(&template());
+    let cases: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "DunningRunFunction",
+            dunning::config::ENV_VARS,
+            &[
+                "TABLE_NAME",
+                "SENDER_EMAIL",
+                "BUSINESS_NAME",
+                "BUSINESS_TIMEZONE",
+                "PAY_LINK_BASE_URL",
+                "PAY_LINK_SECRET_ARN",
+                "ESCALATION_TOPIC_ARN",
+            ],
+        ),
+        (
+            "PaymentWebhookFunction",
+            dunning::webhook::ENV_VARS,
+            &["TABLE_NAME", "WEBHOOK_SECRETS_ARN"],
+        ),
+    ];
+    for (function, reads, required) in cases {
+        let set = envs
+            .get(function)
+            .unwrap_or_else(|| panic!("{function} has no environment in the template"));
+        for var in set {
+            assert!(
+                reads.contains(&var.as_str()),
+                "{function} sets {var}, which its configuration never reads"
+            );
+        }
+        for var in required {
+            assert!(set.contains(*var), "{function} does not set {var}");
+        }
+        for plaintext in [
+            "PAY_LINK_SECRET",
+            "WEBHOOK_SECRETS",
+            "STRIPE_WEBHOOK_SECRETS",
+        ] {
+            assert!(
+                !set.contains(plaintext),
+                "{function}: {plaintext} must come from Secrets Manager, not the environment"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_template_table_has_the_keys_and_index_the_store_uses() {
+    let text = template();
+    use dunning::aws::store::{DUE_INDEX, PARTITION_KEY, SORT_KEY};
+    for (attr, kind) in [
+        (PARTITION_KEY, "HASH"),
+        (SORT_KEY, "RANGE"),
+        ("status", "HASH"),
+        ("due_date", "RANGE"),
+    ] {
+        let key = format!("- AttributeName: {attr}\n");
+        assert!(
+            text.contains(&key),
+            "the template lacks key attribute {attr}"
+        );
+        let pos = text
+            .find(&format!(
+                "AttributeName: {attr}\n              KeyType: {kind}"
+            ))
+            .or_else(|| text.find(&format!("AttributeName: {attr}\n          KeyType: {kind}")));
+        assert!(pos.is_some(), "{attr} is not a {kind} key in the template");
+    }
+    assert!(text.contains(&format!("IndexName: {DUE_INDEX}")));
+    assert!(text.contains("ProjectionType: ALL"));
+}
