@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::invoice::{Invoice, InvoiceStatus};
+use crate::money::Money;
 use crate::policy::{Action, Channel, Policy, Step};
 
 /// Why an invoice gets no reminder in this run. `as_str()` keys run summaries.
@@ -91,6 +92,16 @@ impl Due<'_> {
             .filter(|(_, r)| *r == Readiness::Ready)
             .map(|(c, _)| *c)
     }
+}
+
+/// The late fee `step` adds to `invoice` now: none when the step has no fee,
+/// when it was already applied, or when it does not apply to the currency.
+pub fn late_fee_due(step: &Step, invoice: &Invoice) -> Option<Money> {
+    let outstanding = invoice.outstanding();
+    step.late_fee
+        .filter(|_| !invoice.late_fees.contains_key(&step.name))
+        .and_then(|fee| fee.amount_for(outstanding.amount, outstanding.currency))
+        .map(|amount| Money::new(amount, outstanding.currency))
 }
 
 /// Decides which step, if any, `invoice` is due at `now`.

@@ -1,9 +1,9 @@
 //! Rendering what an invoice would receive, without claiming or sending: the
 //! same context, templates and pay link as a run, for any step, locale and channel.
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::decide::decide;
+use crate::decide::{decide, late_fee_due};
 use crate::invoice::Invoice;
 use crate::policy::{Action, Channel};
 use crate::render::{InvoiceLine, Locale, ReminderContext};
@@ -64,11 +64,7 @@ pub fn render(
     }
     let locale = match p.locale {
         Some(tag) => Locale::parse(tag).ok_or_else(|| PreviewError::UnknownLocale(tag.into()))?,
-        None => invoice
-            .locale
-            .as_deref()
-            .and_then(Locale::parse)
-            .unwrap_or(deps.config.default_locale),
+        None => Locale::resolve(invoice.locale.as_deref(), deps.config.default_locale),
     };
     let channels: Vec<Channel> = match p.channel {
         Some(c) => vec![Channel::parse(c).ok_or_else(|| PreviewError::UnknownChannel(c.into()))?],
@@ -78,19 +74,14 @@ pub fn render(
         .as_of
         .with_timezone(&invoice.timezone.unwrap_or(deps.config.business_timezone))
         .date_naive();
-    let pay_link = invoice.pay_url.clone().unwrap_or_else(|| {
-        deps.links.sign(
-            &invoice.id,
-            p.as_of + Days::new(deps.config.pay_link_ttl_days),
-        )
-    });
-    let outstanding = invoice.outstanding();
-    let late_fee = step
-        .late_fee
-        .filter(|_| !invoice.late_fees.contains_key(&step.name))
-        .and_then(|f| f.amount_for(outstanding.amount, outstanding.currency))
-        .map(|a| crate::money::Money::new(a, outstanding.currency));
-    let line = InvoiceLine::new(invoice, today, pay_link, late_fee, locale);
+    let pay_link = deps.pay_link(invoice, p.as_of);
+    let line = InvoiceLine::new(
+        invoice,
+        today,
+        pay_link,
+        late_fee_due(step, invoice),
+        locale,
+    );
     let mut ctx = ReminderContext::new(
         locale,
         &deps.config.business_name,

@@ -50,6 +50,12 @@ impl Locale {
         }
     }
 
+    /// The locale for an invoice's `locale` tag: the tag when we write that
+    /// language, else `default`.
+    pub fn resolve(tag: Option<&str>, default: Locale) -> Locale {
+        tag.and_then(Self::parse).unwrap_or(default)
+    }
+
     /// `23 November 2026` / `2026年11月23日`.
     pub fn long_date(self, date: NaiveDate) -> String {
         match self {

@@ -15,7 +15,7 @@ use crate::aws::{DynamoStore, SesMailer, SnsTexter, StoreError};
 use crate::calendar::due_date_window;
 use crate::config::Config;
 use crate::contact::{EmailAddress, PhoneNumber};
-use crate::decide::{decide, Readiness};
+use crate::decide::{decide, late_fee_due, Readiness};
 use crate::invoice::Invoice;
 use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerState, ESCALATION};
 use crate::money::Money;
@@ -73,6 +73,19 @@ impl Deps {
             renderer,
             policy,
             config,
+        })
+    }
+}
+
+impl Deps {
+    /// The invoice's own `pay_url`, else a link signed to stay valid
+    /// `PAY_LINK_TTL_DAYS` after `as_of`.
+    pub fn pay_link(&self, invoice: &Invoice, as_of: DateTime<Utc>) -> String {
+        invoice.pay_url.clone().unwrap_or_else(|| {
+            self.links.sign(
+                &invoice.id,
+                as_of + Days::new(self.config.pay_link_ttl_days),
+            )
         })
     }
 }
@@ -282,16 +295,8 @@ fn consider<'p>(
         });
         return;
     }
-    let outstanding = invoice.outstanding();
-    let late_fee = step
-        .late_fee
-        .filter(|_| !invoice.late_fees.contains_key(&step.name))
-        .and_then(|fee| fee.amount_for(outstanding.amount, outstanding.currency))
-        .map(|amount| Money::new(amount, outstanding.currency));
-    let pay_link = invoice.pay_url.clone().unwrap_or_else(|| {
-        let expires = req.as_of + Days::new(deps.config.pay_link_ttl_days);
-        deps.links.sign(&invoice.id, expires)
-    });
+    let late_fee = late_fee_due(step, &invoice);
+    let pay_link = deps.pay_link(&invoice, req.as_of);
     for &(channel, readiness) in &due.channels {
         let key = ledger_key(&step.name, channel);
         match readiness {
@@ -406,11 +411,7 @@ fn tally(summary: &mut RunSummary, step: &str, channel: &str, outcome: Outcome) 
 
 /// The invoice's language when it is one we write, else the business default.
 fn locale_of(deps: &Deps, invoice: &Invoice) -> Locale {
-    invoice
-        .locale
-        .as_deref()
-        .and_then(Locale::parse)
-        .unwrap_or(deps.config.default_locale)
+    Locale::resolve(invoice.locale.as_deref(), deps.config.default_locale)
 }
 
 /// The ledger's clock for leases and retries: real time, or the run's instant

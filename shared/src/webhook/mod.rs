@@ -215,11 +215,7 @@ async fn send_receipt(
     else {
         return;
     };
-    let locale = invoice
-        .locale
-        .as_deref()
-        .and_then(crate::render::Locale::parse)
-        .unwrap_or(receipts.default_locale);
+    let locale = crate::render::Locale::resolve(invoice.locale.as_deref(), receipts.default_locale);
     let ctx = crate::render::ReceiptContext {
         business_name: receipts.business_name.clone(),
         customer_name: invoice.customer_name.clone(),
