@@ -26,12 +26,8 @@ step "Starting moto"
 eval "$(scripts/moto.sh start)"
 trap 'scripts/moto.sh stop' EXIT
 
-export TABLE_NAME=invoices-demo
-export SENDER_EMAIL=billing@acme.example
-export BUSINESS_NAME="Acme Ltd"
-export BUSINESS_TIMEZONE=Europe/London
-export PAY_LINK_BASE_URL=https://pay.acme.example/i
-export PAY_LINK_SECRET=demo-secret-not-for-production
+# The local settings (infra/local.env, shared with `cargo lambda watch`).
+set -a; . infra/local.env; set +a
 
 step "Creating the table, the sender identity and the escalation topic"
 "$admin" create-table

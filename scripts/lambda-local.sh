@@ -20,9 +20,7 @@ cleanup() {
 trap cleanup EXIT
 
 eval "$(scripts/moto.sh start)"
-export TABLE_NAME=invoices-local SENDER_EMAIL=billing@acme.example BUSINESS_NAME="Acme Ltd" \
-  BUSINESS_TIMEZONE=Europe/London PAY_LINK_BASE_URL=https://pay.acme.example/i \
-  PAY_LINK_SECRET=local-secret-not-for-production WEBHOOK_SECRETS=local-webhook-secret-0001
+set -a; . infra/local.env; set +a
 "$admin" create-table >/dev/null && "$admin" verify-sender >/dev/null
 ESCALATION_TOPIC_ARN="$("$admin" create-topic)"
 export ESCALATION_TOPIC_ARN
@@ -30,7 +28,11 @@ export ESCALATION_TOPIC_ARN
 
 port="$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # Its own process group, so the watcher and the function it starts stop together.
-setsid cargo lambda watch -A 127.0.0.1 -P "$port" >"$work/watch.log" 2>&1 &
+# The function gets infra/local.env through --env-file, not through this shell: unset
+# its settings here so a broken env file cannot pass unnoticed.
+setsid env -u TABLE_NAME -u SENDER_EMAIL -u BUSINESS_NAME -u BUSINESS_TIMEZONE -u PAY_LINK_BASE_URL \
+  -u PAY_LINK_SECRET -u WEBHOOK_SECRETS \
+  cargo lambda watch -A 127.0.0.1 -P "$port" --env-file infra/local.env >"$work/watch.log" 2>&1 &
 watch_pid=$!
 for _ in $(seq 1 600); do
   .venv/bin/python -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null && break
@@ -41,13 +43,13 @@ done
 cargo lambda invoke dunning-run -A 127.0.0.1 -P "$port" \
   --data-file functions/dunning-run/events/scheduled-event.json >"$work/summary.json"
 .venv/bin/python scripts/show_sent.py "$AWS_ENDPOINT_URL" >"$work/sent.txt"
-.venv/bin/python - "$work/summary.json" "$work/sent.txt" <<'PY'
+.venv/bin/python - "$work/summary.json" "$work/sent.txt" "$work/watch.log" <<'PY'
 import json, re, sys
 summary = json.load(open(sys.argv[1]))
 sent = sum(o["sent"] for c in summary["steps"].values() for o in c.values())
 emails, sms = map(int, re.search(r"sent: (\d+) emails, (\d+) SMS", open(sys.argv[2]).read()).groups())
 assert summary["as_of"] == "2026-11-23T14:00:00Z", summary["as_of"]
-assert sent > 0 and sent == emails + sms, (sent, emails, sms)
+assert sent > 0 and sent == emails + sms, (sent, emails, sms, summary, open(sys.argv[3]).read()[-3000:])
 print(f"cargo lambda invoke: the function read {summary['items_read']} invoices and sent {sent} messages; the emulator received {emails} emails and {sms} SMS")
 PY
 

@@ -21,7 +21,7 @@ section "cargo build + cargo test (unit, property, end-to-end against moto)"
 cargo build --workspace
 cargo test --workspace
 
-section "Deployment template: cfn-lint and sam validate --lint (scripts/check-infra.sh)"
+section "Deployment template: cfn-lint, sam validate --lint and checkov (scripts/check-infra.sh)"
 scripts/check-infra.sh
 
 section "Webhook signatures against Stripe's own library (scripts/stripe_compat.py)"

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use aws_config::BehaviorVersion;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use dunning::aws::{DynamoStore, SesMailer};
@@ -69,6 +68,10 @@ enum Command {
         /// Print one line: what was sent and why the rest waits.
         #[arg(long, conflicts_with = "json")]
         brief: bool,
+        /// Stop taking new work this many seconds after the start, as a Lambda
+        /// run does before its deadline (DEADLINE_MARGIN_SECONDS is kept free).
+        #[arg(long, value_name = "SECONDS")]
+        time_budget: Option<u64>,
     },
     /// Print a `Dunning-Signature` header for a webhook body, signed with the
     /// first secret in WEBHOOK_SECRETS: for testing a deployed or local webhook.
@@ -153,7 +156,7 @@ async fn main() -> ExitCode {
 }
 
 async fn execute(command: Command) -> Result<()> {
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = dunning::aws::sdk::load().await;
     match command {
         Command::CreateTable { table } => {
             DynamoStore::new(&sdk, &table).create_table().await?;
@@ -296,6 +299,7 @@ async fn execute(command: Command) -> Result<()> {
             dry_run,
             json,
             brief,
+            time_budget,
         } => {
             let mut config = Config::from_env()?;
             config.load_secrets(&sdk).await?;
@@ -309,6 +313,11 @@ async fn execute(command: Command) -> Result<()> {
                 as_of: as_of.unwrap_or_else(Utc::now),
                 dry_run,
                 run_id,
+                deadline: time_budget.map(|s| {
+                    std::time::Instant::now()
+                        + deps.config.deadline_margin
+                        + std::time::Duration::from_secs(s)
+                }),
             };
             let summary = run(&deps, &request).await?;
             if json {

@@ -31,6 +31,10 @@ pub const ENV_VARS: &[&str] = &[
     "SMS_OPT_OUT",
     "POLICY_FILE",
     "ESCALATION_TOPIC_ARN",
+    "METRIC_NAMESPACE",
+    "DEADLINE_MARGIN_SECONDS",
+    "EMAIL_RATE",
+    "SMS_RATE",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +81,14 @@ pub struct Config {
     pub policy_file: Option<String>,
     /// SNS topic for escalation events (required when the policy escalates).
     pub escalation_topic_arn: Option<String>,
+    /// CloudWatch namespace of the run's Embedded Metric Format metrics.
+    pub metric_namespace: String,
+    /// A run takes no new work when less than this is left before the Lambda deadline.
+    pub deadline_margin: Duration,
+    /// Emails per second at most (the SES account's sending rate); 0 = unlimited.
+    pub email_rate: u64,
+    /// SMS parts (segments) per second at most (the SNS account's SMS rate); 0 = unlimited.
+    pub sms_rate: u64,
 }
 
 /// Never prints the secret.
@@ -202,6 +214,13 @@ impl Config {
             },
             policy_file: get("POLICY_FILE").filter(|v| !v.trim().is_empty()),
             escalation_topic_arn: get("ESCALATION_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
+            metric_namespace: get("METRIC_NAMESPACE")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "Dunning".to_owned()),
+            deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECONDS", 30, 5..=600)?),
+            email_rate: number("EMAIL_RATE", 14, 0..=100_000)?,
+            sms_rate: number("SMS_RATE", 20, 0..=100_000)?,
         })
     }
 }

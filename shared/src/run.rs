@@ -4,7 +4,8 @@
 //! bounded (a fixed number of customers in flight).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
@@ -98,6 +99,36 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// Unique per run (the Lambda request id): it names claims in the ledger.
     pub run_id: String,
+    /// When the run must be finished (the Lambda deadline). It takes no new
+    /// work once less than `DEADLINE_MARGIN_SECONDS` is left, so every claim
+    /// it makes gets its outcome recorded; the next run continues.
+    pub deadline: Option<Instant>,
+}
+
+impl RunRequest {
+    pub fn new(as_of: DateTime<Utc>, run_id: impl Into<String>) -> Self {
+        Self {
+            as_of,
+            dry_run: false,
+            run_id: run_id.into(),
+            deadline: None,
+        }
+    }
+
+    /// The margin kept free before the deadline: the configured one, or a
+    /// third of the time left at the start when that is shorter (a function
+    /// with a short timeout still gets work done).
+    fn margin(&self, configured: std::time::Duration) -> std::time::Duration {
+        self.deadline.map_or(configured, |d| {
+            configured.min(d.saturating_duration_since(Instant::now()) / 3)
+        })
+    }
+
+    /// True when no more than `margin` is left before the deadline.
+    fn out_of_time(&self, margin: std::time::Duration) -> bool {
+        self.deadline
+            .is_some_and(|d| d.saturating_duration_since(Instant::now()) <= margin)
+    }
 }
 
 /// An address on one channel.
@@ -174,8 +205,17 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
     let mut candidates = Vec::new();
     let mut escalations = Vec::new();
     let mut start = None;
+    let margin = req.margin(deps.config.deadline_margin);
     loop {
-        let page = deps.store.due_page(from, to, start).await?;
+        if req.out_of_time(margin) {
+            summary.stopped_early = true;
+            tracing::warn!(
+                pages = summary.pages,
+                "time budget reached while reading; the next run reads on"
+            );
+            break;
+        }
+        let page = read_page(deps, from, to, start).await?;
         summary.pages += 1;
         summary.scanned_count += page.scanned_count;
         summary.items_read += page.items.len() as u64;
@@ -197,6 +237,8 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
     let customers = group(candidates);
     let sequence = AtomicU64::new(0);
     let sequence = &sequence;
+    let stopped = AtomicBool::new(false);
+    let stopped = &stopped;
     let results: Vec<Vec<(String, String, Outcome)>> = stream::iter(customers.into_values())
         .map(|channels| async move {
             // One customer's messages in turn: they share the customer's cap.
@@ -204,8 +246,16 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
             for alternatives in channels {
                 let mut sent_one = false;
                 for message in alternatives {
-                    if sent_one {
-                        let skipped = Outcome::Skipped("one_message_per_customer_per_run");
+                    let out_of_time = req.out_of_time(margin);
+                    if out_of_time {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                    if sent_one || out_of_time {
+                        let skipped = Outcome::Skipped(if out_of_time {
+                            "time_budget"
+                        } else {
+                            "one_message_per_customer_per_run"
+                        });
                         let (step, channel) = (
                             message.step.name.clone(),
                             message.channel.as_str().to_owned(),
@@ -231,11 +281,20 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
     for (step, channel, outcome) in results.into_iter().flatten() {
         tally(&mut summary, &step, &channel, outcome);
     }
+    summary.stopped_early |= stopped.load(Ordering::Relaxed);
     for escalation in escalations {
-        let (step, outcome) = (
-            escalation.step.name.clone(),
-            escalate(deps, req, escalation, sequence).await,
-        );
+        let step = escalation.step.name.clone();
+        if req.out_of_time(margin) {
+            summary.stopped_early = true;
+            tally(
+                &mut summary,
+                &step,
+                ESCALATION,
+                Outcome::Skipped("time_budget"),
+            );
+            continue;
+        }
+        let outcome = escalate(deps, req, escalation, sequence).await;
         if matches!(outcome, Outcome::Sent) {
             summary.escalated += 1;
         }
@@ -251,6 +310,27 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
         "run finished"
     );
     Ok(summary)
+}
+
+/// Reads one page of the due index, retrying a failure a few times with
+/// backoff (on top of the SDK's own retries) before giving up the run.
+async fn read_page(
+    deps: &Deps,
+    from: NaiveDate,
+    to: NaiveDate,
+    start: Option<Item>,
+) -> Result<crate::aws::store::DuePage, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match deps.store.due_page(from, to, start.clone()).await {
+            Err(err) if attempt < 3 => {
+                attempt += 1;
+                tracing::warn!(error = %err, attempt, "reading the due index failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Validates and decides one item; adds what it is due to `candidates` or `escalations`.

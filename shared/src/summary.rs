@@ -30,6 +30,8 @@ pub struct RunSummary {
     pub run_id: String,
     pub as_of: Option<DateTime<Utc>>,
     pub dry_run: bool,
+    /// The run reached its time budget and left work for the next run.
+    pub stopped_early: bool,
     /// Pages of the due index read.
     pub pages: u64,
     /// Items returned by the due index.
@@ -83,11 +85,100 @@ impl RunSummary {
             .sum()
     }
 
+    /// Messages the run could not send and will not retry, plus items it
+    /// could not read: what the `RunFailures` alarm counts.
+    pub fn failures(&self) -> u64 {
+        self.total_failed() + self.invalid.values().sum::<u64>()
+    }
+
+    /// The summary as one CloudWatch Embedded Metric Format record: printed
+    /// as a line on stdout, CloudWatch turns it into metrics in `namespace`
+    /// (dimension `Function=dunning-run`) without an API call.
+    pub fn emf(&self, namespace: &str, timestamp: DateTime<Utc>) -> serde_json::Value {
+        let skipped: u64 = self.skipped.values().sum();
+        let metrics: [(&str, u64); 8] = [
+            ("RunFailures", self.failures()),
+            ("Sent", self.total_sent()),
+            ("Failed", self.total_failed()),
+            ("Skipped", skipped),
+            ("Invalid", self.invalid.values().sum()),
+            ("Escalated", self.escalated),
+            ("ItemsRead", self.items_read),
+            ("ScannedCount", self.scanned_count),
+        ];
+        let mut record = serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp.timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["Function"]],
+                    "Metrics": metrics.iter().map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+                }],
+            },
+            "Function": "dunning-run",
+            "run_id": self.run_id,
+        });
+        for (name, value) in metrics {
+            record[name] = value.into();
+        }
+        record
+    }
+
+    /// The metric record of a run that failed as a whole (its index could not be read).
+    pub fn failed_run(run_id: &str) -> Self {
+        let mut summary = Self {
+            run_id: run_id.to_owned(),
+            ..Self::default()
+        };
+        Self::count(&mut summary.failed, "run_failed");
+        summary.outcomes("run", "none").failed = 1;
+        summary
+    }
+
     pub fn total_failed(&self) -> u64 {
         self.steps
             .values()
             .flat_map(|c| c.values())
             .map(|o| o.failed)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_record_declares_every_metric_it_carries() {
+        let mut summary = RunSummary {
+            run_id: "r1".into(),
+            items_read: 7,
+            scanned_count: 7,
+            ..RunSummary::default()
+        };
+        summary.outcomes("due", "email").sent = 3;
+        summary.outcomes("due", "sms").failed = 1;
+        summary.add_invalid(Some("INV-9".into()), "bad_due_date".into());
+        let now: DateTime<Utc> = "2026-11-23T14:00:00Z".parse().unwrap();
+        let record = summary.emf("Dunning", now);
+        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Dunning");
+        assert_eq!(record["_aws"]["Timestamp"], now.timestamp_millis());
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(record[name].is_u64(), "{name} declared but missing");
+        }
+        for dims in directive["Dimensions"][0].as_array().unwrap() {
+            assert!(record[dims.as_str().unwrap()].is_string());
+        }
+        assert_eq!(record["Sent"], 3);
+        assert_eq!(
+            record["RunFailures"], 2,
+            "one failed send and one unreadable item"
+        );
+        assert_eq!(
+            RunSummary::failed_run("r2").emf("Dunning", now)["RunFailures"],
+            1
+        );
     }
 }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
+use dunning::aws::sdk::SdkSettings;
 use dunning::config::Config;
 use dunning::run::Deps;
 
@@ -88,12 +89,26 @@ impl Moto {
     /// SDK configuration for this server: endpoint, region and dummy credentials,
     /// set on the config itself so parallel tests never share process environment.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .load()
-            .await
+        sdk_config_at(&self.endpoint, SdkSettings::default()).await
+    }
+
+    /// Environment for a process that talks to this server as the Lambda
+    /// would: endpoint, region and dummy credentials.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// The base URL of this server (e.g. to put a proxy in front of it).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     fn data(&self) -> Result<serde_json::Value> {
@@ -173,6 +188,19 @@ impl Drop for Moto {
     }
 }
 
+/// SDK configuration for an emulator (or a proxy in front of one) at
+/// `endpoint`: region and dummy credentials on the config itself, and the
+/// production retry and timeout settings.
+pub async fn sdk_config_at(endpoint: &str, settings: SdkSettings) -> SdkConfig {
+    settings
+        .apply(aws_config::defaults(BehaviorVersion::latest()))
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .load()
+        .await
+}
+
 #[derive(Debug, Clone)]
 pub struct SentEmail {
     pub id: String,
@@ -198,6 +226,12 @@ pub const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:dunning-escalati
 
 /// The configuration tests use, with `overrides` on top.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let env = config_env(overrides);
+    Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid")
+}
+
+/// The environment behind [`config`], for a run in another process.
+pub fn config_env(overrides: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
         ("TABLE_NAME", "invoices"),
         ("SENDER_EMAIL", SENDER),
@@ -213,7 +247,7 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     for (k, v) in overrides {
         env.insert(k.to_string(), v.to_string());
     }
-    Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid")
+    env
 }
 
 /// Path of a test fixture (`tests/fixtures/<name>`).
@@ -323,4 +357,65 @@ pub fn invoice<'a>(
         attrs.push((k, v));
     }
     attrs
+}
+
+/// `scripts/fault_proxy.py` in front of a moto server: forwards requests, or
+/// with probability `rate` answers with throttling, a 5xx, a timeout or a
+/// connection reset instead (and always rejects `bounce*` addresses and
+/// phone numbers ending in 0000). Stopped by its PID on drop.
+pub struct FaultProxy {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str, rate: f64, seed: u64, hold: Duration) -> Result<Self> {
+        use std::io::BufRead;
+        let (python, _) = moto_command();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/fault_proxy.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .args(["--upstream", upstream, "--port", "0"])
+            .args(["--rate", &rate.to_string(), "--seed", &seed.to_string()])
+            .args(["--hold", &hold.as_secs_f64().to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start scripts/fault_proxy.py")?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().context("no stdout")?;
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let port: u16 = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("fault proxy said {line:?}"))?;
+        Ok(Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Requests seen and faults injected, by service (and kind).
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        let text = ureq::get(format!("{}/_faults/stats", self.endpoint))
+            .call()?
+            .body_mut()
+            .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Changes the fault rate from now on.
+    pub fn set_rate(&self, rate: f64) -> Result<()> {
+        ureq::post(format!("{}/_faults/config", self.endpoint))
+            .send(serde_json::json!({ "rate": rate }).to_string())?;
+        Ok(())
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -7,11 +7,7 @@ use dunning::summary::RunSummary;
 use dunning_e2e::{config, fixture, invoice, TestEnv, TOPIC_ARN};
 
 fn at(as_of: &str, run_id: &str) -> RunRequest {
-    RunRequest {
-        as_of: as_of.parse().unwrap(),
-        dry_run: false,
-        run_id: run_id.into(),
-    }
+    RunRequest::new(as_of.parse().unwrap(), run_id)
 }
 
 /// 14:00 UTC, Monday 23 November 2026 (business zone UTC).

@@ -16,11 +16,7 @@ use dunning_e2e::{invoice, TestEnv, PAY_BASE, SECRET, SENDER};
 const AS_OF: &str = "2026-11-23T14:00:00Z";
 
 fn request(run_id: &str) -> RunRequest {
-    RunRequest {
-        as_of: AS_OF.parse().unwrap(),
-        dry_run: false,
-        run_id: run_id.into(),
-    }
+    RunRequest::new(AS_OF.parse().unwrap(), run_id)
 }
 
 /// One invoice for each case: every step, with and without a phone, and each
@@ -493,11 +489,7 @@ async fn steps_never_go_backwards_even_if_a_run_is_given_an_older_instant() -> a
         .await?;
     let overdue = run(
         &env.deps,
-        &RunRequest {
-            as_of: "2026-11-24T14:00:00Z".parse()?,
-            dry_run: false,
-            run_id: "late".into(),
-        },
+        &RunRequest::new("2026-11-24T14:00:00Z".parse()?, "late"),
     )
     .await?;
     assert_eq!(step_outcome(&overdue, "overdue", "email"), (1, 0, 0));

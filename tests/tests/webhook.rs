@@ -70,11 +70,7 @@ async fn partial_then_full_payment_marks_the_invoice_paid_and_stops_reminders() 
     // A reminder now states what is still owed.
     let summary = run(
         &env.deps,
-        &RunRequest {
-            as_of: "2026-11-23T14:00:00Z".parse()?,
-            dry_run: false,
-            run_id: "r1".into(),
-        },
+        &RunRequest::new("2026-11-23T14:00:00Z".parse()?, "r1"),
     )
     .await?;
     assert_eq!(summary.total_sent(), 1);
@@ -90,11 +86,7 @@ async fn partial_then_full_payment_marks_the_invoice_paid_and_stops_reminders() 
     // Paid: out of the due index, so the next day's run does not even read it.
     let next = run(
         &env.deps,
-        &RunRequest {
-            as_of: "2026-11-24T14:00:00Z".parse()?,
-            dry_run: false,
-            run_id: "r2".into(),
-        },
+        &RunRequest::new("2026-11-24T14:00:00Z".parse()?, "r2"),
     )
     .await?;
     assert_eq!((next.items_read, next.total_sent()), (0, 0));
@@ -418,11 +410,7 @@ async fn no_reminder_is_sent_after_a_payment_commits_during_a_run() -> anyhow::R
         env.put_invoice(&invoice(id, "2026-11-23", &[("email", email.as_str())]))
             .await?;
     }
-    let request = RunRequest {
-        as_of: "2026-11-23T14:00:00Z".parse()?,
-        dry_run: false,
-        run_id: "race".into(),
-    };
+    let request = RunRequest::new("2026-11-23T14:00:00Z".parse()?, "race");
     let bodies: Vec<Vec<u8>> = ids
         .iter()
         .map(|id| payment(&format!("pay_{id}"), id, "120.00", "USD"))

@@ -51,14 +51,44 @@ pub fn parse_event(
     ))
 }
 
+/// The Lambda deadline (milliseconds since the epoch) as an `Instant`.
+/// A deadline more than an hour in the past is no deadline at all: local
+/// emulators (`cargo lambda watch` sends the timeout, 600000) are not Lambda,
+/// and a run must not stop before it starts because of one.
+fn deadline_instant(deadline_ms: u64, now: std::time::SystemTime) -> Option<std::time::Instant> {
+    let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms);
+    match deadline.duration_since(now) {
+        Ok(left) => Some(std::time::Instant::now() + left),
+        Err(past) if past.duration() < std::time::Duration::from_secs(3600) => {
+            Some(std::time::Instant::now())
+        }
+        Err(_) => {
+            tracing::warn!(
+                deadline_ms,
+                "the invocation's deadline is not a time; running without one"
+            );
+            None
+        }
+    }
+}
+
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<RunSummary, Error> {
     let (as_of, dry_run) = parse_event(event.payload, Utc::now())?;
     let request = RunRequest {
         as_of,
         dry_run,
-        run_id: event.context.request_id,
+        run_id: event.context.request_id.clone(),
+        deadline: deadline_instant(event.context.deadline, std::time::SystemTime::now()),
     };
-    Ok(run(deps, &request).await?)
+    tracing::info!(run_id = %request.run_id, %as_of, dry_run, deadline_ms = event.context.deadline, now_ms = Utc::now().timestamp_millis(), "run starting");
+    let result = run(deps, &request).await;
+    // One Embedded Metric Format line on stdout: CloudWatch makes it metrics.
+    let metrics = match &result {
+        Ok(summary) => summary.clone(),
+        Err(_) => RunSummary::failed_run(&request.run_id),
+    };
+    println!("{}", metrics.emf(&deps.config.metric_namespace, Utc::now()));
+    Ok(result?)
 }
 
 #[cfg(test)]
@@ -98,6 +128,23 @@ mod tests {
         let (as_of, dry) = parse_event(detail, now()).unwrap();
         assert_eq!(as_of.to_rfc3339(), "2026-11-20T09:00:00+00:00");
         assert!(dry);
+    }
+
+    #[test]
+    fn a_real_deadline_is_kept_and_an_emulator_timeout_is_ignored() {
+        let now = std::time::SystemTime::now();
+        let ms = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+        };
+        let in_a_minute = deadline_instant(ms(now + std::time::Duration::from_secs(60)), now)
+            .expect("a future deadline is kept");
+        let left = in_a_minute.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            left > std::time::Duration::from_secs(50) && left <= std::time::Duration::from_secs(60)
+        );
+        let just_passed = deadline_instant(ms(now - std::time::Duration::from_secs(2)), now);
+        assert!(just_passed.is_some_and(|d| d <= std::time::Instant::now()));
+        assert_eq!(deadline_instant(600_000, now), None);
     }
 
     #[test]

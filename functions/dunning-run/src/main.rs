@@ -2,7 +2,6 @@
 
 mod handler;
 
-use aws_config::BehaviorVersion;
 use dunning::config::Config;
 use dunning::run::Deps;
 use lambda_runtime::{service_fn, Error};
@@ -11,7 +10,7 @@ use lambda_runtime::{service_fn, Error};
 async fn main() -> Result<(), Error> {
     dunning::telemetry::init_json();
     let mut config = Config::from_env()?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = dunning::aws::sdk::load().await;
     config.load_secrets(&sdk).await?;
     let deps = Deps::new(&sdk, config)?;
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await

@@ -3,7 +3,6 @@
 
 mod handler;
 
-use aws_config::BehaviorVersion;
 use dunning::aws::{DynamoStore, SesMailer};
 use dunning::webhook::WebhookConfig;
 use lambda_http::{service_fn, Error};
@@ -12,7 +11,7 @@ use lambda_http::{service_fn, Error};
 async fn main() -> Result<(), Error> {
     dunning::telemetry::init_json();
     let mut config = WebhookConfig::from_env()?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = dunning::aws::sdk::load().await;
     config.load_secrets(&sdk).await?;
     let store = DynamoStore::new(&sdk, &config.table_name);
     let mailer = config

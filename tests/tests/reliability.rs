@@ -1,0 +1,876 @@
+//! The reliability suite: it attacks the running system and checks the
+//! promise: every due reminder is sent once, never after payment, and nothing
+//! (reminder or payment) is lost.
+//!
+//! Quick mode runs in the test command. `RELIABILITY=heavy` runs the sizes
+//! docs/reliability.md reports (`scripts/reliability.sh`). Each test prints
+//! its figures as one `RELIABILITY {json}` line and writes them to
+//! `target/tmp/reliability/<test>.json`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use dunning::aws::sdk::SdkSettings;
+use dunning::run::{run, Deps, RunRequest};
+use dunning::webhook::signature::sign;
+use dunning::webhook::{handle, WebhookConfig};
+use dunning_e2e::{config, config_env, invoice, sdk_config_at, FaultProxy, TestEnv};
+use futures::stream::{self, StreamExt};
+use rust_decimal::Decimal;
+
+fn heavy() -> bool {
+    std::env::var("RELIABILITY").is_ok_and(|v| v == "heavy")
+}
+
+/// Quick or heavy size.
+fn size(quick: usize, heavy_size: usize) -> usize {
+    if heavy() {
+        heavy_size
+    } else {
+        quick
+    }
+}
+
+/// Records a test's figures for docs/reliability.md.
+fn report(test: &str, figures: serde_json::Value) {
+    let figures = serde_json::json!({"test": test, "mode": if heavy() { "heavy" } else { "quick" }, "figures": figures});
+    println!("RELIABILITY {figures}");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{test}.json")), figures.to_string());
+}
+
+/// A small deterministic generator (xorshift64*): reproducible kill points and data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A Wednesday in the future, so a run's ledger clock is its own instant and
+/// the suite can step past claim leases without waiting.
+const DAY: &str = "2030-01-16";
+
+fn at(time: &str) -> DateTime<Utc> {
+    format!("{DAY}T{time}Z").parse().unwrap()
+}
+
+/// The due messages of `n` invoices due on [`DAY`], one customer each: email
+/// for all, SMS for every third. Recipients ending in `bounce`/`0000` are
+/// the fault proxy's permanent rejections (only when `rejects` is set).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    invoice: String,
+    channel: &'static str,
+    recipient: String,
+}
+
+async fn seed(env: &TestEnv, n: usize, rejects: bool) -> anyhow::Result<Vec<Key>> {
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let id = format!("INV-{i:04}");
+        let email = if rejects && i % 25 == 7 {
+            format!("bounce-{i:04}@example.com")
+        } else {
+            format!("c{i:04}@example.com")
+        };
+        let phone = if rejects && i % 25 == 9 {
+            "+447700900000".to_owned()
+        } else {
+            format!("+4477009{:05}", i + 1)
+        };
+        let mut extra = vec![("email", email.as_str())];
+        if i % 3 == 0 || (rejects && i % 25 == 9) {
+            extra.push(("phone", phone.as_str()));
+            keys.push(Key {
+                invoice: id.clone(),
+                channel: "sms",
+                recipient: phone.clone(),
+            });
+        }
+        keys.push(Key {
+            invoice: id.clone(),
+            channel: "email",
+            recipient: email.clone(),
+        });
+        env.put_invoice(&invoice(&id, DAY, &extra)).await?;
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// What the emulator accepted, by recipient: the provider message ids.
+fn accepted(env: &TestEnv) -> anyhow::Result<HashMap<String, Vec<String>>> {
+    let mut by_recipient: HashMap<String, Vec<String>> = HashMap::new();
+    for email in env.moto.sent_emails()? {
+        for to in email.to {
+            by_recipient.entry(to).or_default().push(email.id.clone());
+        }
+    }
+    for sms in env.moto.sent_sms()? {
+        by_recipient.entry(sms.phone).or_default().push(sms.id);
+    }
+    Ok(by_recipient)
+}
+
+/// The ledger record of a key's message (step `due_today`).
+async fn record(env: &TestEnv, key: &Key) -> anyhow::Result<Option<serde_json::Value>> {
+    let sk = format!("reminder#due_today#{}", key.channel);
+    Ok(env
+        .ledger(&key.invoice)
+        .await?
+        .into_iter()
+        .find(|r| r["sk"] == sk))
+}
+
+/// Checks the end state of a set of messages: each sent exactly once, or
+/// (with the proxy's rejections) permanently failed and never sent.
+/// Returns (duplicates, lost, unrecorded sends, permanently failed).
+async fn settle_check(env: &TestEnv, keys: &[Key]) -> anyhow::Result<(u64, u64, u64, u64)> {
+    let accepted = accepted(env)?;
+    let (mut duplicates, mut lost, mut unrecorded, mut failed) = (0, 0, 0, 0);
+    for key in keys {
+        let ids = accepted.get(&key.recipient).cloned().unwrap_or_default();
+        let rec = record(env, key).await?;
+        let state = rec
+            .as_ref()
+            .and_then(|r| r["state"].as_str())
+            .unwrap_or("none");
+        let rejected = key.recipient.starts_with("bounce") || key.recipient.ends_with("0000");
+        if rejected {
+            assert_eq!(state, "failed", "{key:?} must be recorded as failed");
+            assert_eq!(rec.as_ref().unwrap()["error_class"], "permanent", "{key:?}");
+            assert_eq!(
+                rec.as_ref().unwrap()["attempts"].as_u64(),
+                Some(1),
+                "{key:?} was retried"
+            );
+            assert!(ids.is_empty(), "{key:?} was rejected yet sent");
+            failed += 1;
+            continue;
+        }
+        assert_eq!(state, "sent", "{key:?} ended {state}, provider ids {ids:?}");
+        let recorded = rec.unwrap()["message_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            ids.contains(&recorded),
+            "{key:?}: the ledger's {recorded} was never accepted"
+        );
+        if ids.is_empty() {
+            lost += 1;
+        }
+        duplicates += ids.len().saturating_sub(1) as u64;
+        unrecorded += ids.iter().filter(|id| **id != recorded).count() as u64;
+    }
+    Ok((duplicates, lost, unrecorded, failed))
+}
+
+/// Every ledger record of every invoice has an outcome: none is left `claimed`.
+async fn claimed_left(env: &TestEnv, keys: &[Key]) -> anyhow::Result<usize> {
+    let invoices: BTreeSet<&str> = keys.iter().map(|k| k.invoice.as_str()).collect();
+    let mut n = 0;
+    for id in invoices {
+        n += env
+            .ledger(id)
+            .await?
+            .iter()
+            .filter(|r| r["state"] == "claimed")
+            .count();
+    }
+    Ok(n)
+}
+
+#[tokio::test]
+async fn sigkill_at_random_points_loses_nothing_and_duplicates_only_in_the_send_window(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let (invoices, kills) = (size(60, 500), size(8, 50));
+    let keys = seed(&env, invoices, false).await?;
+    let mut process_env: Vec<(String, String)> = config_env(&[]).into_iter().collect();
+    process_env.extend(env.moto.process_env());
+    let victim = |as_of: DateTime<Utc>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_run-once"));
+        cmd.arg(as_of.to_rfc3339())
+            .envs(process_env.iter().cloned())
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let mut rng = Rng(0x005e_ed0f_c4a5);
+    let (mut performed, mut finished_first) = (0, 0);
+    let mut kill_points_ms = Vec::new();
+    // Runs at 10:00, each SIGKILLed after a random delay, until `kills` landed mid-run.
+    while performed < kills && performed + finished_first < kills * 4 {
+        let mut child = victim(at("10:00:00")).spawn()?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line)?;
+        let delay = Duration::from_millis(rng.below(3000));
+        let started = Instant::now();
+        // Not a timing assertion: the delay only picks where the kill lands.
+        while started.elapsed() < delay && child.try_wait()?.is_none() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.try_wait()?.is_none() {
+            child.kill()?; // SIGKILL
+            child.wait()?;
+            performed += 1;
+            kill_points_ms.push(delay.as_millis() as u64);
+        } else {
+            finished_first += 1;
+        }
+    }
+    let after_kills = accepted(&env)?.values().map(Vec::len).sum::<usize>();
+    // Then runs continue after the claim lease (15 minutes) until one has nothing left.
+    let mut recovery_runs = 0;
+    for minute in 16..40 {
+        let out = victim(at(&format!("10:{minute}:00"))).output()?;
+        anyhow::ensure!(out.status.success(), "recovery run failed");
+        let stdout = String::from_utf8(out.stdout)?;
+        let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))?;
+        recovery_runs += 1;
+        let sent: u64 = summary["steps"]
+            .as_object()
+            .into_iter()
+            .flat_map(|s| s.values())
+            .flat_map(|c| c.as_object().into_iter().flat_map(|o| o.values()))
+            .map(|o| o["sent"].as_u64().unwrap_or(0))
+            .sum();
+        if sent == 0 && claimed_left(&env, &keys).await? == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        claimed_left(&env, &keys).await?,
+        0,
+        "a claim was left without an outcome"
+    );
+    let (duplicates, lost, unrecorded, _) = settle_check(&env, &keys).await?;
+    assert_eq!(lost, 0);
+    // Every duplicate is a send the provider accepted whose ledger write a kill prevented.
+    assert_eq!(duplicates, unrecorded);
+    let concurrency = dunning_e2e::config(&[]).send_concurrency as u64;
+    assert!(duplicates <= performed as u64 * concurrency);
+    assert!(performed > 0, "no kill landed during a run");
+    report(
+        "crash",
+        serde_json::json!({
+            "invoices": invoices, "messages_due": keys.len(), "kills_performed": performed,
+            "runs_finished_before_their_kill": finished_first, "sent_during_kills": after_kills,
+            "recovery_runs": recovery_runs, "duplicates": duplicates,
+            "duplicates_between_provider_acceptance_and_ledger_write": unrecorded,
+            "lost": lost, "kill_points_ms": kill_points_ms,
+        }),
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn four_runs_at_once_and_a_redelivered_event_send_each_message_once() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let keys = seed(&env, size(40, 300), false).await?;
+    let as_of = at("10:00:00");
+    // Four runs, plus the same scheduled event delivered a second time (a new request id).
+    let runs = ["a", "b", "c", "d", "a-redelivered"].map(|id| RunRequest::new(as_of, id));
+    let summaries = futures::future::join_all(runs.iter().map(|r| run(&env.deps, r))).await;
+    let sent: u64 = summaries
+        .into_iter()
+        .map(|s| s.map(|s| s.total_sent()))
+        .sum::<Result<u64, _>>()?;
+    let (duplicates, lost, _, _) = settle_check(&env, &keys).await?;
+    assert_eq!((duplicates, lost), (0, 0));
+    assert_eq!(sent, keys.len() as u64);
+    report(
+        "races",
+        serde_json::json!({"concurrent_runs": runs.len(), "messages_due": keys.len(), "sent": sent, "duplicates": duplicates, "lost": lost}),
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn provider_faults_are_retried_and_every_reminder_ends_sent_once_or_failed(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let keys = seed(&env, size(50, 400), true).await?;
+    let proxy = FaultProxy::start(env.moto.endpoint(), 0.2, 42, Duration::from_millis(1500))?;
+    let settings = SdkSettings {
+        max_attempts: 4,
+        attempt_timeout: Duration::from_millis(700),
+    };
+    let deps = Deps::new(&sdk_config_at(&proxy.endpoint, settings).await, config(&[]))?;
+    // Hourly runs through the day, all at a 20% fault rate.
+    let mut rounds = 0;
+    let mut run_errors = 0;
+    for hour in 9..17 {
+        rounds += 1;
+        let req = RunRequest::new(at(&format!("{hour:02}:30:00")), format!("round-{hour}"));
+        if run(&deps, &req).await.is_err() {
+            run_errors += 1; // the index could not be read: the next run starts over
+        }
+        let pending = pending(&env, &keys).await?;
+        if pending == 0 {
+            break;
+        }
+    }
+    let stats = proxy.stats()?;
+    let (duplicates, lost, _, failed) = settle_check(&env, &keys).await?;
+    assert_eq!((duplicates, lost), (0, 0));
+    let permanent: u64 = stats["permanent"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert_eq!(permanent, failed, "each rejection was tried exactly once");
+    let faults: u64 = stats["faults"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|k| k.as_object().into_iter().flat_map(|o| o.values()))
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert!(faults > 0, "no fault was injected");
+    report(
+        "faults",
+        serde_json::json!({"messages_due": keys.len(), "rounds": rounds, "runs_failed_whole": run_errors,
+            "faults_injected": faults, "faults_by_service": stats["faults"], "requests": stats["requests"],
+            "permanent_rejections": permanent, "recorded_failed": failed, "duplicates": duplicates, "lost": lost}),
+    );
+    Ok(())
+}
+
+/// Messages not yet settled: no record, or a record still claimed or waiting to retry.
+async fn pending(env: &TestEnv, keys: &[Key]) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for key in keys {
+        let state = record(env, key)
+            .await?
+            .and_then(|r| r["state"].as_str().map(str::to_owned));
+        if !matches!(state.as_deref(), Some("sent" | "failed")) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_takes_no_new_work_and_the_next_run_continues() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let keys = seed(&env, size(30, 200), false).await?;
+    // At its deadline already: nothing is claimed, everything waits.
+    let mut late = RunRequest::new(at("10:00:00"), "late");
+    late.deadline = Some(Instant::now());
+    let summary = run(&env.deps, &late).await?;
+    assert!(summary.stopped_early);
+    assert_eq!((summary.total_sent(), summary.items_read), (0, 0));
+    // A deadline that falls during the run: whatever it claimed has an outcome.
+    let mut tight = RunRequest::new(at("10:00:00"), "tight");
+    // 900 ms left: a third is kept free, the run takes work for about 600 ms.
+    tight.deadline = Some(Instant::now() + Duration::from_millis(900));
+    let first = run(&env.deps, &tight).await?;
+    assert_eq!(claimed_left(&env, &keys).await?, 0);
+    let waiting = first.skipped.get("time_budget").copied().unwrap_or(0);
+    assert_eq!(first.total_sent() + waiting, keys.len() as u64);
+    // The next run sends exactly the rest.
+    let next = run(&env.deps, &RunRequest::new(at("11:00:00"), "next")).await?;
+    assert_eq!(next.total_sent(), waiting);
+    let (duplicates, lost, _, _) = settle_check(&env, &keys).await?;
+    assert_eq!((duplicates, lost), (0, 0));
+    report(
+        "time_budget",
+        serde_json::json!({"messages_due": keys.len(), "sent_before_deadline": first.total_sent(),
+            "left_for_next_run": waiting, "stopped_early": first.stopped_early, "duplicates": duplicates, "lost": lost}),
+    );
+    Ok(())
+}
+
+/// One malformed invoice item of kind `kind` (0..KINDS), due on [`DAY`].
+const KINDS: usize = 25;
+
+fn malformed(kind: usize, i: usize) -> (String, Vec<(&'static str, AttributeValue)>, &'static str) {
+    let id = format!("BAD-{kind:02}-{i:04}");
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let mut item: BTreeMap<&'static str, AttributeValue> = [
+        ("invoice_id", s(&id)),
+        ("customer_id", s(&format!("cust-{id}"))),
+        ("customer_name", s("Ana Lima")),
+        ("email", s(&format!("{}@example.com", id.to_lowercase()))),
+        ("amount", s("120.00")),
+        ("currency", s("USD")),
+        ("due_date", s(DAY)),
+        ("status", s("open")),
+    ]
+    .into_iter()
+    .collect();
+    let huge = "x".repeat(50_000);
+    let reason = match kind {
+        0 => {
+            item.insert("amount", AttributeValue::N("120".into()));
+            "wrong_type_amount"
+        }
+        1 => {
+            item.insert("amount", s(""));
+            "missing_amount"
+        }
+        2 => {
+            item.insert("amount", s("-5.00"));
+            "bad_amount_not_positive"
+        }
+        3 => {
+            item.insert("amount", s("99999999999999999999999999.00"));
+            "bad_amount_too_large"
+        }
+        4 => {
+            item.insert("amount", s("12.345"));
+            "bad_amount_too_precise"
+        }
+        5 => {
+            item.insert("amount", s("NaN"));
+            "bad_amount"
+        }
+        6 => {
+            item.insert("currency", s("XYZ"));
+            "unknown_currency"
+        }
+        7 => {
+            item.insert("timezone", s("Mars/Olympus"));
+            "bad_timezone"
+        }
+        8 => {
+            item.insert("customer_name", s("Ana\r\nBcc: all@example.com"));
+            "bad_customer_name"
+        }
+        9 => {
+            item.insert("email", s("ana@example.com\r\nBcc: all@example.com"));
+            "bad_email"
+        }
+        10 => {
+            item.insert("phone", s("+CALL-ME-MAYBE"));
+            "bad_phone"
+        }
+        11 => {
+            item.remove("customer_name");
+            "missing_customer_name"
+        }
+        12 => {
+            item.remove("currency");
+            "missing_currency"
+        }
+        13 => {
+            item.insert("customer_name", s(&huge));
+            "bad_customer_name"
+        }
+        14 => {
+            item.remove("email");
+            "no_contact"
+        }
+        15 => {
+            item.insert("amount_paid", s("-1.00"));
+            "bad_amount_paid"
+        }
+        16 => {
+            item.insert("locale", s("tlh-Klingon-but-much-too-long-to-be-a-tag"));
+            "bad_locale"
+        }
+        17 => {
+            item.insert("pay_url", s("javascript:alert(1)"));
+            "bad_pay_url"
+        }
+        18 => {
+            item.insert("reminders_paused_until", s("tomorrow"));
+            "bad_paused_until"
+        }
+        19 => {
+            item.insert("disputed", s("maybe"));
+            "bad_disputed"
+        }
+        20 => {
+            item.insert("channels", s("pigeon"));
+            "bad_channels"
+        }
+        21 => {
+            item.insert("amount", AttributeValue::L(vec![s("1")]));
+            "wrong_type_amount"
+        }
+        22 => {
+            item.remove("customer_id");
+            "missing_customer_id"
+        }
+        23 => {
+            // Sorts inside the run's due-date window, so the run reads it.
+            item.insert("due_date", s(&format!("{DAY}T25:99")));
+            "bad_due_date"
+        }
+        _ => {
+            item.insert("email", s(&huge));
+            "bad_email"
+        }
+    };
+    (id, item.into_iter().collect(), reason)
+}
+
+#[tokio::test]
+async fn a_thousand_malformed_items_are_each_reported_once_and_never_sent_to() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    let per_kind = size(5, 40);
+    let mut expected: BTreeMap<String, &str> = BTreeMap::new();
+    let mut items = Vec::new();
+    for kind in 0..KINDS {
+        for i in 0..per_kind {
+            let (id, attrs, reason) = malformed(kind, i);
+            expected.insert(id, reason);
+            items.push(attrs);
+        }
+    }
+    stream::iter(items.iter())
+        .map(|attrs| env.put_raw(attrs))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let good = seed(&env, 20, false).await?;
+    // Impossible dates fall outside the due index's window: only the audit sees them.
+    let mut outside: BTreeMap<String, &str> = BTreeMap::new();
+    for (i, date) in ["2030-02-30", "2030-13-01", "16/01/2030", ""]
+        .iter()
+        .enumerate()
+    {
+        let (id, mut attrs, _) = malformed(0, 9000 + i);
+        attrs.retain(|(k, _)| *k != "due_date" && *k != "amount");
+        attrs.push(("amount", AttributeValue::S("10.00".into())));
+        if !date.is_empty() {
+            attrs.push(("due_date", AttributeValue::S(date.to_string())));
+        }
+        env.put_raw(&attrs).await?;
+        outside.insert(
+            id,
+            if date.is_empty() {
+                "missing_due_date"
+            } else {
+                "bad_due_date"
+            },
+        );
+    }
+    // In its own process, with its logs: each bad item is logged once, with id and reason.
+    let mut process_env: Vec<(String, String)> = config_env(&[]).into_iter().collect();
+    process_env.extend(env.moto.process_env());
+    let out = Command::new(env!("CARGO_BIN_EXE_run-once"))
+        .arg(at("10:00:00").to_rfc3339())
+        .envs(process_env)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout)?;
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))?;
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let mut logged: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for line in logs
+        .lines()
+        .filter(|l| l.contains("invalid invoice item skipped"))
+    {
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        let (id, reason) = (
+            field("invoice_id").unwrap_or_default(),
+            field("reason").unwrap_or_default(),
+        );
+        let entry = logged.entry(id).or_insert((0, reason));
+        entry.0 += 1;
+    }
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(id, reason)| logged.get(*id) != Some(&(1, reason.to_string())))
+        .map(|(id, reason)| format!("{id}: expected {reason} once, logged {:?}", logged.get(id)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} items not reported exactly once: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(30)]
+    );
+    let invalid_total: u64 = summary["invalid"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert_eq!(invalid_total, expected.len() as u64);
+    // Nothing went to a malformed item; every valid one got its messages once.
+    let (duplicates, lost, _, _) = settle_check(&env, &good).await?;
+    assert_eq!((duplicates, lost), (0, 0));
+    let accepted = accepted(&env)?;
+    assert_eq!(
+        accepted.len(),
+        good.len(),
+        "sent only to the valid invoices"
+    );
+    // The audit (a parallel Scan) lists every one of them too.
+    let audit = dunning::audit::audit(&env.deps.store, 4).await?;
+    let listed: BTreeMap<String, String> = audit.unusable.into_iter().collect();
+    for (id, reason) in expected.iter().chain(&outside) {
+        assert_eq!(listed.get(id).map(String::as_str), Some(*reason), "{id}");
+    }
+    report(
+        "bad_data",
+        serde_json::json!({"malformed_items_in_the_due_window": expected.len(), "kinds": KINDS + outside.len(),
+            "reasons": expected.values().chain(outside.values()).collect::<BTreeSet<_>>().len(),
+            "reported_once_by_the_run": expected.len(), "listed_by_the_audit": expected.len() + outside.len(),
+            "valid_messages_sent_once": good.len(), "sent_to_malformed": 0}),
+    );
+    Ok(())
+}
+
+const SECRET: &str = "whsec_reliability_0123456789";
+
+fn webhook_config() -> WebhookConfig {
+    WebhookConfig::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("invoices".into()),
+        "WEBHOOK_SECRETS" => Some(SECRET.into()),
+        "STRIPE_WEBHOOK_SECRETS" => Some("whsec_stripe_reliability_01".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn webhook_fuzz_never_answers_5xx_and_every_signature_mutation_is_401() -> anyhow::Result<()> {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as PropConfig, TestRunner};
+    let rt = tokio::runtime::Runtime::new()?;
+    let env = rt.block_on(TestEnv::start())?;
+    rt.block_on(env.put_invoice(&invoice("FUZZ-1", DAY, &[("email", "f@example.com")])))?;
+    let cases = size(300, 5000) as u32;
+    let config = webhook_config();
+    let now = Utc::now();
+    let deliver = |header_name: &str, header: String, body: &[u8]| {
+        let lookup = |name: &str| (name == header_name).then(|| header.clone());
+        rt.block_on(handle(
+            &env.deps.store,
+            None,
+            &config,
+            "POST",
+            lookup,
+            body,
+            now,
+        ))
+    };
+    let mut runner = TestRunner::new(PropConfig {
+        cases,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    // 1. Arbitrary bytes and headers: never a 5xx (a panic fails the test).
+    runner
+        .run(
+            &(
+                proptest::collection::vec(any::<u8>(), 0..2048),
+                ".{0,200}",
+                prop_oneof![
+                    Just("dunning-signature"),
+                    Just("stripe-signature"),
+                    Just("x-other")
+                ],
+            ),
+            |(body, header, name)| {
+                let answer = deliver(name, header, &body);
+                prop_assert!(answer.status < 500, "{} {}", answer.status, answer.body);
+                Ok(())
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // 2. Correctly signed JSON of every shape: never a 5xx.
+    let field = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        ".{0,40}".prop_map(serde_json::Value::from),
+        Just(serde_json::Value::from("FUZZ-1")),
+        Just(serde_json::Value::from("USD")),
+        "-?[0-9]{1,30}(\\.[0-9]{0,30})?".prop_map(serde_json::Value::from),
+    ];
+    let names = prop_oneof![
+        Just("id"),
+        Just("invoice_id"),
+        Just("amount"),
+        Just("currency"),
+        Just("paid_at"),
+        Just("type"),
+        Just("data"),
+        ".{1,10}".prop_map(|s: String| Box::leak(s.into_boxed_str()) as &str),
+    ];
+    runner
+        .run(&proptest::collection::vec((names, field), 0..8), |fields| {
+            let body: serde_json::Map<String, serde_json::Value> =
+                fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let body = serde_json::Value::Object(body).to_string().into_bytes();
+            let header = sign(SECRET.as_bytes(), now.timestamp(), &body);
+            let answer = deliver("dunning-signature", header, &body);
+            prop_assert!(answer.status < 500, "{} {}", answer.status, answer.body);
+            Ok(())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // 3. Every mutation of a valid signature (or of the signed body) is a 401.
+    let body = br#"{"id":"pay_fuzz","invoice_id":"FUZZ-1","amount":"1.00","currency":"USD","paid_at":"2030-01-16T10:00:00Z"}"#;
+    let valid = sign(SECRET.as_bytes(), now.timestamp(), body);
+    runner
+        .run(
+            &(0usize..7, any::<usize>(), 1i64..300),
+            |(how, at, delta)| {
+                let (t, v1) = valid.split_once(",v1=").unwrap();
+                let mut v1 = v1.to_owned();
+                let mut t = t.to_owned();
+                let mut sent_body = body.to_vec();
+                match how {
+                    0 => {
+                        // one hex digit changed
+                        let i = at % v1.len();
+                        let c = v1.as_bytes()[i];
+                        let new = if c == b'0' { '1' } else { '0' };
+                        v1.replace_range(i..=i, &new.to_string());
+                    }
+                    1 => v1.truncate(at % v1.len()),
+                    2 => t = format!("t={}", now.timestamp() + delta),
+                    3 => t = format!("t={}", now.timestamp() - delta),
+                    4 => {
+                        let i = at % sent_body.len();
+                        sent_body[i] ^= 1 + (delta as u8 % 127);
+                    }
+                    5 => v1 = v1.to_uppercase() + "00",
+                    _ => {
+                        let header = format!("{t},v2={v1}");
+                        let answer = deliver("dunning-signature", header, &sent_body);
+                        prop_assert_eq!(answer.status, 401);
+                        return Ok(());
+                    }
+                }
+                let answer = deliver("dunning-signature", format!("{t},v1={v1}"), &sent_body);
+                prop_assert_eq!(answer.status, 401, "mutation {} gave {}", how, answer.body);
+                Ok(())
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    report(
+        "webhook_fuzz",
+        serde_json::json!({"fuzz_iterations": cases * 3, "server_errors": 0, "panics": 0}),
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn deliveries_with_duplicates_and_reordering_leave_amount_paid_exact() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let deliveries = size(200, 1000);
+    let invoices = deliveries / 20;
+    // Each invoice of 120.00 is paid in parts; every part is delivered 1-3 times, in random order.
+    let mut rng = Rng(0xfeed_beef);
+    let mut parts: BTreeMap<String, Vec<(String, Decimal)>> = BTreeMap::new();
+    let mut bodies = Vec::new();
+    for i in 0..invoices {
+        let id = format!("PAY-{i:03}");
+        env.put_invoice(&invoice(&id, DAY, &[("email", "p@example.com")]))
+            .await?;
+        let n = 1 + rng.below(6) as usize;
+        for p in 0..n {
+            let amount = Decimal::new(1 + rng.below(2000) as i64, 2);
+            let pay_id = format!("pay_{id}_{p}");
+            parts
+                .entry(id.clone())
+                .or_default()
+                .push((pay_id.clone(), amount));
+            let body =
+                serde_json::json!({"id": pay_id, "invoice_id": id, "amount": amount.to_string(),
+                "currency": "USD", "paid_at": format!("{DAY}T10:00:00Z")})
+                .to_string();
+            for _ in 0..1 + rng.below(3) {
+                bodies.push(body.clone());
+            }
+        }
+    }
+    while bodies.len() < deliveries {
+        let i = rng.below(bodies.len() as u64) as usize;
+        bodies.push(bodies[i].clone());
+    }
+    for i in (1..bodies.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        bodies.swap(i, j);
+    }
+    let config = webhook_config();
+    let answers: Vec<u16> = stream::iter(bodies.iter())
+        .map(|body| {
+            let config = &config;
+            let env = &env;
+            async move {
+                let header = sign(SECRET.as_bytes(), Utc::now().timestamp(), body.as_bytes());
+                let lookup = |name: &str| (name == "dunning-signature").then(|| header.clone());
+                handle(
+                    &env.deps.store,
+                    None,
+                    config,
+                    "POST",
+                    lookup,
+                    body.as_bytes(),
+                    Utc::now(),
+                )
+                .await
+                .status
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    let mut lost_payments = 0;
+    for (id, paid) in &parts {
+        let want: Decimal = paid.iter().map(|(_, a)| *a).sum();
+        let item = env
+            .deps
+            .store
+            .history(id)
+            .await?
+            .into_iter()
+            .find(|r| r["sk"] == "invoice")
+            .unwrap();
+        let got: Decimal = item["amount_paid"].as_str().unwrap_or("0").parse()?;
+        if got != want {
+            lost_payments += 1;
+        }
+        assert_eq!(got, want, "{id}");
+        let status = if want >= Decimal::new(12000, 2) {
+            "paid"
+        } else {
+            "open"
+        };
+        assert_eq!(item["status"], status, "{id}");
+    }
+    report(
+        "payments",
+        serde_json::json!({"deliveries": bodies.len(), "distinct_payments": parts.values().map(Vec::len).sum::<usize>(),
+            "invoices": parts.len(), "lost_payments": lost_payments, "amounts_exact": parts.len() - lost_payments}),
+    );
+    Ok(())
+}
