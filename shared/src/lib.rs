@@ -19,6 +19,7 @@ pub mod money;
 pub mod paylink;
 pub mod policy;
 pub mod preview;
+pub mod rate;
 pub mod render;
 pub mod run;
 pub mod segments;

@@ -22,6 +22,7 @@ use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerSt
 use crate::money::Money;
 use crate::paylink::PayLinkSigner;
 use crate::policy::{Action, Channel, Policy, PolicyLoadError, Step};
+use crate::rate::RateLimiter;
 use crate::render::{InvoiceLine, Locale, ReminderContext, Renderer};
 use crate::summary::RunSummary;
 
@@ -34,6 +35,10 @@ pub struct Deps {
     pub sms: SnsTexter,
     pub renderer: Renderer,
     pub links: PayLinkSigner,
+    /// `EMAIL_RATE` emails per second, shared by every send of the process.
+    pub email_rate: RateLimiter,
+    /// `SMS_RATE` SMS parts per second.
+    pub sms_rate: RateLimiter,
 }
 
 /// Why the function cannot start.
@@ -71,6 +76,8 @@ impl Deps {
             .with_bcc(config.bcc.clone()),
             sms: SnsTexter::new(sdk),
             links: PayLinkSigner::new(&config.pay_link_base_url, config.pay_link_secret.as_bytes()),
+            email_rate: RateLimiter::new(config.email_rate),
+            sms_rate: RateLimiter::new(config.sms_rate),
             renderer,
             policy,
             config,
@@ -650,7 +657,10 @@ async fn deliver(
         }),
         Some(ctx) => match &message.address {
             Address::Email(to) => match deps.renderer.email(&step.template, &ctx) {
-                Ok(email) => deps.mail.send(to, &email).await,
+                Ok(email) => {
+                    deps.email_rate.acquire(1).await;
+                    deps.mail.send(to, &email).await
+                }
                 Err(e) => Err(render_failure(&e)),
             },
             Address::Sms(to) => match deps.renderer.sms(&step.template, &ctx) {
@@ -660,7 +670,13 @@ async fn deliver(
                         crate::segments::opt_out_line(to.as_str(), &deps.config.sms_opt_out)
                             .unwrap_or("");
                     match crate::segments::fit(&text, &[opt_out], deps.config.sms_max_segments) {
-                        Some(text) => deps.sms.send(to, &text).await,
+                        Some(text) => {
+                            let parts = crate::segments::measure(&text).segments;
+                            deps.sms_rate
+                                .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
+                                .await;
+                            deps.sms.send(to, &text).await
+                        }
                         // Never send more than the configured segments (each is billed).
                         None => Err(crate::aws::SendError {
                             class: ErrorClass::Permanent,
@@ -689,44 +705,53 @@ async fn deliver(
             tracing::warn!(recipient = %message.address.masked(), class = err.class.as_str(), code = %err.code, "send failed")
         }
     }
-    for &i in claimed {
+    // The outcome first, for every invoice of the message at once: between the
+    // provider's acceptance and this write a crash would make a later run send
+    // again, so nothing else comes before it.
+    let settled: Vec<bool> = futures::future::join_all(claimed.iter().map(|&i| {
         let c = &message.members[i];
         let held = Held {
             invoice_id: &c.invoice.id,
             sk: &sk,
             token,
         };
-        let settled = match &sent {
-            Ok(message_id) => {
-                match deps.store.record_sent(&held, message_id, Utc::now()).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(invoice_id = %c.invoice.id, %message_id, "sent after our claim lease expired; another run may send too")
+        let sent = &sent;
+        async move {
+            match sent {
+                Ok(message_id) => {
+                    match deps.store.record_sent(&held, message_id, Utc::now()).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(invoice_id = %c.invoice.id, %message_id, "sent after our claim lease expired; another run may send too")
+                        }
+                        Err(err) => {
+                            tracing::error!(invoice_id = %c.invoice.id, %message_id, error = %err, "sent but not recorded; the claim stays until its lease expires")
+                        }
                     }
-                    Err(err) => {
-                        tracing::error!(invoice_id = %c.invoice.id, %message_id, error = %err, "sent but not recorded; the claim stays until its lease expires")
+                    true
+                }
+                Err(err) => {
+                    let state = deps.store.record_failure(&held, err, now).await;
+                    if let Err(e) = &state {
+                        tracing::error!(invoice_id = %c.invoice.id, error = %e, "failure not recorded; the claim stays until its lease expires");
                     }
+                    matches!(state, Ok(LedgerState::Failed))
                 }
-                out.push((
-                    step.name.clone(),
-                    channel.as_str().to_owned(),
-                    Outcome::Sent,
-                ));
-                true
             }
-            Err(err) => {
-                let state = deps.store.record_failure(&held, err, now).await;
-                if let Err(e) = &state {
-                    tracing::error!(invoice_id = %c.invoice.id, error = %e, "failure not recorded; the claim stays until its lease expires");
-                }
-                out.push((
-                    step.name.clone(),
-                    channel.as_str().to_owned(),
-                    Outcome::Failed(err.code.clone()),
-                ));
-                matches!(state, Ok(LedgerState::Failed))
-            }
-        };
+        }
+    }))
+    .await;
+    // Then the bookkeeping: release the invoice for payments, mark it, record skipped steps.
+    for (&i, settled) in claimed.iter().zip(settled) {
+        let c = &message.members[i];
+        out.push((
+            step.name.clone(),
+            channel.as_str().to_owned(),
+            match &sent {
+                Ok(_) => Outcome::Sent,
+                Err(err) => Outcome::Failed(err.code.clone()),
+            },
+        ));
         if let Err(err) = deps.store.release_invoice(&c.invoice.id, token).await {
             tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not release the invoice; payments wait until the lease ends");
         }
