@@ -15,4 +15,4 @@ trap 'rm -f "$out"' EXIT
 RELIABILITY=heavy cargo test -p dunning-e2e --test reliability -- --nocapture --test-threads=1 2>&1 | tee "$out"
 echo
 echo "== figures (heavy mode)"
-grep '^RELIABILITY ' "$out" | sed 's/^RELIABILITY //'
+grep -o 'RELIABILITY {.*}' "$out" | sed 's/^RELIABILITY //'

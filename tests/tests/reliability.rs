@@ -222,7 +222,9 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_only_in_the_send_
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         std::io::BufRead::read_line(&mut stdout, &mut line)?;
-        let delay = Duration::from_millis(rng.below(2500));
+        // A new run first retries the claims earlier kills left behind (each lost
+        // to its live lease): later kills wait longer to land in new work.
+        let delay = Duration::from_millis(rng.below(2500) + 160 * performed as u64);
         let started = Instant::now();
         // Not a timing assertion: the delay only picks where the kill lands.
         while started.elapsed() < delay && child.try_wait()?.is_none() {

@@ -1,0 +1,205 @@
+//! Reads benchmark (docs/benchmarks.md): on a table of `total` invoices of
+//! which 95% are paid or void history, 2% are due a reminder step today and 3%
+//! are open but not due one (half between two steps and already reminded for
+//! the last, half due later than the first step), compare in one run
+//! - the reminder run (dry run: it reads and decides exactly as a real run),
+//!   which queries the due index, and
+//! - a naive full-table parallel Scan doing the same work (validate and decide
+//!   every item),
+//!
+//! by items read (sum of `ScannedCount`) and wall time.
+//!
+//! Usage: `bench-reads <total>` (default 100000); prints one JSON object.
+//! Starts its own moto server on a free port and stops it at the end.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use dunning::aws::store::raw_invoice;
+use dunning::decide::decide;
+use dunning::invoice::Invoice;
+use dunning::run::{run, Deps, RunRequest};
+use dunning_e2e::{config, Moto};
+use futures::future::join_all;
+use futures::stream::{self, StreamExt};
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// The invoice item of kind `i` (deterministic): history, due, or open not due.
+fn item(i: usize, total: usize, today: NaiveDate) -> HashMap<String, AttributeValue> {
+    let id = format!("INV-{i:07}");
+    let share = i * 100 / total.max(1);
+    let mut item: HashMap<String, AttributeValue> = [
+        ("invoice_id", s(&id)),
+        ("sk", s("invoice")),
+        ("customer_id", s(format!("C-{i:07}"))),
+        ("customer_name", s("Ana Lima")),
+        ("email", s(format!("c{i}@example.com"))),
+        ("amount", s("120.00")),
+        ("currency", s("USD")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (status, due) = if share < 95 {
+        // History: paid or void, due any day in the past two years.
+        let status = if i.is_multiple_of(10) { "void" } else { "paid" };
+        (status, today - Days::new(1 + (i % 730) as u64))
+    } else if share < 97 {
+        // Due a step today: -3, 0, +1, +7 or +14 days from the due date.
+        let offsets = [-3i64, 0, 1, 7, 14];
+        let o = offsets[i % offsets.len()];
+        let due = if o >= 0 {
+            today - Days::new(o as u64)
+        } else {
+            today + Days::new((-o) as u64)
+        };
+        ("open", due)
+    } else if i.is_multiple_of(2) {
+        // Open, 2-6 days overdue: its +1 step was sent; the next is at +7.
+        item.insert(
+            "reminded".into(),
+            AttributeValue::Ss(vec!["overdue#email".into()]),
+        );
+        ("open", today - Days::new(2 + (i % 5) as u64))
+    } else {
+        // Open, due in 10-40 days: before its first step.
+        ("open", today + Days::new(10 + (i % 31) as u64))
+    };
+    item.insert("status".into(), s(status));
+    item.insert("due_date".into(), s(due.to_string()));
+    item
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let total: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let moto = Moto::start()?;
+    let sdk = moto.sdk_config().await;
+    let deps = Deps::new(&sdk, config(&[]))?;
+    deps.store.create_table().await?;
+    let as_of: DateTime<Utc> = "2026-11-23T14:00:00Z".parse()?;
+    let today = as_of.date_naive();
+    let load = Instant::now();
+    let batches: Vec<Vec<usize>> = (0..total)
+        .collect::<Vec<_>>()
+        .chunks(25)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let store = &deps.store;
+    stream::iter(batches)
+        .map(|batch| async move {
+            let mut requests: Vec<WriteRequest> = batch
+                .iter()
+                .map(|&i| {
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(item(i, total, today)))
+                                .build()
+                                .expect("item set"),
+                        )
+                        .build()
+                })
+                .collect();
+            while !requests.is_empty() {
+                let out = store
+                    .client()
+                    .batch_write_item()
+                    .request_items(store.table(), requests)
+                    .send()
+                    .await?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(store.table()))
+                    .unwrap_or_default();
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let load_secs = load.elapsed().as_secs_f64();
+
+    // The run: the due index.
+    let started = Instant::now();
+    let mut req = RunRequest::new(as_of, "bench");
+    req.dry_run = true;
+    let summary = run(&deps, &req).await?;
+    let run_secs = started.elapsed().as_secs_f64();
+    let planned: u64 = summary
+        .steps
+        .values()
+        .flat_map(|c| c.values())
+        .map(|o| o.planned)
+        .sum();
+
+    // The naive way: a parallel Scan of the whole table, same validation and decision.
+    let started = Instant::now();
+    let segments = 4;
+    let parts = (0..segments).map(|segment| {
+        let deps = &deps;
+        async move {
+            let (mut scanned, mut eligible) = (0u64, 0u64);
+            let mut start = None;
+            loop {
+                let page = deps.store.scan_invoices(segment, segments, start).await?;
+                scanned += page.scanned_count;
+                for item in &page.items {
+                    if let Ok(invoice) = Invoice::parse(&raw_invoice(item)) {
+                        if decide(&deps.policy, &invoice, as_of, deps.config.business_timezone)
+                            .is_ok()
+                        {
+                            eligible += 1;
+                        }
+                    }
+                }
+                start = page.next;
+                if start.is_none() {
+                    return Ok::<_, anyhow::Error>((scanned, eligible));
+                }
+            }
+        }
+    });
+    let (mut scan_read, mut scan_eligible) = (0, 0);
+    for part in join_all(parts).await {
+        let (r, e) = part?;
+        scan_read += r;
+        scan_eligible += e;
+    }
+    let scan_secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        scan_eligible == summary.eligible,
+        "the scan found {scan_eligible} eligible, the run {}",
+        summary.eligible
+    );
+    // Each invoice here has an email only: an invoice due a step today is one planned message.
+    let due = planned.max(1);
+    println!(
+        "{}",
+        serde_json::json!({
+            "invoices": total,
+            "due_invoices": planned,
+            "eligible_including_already_reminded": summary.eligible,
+            "load_seconds": load_secs,
+            "run": {"scanned_count": summary.scanned_count, "items_read": summary.items_read,
+                     "pages": summary.pages, "seconds": run_secs,
+                     "read_per_due_invoice": summary.scanned_count as f64 / due as f64},
+            "naive_scan": {"scanned_count": scan_read, "segments": segments, "seconds": scan_secs,
+                     "read_per_due_invoice": scan_read as f64 / due as f64},
+            "ratio_scan_to_run_reads": scan_read as f64 / summary.scanned_count.max(1) as f64,
+            "ratio_scan_to_run_seconds": scan_secs / run_secs,
+        })
+    );
+    Ok(())
+}
