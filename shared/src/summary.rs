@@ -135,6 +135,15 @@ impl RunSummary {
         summary
     }
 
+    /// Total planned (dry run) over all steps and channels.
+    pub fn total_planned(&self) -> u64 {
+        self.steps
+            .values()
+            .flat_map(|c| c.values())
+            .map(|o| o.planned)
+            .sum()
+    }
+
     pub fn total_failed(&self) -> u64 {
         self.steps
             .values()

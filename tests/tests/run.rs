@@ -332,12 +332,7 @@ async fn dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
     let mut req = request("dry");
     req.dry_run = true;
     let summary = run(&env.deps, &req).await?;
-    let planned: u64 = summary
-        .steps
-        .values()
-        .flat_map(|c| c.values())
-        .map(|o| o.planned)
-        .sum();
+    let planned = summary.total_planned();
     assert_eq!(planned, 6);
     assert_eq!(summary.total_sent(), 0);
     assert!(env.moto.sent_emails()?.is_empty() && env.moto.sent_sms()?.is_empty());

@@ -9,7 +9,9 @@
 //!
 //! by items read (sum of `ScannedCount`) and wall time.
 //!
-//! Usage: `bench-reads <total>` (default 100000); prints one JSON object.
+//! Usage: `bench-reads <total> [all-due]` (default 100000); prints one JSON
+//! object, with the process's peak RSS after the run (`VmHWM`). With
+//! `all-due`, every invoice is due a step today (the memory benchmark).
 //! Starts its own moto server on a free port and stops it at the end.
 
 use std::collections::HashMap;
@@ -30,9 +32,14 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 /// The invoice item of kind `i` (deterministic): history, due, or open not due.
-fn item(i: usize, total: usize, today: NaiveDate) -> HashMap<String, AttributeValue> {
+fn item(
+    i: usize,
+    total: usize,
+    today: NaiveDate,
+    all_due: bool,
+) -> HashMap<String, AttributeValue> {
     let id = format!("INV-{i:07}");
-    let share = i * 100 / total.max(1);
+    let share = if all_due { 96 } else { i * 100 / total.max(1) };
     let mut item: HashMap<String, AttributeValue> = [
         ("invoice_id", s(&id)),
         ("sk", s("invoice")),
@@ -82,8 +89,12 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(100_000);
+    let all_due = std::env::args().nth(2).is_some_and(|a| a == "all-due");
     let moto = Moto::start()?;
-    let sdk = moto.sdk_config().await;
+    // The emulator reads a 100,000-item index slowly: allow long attempts (SDK_ATTEMPT_TIMEOUT_MS).
+    let sdk =
+        dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env())
+            .await;
     let deps = Deps::new(&sdk, config(&[]))?;
     deps.store.create_table().await?;
     let as_of: DateTime<Utc> = "2026-11-23T14:00:00Z".parse()?;
@@ -103,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
                     WriteRequest::builder()
                         .put_request(
                             PutRequest::builder()
-                                .set_item(Some(item(i, total, today)))
+                                .set_item(Some(item(i, total, today, all_due)))
                                 .build()
                                 .expect("item set"),
                         )
@@ -137,12 +148,15 @@ async fn main() -> anyhow::Result<()> {
     req.dry_run = true;
     let summary = run(&deps, &req).await?;
     let run_secs = started.elapsed().as_secs_f64();
-    let planned: u64 = summary
-        .steps
-        .values()
-        .flat_map(|c| c.values())
-        .map(|o| o.planned)
-        .sum();
+    let peak_rss_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0);
+    let planned = summary.total_planned();
 
     // The naive way: a parallel Scan of the whole table, same validation and decision.
     let started = Instant::now();
@@ -192,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
             "due_invoices": planned,
             "eligible_including_already_reminded": summary.eligible,
             "load_seconds": load_secs,
+            "peak_rss_mib_after_run": peak_rss_kib as f64 / 1024.0,
             "run": {"scanned_count": summary.scanned_count, "items_read": summary.items_read,
                      "pages": summary.pages, "seconds": run_secs,
                      "read_per_due_invoice": summary.scanned_count as f64 / due as f64},

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every figure in docs/benchmarks.md, in one command (about 25 minutes on 2
+# cores, most of it loading 100,000-invoice tables into the emulator):
+#   scripts/bench.sh            all of them
+#   scripts/bench.sh cpu rate   only some: cpu, rate, reads, memory, coldstart
+# Release builds (the Lambda profile); each table benchmark starts its own moto.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/venv.sh
+parts="$*"
+want() { [ -z "$parts" ] || [[ " $parts " == *" $1 "* ]]; }
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
+# moto answers a query over a 100,000-item index in seconds, not milliseconds.
+export SDK_ATTEMPT_TIMEOUT_MS=60000
+cargo build --release --quiet -p dunning-run -p dunning-e2e --bin dunning-run --bin bench-reads --bin hello-lambda
+if want cpu; then
+  echo "== cpu: parse + decide + sign + render per invoice (criterion)"
+  cargo bench --quiet -p dunning --bench decide_render 2>&1 | grep -E '^per_invoice|time:|thrpt:'
+fi
+if want rate; then
+  echo "== rate: 1,000 messages at 20/s, then unlimited"
+  cargo bench --quiet -p dunning --bench send_rate 2>&1 | grep '^{'
+fi
+if want reads; then
+  echo "== reads: 100,000 invoices, the run vs a naive parallel Scan"
+  target/release/bench-reads 100000
+fi
+if want memory; then
+  echo "== memory: peak RSS of a run over 10,000 and 100,000 due invoices (dry run)"
+  target/release/bench-reads 10000 all-due
+  target/release/bench-reads 100000 all-due
+fi
+if want coldstart; then
+  echo "== cold start: process start to the first runtime API request"
+  (
+    set -a; . infra/local.env; set +a
+    export ESCALATION_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:bench AWS_REGION=us-east-1
+    .venv/bin/python scripts/cold_start.py --runs 20 \
+      dunning-run=target/release/dunning-run hello-world=target/release/hello-lambda
+  )
+fi
