@@ -68,8 +68,9 @@ enum Command {
         /// Print one line: what was sent and why the rest waits.
         #[arg(long, conflicts_with = "json")]
         brief: bool,
-        /// Stop taking new work this many seconds after the start, as a Lambda
-        /// run does before its deadline (DEADLINE_MARGIN_SECONDS is kept free).
+        /// Treat this many seconds from now as the run's deadline, as a Lambda
+        /// run does: it stops taking new work when DEADLINE_MARGIN_SECONDS (at
+        /// most a third of the budget) is left, and finishes what it claimed.
         #[arg(long, value_name = "SECONDS")]
         time_budget: Option<u64>,
     },
@@ -313,11 +314,8 @@ async fn execute(command: Command) -> Result<()> {
                 as_of: as_of.unwrap_or_else(Utc::now),
                 dry_run,
                 run_id,
-                deadline: time_budget.map(|s| {
-                    std::time::Instant::now()
-                        + deps.config.deadline_margin
-                        + std::time::Duration::from_secs(s)
-                }),
+                deadline: time_budget
+                    .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
             };
             let summary = run(&deps, &request).await?;
             if json {

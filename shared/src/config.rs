@@ -218,7 +218,7 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "Dunning".to_owned()),
-            deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECONDS", 30, 5..=600)?),
+            deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECONDS", 60, 5..=600)?),
             email_rate: number("EMAIL_RATE", 14, 0..=100_000)?,
             sms_rate: number("SMS_RATE", 20, 0..=100_000)?,
         })

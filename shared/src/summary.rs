@@ -85,8 +85,9 @@ impl RunSummary {
             .sum()
     }
 
-    /// Messages the run could not send and will not retry, plus items it
-    /// could not read: what the `RunFailures` alarm counts.
+    /// Messages the run could not send (whether the ledger retries them in a
+    /// later run or not), plus items it could not read: what the
+    /// `RunFailures` alarm counts.
     pub fn failures(&self) -> u64 {
         self.total_failed() + self.invalid.values().sum::<u64>()
     }

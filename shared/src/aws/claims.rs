@@ -192,6 +192,9 @@ impl DynamoStore {
                 .client()
                 .transact_write_items()
                 .set_transact_items(Some(items))
+                // The same token on the SDK's own retries: a claim that committed but
+                // whose answer was lost is not refused as a conflict on retry.
+                .client_request_token(request_token(&c.token))
                 .send()
                 .await
             {
@@ -565,6 +568,12 @@ impl DynamoStore {
             .await;
         condition_failure_is_false(result.map(|_| ()), "UpdateItem").map(|_| ())
     }
+}
+
+/// A `ClientRequestToken` (at most 36 characters) derived from a claim token.
+fn request_token(claim_token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(claim_token.as_bytes())[..16])
 }
 
 fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool

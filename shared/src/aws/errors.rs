@@ -32,6 +32,46 @@ const TRANSIENT_CODES: &[&str] = &[
     "SendingPausedException",
 ];
 
+/// Codes with which a provider refuses a request without processing it: a
+/// send refused this way may be sent again at once without risk of a
+/// duplicate (unlike a timeout or a 5xx, after which it may have gone out).
+const REFUSED_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "Throttled",
+    "TooManyRequestsException",
+];
+
+/// Sends with `send` and, while the provider refuses it as throttled, tries
+/// again up to 3 more times with exponential backoff and jitter. Sending
+/// clients make one attempt per call (see [`super::sdk::single_attempt`]), so
+/// nothing else is ever sent twice within a run: any other failure goes to the
+/// ledger, which retries it in a later run.
+pub(super) async fn send_refusals_retried<F, Fut>(mut send: F) -> Result<String, SendError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<String, SendError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match send().await {
+            Err(err) if attempt < 3 && REFUSED_CODES.contains(&err.code.as_str()) => {
+                attempt += 1;
+                let cap_ms = 100u64 << attempt;
+                let jitter = u64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .subsec_nanos(),
+                ) % cap_ms;
+                tokio::time::sleep(std::time::Duration::from_millis(cap_ms / 2 + jitter / 2)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Transport failures and throttling are transient; a service error is
 /// permanent unless its code is a known transient one.
 pub fn classify<E, R>(err: &SdkError<E, R>) -> SendError

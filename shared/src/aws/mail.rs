@@ -3,7 +3,7 @@
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use aws_sdk_sesv2::Client;
 
-use super::errors::{classify, require_id, SendError};
+use super::errors::{classify, require_id, send_refusals_retried, SendError};
 use crate::contact::EmailAddress;
 use crate::ledger::ErrorClass;
 use crate::render::EmailContent;
@@ -25,7 +25,7 @@ impl SesMailer {
         configuration_set: Option<String>,
     ) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: Client::new(&super::sdk::single_attempt(sdk)),
             from,
             configuration_set,
             reply_to: None,
@@ -57,27 +57,35 @@ impl SesMailer {
                 (Ok(s), Ok(h), Ok(t)) => (s, h, t),
                 _ => return Err(local_error("content could not be built")),
             };
-        let message = Message::builder()
-            .subject(subject)
-            .body(Body::builder().html(html).text(text).build())
-            .build();
-        let out = self
-            .client
-            .send_email()
-            .from_email_address(self.from.as_str())
-            .destination(
-                Destination::builder()
-                    .to_addresses(to.as_str())
-                    .set_bcc_addresses(self.bcc.as_ref().map(|b| vec![b.as_str().to_owned()]))
-                    .build(),
-            )
-            .set_reply_to_addresses(self.reply_to.as_ref().map(|r| vec![r.as_str().to_owned()]))
-            .content(SesContent::builder().simple(message).build())
-            .set_configuration_set_name(self.configuration_set.clone())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        require_id(out.message_id, "SES")
+        send_refusals_retried(|| {
+            let message = Message::builder()
+                .subject(subject.clone())
+                .body(
+                    Body::builder()
+                        .html(html.clone())
+                        .text(text.clone())
+                        .build(),
+                )
+                .build();
+            let request = self
+                .client
+                .send_email()
+                .from_email_address(self.from.as_str())
+                .destination(
+                    Destination::builder()
+                        .to_addresses(to.as_str())
+                        .set_bcc_addresses(self.bcc.as_ref().map(|b| vec![b.as_str().to_owned()]))
+                        .build(),
+                )
+                .set_reply_to_addresses(self.reply_to.as_ref().map(|r| vec![r.as_str().to_owned()]))
+                .content(SesContent::builder().simple(message).build())
+                .set_configuration_set_name(self.configuration_set.clone());
+            async move {
+                let out = request.send().await.map_err(|e| classify(&e))?;
+                require_id(out.message_id, "SES")
+            }
+        })
+        .await
     }
 
     /// Registers the sender identity (on AWS this starts verification).

@@ -56,8 +56,8 @@ impl SdkSettings {
             .with_max_attempts(self.max_attempts)
             .with_initial_backoff(Duration::from_millis(100))
             .with_max_backoff(Duration::from_secs(5));
-        // Every attempt may time out and every backoff be the longest.
-        let operation = (self.attempt_timeout + Duration::from_secs(5)) * self.max_attempts;
+        // Every attempt may time out; the backoffs between them add a few seconds.
+        let operation = self.attempt_timeout * self.max_attempts + Duration::from_secs(5);
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
             .operation_attempt_timeout(self.attempt_timeout)
@@ -65,6 +65,17 @@ impl SdkSettings {
             .build();
         loader.retry_config(retry).timeout_config(timeouts)
     }
+}
+
+/// The configuration for clients that send messages (SES, SNS): one attempt
+/// per call. A send whose answer timed out or failed with a 5xx may have gone
+/// out; retrying it at once could send it twice. The ledger records such a
+/// failure and a later run retries it; throttling refusals are retried by
+/// the sender itself.
+pub fn single_attempt(sdk: &SdkConfig) -> SdkConfig {
+    sdk.to_builder()
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .build()
 }
 
 /// The SDK configuration from the environment (region, credentials,

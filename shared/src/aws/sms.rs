@@ -3,7 +3,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
-use super::errors::{classify, require_id, SendError};
+use super::errors::{classify, require_id, send_refusals_retried, SendError};
 use crate::contact::PhoneNumber;
 use crate::ledger::ErrorClass;
 
@@ -15,7 +15,7 @@ pub struct SnsTexter {
 impl SnsTexter {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: Client::new(&super::sdk::single_attempt(sdk)),
         }
     }
 
@@ -65,15 +65,18 @@ impl SnsTexter {
                 code: "InvalidAttribute".into(),
                 message: e.to_string(),
             })?;
-        let out = self
-            .client
-            .publish()
-            .phone_number(to.as_str())
-            .message(text)
-            .message_attributes("AWS.SNS.SMS.SMSType", transactional)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        require_id(out.message_id, "SNS")
+        send_refusals_retried(|| {
+            let request = self
+                .client
+                .publish()
+                .phone_number(to.as_str())
+                .message(text)
+                .message_attributes("AWS.SNS.SMS.SMSType", transactional.clone());
+            async move {
+                let out = request.send().await.map_err(|e| classify(&e))?;
+                require_id(out.message_id, "SNS")
+            }
+        })
+        .await
     }
 }
