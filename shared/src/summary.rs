@@ -76,13 +76,18 @@ impl RunSummary {
         }
     }
 
-    /// Total sent over all steps and channels.
-    pub fn total_sent(&self) -> u64 {
+    /// The sum of one outcome over all steps and channels.
+    fn total(&self, outcome: impl Fn(&Outcomes) -> u64) -> u64 {
         self.steps
             .values()
             .flat_map(|c| c.values())
-            .map(|o| o.sent)
+            .map(outcome)
             .sum()
+    }
+
+    /// Total sent over all steps and channels.
+    pub fn total_sent(&self) -> u64 {
+        self.total(|o| o.sent)
     }
 
     /// Messages the run could not send (whether the ledger retries them in a
@@ -138,19 +143,11 @@ impl RunSummary {
 
     /// Total planned (dry run) over all steps and channels.
     pub fn total_planned(&self) -> u64 {
-        self.steps
-            .values()
-            .flat_map(|c| c.values())
-            .map(|o| o.planned)
-            .sum()
+        self.total(|o| o.planned)
     }
 
     pub fn total_failed(&self) -> u64 {
-        self.steps
-            .values()
-            .flat_map(|c| c.values())
-            .map(|o| o.failed)
-            .sum()
+        self.total(|o| o.failed)
     }
 }
 
