@@ -111,6 +111,14 @@ async fn seed(env: &TestEnv, n: usize, rejects: bool) -> anyhow::Result<Vec<Key>
     Ok(keys)
 }
 
+/// The environment of a `run-once` process: the test configuration with
+/// `overrides`, pointed at this test's emulator.
+fn run_once_env(env: &TestEnv, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = config_env(overrides).into_iter().collect();
+    vars.extend(env.moto.process_env());
+    vars
+}
+
 /// What the emulator accepted, by recipient: the provider message ids.
 fn accepted(env: &TestEnv) -> anyhow::Result<HashMap<String, Vec<String>>> {
     let mut by_recipient: HashMap<String, Vec<String>> = HashMap::new();
@@ -200,8 +208,7 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_only_in_the_send_
     let keys = seed(&env, invoices, false).await?;
     // No rate limit: the kills should land anywhere in the protocol, not mostly in waits.
     let unlimited = [("EMAIL_RATE", "0"), ("SMS_RATE", "0")];
-    let mut process_env: Vec<(String, String)> = config_env(&unlimited).into_iter().collect();
-    process_env.extend(env.moto.process_env());
+    let process_env = run_once_env(&env, &unlimited);
     let victim = |as_of: DateTime<Utc>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_run-once"));
         cmd.arg(as_of.to_rfc3339())
@@ -571,8 +578,7 @@ async fn a_thousand_malformed_items_are_each_reported_once_and_never_sent_to() -
         );
     }
     // In its own process, with its logs: each bad item is logged once, with id and reason.
-    let mut process_env: Vec<(String, String)> = config_env(&[]).into_iter().collect();
-    process_env.extend(env.moto.process_env());
+    let process_env = run_once_env(&env, &[]);
     let out = Command::new(env!("CARGO_BIN_EXE_run-once"))
         .arg(at("10:00:00").to_rfc3339())
         .envs(process_env)
