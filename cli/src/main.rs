@@ -310,13 +310,12 @@ async fn execute(command: Command) -> Result<()> {
                 Utc::now().timestamp_nanos_opt().unwrap_or_default(),
                 std::process::id()
             );
-            let request = RunRequest {
-                as_of: as_of.unwrap_or_else(Utc::now),
-                dry_run,
-                run_id,
-                deadline: time_budget
-                    .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
-            };
+            let mut request = RunRequest::new(as_of.unwrap_or_else(Utc::now), run_id);
+            request.dry_run = dry_run;
+            request.deadline =
+                time_budget.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
+            // A rehearsal for another instant leaves the scheduled runs' read state alone.
+            request.record_reads = as_of.is_none();
             let summary = run(&deps, &request).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);

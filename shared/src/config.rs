@@ -35,6 +35,10 @@ pub const ENV_VARS: &[&str] = &[
     "DEADLINE_MARGIN_SECONDS",
     "EMAIL_RATE",
     "SMS_RATE",
+    "FULL_READ_HOURS",
+    "WORK_QUEUE_URL",
+    "MAX_WORKERS",
+    "WORKER_SEND_RATE",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +93,17 @@ pub struct Config {
     pub email_rate: u64,
     /// SMS parts (segments) per second at most (the SNS account's SMS rate); 0 = unlimited.
     pub sms_rate: u64,
+    /// Hours between full reads of the due window (`FULL_READ_HOURS`); runs in
+    /// between read only the due dates whose step just began. `None`: derived
+    /// from the policy's send window ([`crate::reads::default_full_read_interval`]);
+    /// `Some(0)`: every run reads the whole window.
+    pub full_read_hours: Option<u64>,
+    /// The SQS queue of worker orders (`WORK_QUEUE_URL`); without it a run never fans out.
+    pub work_queue_url: Option<String>,
+    /// Most workers one run fans out to (`MAX_WORKERS`, default 1: never).
+    pub max_workers: u32,
+    /// Messages per second one invocation sustains on its own (`WORKER_SEND_RATE`).
+    pub worker_send_rate: u64,
 }
 
 /// Never prints the secret.
@@ -221,6 +236,13 @@ impl Config {
             deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECONDS", 60, 5..=600)?),
             email_rate: number("EMAIL_RATE", 14, 0..=100_000)?,
             sms_rate: number("SMS_RATE", 20, 0..=100_000)?,
+            full_read_hours: match get("FULL_READ_HOURS").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(_) => Some(number("FULL_READ_HOURS", 0, 0..=24)?),
+            },
+            work_queue_url: get("WORK_QUEUE_URL").filter(|v| !v.trim().is_empty()),
+            max_workers: number("MAX_WORKERS", 1, 1..=100)? as u32,
+            worker_send_rate: number("WORKER_SEND_RATE", 50, 1..=10_000)?,
         })
     }
 }

@@ -466,6 +466,18 @@ mod tests {
     /// a (step, channel) is sent when ready and not yet in the ledger, and
     /// moves the invoice's step marker; superseded steps are closed.
     fn simulate(p: &Policy, s: &Scenario) -> Simulated {
+        simulate_reading(p, s, None)
+    }
+
+    /// [`simulate`], where a run sees the invoice only when its due date is
+    /// in the run's [`crate::reads::plan`] (full reads every `full_every`),
+    /// or always when `full_every` is `None`.
+    fn simulate_reading(
+        p: &Policy,
+        s: &Scenario,
+        full_every: Option<chrono::Duration>,
+    ) -> Simulated {
+        let mut state = crate::reads::ReadState::default();
         let start: DateTime<Utc> = at("2026-01-05T00:00:00Z");
         let due = (start + chrono::Duration::days(s.due_offset_days))
             .date_naive()
@@ -481,6 +493,18 @@ mod tests {
                 .map(|h| start + chrono::Duration::hours(h));
             if paid_at.is_some_and(|t| t <= now) {
                 inv.status = InvoiceStatus::Paid;
+            }
+            if let Some(every) = full_every {
+                let plan = crate::reads::plan(p, state.clone(), now, every);
+                // A full read meets the business default (UTC here) and the invoice's zone.
+                state = state.after(now, plan.full.then(|| vec![Tz::UTC, s.tz]), every);
+                let read = plan
+                    .ranges
+                    .iter()
+                    .any(|&(a, b)| a <= inv.due_date && inv.due_date <= b);
+                if !read {
+                    continue;
+                }
             }
             let Ok(due) = decide(p, &inv, now, Tz::UTC) else {
                 continue;
@@ -550,6 +574,37 @@ mod tests {
                 }
             }
             prop_assert!(inv.in_collections, "the ladder ends in collections");
+        }
+
+        /// With hourly runs and outages, reading only the bands between full
+        /// reads sends the same steps on the same local days as reading the
+        /// whole window every time.
+        #[test]
+        fn reading_bands_sends_what_reading_everything_sends(
+            due_offset_days in -5i64..60,
+            tz in prop::sample::select(vec![
+                Tz::UTC, chrono_tz::America::New_York, chrono_tz::Pacific::Auckland,
+                chrono_tz::Asia::Kathmandu, chrono_tz::Pacific::Chatham,
+                chrono_tz::Pacific::Kiritimati, chrono_tz::Etc::GMTPlus12,
+                chrono_tz::America::St_Johns,
+            ]),
+            gaps in prop::collection::vec(prop_oneof![40 => Just(1i64), 1 => 20i64..200], 200..2000),
+            weekends in any::<bool>(),
+            holiday in 0i64..60,
+            sms_from in 6u32..12,
+        ) {
+            let mut p = Policy::default_policy();
+            p.calendar.skip_weekends = weekends;
+            p.calendar.holidays.insert((at("2026-01-05T00:00:00Z") + chrono::Duration::days(holiday)).date_naive());
+            p.calendar.sms_window.start = chrono::NaiveTime::from_hms_opt(sms_from, 30, 0).unwrap();
+            let s = Scenario { due_offset_days, tz, paid_after_hours: None, gaps };
+            let every = crate::reads::default_full_read_interval(&p);
+            let days = |sent: Vec<(DateTime<Utc>, String, Channel)>| -> Vec<(NaiveDate, String, Channel)> {
+                sent.into_iter().map(|(t, step, c)| (t.with_timezone(&tz).date_naive(), step, c)).collect()
+            };
+            let (all, _, _) = simulate(&p, &s);
+            let (banded, _, _) = simulate_reading(&p, &s, Some(every));
+            prop_assert_eq!(days(all), days(banded));
         }
     }
 }

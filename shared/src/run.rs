@@ -5,18 +5,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
 
-use crate::aws::claims::{Claim, ClaimOutcome, Held, Member, MAX_COMBINED};
+use crate::aws::claims::{guarded, Claim, ClaimOutcome, Held, Member, MAX_COMBINED};
 use crate::aws::store::{raw_invoice, Item};
 use crate::aws::{DynamoStore, SesMailer, SnsTexter, StoreError};
-use crate::calendar::due_date_window;
 use crate::config::Config;
 use crate::contact::{EmailAddress, PhoneNumber};
 use crate::decide::{decide, late_fee_due, Readiness};
+use crate::fanout::{workers_needed, Shard, WorkOrder};
 use crate::invoice::Invoice;
 use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerState, ESCALATION};
 use crate::money::Money;
@@ -35,10 +36,15 @@ pub struct Deps {
     pub sms: SnsTexter,
     pub renderer: Renderer,
     pub links: PayLinkSigner,
-    /// `EMAIL_RATE` emails per second, shared by every send of the process.
-    pub email_rate: RateLimiter,
-    /// `SMS_RATE` SMS parts per second.
-    pub sms_rate: RateLimiter,
+    /// The work queue a run fans out to (`WORK_QUEUE_URL`), if any.
+    pub queue: Option<crate::aws::queue::WorkQueue>,
+}
+
+/// A run's send rates: `EMAIL_RATE` emails and `SMS_RATE` SMS parts per
+/// second, or a worker's share of them.
+struct Limits {
+    email: RateLimiter,
+    sms: RateLimiter,
 }
 
 /// Why the function cannot start.
@@ -76,8 +82,10 @@ impl Deps {
             .with_bcc(config.bcc.clone()),
             sms: SnsTexter::new(sdk),
             links: PayLinkSigner::new(&config.pay_link_base_url, config.pay_link_secret.as_bytes()),
-            email_rate: RateLimiter::new(config.email_rate),
-            sms_rate: RateLimiter::new(config.sms_rate),
+            queue: config
+                .work_queue_url
+                .as_deref()
+                .map(|url| crate::aws::queue::WorkQueue::new(sdk, url)),
             renderer,
             policy,
             config,
@@ -110,6 +118,12 @@ pub struct RunRequest {
     /// work once less than `DEADLINE_MARGIN_SECONDS` is left, so every claim
     /// it makes gets its outcome recorded; the next run continues.
     pub deadline: Option<Instant>,
+    /// A worker's order: its shard of the customers and the due dates the
+    /// queuing run read. `None`: a scheduled run, which may fan out.
+    pub order: Option<WorkOrder>,
+    /// Record what this run read for the next ones ([`crate::reads`]); only
+    /// scheduled runs do (a worker or a rehearsal for another instant does not).
+    pub record_reads: bool,
 }
 
 impl RunRequest {
@@ -119,7 +133,25 @@ impl RunRequest {
             dry_run: false,
             run_id: run_id.into(),
             deadline: None,
+            order: None,
+            record_reads: true,
         }
+    }
+
+    /// The run of one worker's order.
+    pub fn worker(order: WorkOrder) -> Self {
+        Self {
+            as_of: order.as_of,
+            dry_run: false,
+            run_id: format!("{}/{}", order.run_id, order.shard.index),
+            deadline: None,
+            order: Some(order),
+            record_reads: false,
+        }
+    }
+
+    fn shard(&self) -> Option<Shard> {
+        self.order.as_ref().map(|o| o.shard)
     }
 
     /// The margin kept free before the deadline: the configured one, or a
@@ -161,18 +193,21 @@ impl Address {
     }
 }
 
-/// One invoice due a step on one channel in this run.
+/// One invoice due a step on one channel in this run. A run holds every
+/// candidate until all pages are read (to group a customer's invoices), so it
+/// keeps only what sending needs: the parsed invoice, shared by its channels,
+/// and the item's guarded attributes for the claim; the pay link is signed
+/// when the message is sent.
 struct Candidate<'p> {
-    invoice: Invoice,
-    item: Item,
+    invoice: Arc<Invoice>,
+    guarded: Arc<Item>,
     step: &'p Step,
     channel: Channel,
     address: Address,
     local_date: NaiveDate,
-    superseded: Vec<&'p Step>,
+    superseded: Arc<[&'p Step]>,
     /// The late fee this step adds now, if it has one not yet applied.
     late_fee: Option<Money>,
-    pay_link: String,
 }
 
 /// One message: a customer's invoices at one step on one channel.
@@ -186,7 +221,7 @@ struct Message<'p> {
 /// An invoice due an escalation step.
 struct Escalation<'p> {
     invoice: Invoice,
-    item: Item,
+    guarded: Item,
     step: &'p Step,
     local_date: NaiveDate,
     superseded: Vec<&'p Step>,
@@ -208,39 +243,64 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
         dry_run: req.dry_run,
         ..RunSummary::default()
     };
-    let (from, to) = due_date_window(req.as_of, deps.policy.lead_days(), deps.policy.lag_days());
+    let (plan, state, every) = match &req.order {
+        Some(order) => (
+            crate::reads::ReadPlan {
+                full: false,
+                ranges: order.ranges.clone(),
+            },
+            Default::default(),
+            Default::default(),
+        ),
+        None => read_plan(deps, req).await,
+    };
+    summary.full_read = plan.full;
+    summary.due_date_ranges = plan.ranges.len() as u64;
     let mut candidates = Vec::new();
     let mut escalations = Vec::new();
-    let mut start = None;
     let margin = req.margin(deps.config.deadline_margin);
-    loop {
-        if req.out_of_time(margin) {
-            summary.stopped_early = true;
-            tracing::warn!(
-                pages = summary.pages,
-                "time budget reached while reading; the next run reads on"
-            );
-            break;
-        }
-        let page = read_page(deps, from, to, start).await?;
-        summary.pages += 1;
-        summary.scanned_count += page.scanned_count;
-        summary.items_read += page.items.len() as u64;
-        for item in page.items {
-            consider(
-                deps,
-                req,
-                item,
-                &mut summary,
-                &mut candidates,
-                &mut escalations,
-            );
-        }
-        start = page.next;
-        if start.is_none() {
-            break;
+    let mut intake = Intake::new(deps, req, margin);
+    'read: for &(from, to) in &plan.ranges {
+        let mut start = None;
+        loop {
+            if req.out_of_time(margin) {
+                summary.stopped_early = true;
+                tracing::warn!(
+                    pages = summary.pages,
+                    "time budget reached while reading; the next run reads on"
+                );
+                break 'read;
+            }
+            let page = read_page(deps, from, to, start).await?;
+            summary.pages += 1;
+            summary.scanned_count += page.scanned_count;
+            summary.items_read += page.items.len() as u64;
+            for item in page.items {
+                consider(
+                    deps,
+                    req,
+                    item,
+                    &mut summary,
+                    &mut intake,
+                    &mut candidates,
+                    &mut escalations,
+                );
+            }
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
         }
     }
+    if let Some(workers) = fan_out(deps, req, &plan.ranges, intake.customers(), margin).await {
+        summary.fanned_out = workers;
+        return Ok(summary);
+    }
+    let share = |rate| req.shard().map_or(rate, |s| s.share(rate));
+    let limits = &Limits {
+        email: RateLimiter::new(share(deps.config.email_rate)),
+        sms: RateLimiter::new(share(deps.config.sms_rate)),
+    };
     let customers = group(candidates);
     let sequence = AtomicU64::new(0);
     let sequence = &sequence;
@@ -275,7 +335,7 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
                         );
                         continue;
                     }
-                    let outcomes = send_message(deps, req, message, sequence).await;
+                    let outcomes = send_message(deps, req, limits, message, sequence).await;
                     sent_one = !all_lost(&outcomes);
                     out.extend(outcomes);
                 }
@@ -307,6 +367,19 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
         }
         tally(&mut summary, &step, ESCALATION, outcome);
     }
+    // Later runs read only what begins after this one, unless it left work
+    // behind that a re-read must find (stopped early, a failed send, a claim
+    // held elsewhere ...).
+    if req.record_reads && !req.dry_run && !summary.left_work() {
+        let zones = plan.full.then(|| intake.zones.iter().copied().collect());
+        if let Err(err) = deps
+            .store
+            .record_read(&state.after(req.as_of, zones, every))
+            .await
+        {
+            tracing::warn!(error = %err, "could not record the run's reads; the next run reads more");
+        }
+    }
     tracing::info!(
         run_id = %summary.run_id,
         items_read = summary.items_read,
@@ -317,6 +390,81 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
         "run finished"
     );
     Ok(summary)
+}
+
+/// Queues one order per shard when this scheduled run has more to send than
+/// one invocation can ([`workers_needed`]); returns how many. The workers
+/// read the same due dates again, each keeping its shard's customers. The
+/// run state is left as it was: the next run reads from the last recorded one.
+async fn fan_out(
+    deps: &Deps,
+    req: &RunRequest,
+    ranges: &[(NaiveDate, NaiveDate)],
+    messages: u64,
+    margin: Duration,
+) -> Option<u32> {
+    let queue = deps.queue.as_ref()?;
+    if req.dry_run || req.order.is_some() || deps.config.max_workers < 2 {
+        return None;
+    }
+    let budget = req.deadline.map_or(Duration::from_secs(840), |d| {
+        d.saturating_duration_since(Instant::now())
+            .saturating_sub(margin)
+    });
+    let n = workers_needed(
+        messages,
+        deps.config.email_rate,
+        deps.config.worker_send_rate,
+        budget.as_secs().max(1),
+        deps.config.max_workers,
+    );
+    if n < 2 {
+        return None;
+    }
+    let orders: Vec<WorkOrder> = (0..n)
+        .map(|index| WorkOrder {
+            as_of: req.as_of,
+            run_id: req.run_id.clone(),
+            shard: Shard { index, count: n },
+            ranges: ranges.to_vec(),
+        })
+        .collect();
+    match queue.send(&orders).await {
+        Ok(()) => {
+            tracing::info!(workers = n, messages, "fanned out to workers");
+            Some(n)
+        }
+        Err(err) => {
+            // Sending ourselves is slower but loses nothing.
+            tracing::warn!(error = %err, "could not queue the workers' orders; sending in this run");
+            None
+        }
+    }
+}
+
+/// The due dates this run reads ([`crate::reads::plan`]); the whole window
+/// when the run state cannot be read.
+async fn read_plan(
+    deps: &Deps,
+    req: &RunRequest,
+) -> (
+    crate::reads::ReadPlan,
+    crate::reads::ReadState,
+    chrono::Duration,
+) {
+    let every = match deps.config.full_read_hours {
+        Some(hours) => chrono::Duration::hours(hours as i64),
+        None => crate::reads::default_full_read_interval(&deps.policy),
+    };
+    let state = match deps.store.read_state().await {
+        Ok(state) => state,
+        Err(err) => {
+            tracing::warn!(error = %err, "run state unreadable; reading the whole window");
+            crate::reads::ReadState::default()
+        }
+    };
+    let plan = crate::reads::plan(&deps.policy, state.clone(), req.as_of, every);
+    (plan, state, every)
 }
 
 /// Reads one page of the due index, retrying a failure a few times with
@@ -340,17 +488,91 @@ async fn read_page(
     }
 }
 
+/// What a run takes in while reading: the time zones it meets (a full read
+/// records them for the runs that read bands), and which customers it takes
+/// on. With a deadline, a run holds no more
+/// customers than it can send to before it (its rate times its budget): the
+/// others are left for the next run, which reads them again. So its memory
+/// follows what it can send, not how much is due.
+struct Intake {
+    /// Most customers this run sends to; `None` without a deadline.
+    cap: Option<usize>,
+    admitted: std::collections::HashSet<String>,
+    /// Every customer with something due (hashed), admitted or not: the
+    /// messages a fan-out has to share.
+    due: std::collections::HashSet<u64>,
+    zones: std::collections::HashSet<chrono_tz::Tz>,
+}
+
+impl Intake {
+    fn new(deps: &Deps, req: &RunRequest, margin: Duration) -> Self {
+        let cap = req.deadline.map(|d| {
+            let budget = d
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(margin)
+                .as_secs_f64();
+            let rate = req
+                .shard()
+                .map_or(deps.config.email_rate, |s| s.share(deps.config.email_rate));
+            let per_second = match rate {
+                0 => deps.config.worker_send_rate,
+                r => r.min(deps.config.worker_send_rate),
+            };
+            // Whole customers, at least one (a float-to-int cast saturates).
+            ((per_second as f64 * budget).ceil() as usize).max(1)
+        });
+        Self {
+            cap,
+            admitted: Default::default(),
+            due: Default::default(),
+            zones: [deps.config.business_timezone].into(),
+        }
+    }
+
+    /// Whether the run takes on `customer` (always, once admitted).
+    fn admit(&mut self, customer: &str) -> bool {
+        self.due.insert(crate::fanout::customer_hash(customer));
+        if self.admitted.contains(customer) {
+            return true;
+        }
+        if self.cap.is_some_and(|cap| self.admitted.len() >= cap) {
+            return false;
+        }
+        self.admitted.insert(customer.to_owned());
+        true
+    }
+
+    fn customers(&self) -> u64 {
+        self.due.len() as u64
+    }
+}
+
 /// Validates and decides one item; adds what it is due to `candidates` or `escalations`.
 fn consider<'p>(
     deps: &'p Deps,
     req: &RunRequest,
     item: Item,
     summary: &mut RunSummary,
+    intake: &mut Intake,
     candidates: &mut Vec<Candidate<'p>>,
     escalations: &mut Vec<Escalation<'p>>,
 ) {
     let invoice = match Invoice::parse(&raw_invoice(&item)) {
-        Ok(invoice) => invoice,
+        Ok(invoice) if req.shard().is_some_and(|s| !s.owns(&invoice.customer_id)) => {
+            summary.other_shards += 1;
+            return;
+        }
+        Ok(invoice) => {
+            intake
+                .zones
+                .insert(invoice.timezone.unwrap_or(deps.config.business_timezone));
+            invoice
+        }
+        // Every worker reads it: the first one reports it.
+        Err(_) if req.shard().is_some_and(|s| s.index > 0) => {
+            summary.other_shards += 1;
+            return;
+        }
         Err(rejected) => {
             let reason = rejected.reason.code();
             tracing::warn!(invoice_id = rejected.invoice_id.as_deref().unwrap_or("<none>"), %reason, "invalid invoice item skipped: {}", rejected.reason);
@@ -375,7 +597,7 @@ fn consider<'p>(
     if step.action == Action::Escalate {
         escalations.push(Escalation {
             invoice,
-            item,
+            guarded: guarded(&item),
             step,
             local_date: due.local_date,
             superseded: due.superseded,
@@ -383,7 +605,9 @@ fn consider<'p>(
         return;
     }
     let late_fee = late_fee_due(step, &invoice);
-    let pay_link = deps.pay_link(&invoice, req.as_of);
+    // What the invoice's channels share (built for the first one).
+    type Shared<'p> = (Arc<Invoice>, Arc<Item>, Arc<[&'p Step]>);
+    let mut shared: Option<Shared<'p>> = None;
     for &(channel, readiness) in &due.channels {
         let key = ledger_key(&step.name, channel);
         match readiness {
@@ -413,16 +637,38 @@ fn consider<'p>(
             (Channel::Sms, _, Some(p)) => Address::Sms(p.clone()),
             _ => continue,
         };
+        if !intake.admit(&invoice.customer_id) {
+            // More than the run can send before its deadline: the next run continues.
+            summary.stopped_early = true;
+            tally(
+                summary,
+                &step.name,
+                channel.as_str(),
+                Outcome::Skipped("time_budget"),
+            );
+            continue;
+        }
+        let (invoice, guarded, superseded) = shared
+            .get_or_insert_with(|| {
+                // The settled keys were only needed to decide.
+                let mut kept = invoice.clone();
+                kept.reminded = Default::default();
+                (
+                    Arc::new(kept),
+                    Arc::new(guarded(&item)),
+                    due.superseded.clone().into(),
+                )
+            })
+            .clone();
         candidates.push(Candidate {
-            invoice: invoice.clone(),
-            item: item.clone(),
+            invoice,
+            guarded,
             step,
             channel,
             address,
             local_date: due.local_date,
-            superseded: due.superseded.clone(),
+            superseded,
             late_fee,
-            pay_link: pay_link.clone(),
         });
     }
 }
@@ -520,6 +766,7 @@ fn token(req: &RunRequest, sequence: &AtomicU64) -> String {
 async fn send_message(
     deps: &Deps,
     req: &RunRequest,
+    limits: &Limits,
     message: Message<'_>,
     sequence: &AtomicU64,
 ) -> Vec<(String, String, Outcome)> {
@@ -543,7 +790,7 @@ async fn send_message(
             InvoiceLine::new(
                 &c.invoice,
                 c.local_date,
-                c.pay_link.clone(),
+                deps.pay_link(&c.invoice, req.as_of),
                 c.late_fee,
                 locale,
             )
@@ -557,7 +804,7 @@ async fn send_message(
             .zip(&lines)
             .map(|(c, line)| Member {
                 invoice: &c.invoice,
-                item: &c.item,
+                item: &c.guarded,
                 sk: reminder_sk(&step.name, channel),
                 late_fee: c.late_fee.map(|f| f.amount),
                 amount: line.amount.clone(),
@@ -588,7 +835,18 @@ async fn send_message(
                     )
                 })
                 .collect();
-            out.extend(deliver(deps, &message, &lines, &claimed, &claim.token, claim.now).await);
+            out.extend(
+                deliver(
+                    deps,
+                    limits,
+                    &message,
+                    &lines,
+                    &claimed,
+                    &claim.token,
+                    claim.now,
+                )
+                .await,
+            );
             return out;
         }
         Ok(other) => other,
@@ -629,6 +887,7 @@ async fn send_message(
 /// Sends a claimed message covering `claimed` members and records the outcome for each.
 async fn deliver(
     deps: &Deps,
+    limits: &Limits,
     message: &Message<'_>,
     lines: &[InvoiceLine],
     claimed: &[usize],
@@ -658,7 +917,7 @@ async fn deliver(
         Some(ctx) => match &message.address {
             Address::Email(to) => match deps.renderer.email(&step.template, &ctx) {
                 Ok(email) => {
-                    deps.email_rate.acquire(1).await;
+                    limits.email.acquire(1).await;
                     deps.mail.send(to, &email).await
                 }
                 Err(e) => Err(render_failure(&e)),
@@ -672,7 +931,8 @@ async fn deliver(
                     match crate::segments::fit(&text, &[opt_out], deps.config.sms_max_segments) {
                         Some(text) => {
                             let parts = crate::segments::measure(&text).segments;
-                            deps.sms_rate
+                            limits
+                                .sms
                                 .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
                                 .await;
                             deps.sms.send(to, &text).await
@@ -817,7 +1077,7 @@ async fn escalate(
     let claim = Claim {
         members: vec![Member {
             invoice: &e.invoice,
-            item: &e.item,
+            item: &e.guarded,
             sk: sk.clone(),
             late_fee: None,
             amount: outstanding.to_string(),

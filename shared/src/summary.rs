@@ -32,6 +32,15 @@ pub struct RunSummary {
     pub dry_run: bool,
     /// The run reached its time budget and left work for the next run.
     pub stopped_early: bool,
+    /// The run read its ladder's whole window of due dates (else only the
+    /// dates whose step began since the last run: see [`crate::reads`]).
+    pub full_read: bool,
+    /// Due-date ranges queried.
+    pub due_date_ranges: u64,
+    /// Workers this run queued orders for (0: it sent itself).
+    pub fanned_out: u32,
+    /// Items a worker read that belong to another worker's shard.
+    pub other_shards: u64,
     /// Pages of the due index read.
     pub pages: u64,
     /// Items returned by the due index.
@@ -86,6 +95,23 @@ impl RunSummary {
     }
 
     /// Total sent over all steps and channels.
+    /// Whether the run left work that only a re-read finds: it stopped
+    /// early, a send failed (a transient failure is retried), a claim failed
+    /// or was held by another run, or a customer's second message waits.
+    pub fn left_work(&self) -> bool {
+        const WAITING: &[&str] = &[
+            "time_budget",
+            "claim_error",
+            "claim_conflict",
+            "already_claimed",
+            "invoice_changed",
+            "one_message_per_customer_per_run",
+        ];
+        self.stopped_early
+            || self.total_failed() > 0
+            || WAITING.iter().any(|r| self.skipped.contains_key(*r))
+    }
+
     pub fn total_sent(&self) -> u64 {
         self.total(|o| o.sent)
     }

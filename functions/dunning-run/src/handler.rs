@@ -3,7 +3,9 @@
 //! JSON `Input` of an EventBridge Scheduler schedule.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
+use dunning::fanout::WorkOrder;
 use dunning::run::{run, Deps, RunRequest};
 use dunning::summary::RunSummary;
 use lambda_runtime::{Error, LambdaEvent};
@@ -72,14 +74,74 @@ fn deadline_instant(deadline_ms: u64, now: std::time::SystemTime) -> Option<std:
     }
 }
 
-pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<RunSummary, Error> {
+/// The worker orders in an SQS event (a fanned-out run's shards), by message
+/// id; `None` when the payload is not an SQS event.
+pub fn parse_orders(payload: &Value) -> Option<Vec<(String, Result<WorkOrder, EventError>)>> {
+    let records = payload.get("Records")?.as_array()?;
+    if !records
+        .iter()
+        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+    {
+        return None;
+    }
+    let event: SqsEvent = serde_json::from_value(payload.clone()).ok()?;
+    Some(
+        event
+            .records
+            .into_iter()
+            .map(|m| {
+                let order =
+                    serde_json::from_str(m.body.as_deref().unwrap_or("")).map_err(EventError::from);
+                (m.message_id.unwrap_or_default(), order)
+            })
+            .collect(),
+    )
+}
+
+/// Runs each worker order of an SQS event; the orders that fail go back to
+/// the queue (partial batch response), the malformed ones are dropped with an error log.
+async fn handle_orders(
+    deps: &Deps,
+    orders: Vec<(String, Result<WorkOrder, EventError>)>,
+    deadline: Option<std::time::Instant>,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for (message_id, order) in orders {
+        let order = match order {
+            Ok(order) => order,
+            Err(err) => {
+                tracing::error!(%message_id, error = %err, "not a worker order; dropped");
+                continue;
+            }
+        };
+        let mut request = RunRequest::worker(order);
+        request.deadline = deadline;
+        let result = run(deps, &request).await;
+        let metrics = match &result {
+            Ok(summary) => summary.clone(),
+            Err(_) => RunSummary::failed_run(&request.run_id),
+        };
+        println!("{}", metrics.emf(&deps.config.metric_namespace, Utc::now()));
+        if let Err(err) = result {
+            tracing::error!(%message_id, error = %err, "worker run failed; the order is retried");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let deadline = deadline_instant(event.context.deadline, std::time::SystemTime::now());
+    if let Some(orders) = parse_orders(&event.payload) {
+        let response = handle_orders(deps, orders, deadline).await;
+        return Ok(serde_json::to_value(response)?);
+    }
     let (as_of, dry_run) = parse_event(event.payload, Utc::now())?;
-    let request = RunRequest {
-        as_of,
-        dry_run,
-        run_id: event.context.request_id.clone(),
-        deadline: deadline_instant(event.context.deadline, std::time::SystemTime::now()),
-    };
+    let mut request = RunRequest::new(as_of, event.context.request_id.clone());
+    request.dry_run = dry_run;
+    request.deadline = deadline;
     tracing::info!(run_id = %request.run_id, %as_of, dry_run, deadline_ms = event.context.deadline, now_ms = Utc::now().timestamp_millis(), "run starting");
     let result = run(deps, &request).await;
     // One Embedded Metric Format line on stdout: CloudWatch makes it metrics.
@@ -88,7 +150,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<RunSummary
         Err(_) => RunSummary::failed_run(&request.run_id),
     };
     println!("{}", metrics.emf(&deps.config.metric_namespace, Utc::now()));
-    Ok(result?)
+    Ok(serde_json::to_value(result?)?)
 }
 
 #[cfg(test)]
@@ -145,6 +207,21 @@ mod tests {
         let just_passed = deadline_instant(ms(now - std::time::Duration::from_secs(2)), now);
         assert!(just_passed.is_some_and(|d| d <= std::time::Instant::now()));
         assert_eq!(deadline_instant(600_000, now), None);
+    }
+
+    #[test]
+    fn an_sqs_event_carries_worker_orders_and_a_malformed_one_is_an_error() {
+        let orders = parse_orders(&fixture("worker-orders.json")).expect("an SQS event");
+        assert_eq!(orders.len(), 2);
+        let (id, order) = &orders[0];
+        assert!(id.ends_with("0001"));
+        let order = order.as_ref().expect("an order");
+        assert_eq!(order.shard, dunning::fanout::Shard { index: 2, count: 4 });
+        assert_eq!(order.as_of.to_rfc3339(), "2026-11-23T14:00:00+00:00");
+        assert_eq!(order.ranges.len(), 1);
+        assert!(orders[1].1.is_err());
+        // A scheduled event is not mistaken for one.
+        assert!(parse_orders(&fixture("scheduled-event.json")).is_none());
     }
 
     #[test]

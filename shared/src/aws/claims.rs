@@ -33,6 +33,14 @@ const GUARDED: &[&str] = &[
     "in_collections",
 ];
 
+/// The attributes of `item` a claim re-checks: all a run keeps of the item it read.
+pub fn guarded(item: &Item) -> Item {
+    GUARDED
+        .iter()
+        .filter_map(|&a| item.get(a).map(|v| (a.to_owned(), v.clone())))
+        .collect()
+}
+
 /// Most invoices one combined message may cover (2 transaction items each, 100 at most).
 pub const MAX_COMBINED: usize = 40;
 

@@ -5,6 +5,7 @@ pub mod claims;
 mod errors;
 pub mod mail;
 pub mod payments;
+pub mod queue;
 pub mod sdk;
 pub mod secrets;
 pub mod sms;

@@ -16,10 +16,14 @@ use serde::Serialize;
 
 use crate::invoice::{Invoice, RawInvoice, RawValue};
 use crate::ledger::INVOICE_SK;
+use crate::reads::ReadState;
 
 pub const PARTITION_KEY: &str = "invoice_id";
 pub const SORT_KEY: &str = "sk";
 pub const DUE_INDEX: &str = "by_status_due";
+/// The record where runs leave what they read ([`ReadState`]): outside the
+/// due index (no `status`), and not an invoice (its `sk` is not `invoice`).
+pub const RUN_STATE_KEY: (&str, &str) = ("#run", "read-state");
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -233,6 +237,81 @@ impl DynamoStore {
             items: out.items.unwrap_or_default(),
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
         })
+    }
+
+    /// What earlier runs read (strongly consistent: a run right after another sees it).
+    pub async fn read_state(&self) -> Result<ReadState, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(RUN_STATE_KEY.0))
+            .key(SORT_KEY, s(RUN_STATE_KEY.1))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("GetItem", e))?;
+        let at = |name: &str| {
+            out.item
+                .as_ref()
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_s().ok())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let zones = out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("zones"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|names| names.iter().filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default();
+        Ok(ReadState {
+            last_run_at: at("last_run_at"),
+            last_full_read_at: at("last_full_read_at"),
+            zones,
+            series_since: at("series_since"),
+        })
+    }
+
+    /// Records the state after a run that read all it planned. Instants
+    /// only move forward: an older run finishing late changes nothing.
+    pub async fn record_read(&self, state: &ReadState) -> Result<(), StoreError> {
+        let Some(last_run_at) = state.last_run_at else {
+            return Ok(());
+        };
+        let mut set = vec!["last_run_at = :t"];
+        let mut update = self
+            .update_record(RUN_STATE_KEY.0, RUN_STATE_KEY.1)
+            .condition_expression("attribute_not_exists(last_run_at) OR last_run_at < :t")
+            .expression_attribute_values(":t", s(rfc3339(last_run_at)));
+        if let Some(t) = state.series_since {
+            set.push("series_since = :s");
+            update = update.expression_attribute_values(":s", s(rfc3339(t)));
+        }
+        if let Some(t) = state.last_full_read_at {
+            set.push("last_full_read_at = :f");
+            update = update.expression_attribute_values(":f", s(rfc3339(t)));
+        }
+        if !state.zones.is_empty() {
+            set.push("zones = :z");
+            let names = state.zones.iter().map(|z| z.name().to_owned()).collect();
+            update = update.expression_attribute_values(":z", AttributeValue::Ss(names));
+        }
+        match update
+            .update_expression(format!("SET {}", set.join(", ")))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::from_sdk("UpdateItem", e)),
+        }
     }
 
     /// Writes a new invoice; an existing one with the same id is left untouched
