@@ -35,6 +35,9 @@ pub struct ReadState {
     /// The first run of the current unbroken series: runs less than the
     /// full-read interval apart, each reading all it planned.
     pub series_since: Option<DateTime<Utc>>,
+    /// A full read is due at or after this instant: a full read left work
+    /// behind, or reminders were deferred (customer cap) until then.
+    pub full_read_due: Option<DateTime<Utc>>,
 }
 
 /// How long runs must have followed each other without a break before they
@@ -58,6 +61,7 @@ impl ReadState {
             Some(since) if unbroken => since,
             _ => now,
         };
+        let full = full_read_zones.is_some();
         let (last_full_read_at, zones) = match full_read_zones {
             Some(zones) => (Some(now), zones),
             None => (self.last_full_read_at, self.zones.clone()),
@@ -67,7 +71,22 @@ impl ReadState {
             last_full_read_at,
             zones,
             series_since: Some(series_since),
+            // A full read answers a due one; a band read keeps it (it is later than now).
+            full_read_due: if full { None } else { self.full_read_due },
         }
+    }
+
+    /// Marks a full read due: at `now` when a full read left work behind
+    /// (what it left may lie outside every band), and at `deferred_until`.
+    pub fn needing(
+        mut self,
+        now: Option<DateTime<Utc>>,
+        deferred_until: Option<DateTime<Utc>>,
+    ) -> Self {
+        for t in [now, deferred_until].into_iter().flatten() {
+            self.full_read_due = Some(self.full_read_due.map_or(t, |due| due.min(t)));
+        }
+        self
     }
 }
 
@@ -192,9 +211,9 @@ fn merge(mut ranges: Vec<(NaiveDate, NaiveDate)>) -> Vec<(NaiveDate, NaiveDate)>
 }
 
 /// What a run at `now` reads: bands since the last complete run when a full
-/// read is recent enough (less than `full_every` ago, and not in the future)
-/// and the runs have followed each other unbroken for a day ([`SETTLE`]),
-/// else the whole window.
+/// read is recent enough (less than `full_every` ago, and not in the future),
+/// none is due ([`ReadState::full_read_due`]) and the runs have followed each
+/// other unbroken for a day ([`SETTLE`]), else the whole window.
 pub fn plan(
     policy: &Policy,
     state: ReadState,
@@ -206,6 +225,7 @@ pub fn plan(
         (Some(full), Some(since))
             if since >= full
                 && !state.zones.is_empty()
+                && state.full_read_due.is_none_or(|due| due > now)
                 && state
                     .series_since
                     .is_some_and(|s| s <= now && now - s >= SETTLE) =>
@@ -341,40 +361,29 @@ mod tests {
             last_run_at: Some(at(run)),
             zones: vec![Tz::UTC],
             series_since: Some(at("2026-11-20T00:00:00Z")),
+            full_read_due: None,
         };
         assert!(plan(&p, ReadState::default(), now, every).full);
+        let full_with = |full: &str, run: &str| plan(&p, state(full, run), now, every).full;
+        assert!(!full_with("2026-11-23T07:00:00Z", "2026-11-23T11:00:00Z"));
         assert!(
-            !plan(
-                &p,
-                state("2026-11-23T07:00:00Z", "2026-11-23T11:00:00Z"),
-                now,
-                every
-            )
-            .full
+            full_with("2026-11-23T06:00:00Z", "2026-11-23T11:00:00Z"),
+            "6 h since a full read"
         );
         assert!(
-            plan(
-                &p,
-                state("2026-11-23T06:00:00Z", "2026-11-23T11:00:00Z"),
-                now,
-                every
-            )
-            .full
-        );
-        assert!(
-            plan(
-                &p,
-                state("2026-11-23T13:00:00Z", "2026-11-23T13:00:00Z"),
-                now,
-                every
-            )
-            .full
+            full_with("2026-11-23T13:00:00Z", "2026-11-23T13:00:00Z"),
+            "a run in the future"
         );
         let no_zones = ReadState {
             zones: vec![],
             ..state("2026-11-23T07:00:00Z", "2026-11-23T11:00:00Z")
         };
         assert!(plan(&p, no_zones, now, every).full, "zones unknown");
+        let due = ReadState {
+            full_read_due: Some(at("2026-11-23T11:30:00Z")),
+            ..state("2026-11-23T07:00:00Z", "2026-11-23T11:00:00Z")
+        };
+        assert!(plan(&p, due, now, every).full, "a deferral ended");
         let young = ReadState {
             series_since: Some(at("2026-11-22T13:00:00Z")),
             ..state("2026-11-23T07:00:00Z", "2026-11-23T11:00:00Z")
@@ -410,6 +419,24 @@ mod tests {
             Some(t),
             "six hours without a run break the series"
         );
+    }
+
+    #[test]
+    fn a_full_read_falls_due_after_work_left_or_a_deferral_and_a_full_read_clears_it() {
+        let every = Duration::hours(6);
+        let t0 = at("2026-11-23T00:00:00Z");
+        let until = at("2026-11-25T00:00:00Z");
+        let s = ReadState::default()
+            .after(t0, Some(vec![Tz::UTC]), every)
+            .needing(None, Some(until));
+        assert_eq!(s.full_read_due, Some(until));
+        let t1 = t0 + Duration::hours(1);
+        let s = s.after(t1, None, every).needing(None, None);
+        assert_eq!(s.full_read_due, Some(until), "a band read keeps it");
+        let s = s.needing(Some(t1), None);
+        assert_eq!(s.full_read_due, Some(t1), "the earliest wins");
+        let s = s.after(t1 + Duration::hours(1), Some(vec![Tz::UTC]), every);
+        assert_eq!(s.full_read_due, None);
     }
 
     #[test]

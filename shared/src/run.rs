@@ -40,11 +40,13 @@ pub struct Deps {
     pub queue: Option<crate::aws::queue::WorkQueue>,
 }
 
-/// A run's send rates: `EMAIL_RATE` emails and `SMS_RATE` SMS parts per
-/// second, or a worker's share of them.
-struct Limits {
+/// What a run's sends share: the rates (`EMAIL_RATE` emails and `SMS_RATE`
+/// SMS parts per second, or a worker's share of them), and the earliest
+/// instant the customer cap deferred a reminder to.
+struct Sending {
     email: RateLimiter,
     sms: RateLimiter,
+    deferred_until: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 /// Why the function cannot start.
@@ -297,9 +299,10 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
         return Ok(summary);
     }
     let share = |rate| req.shard().map_or(rate, |s| s.share(rate));
-    let limits = &Limits {
+    let sending = &Sending {
         email: RateLimiter::new(share(deps.config.email_rate)),
         sms: RateLimiter::new(share(deps.config.sms_rate)),
+        deferred_until: Default::default(),
     };
     let customers = group(candidates);
     let sequence = AtomicU64::new(0);
@@ -335,7 +338,7 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
                         );
                         continue;
                     }
-                    let outcomes = send_message(deps, req, limits, message, sequence).await;
+                    let outcomes = send_message(deps, req, sending, message, sequence).await;
                     sent_one = !all_lost(&outcomes);
                     out.extend(outcomes);
                 }
@@ -349,6 +352,10 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
         tally(&mut summary, &step, &channel, outcome);
     }
     summary.stopped_early |= stopped.load(Ordering::Relaxed);
+    summary.deferred_until = *sending
+        .deferred_until
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     for escalation in escalations {
         let step = escalation.step.name.clone();
         if req.out_of_time(margin) {
@@ -370,13 +377,16 @@ pub async fn run(deps: &Deps, req: &RunRequest) -> Result<RunSummary, StoreError
     // Later runs read only what begins after this one, unless it left work
     // behind that a re-read must find (stopped early, a failed send, a claim
     // held elsewhere ...).
-    if req.record_reads && !req.dry_run && !summary.left_work() {
+    // A band read that left work is not recorded: the next run reads the
+    // same bands again. A full read that left work is, with the next full
+    // read due at once (what it left may lie outside every band).
+    let left = summary.left_work();
+    if req.record_reads && !req.dry_run && (plan.full || !left) {
         let zones = plan.full.then(|| intake.zones.iter().copied().collect());
-        if let Err(err) = deps
-            .store
-            .record_read(&state.after(req.as_of, zones, every))
-            .await
-        {
+        let next = state
+            .after(req.as_of, zones, every)
+            .needing(left.then_some(req.as_of), summary.deferred_until);
+        if let Err(err) = deps.store.record_read(&next).await {
             tracing::warn!(error = %err, "could not record the run's reads; the next run reads more");
         }
     }
@@ -430,14 +440,20 @@ async fn fan_out(
         })
         .collect();
     match queue.send(&orders).await {
-        Ok(()) => {
+        (_, None) => {
             tracing::info!(workers = n, messages, "fanned out to workers");
             Some(n)
         }
-        Err(err) => {
+        (0, Some(err)) => {
             // Sending ourselves is slower but loses nothing.
             tracing::warn!(error = %err, "could not queue the workers' orders; sending in this run");
             None
+        }
+        (queued, Some(err)) => {
+            // The queued shards are sent by their workers; the others wait
+            // for the next run, which reads them again (no state recorded).
+            tracing::error!(error = %err, queued, workers = n, "only some workers' orders were queued");
+            Some(n)
         }
     }
 }
@@ -452,9 +468,11 @@ async fn read_plan(
     crate::reads::ReadState,
     chrono::Duration,
 ) {
+    // Never longer than the default: a longer one could miss a zone's window.
+    let longest = crate::reads::default_full_read_interval(&deps.policy);
     let every = match deps.config.full_read_hours {
-        Some(hours) => chrono::Duration::hours(hours as i64),
-        None => crate::reads::default_full_read_interval(&deps.policy),
+        Some(hours) => chrono::Duration::hours(hours as i64).min(longest),
+        None => longest,
     };
     let state = match deps.store.read_state().await {
         Ok(state) => state,
@@ -568,8 +586,8 @@ fn consider<'p>(
                 .insert(invoice.timezone.unwrap_or(deps.config.business_timezone));
             invoice
         }
-        // Every worker reads it: the first one reports it.
-        Err(_) if req.shard().is_some_and(|s| s.index > 0) => {
+        // Every worker reads it: the run that queued them reported it.
+        Err(_) if req.shard().is_some() => {
             summary.other_shards += 1;
             return;
         }
@@ -766,7 +784,7 @@ fn token(req: &RunRequest, sequence: &AtomicU64) -> String {
 async fn send_message(
     deps: &Deps,
     req: &RunRequest,
-    limits: &Limits,
+    sending: &Sending,
     message: Message<'_>,
     sequence: &AtomicU64,
 ) -> Vec<(String, String, Outcome)> {
@@ -838,7 +856,7 @@ async fn send_message(
             out.extend(
                 deliver(
                     deps,
-                    limits,
+                    sending,
                     &message,
                     &lines,
                     &claimed,
@@ -868,6 +886,13 @@ async fn send_message(
             .collect(),
         ClaimOutcome::CapReached { until } => {
             tracing::info!(%until, "customer cap reached; reminder deferred");
+            {
+                let mut earliest = sending
+                    .deferred_until
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                *earliest = Some(earliest.map_or(until, |t| t.min(until)));
+            }
             for c in &message.members {
                 let sk = reminder_sk(&step.name, channel);
                 if let Err(err) = deps
@@ -887,7 +912,7 @@ async fn send_message(
 /// Sends a claimed message covering `claimed` members and records the outcome for each.
 async fn deliver(
     deps: &Deps,
-    limits: &Limits,
+    sending: &Sending,
     message: &Message<'_>,
     lines: &[InvoiceLine],
     claimed: &[usize],
@@ -917,7 +942,7 @@ async fn deliver(
         Some(ctx) => match &message.address {
             Address::Email(to) => match deps.renderer.email(&step.template, &ctx) {
                 Ok(email) => {
-                    limits.email.acquire(1).await;
+                    sending.email.acquire(1).await;
                     deps.mail.send(to, &email).await
                 }
                 Err(e) => Err(render_failure(&e)),
@@ -931,7 +956,7 @@ async fn deliver(
                     match crate::segments::fit(&text, &[opt_out], deps.config.sms_max_segments) {
                         Some(text) => {
                             let parts = crate::segments::measure(&text).segments;
-                            limits
+                            sending
                                 .sms
                                 .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
                                 .await;

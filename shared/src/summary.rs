@@ -41,6 +41,8 @@ pub struct RunSummary {
     pub fanned_out: u32,
     /// Items a worker read that belong to another worker's shard.
     pub other_shards: u64,
+    /// The earliest instant reminders were deferred to by the customer cap.
+    pub deferred_until: Option<DateTime<Utc>>,
     /// Pages of the due index read.
     pub pages: u64,
     /// Items returned by the due index.
@@ -94,7 +96,6 @@ impl RunSummary {
             .sum()
     }
 
-    /// Total sent over all steps and channels.
     /// Whether the run left work that only a re-read finds: it stopped
     /// early, a send failed (a transient failure is retried), a claim failed
     /// or was held by another run, or a customer's second message waits.
@@ -112,6 +113,7 @@ impl RunSummary {
             || WAITING.iter().any(|r| self.skipped.contains_key(*r))
     }
 
+    /// Total sent over all steps and channels.
     pub fn total_sent(&self) -> u64 {
         self.total(|o| o.sent)
     }

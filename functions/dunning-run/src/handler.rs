@@ -74,36 +74,46 @@ fn deadline_instant(deadline_ms: u64, now: std::time::SystemTime) -> Option<std:
     }
 }
 
+/// One SQS message: its id and the worker order in its body.
+pub type Order = (String, Result<WorkOrder, EventError>);
+
 /// The worker orders in an SQS event (a fanned-out run's shards), by message
 /// id; `None` when the payload is not an SQS event.
-pub fn parse_orders(payload: &Value) -> Option<Vec<(String, Result<WorkOrder, EventError>)>> {
-    let records = payload.get("Records")?.as_array()?;
-    if !records
-        .iter()
-        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-    {
-        return None;
-    }
-    let event: SqsEvent = serde_json::from_value(payload.clone()).ok()?;
-    Some(
-        event
-            .records
-            .into_iter()
-            .map(|m| {
-                let order =
-                    serde_json::from_str(m.body.as_deref().unwrap_or("")).map_err(EventError::from);
-                (m.message_id.unwrap_or_default(), order)
-            })
-            .collect(),
-    )
+pub fn parse_orders(payload: &Value) -> Option<Result<Vec<Order>, EventError>> {
+    payload.get("Records")?;
+    // A payload with `Records` is never taken for a scheduled run.
+    let event: SqsEvent = match serde_json::from_value(payload.clone()) {
+        Ok(event) => event,
+        Err(err) => return Some(Err(err.into())),
+    };
+    Some(Ok(event
+        .records
+        .into_iter()
+        .map(|m| {
+            let order =
+                serde_json::from_str(m.body.as_deref().unwrap_or("")).map_err(EventError::from);
+            (m.message_id.unwrap_or_default(), order)
+        })
+        .collect()))
+}
+
+/// An order older than this is dropped: its instant decides "today" and the
+/// send windows, so it must not run late. The next scheduled run reads its
+/// invoices again (a fanned-out run leaves the read state as it was).
+const ORDER_MAX_AGE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Whether a worker order is too old to run at `now`.
+pub fn stale(order: &WorkOrder, now: DateTime<Utc>) -> bool {
+    now - order.as_of > ORDER_MAX_AGE
 }
 
 /// Runs each worker order of an SQS event; the orders that fail go back to
 /// the queue (partial batch response), the malformed ones are dropped with an error log.
 async fn handle_orders(
     deps: &Deps,
-    orders: Vec<(String, Result<WorkOrder, EventError>)>,
+    orders: Vec<Order>,
     deadline: Option<std::time::Instant>,
+    request_id: &str,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for (message_id, order) in orders {
@@ -114,8 +124,14 @@ async fn handle_orders(
                 continue;
             }
         };
+        if stale(&order, Utc::now()) {
+            tracing::warn!(%message_id, as_of = %order.as_of, "worker order too old; dropped, the next run reads its invoices again");
+            continue;
+        }
         let mut request = RunRequest::worker(order);
         request.deadline = deadline;
+        // A redelivered order runs under its own claim tokens.
+        request.run_id = format!("{}/{request_id}", request.run_id);
         let result = run(deps, &request).await;
         let metrics = match &result {
             Ok(summary) => summary.clone(),
@@ -135,13 +151,17 @@ async fn handle_orders(
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let deadline = deadline_instant(event.context.deadline, std::time::SystemTime::now());
     if let Some(orders) = parse_orders(&event.payload) {
-        let response = handle_orders(deps, orders, deadline).await;
+        let response = handle_orders(deps, orders?, deadline, &event.context.request_id).await;
         return Ok(serde_json::to_value(response)?);
     }
-    let (as_of, dry_run) = parse_event(event.payload, Utc::now())?;
+    let now = Utc::now();
+    let (as_of, dry_run) = parse_event(event.payload, now)?;
     let mut request = RunRequest::new(as_of, event.context.request_id.clone());
     request.dry_run = dry_run;
     request.deadline = deadline;
+    // Only a run for about now is part of the hourly series; a rehearsal for
+    // another instant leaves the read state alone.
+    request.record_reads = (now - as_of).abs() < chrono::Duration::hours(1);
     tracing::info!(run_id = %request.run_id, %as_of, dry_run, deadline_ms = event.context.deadline, now_ms = Utc::now().timestamp_millis(), "run starting");
     let result = run(deps, &request).await;
     // One Embedded Metric Format line on stdout: CloudWatch makes it metrics.
@@ -211,7 +231,9 @@ mod tests {
 
     #[test]
     fn an_sqs_event_carries_worker_orders_and_a_malformed_one_is_an_error() {
-        let orders = parse_orders(&fixture("worker-orders.json")).expect("an SQS event");
+        let orders = parse_orders(&fixture("worker-orders.json"))
+            .expect("an SQS event")
+            .expect("well formed");
         assert_eq!(orders.len(), 2);
         let (id, order) = &orders[0];
         assert!(id.ends_with("0001"));
@@ -220,8 +242,14 @@ mod tests {
         assert_eq!(order.as_of.to_rfc3339(), "2026-11-23T14:00:00+00:00");
         assert_eq!(order.ranges.len(), 1);
         assert!(orders[1].1.is_err());
-        // A scheduled event is not mistaken for one.
+        // A scheduled event is not mistaken for one, nor a bad SQS event for a run.
         assert!(parse_orders(&fixture("scheduled-event.json")).is_none());
+        assert!(parse_orders(&serde_json::json!({"Records": 3})).is_some_and(|r| r.is_err()));
+        // An order runs within 15 minutes of its instant, or never.
+        let order = orders[0].1.as_ref().unwrap();
+        let at = |m: i64| order.as_of + chrono::Duration::minutes(m);
+        assert!(!stale(order, at(15)));
+        assert!(stale(order, at(16)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The work queue (SQS) a fanned-out run puts its shards' [`WorkOrder`]s on;
 //! the run function consumes it as worker invocations.
 
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 
 use super::store::StoreError;
@@ -20,19 +21,43 @@ impl WorkQueue {
         }
     }
 
-    /// Queues every order, one message each (an order is a few hundred bytes).
-    pub async fn send(&self, orders: &[WorkOrder]) -> Result<(), StoreError> {
-        for order in orders {
-            let body = serde_json::to_string(order)
-                .map_err(|e| StoreError::local("SendMessage", e.to_string()))?;
-            self.client
-                .send_message()
-                .queue_url(&self.url)
-                .message_body(body)
-                .send()
-                .await
-                .map_err(|e| StoreError::from_sdk("SendMessage", e))?;
+    /// Queues the orders, one message each (an order is a few hundred
+    /// bytes), ten to a batch; returns how many were queued, and the error
+    /// that stopped the rest.
+    pub async fn send(&self, orders: &[WorkOrder]) -> (usize, Option<StoreError>) {
+        let mut queued = 0;
+        for batch in orders.chunks(10) {
+            let mut request = self.client.send_message_batch().queue_url(&self.url);
+            for (i, order) in batch.iter().enumerate() {
+                let entry = serde_json::to_string(order)
+                    .map_err(|e| e.to_string())
+                    .and_then(|body| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(body)
+                            .build()
+                            .map_err(|e| e.to_string())
+                    });
+                match entry {
+                    Ok(entry) => request = request.entries(entry),
+                    Err(e) => return (queued, Some(StoreError::local("SendMessageBatch", e))),
+                }
+            }
+            match request.send().await {
+                Ok(out) => {
+                    queued += out.successful.len();
+                    if let Some(failed) = out.failed.first() {
+                        let why = format!(
+                            "{}: {}",
+                            failed.code,
+                            failed.message.as_deref().unwrap_or("")
+                        );
+                        return (queued, Some(StoreError::local("SendMessageBatch", why)));
+                    }
+                }
+                Err(e) => return (queued, Some(StoreError::from_sdk("SendMessageBatch", e))),
+            }
         }
-        Ok(())
+        (queued, None)
     }
 }

@@ -271,6 +271,7 @@ impl DynamoStore {
             last_full_read_at: at("last_full_read_at"),
             zones,
             series_since: at("series_since"),
+            full_read_due: at("full_read_due"),
         })
     }
 
@@ -289,6 +290,14 @@ impl DynamoStore {
             set.push("series_since = :s");
             update = update.expression_attribute_values(":s", s(rfc3339(t)));
         }
+        let mut remove = "";
+        match state.full_read_due {
+            Some(t) => {
+                set.push("full_read_due = :d");
+                update = update.expression_attribute_values(":d", s(rfc3339(t)));
+            }
+            None => remove = " REMOVE full_read_due",
+        }
         if let Some(t) = state.last_full_read_at {
             set.push("last_full_read_at = :f");
             update = update.expression_attribute_values(":f", s(rfc3339(t)));
@@ -299,7 +308,7 @@ impl DynamoStore {
             update = update.expression_attribute_values(":z", AttributeValue::Ss(names));
         }
         match update
-            .update_expression(format!("SET {}", set.join(", ")))
+            .update_expression(format!("SET {}{remove}", set.join(", ")))
             .send()
             .await
         {

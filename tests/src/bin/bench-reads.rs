@@ -173,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
                 last_full_read_at: Some(hours(4)),
                 zones: vec![chrono_tz::Tz::UTC],
                 series_since: Some(hours(48)),
+                full_read_due: None,
             })
             .await?;
     }
