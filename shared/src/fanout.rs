@@ -60,6 +60,15 @@ pub struct WorkOrder {
     pub ranges: Vec<(NaiveDate, NaiveDate)>,
 }
 
+/// The messages per second one invocation sends: the provider's `rate`
+/// (0 = unlimited) or what it sustains on its own, whichever is lower.
+pub fn per_invocation_rate(rate: u64, worker_rate: u64) -> u64 {
+    match rate {
+        0 => worker_rate,
+        r => r.min(worker_rate),
+    }
+}
+
 /// How many workers a run needs: enough that each sends its share within
 /// one invocation's budget, but no more than the provider rate can keep
 /// busy and never more than `max_workers`.
@@ -82,11 +91,7 @@ pub fn workers_needed(
     max_workers: u32,
 ) -> u32 {
     let worker_rate = worker_rate.max(1);
-    let per_worker = if rate == 0 {
-        worker_rate
-    } else {
-        rate.min(worker_rate)
-    };
+    let per_worker = per_invocation_rate(rate, worker_rate);
     let by_volume = messages.div_ceil((per_worker * budget_secs).max(1));
     let by_rate = if rate == 0 {
         u64::MAX

@@ -17,7 +17,7 @@ use crate::aws::{DynamoStore, SesMailer, SnsTexter, StoreError};
 use crate::config::Config;
 use crate::contact::{EmailAddress, PhoneNumber};
 use crate::decide::{decide, late_fee_due, Readiness};
-use crate::fanout::{workers_needed, Shard, WorkOrder};
+use crate::fanout::{per_invocation_rate, workers_needed, Shard, WorkOrder};
 use crate::invoice::Invoice;
 use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerState, ESCALATION};
 use crate::money::Money;
@@ -162,6 +162,14 @@ impl RunRequest {
     fn margin(&self, configured: std::time::Duration) -> std::time::Duration {
         self.deadline.map_or(configured, |d| {
             configured.min(d.saturating_duration_since(Instant::now()) / 3)
+        })
+    }
+
+    /// The time left for work before the deadline, `margin` kept free.
+    fn time_for_work(&self, margin: Duration) -> Option<Duration> {
+        self.deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .saturating_sub(margin)
         })
     }
 
@@ -417,10 +425,9 @@ async fn fan_out(
     if req.dry_run || req.order.is_some() || deps.config.max_workers < 2 {
         return None;
     }
-    let budget = req.deadline.map_or(Duration::from_secs(840), |d| {
-        d.saturating_duration_since(Instant::now())
-            .saturating_sub(margin)
-    });
+    let budget = req
+        .time_for_work(margin)
+        .unwrap_or(Duration::from_secs(840));
     let n = workers_needed(
         messages,
         deps.config.email_rate,
@@ -524,20 +531,13 @@ struct Intake {
 
 impl Intake {
     fn new(deps: &Deps, req: &RunRequest, margin: Duration) -> Self {
-        let cap = req.deadline.map(|d| {
-            let budget = d
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(margin)
-                .as_secs_f64();
+        let cap = req.time_for_work(margin).map(|budget| {
             let rate = req
                 .shard()
                 .map_or(deps.config.email_rate, |s| s.share(deps.config.email_rate));
-            let per_second = match rate {
-                0 => deps.config.worker_send_rate,
-                r => r.min(deps.config.worker_send_rate),
-            };
+            let per_second = per_invocation_rate(rate, deps.config.worker_send_rate);
             // Whole customers, at least one (a float-to-int cast saturates).
-            ((per_second as f64 * budget).ceil() as usize).max(1)
+            ((per_second as f64 * budget.as_secs_f64()).ceil() as usize).max(1)
         });
         Self {
             cap,
