@@ -277,7 +277,7 @@ async fn execute(command: Command) -> Result<()> {
             }
         }
         Command::CreateTopic { name } => {
-            let arn = dunning::aws::SnsTexter::new(&sdk)
+            let arn = dunning::aws::SnsPublisher::new(&sdk)
                 .create_topic(&name)
                 .await?;
             println!("{arn}");
@@ -388,12 +388,12 @@ fn print_summary(s: &RunSummary) {
             );
         }
     }
-    let line = |label: &str, map: &std::collections::BTreeMap<String, u64>| {
+    fn line<K: std::fmt::Display>(label: &str, map: &std::collections::BTreeMap<K, u64>) {
         if !map.is_empty() {
             let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
             println!("{label}: {}", parts.join(", "));
         }
-    };
+    }
     line("held", &s.held);
     line("skipped", &s.skipped);
     line("failed", &s.failed);

@@ -7,10 +7,11 @@
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dunning::channel::Channel;
 use dunning::decide::decide;
 use dunning::invoice::{Invoice, RawInvoice, RawValue};
 use dunning::paylink::PayLinkSigner;
-use dunning::policy::{Channel, Policy};
+use dunning::policy::Policy;
 use dunning::render::{InvoiceLine, Locale, ReminderContext, Renderer};
 
 const N: usize = 1_000;

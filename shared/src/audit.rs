@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::aws::store::raw_invoice;
-use crate::aws::{DynamoStore, StoreError};
+use crate::aws::DynamoStore;
 use crate::invoice::Invoice;
+use crate::ports::StoreError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AuditReport {
@@ -35,8 +35,7 @@ pub async fn audit(store: &DynamoStore, segments: i32) -> Result<AuditReport, St
             report.scanned += page.scanned_count;
             for item in &page.items {
                 report.invoices += 1;
-                let raw = raw_invoice(item);
-                if let Err(rejected) = Invoice::parse(&raw) {
+                if let Err(rejected) = Invoice::parse(&item.raw) {
                     let id = rejected.invoice_id.unwrap_or_else(|| "<no id>".into());
                     report.unusable.push((id, rejected.reason.code()));
                 }

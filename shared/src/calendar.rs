@@ -1,7 +1,98 @@
-//! Calendar rules: whose "today" it is, and which due dates a run must read.
+//! Calendar rules, all in the customer's local time: whose "today" it is,
+//! the send windows, business days (weekends, holidays), the day a step
+//! fires, which due dates a run must read, and strict `YYYY-MM-DD` dates.
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
+
+use crate::channel::Channel;
+
+/// A daily window of local time, start inclusive, end exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl Window {
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    /// `HH:MM-HH:MM` (`24:00` as an end); `None` unless the start comes first.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (a, b) = text.split_once('-')?;
+        let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").ok()?;
+        let end = if b.trim() == "24:00" {
+            NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999)?
+        } else {
+            NaiveTime::parse_from_str(b.trim(), "%H:%M").ok()?
+        };
+        (start < end).then_some(Self { start, end })
+    }
+}
+
+/// When steps may fire, in the customer's local time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calendar {
+    pub send_window: Window,
+    pub sms_window: Window,
+    pub skip_weekends: bool,
+    pub holidays: BTreeSet<NaiveDate>,
+    /// The last step may still be sent this many days after its day.
+    pub catch_up_days: u64,
+}
+
+impl Calendar {
+    pub fn is_business_day(&self, day: NaiveDate) -> bool {
+        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
+        let closed = (self.skip_weekends && weekend) || self.holidays.contains(&day);
+        !closed
+    }
+
+    /// The day a step whose nominal day is `day` fires: deferred to the next business day.
+    pub fn effective_day(&self, day: NaiveDate) -> NaiveDate {
+        let mut d = day;
+        // Bounded: a year of holidays is refused at load time.
+        for _ in 0..400 {
+            if self.is_business_day(d) {
+                return d;
+            }
+            d = d + Days::new(1);
+        }
+        d
+    }
+
+    /// Whether `channel` may be sent at local time `t`.
+    pub fn open(&self, channel: Channel, t: NaiveTime) -> bool {
+        self.send_window.contains(t) && (channel != Channel::Sms || self.sms_window.contains(t))
+    }
+}
+
+impl Calendar {
+    /// 09:00-17:00, SMS 08:00-21:00, every day a business day, 14 days of catch-up.
+    pub fn defaults() -> Self {
+        Self {
+            send_window: Window::parse("09:00-17:00").expect("valid"),
+            sms_window: Window::parse("08:00-21:00").expect("valid"),
+            skip_weekends: false,
+            holidays: BTreeSet::new(),
+            catch_up_days: 14,
+        }
+    }
+}
+
+impl Calendar {
+    /// The business day on which a step `offset_days` from `due` fires.
+    pub fn step_day(&self, offset_days: i64, due: NaiveDate) -> NaiveDate {
+        let nominal = due
+            .checked_add_signed(chrono::Duration::days(offset_days))
+            .unwrap_or(due);
+        self.effective_day(nominal)
+    }
+}
 
 /// The local calendar date at `instant` in `tz`.
 pub fn local_date(instant: DateTime<Utc>, tz: Tz) -> NaiveDate {
@@ -21,6 +112,14 @@ pub fn due_date_window(
     let from = utc_today - Days::new(lag_days + 1);
     let to = utc_today + Days::new(lead_days + 1);
     (from, to)
+}
+
+/// Strict `YYYY-MM-DD`: `2026-02-30` and `2026-2-3` are refused.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    if text.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
 }
 
 #[cfg(test)]

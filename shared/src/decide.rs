@@ -5,9 +5,10 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::channel::Channel;
 use crate::invoice::{Invoice, InvoiceStatus};
 use crate::money::Money;
-use crate::policy::{Action, Channel, Policy, Step};
+use crate::policy::{Action, Policy, Step};
 
 /// Why an invoice gets no reminder in this run. `as_str()` keys run summaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -134,10 +135,10 @@ pub fn decide<'p>(
     let steps = policy.steps();
     let index = steps
         .iter()
-        .rposition(|s| policy.step_day(s, invoice.due_date) <= today)
+        .rposition(|s| policy.calendar.step_day(s.offset_days, invoice.due_date) <= today)
         .ok_or(Hold::NotYet)?;
     let step = &steps[index];
-    let step_day = policy.step_day(step, invoice.due_date);
+    let step_day = policy.calendar.step_day(step.offset_days, invoice.due_date);
     if invoice
         .reminder_offset
         .is_some_and(|reached| reached > step.offset_days)
@@ -570,7 +571,7 @@ mod tests {
                     let Some((when, _, _)) = hit else {
                         return Err(TestCaseError::fail(format!("{} {channel} never sent", step.name)));
                     };
-                    prop_assert_eq!(when.with_timezone(&s.tz).date_naive(), p.step_day(step, inv.due_date));
+                    prop_assert_eq!(when.with_timezone(&s.tz).date_naive(), p.calendar.step_day(step.offset_days, inv.due_date));
                 }
             }
             prop_assert!(inv.in_collections, "the ladder ends in collections");

@@ -12,9 +12,10 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
+use crate::calendar::parse_date;
+use crate::channel::Channel;
 use crate::contact::{EmailAddress, PhoneNumber};
 use crate::money::{parse_amount, AmountError, Currency, Money};
-use crate::policy::Channel;
 
 /// One attribute as a source delivered it, before validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +47,7 @@ impl RawInvoice {
     }
 
     /// Text of an attribute; empty text counts as absent (CSV has no null).
-    fn text(&self, name: &'static str) -> Result<Option<&str>, InvalidReason> {
+    pub(crate) fn text(&self, name: &'static str) -> Result<Option<&str>, InvalidReason> {
         match self.0.get(name) {
             None => Ok(None),
             Some(RawValue::Text(s)) if s.is_empty() => Ok(None),
@@ -55,7 +56,7 @@ impl RawInvoice {
         }
     }
 
-    fn required(&self, name: &'static str) -> Result<&str, InvalidReason> {
+    pub(crate) fn required(&self, name: &'static str) -> Result<&str, InvalidReason> {
         self.text(name)?.ok_or(InvalidReason::Missing(name))
     }
 }
@@ -196,7 +197,7 @@ impl InvoiceStatus {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str) -> Option<Self> {
         match text {
             "open" => Some(Self::Open),
             "paid" => Some(Self::Paid),
@@ -417,78 +418,6 @@ fn parse_channels<'a>(
         .collect()
 }
 
-/// What applying a payment needs from an invoice item. Read leniently: a bad
-/// phone number or a missing contact must never stop money being recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PayableInvoice {
-    pub id: String,
-    pub status: InvoiceStatus,
-    pub amount: Money,
-    pub amount_paid: Decimal,
-    /// Late fees applied so far (sum of `late_fee#<step>`).
-    pub late_fees: Decimal,
-    pub customer_name: String,
-    /// For a receipt, when the address is usable.
-    pub email: Option<EmailAddress>,
-    pub locale: Option<String>,
-}
-
-impl PayableInvoice {
-    pub fn parse(raw: &RawInvoice) -> Result<Self, InvalidReason> {
-        let id = raw.required("invoice_id")?.to_owned();
-        let status =
-            InvoiceStatus::parse(raw.required("status")?).ok_or(InvalidReason::BadStatus)?;
-        let currency =
-            Currency::parse(raw.required("currency")?).ok_or(InvalidReason::UnknownCurrency)?;
-        let amount = parse_amount(raw.required("amount")?, currency)
-            .map_err(|_| InvalidReason::BadAmount(AmountProblem::NotDecimal))?;
-        // No upper bound here: an overpaid invoice keeps taking payments.
-        let decimal = |t: &str| t.parse::<Decimal>().ok().filter(|d| !d.is_sign_negative());
-        let amount_paid = match raw.text("amount_paid")? {
-            None => Decimal::ZERO,
-            Some(t) => decimal(t).ok_or(InvalidReason::BadAmountPaid)?,
-        };
-        let mut late_fees = Decimal::ZERO;
-        for (name, value) in &raw.0 {
-            if name.starts_with("late_fee#") {
-                match value {
-                    RawValue::Text(t) => {
-                        late_fees += decimal(t).ok_or(InvalidReason::BadLateFee)?
-                    }
-                    _ => return Err(InvalidReason::BadLateFee),
-                }
-            }
-        }
-        Ok(Self {
-            id,
-            status,
-            amount: Money::new(amount, currency),
-            amount_paid,
-            late_fees,
-            customer_name: raw
-                .text("customer_name")
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-                .to_owned(),
-            email: raw
-                .text("email")
-                .ok()
-                .flatten()
-                .and_then(EmailAddress::parse),
-            locale: raw.text("locale").ok().flatten().map(str::to_owned),
-        })
-    }
-}
-
-/// Strict `YYYY-MM-DD`: `2026-02-30` and `2026-2-3` are refused.
-pub fn parse_date(text: &str) -> Option<NaiveDate> {
-    if text.len() != 10 {
-        return None;
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
-}
-
 /// A pause given as a date lasts to the end of that day in the invoice's zone
 /// (UTC when it has none); an RFC 3339 instant is taken as is.
 fn parse_pause(text: &str, tz: Option<Tz>) -> Option<DateTime<Utc>> {
@@ -508,6 +437,7 @@ fn parse_pause(text: &str, tz: Option<Tz>) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payment::PayableInvoice;
     use proptest::prelude::*;
 
     pub(crate) fn sample() -> RawInvoice {

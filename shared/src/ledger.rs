@@ -1,11 +1,14 @@
-//! The reminder ledger's vocabulary: keys, states and retry timing. One ledger
+//! The reminder ledger's vocabulary: keys, states, retry timing, and the
+//! transition from a failed send to the record's next state. One ledger
 //! record per (invoice, step, channel) lives under the invoice's partition;
-//! creating it with a conditional write is the claim that makes a send
-//! exactly-once (see `store::DynamoStore::claim`).
+//! creating it conditionally is the claim that makes a send exactly-once
+//! ([`crate::claim`], written by [`crate::ports::Store::claim`]).
 
 use std::time::Duration;
 
-use crate::policy::Channel;
+use chrono::{DateTime, Utc};
+
+use crate::channel::Channel;
 
 /// Sort key of the invoice item itself.
 pub const INVOICE_SK: &str = "invoice";
@@ -91,9 +94,80 @@ pub fn retry_delay(attempts: u32) -> Duration {
     Duration::from_secs((base * factor).min(6 * 3600))
 }
 
+/// A ledger record's state after a failed send, and when it may be claimed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterFailure {
+    pub state: LedgerState,
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// The transition after a send failed at `at` on attempt `attempts` (the
+/// claim that made it counted, so at least 1): a permanent error, or a
+/// transient one on the last attempt, ends in `failed`; otherwise the record
+/// waits in `retry`, longer after each attempt ([`retry_delay`]).
+pub fn after_failure(class: ErrorClass, attempts: u32, at: DateTime<Utc>) -> AfterFailure {
+    match class {
+        ErrorClass::Transient if attempts < MAX_ATTEMPTS => AfterFailure {
+            state: LedgerState::Retry,
+            retry_after: Some(
+                at + chrono::Duration::seconds(retry_delay(attempts).as_secs() as i64),
+            ),
+        },
+        ErrorClass::Transient | ErrorClass::Permanent => AfterFailure {
+            state: LedgerState::Failed,
+            retry_after: None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_permanent_failure_ends_at_once_and_a_transient_one_after_the_last_attempt() {
+        let t = at("2026-11-23T10:00:00Z");
+        let failed = AfterFailure {
+            state: LedgerState::Failed,
+            retry_after: None,
+        };
+        assert_eq!(after_failure(ErrorClass::Permanent, 1, t), failed);
+        assert_eq!(
+            after_failure(ErrorClass::Transient, 1, t),
+            AfterFailure {
+                state: LedgerState::Retry,
+                retry_after: Some(at("2026-11-23T10:05:00Z"))
+            }
+        );
+        assert_eq!(
+            after_failure(ErrorClass::Transient, MAX_ATTEMPTS - 1, t).retry_after,
+            Some(t + chrono::Duration::seconds(retry_delay(MAX_ATTEMPTS - 1).as_secs() as i64))
+        );
+        assert_eq!(
+            after_failure(ErrorClass::Transient, MAX_ATTEMPTS, t),
+            failed
+        );
+    }
+
+    proptest! {
+        /// A transient failure is retried, later each time, exactly until the
+        /// attempts run out; nothing is ever retried before it failed.
+        #[test]
+        fn retries_wait_longer_each_attempt_and_stop_at_the_limit(attempts in 1u32..20, secs in 0i64..4_000_000_000) {
+            let t = DateTime::from_timestamp(secs, 0).unwrap();
+            let now = after_failure(ErrorClass::Transient, attempts, t);
+            let next = after_failure(ErrorClass::Transient, attempts + 1, t);
+            prop_assert_eq!(now.state == LedgerState::Retry, attempts < MAX_ATTEMPTS);
+            if let (Some(a), Some(b)) = (now.retry_after, next.retry_after) {
+                prop_assert!(t < a && a <= b);
+            }
+        }
+    }
 
     #[test]
     fn keys_name_step_and_channel() {

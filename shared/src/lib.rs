@@ -1,14 +1,22 @@
-//! Invoice dunning on AWS: the library behind the `dunning-run` Lambda and the
-//! `dunning-admin` CLI.
+//! Invoice dunning on AWS: the library behind the `dunning-run`,
+//! `payment-webhook` Lambdas and the `dunning-admin` CLI. See
+//! `docs/architecture.md` for a map.
 //!
-//! Pure modules (no I/O, unit- and property-tested): [`money`], [`contact`],
-//! [`invoice`], [`calendar`], [`policy`], [`paylink`], [`render`], [`ledger`],
-//! [`summary`], [`config`]. Adapters over the AWS SDK: [`aws`]. The run
-//! itself, wiring both together: [`run`].
+//! The domain, pure (no I/O; unit- and property-tested): [`channel`],
+//! [`money`], [`contact`], [`calendar`], [`cap`], [`invoice`], [`policy`],
+//! [`decide`], [`reads`], [`fanout`], [`templates`], [`render`],
+//! [`segments`], [`paylink`], [`claim`], [`ledger`], [`payment`],
+//! [`summary`], [`config`], [`import`], [`rate`], [`retry`]. The seams:
+//! [`ports`]. Adapters over the AWS SDK: [`aws`]. The run, wiring both
+//! together: [`run`]; the webhook: [`webhook`]. In-memory adapters for
+//! tests: `testing` (feature `test-util`).
 
 pub mod audit;
 pub mod aws;
 pub mod calendar;
+pub mod cap;
+pub mod channel;
+pub mod claim;
 pub mod config;
 pub mod contact;
 pub mod decide;
@@ -18,14 +26,19 @@ pub mod invoice;
 pub mod ledger;
 pub mod money;
 pub mod paylink;
+pub mod payment;
 pub mod policy;
+pub mod ports;
 pub mod preview;
 pub mod rate;
 pub mod reads;
 pub mod render;
+pub mod retry;
 pub mod run;
 pub mod segments;
 pub mod summary;
 pub mod telemetry;
-mod templates;
+pub mod templates;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod webhook;

@@ -4,48 +4,18 @@
 //! the line of the first problem.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use chrono::{Datelike, Days, NaiveDate, NaiveTime, Weekday};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::calendar::{Calendar, Window};
+use crate::cap::Cap;
+use crate::channel::Channel;
 use crate::money::{parse_amount, Currency};
 
 /// The default policy, compiled in.
 pub const DEFAULT_POLICY: &str = include_str!("../../infra/policy.toml");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Channel {
-    Email,
-    Sms,
-}
-
-impl Channel {
-    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Email => "email",
-            Self::Sms => "sms",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "email" => Some(Self::Email),
-            "sms" => Some(Self::Sms),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,74 +68,6 @@ pub struct Step {
     pub min_outstanding: BTreeMap<Currency, Decimal>,
     pub late_fee: Option<LateFee>,
     pub action: Action,
-}
-
-/// A daily window of local time, start inclusive, end exclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: NaiveTime,
-    pub end: NaiveTime,
-}
-
-impl Window {
-    pub fn contains(&self, t: NaiveTime) -> bool {
-        self.start <= t && t < self.end
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        let (a, b) = text.split_once('-')?;
-        let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").ok()?;
-        let end = if b.trim() == "24:00" {
-            NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999)?
-        } else {
-            NaiveTime::parse_from_str(b.trim(), "%H:%M").ok()?
-        };
-        (start < end).then_some(Self { start, end })
-    }
-}
-
-/// When steps may fire, in the customer's local time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Calendar {
-    pub send_window: Window,
-    pub sms_window: Window,
-    pub skip_weekends: bool,
-    pub holidays: BTreeSet<NaiveDate>,
-    /// The last step may still be sent this many days after its day.
-    pub catch_up_days: u64,
-}
-
-impl Calendar {
-    pub fn is_business_day(&self, day: NaiveDate) -> bool {
-        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
-        let closed = (self.skip_weekends && weekend) || self.holidays.contains(&day);
-        !closed
-    }
-
-    /// The day a step whose nominal day is `day` fires: deferred to the next business day.
-    pub fn effective_day(&self, day: NaiveDate) -> NaiveDate {
-        let mut d = day;
-        // Bounded: a year of holidays is refused at load time.
-        for _ in 0..400 {
-            if self.is_business_day(d) {
-                return d;
-            }
-            d = d + Days::new(1);
-        }
-        d
-    }
-
-    /// Whether `channel` may be sent at local time `t`.
-    pub fn open(&self, channel: Channel, t: NaiveTime) -> bool {
-        self.send_window.contains(t) && (channel != Channel::Sms || self.sms_window.contains(t))
-    }
-}
-
-/// The rolling per-customer cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cap {
-    pub messages: u32,
-    pub days: u32,
 }
 
 /// The ladder, sorted by offset, with its calendar and cap.
@@ -252,7 +154,7 @@ impl Policy {
     /// The compiled-in default (`infra/policy.toml`): -3, 0, +1, +7, +14 (final notice), +30 (escalate).
     pub fn default_policy() -> Self {
         Self::from_toml(DEFAULT_POLICY, |t| {
-            crate::render::BUILT_IN_TEMPLATES.contains(&t)
+            crate::templates::BUILT_IN_TEMPLATES.contains(&t)
         })
         .expect("the compiled-in policy is valid (tested)")
     }
@@ -313,7 +215,7 @@ impl Policy {
                 };
                 let mut holidays = BTreeSet::new();
                 for h in &c.holidays {
-                    let day = crate::invoice::parse_date(h.get_ref()).ok_or_else(|| {
+                    let day = crate::calendar::parse_date(h.get_ref()).ok_or_else(|| {
                         err(
                             h.span().start,
                             format!("holiday `{}` is not a YYYY-MM-DD date", h.get_ref()),
@@ -506,26 +408,6 @@ impl Policy {
         };
         last + self.calendar.catch_up_days + deferral
     }
-
-    /// The business days' date of step `step` for an invoice due on `due`.
-    pub fn step_day(&self, step: &Step, due: NaiveDate) -> NaiveDate {
-        let nominal = due
-            .checked_add_signed(chrono::Duration::days(step.offset_days))
-            .unwrap_or(due);
-        self.calendar.effective_day(nominal)
-    }
-}
-
-impl Calendar {
-    fn defaults() -> Self {
-        Self {
-            send_window: Window::parse("09:00-17:00").expect("valid"),
-            sms_window: Window::parse("08:00-21:00").expect("valid"),
-            skip_weekends: false,
-            holidays: BTreeSet::new(),
-            catch_up_days: 14,
-        }
-    }
 }
 
 fn parse_fee(fee: &RawFee) -> Result<LateFee, String> {
@@ -553,9 +435,10 @@ fn parse_fee(fee: &RawFee) -> Result<LateFee, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{NaiveDate, NaiveTime};
 
     fn templates(t: &str) -> bool {
-        crate::render::BUILT_IN_TEMPLATES.contains(&t)
+        crate::templates::BUILT_IN_TEMPLATES.contains(&t)
     }
 
     fn load(text: &str) -> Result<Policy, PolicyError> {

@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::channel::Channel;
 use crate::decide::{decide, late_fee_due};
 use crate::invoice::Invoice;
-use crate::policy::{Action, Channel};
+use crate::policy::Action;
 use crate::render::{InvoiceLine, Locale, ReminderContext};
 use crate::run::Deps;
 

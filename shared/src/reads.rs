@@ -21,7 +21,8 @@ use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use crate::calendar::due_date_window;
-use crate::policy::{Action, Channel, Policy};
+use crate::channel::Channel;
+use crate::policy::{Action, Policy};
 
 /// What the last complete runs left in the run-state record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

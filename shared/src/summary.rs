@@ -4,10 +4,128 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+use crate::channel::Channel;
+
+/// The `failed` key of a run that failed as a whole.
+pub const RUN_FAILED: &str = "run_failed";
 
 /// Invalid items listed by id in a summary, at most (all are counted and logged).
 pub const MAX_LISTED_INVALID: usize = 100;
+
+/// What a step's outcome is counted under: a customer channel, or the
+/// escalation (an event for people). Serialized as `email`, `sms`, `escalation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Channel(Channel),
+    Escalation,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Channel(c) => c.as_str(),
+            Self::Escalation => crate::ledger::ESCALATION,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Why a message due in this run was not sent. Serialized by [`SkipReason::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// The invoice's `reminded` set says this step and channel were settled.
+    AlreadySent,
+    /// The customer opted out of the channel.
+    OptedOut,
+    /// Outside the customer's send window (or SMS hours): a later run sends it.
+    OutsideWindow,
+    /// The run reached its time budget, or took on as many customers as it can send to.
+    TimeBudget,
+    /// The customer already gets a message on this channel in this run.
+    OneMessagePerCustomerPerRun,
+    /// The ledger record exists: sent, failed, or claimed by a live run.
+    AlreadyClaimed,
+    /// The invoice changed since it was read (paid, paused, another message in flight ...).
+    InvoiceChanged,
+    /// The claim could not be written (a store error).
+    ClaimError,
+    /// Another run wrote to the same customer or invoice at the same moment.
+    ClaimConflict,
+    /// The customer's rolling cap is reached: deferred.
+    CustomerCap,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 10] = [
+        Self::AlreadySent,
+        Self::OptedOut,
+        Self::OutsideWindow,
+        Self::TimeBudget,
+        Self::OneMessagePerCustomerPerRun,
+        Self::AlreadyClaimed,
+        Self::InvoiceChanged,
+        Self::ClaimError,
+        Self::ClaimConflict,
+        Self::CustomerCap,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlreadySent => "already_sent",
+            Self::OptedOut => "opted_out",
+            Self::OutsideWindow => "outside_window",
+            Self::TimeBudget => "time_budget",
+            Self::OneMessagePerCustomerPerRun => "one_message_per_customer_per_run",
+            Self::AlreadyClaimed => "already_claimed",
+            Self::InvoiceChanged => "invoice_changed",
+            Self::ClaimError => "claim_error",
+            Self::ClaimConflict => "claim_conflict",
+            Self::CustomerCap => "customer_cap",
+        }
+    }
+
+    /// Whether the skipped message may still be due after this run, so that
+    /// a later run must read its invoice again (a band read that left such
+    /// work is not recorded: [`crate::reads`]). Settled skips (sent, opted
+    /// out) and skips the next band read finds anyway (a window that opens
+    /// later, a cap deferral, which sets its own re-read) leave none.
+    pub fn leaves_work(self) -> bool {
+        match self {
+            Self::TimeBudget
+            | Self::OneMessagePerCustomerPerRun
+            | Self::AlreadyClaimed
+            | Self::InvoiceChanged
+            | Self::ClaimError
+            | Self::ClaimConflict => true,
+            Self::AlreadySent | Self::OptedOut | Self::OutsideWindow | Self::CustomerCap => false,
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for SkipReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 /// Outcomes for one (step, channel).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -53,12 +171,12 @@ pub struct RunSummary {
     pub eligible: u64,
     /// Invoices escalated to collections (an event published for people).
     pub escalated: u64,
-    /// step -> channel -> outcomes.
-    pub steps: BTreeMap<String, BTreeMap<String, Outcomes>>,
+    /// step -> channel (or escalation) -> outcomes.
+    pub steps: BTreeMap<String, BTreeMap<Target, Outcomes>>,
     /// Invoices read but not due a reminder, by reason.
     pub held: BTreeMap<String, u64>,
     /// Messages not sent although due, by reason (already sent, claimed by another run, ...).
-    pub skipped: BTreeMap<String, u64>,
+    pub skipped: BTreeMap<SkipReason, u64>,
     /// Failed sends by provider error code.
     pub failed: BTreeMap<String, u64>,
     /// Items that failed validation, by reason.
@@ -68,12 +186,26 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    pub fn outcomes(&mut self, step: &str, channel: &str) -> &mut Outcomes {
+    pub fn outcomes_mut(&mut self, step: &str, target: Target) -> &mut Outcomes {
         self.steps
             .entry(step.to_owned())
             .or_default()
-            .entry(channel.to_owned())
+            .entry(target)
             .or_default()
+    }
+
+    /// The outcomes of one step on one target (zero when there were none).
+    pub fn outcomes(&self, step: &str, target: Target) -> Outcomes {
+        self.steps
+            .get(step)
+            .and_then(|t| t.get(&target))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// How many messages were skipped for `reason`.
+    pub fn skipped(&self, reason: SkipReason) -> u64 {
+        self.skipped.get(&reason).copied().unwrap_or(0)
     }
 
     pub fn count(map: &mut BTreeMap<String, u64>, key: &str) {
@@ -100,17 +232,9 @@ impl RunSummary {
     /// early, a send failed (a transient failure is retried), a claim failed
     /// or was held by another run, or a customer's second message waits.
     pub fn left_work(&self) -> bool {
-        const WAITING: &[&str] = &[
-            "time_budget",
-            "claim_error",
-            "claim_conflict",
-            "already_claimed",
-            "invoice_changed",
-            "one_message_per_customer_per_run",
-        ];
         self.stopped_early
             || self.total_failed() > 0
-            || WAITING.iter().any(|r| self.skipped.contains_key(*r))
+            || self.skipped.keys().any(|r| r.leaves_work())
     }
 
     /// Total sent over all steps and channels.
@@ -122,7 +246,9 @@ impl RunSummary {
     /// later run or not), plus items it could not read: what the
     /// `RunFailures` alarm counts.
     pub fn failures(&self) -> u64 {
-        self.total_failed() + self.invalid.values().sum::<u64>()
+        self.total_failed()
+            + self.invalid.values().sum::<u64>()
+            + self.failed.get(RUN_FAILED).copied().unwrap_or(0)
     }
 
     /// The summary as one CloudWatch Embedded Metric Format record: printed
@@ -164,8 +290,7 @@ impl RunSummary {
             run_id: run_id.to_owned(),
             ..Self::default()
         };
-        Self::count(&mut summary.failed, "run_failed");
-        summary.outcomes("run", "none").failed = 1;
+        Self::count(&mut summary.failed, RUN_FAILED);
         summary
     }
 
@@ -184,6 +309,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn skip_reasons_keep_their_json_names_and_say_which_leave_work() {
+        let mut summary = RunSummary::default();
+        for r in SkipReason::ALL {
+            *summary.skipped.entry(r).or_default() += 1;
+        }
+        let json = serde_json::to_value(&summary).unwrap();
+        for r in SkipReason::ALL {
+            assert_eq!(json["skipped"][r.as_str()], 1, "{r:?}");
+        }
+        let waiting: Vec<&str> = SkipReason::ALL
+            .iter()
+            .filter(|r| r.leaves_work())
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(
+            waiting,
+            [
+                "time_budget",
+                "one_message_per_customer_per_run",
+                "already_claimed",
+                "invoice_changed",
+                "claim_error",
+                "claim_conflict"
+            ]
+        );
+        for r in SkipReason::ALL {
+            let one = RunSummary {
+                skipped: [(r, 1)].into(),
+                ..RunSummary::default()
+            };
+            assert_eq!(one.left_work(), r.leaves_work(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_are_keyed_by_channel_name_in_json() {
+        let mut summary = RunSummary::default();
+        summary
+            .outcomes_mut("final_notice", Target::Escalation)
+            .sent = 1;
+        summary
+            .outcomes_mut("due_today", Target::Channel(Channel::Sms))
+            .planned = 2;
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["steps"]["final_notice"]["escalation"]["sent"], 1);
+        assert_eq!(json["steps"]["due_today"]["sms"]["planned"], 2);
+    }
+
+    #[test]
     fn emf_record_declares_every_metric_it_carries() {
         let mut summary = RunSummary {
             run_id: "r1".into(),
@@ -191,8 +365,12 @@ mod tests {
             scanned_count: 7,
             ..RunSummary::default()
         };
-        summary.outcomes("due", "email").sent = 3;
-        summary.outcomes("due", "sms").failed = 1;
+        summary
+            .outcomes_mut("due", Target::Channel(Channel::Email))
+            .sent = 3;
+        summary
+            .outcomes_mut("due", Target::Channel(Channel::Sms))
+            .failed = 1;
         summary.add_invalid(Some("INV-9".into()), "bad_due_date".into());
         let now: DateTime<Utc> = "2026-11-23T14:00:00Z".parse().unwrap();
         let record = summary.emf("Dunning", now);

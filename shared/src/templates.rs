@@ -1,263 +1,31 @@
-//! The compiled-in templates (every file under `shared/templates/`; a test
-//! checks none is missing): (name, source).
+//! The built-in templates: every file under `shared/templates/`, embedded at
+//! compile time (a new file needs no code), and the template ids a policy
+//! step may name without a `TEMPLATE_DIR`.
 
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "en/due_today/body.html",
-        include_str!("../templates/en/due_today/body.html"),
-    ),
-    (
-        "en/due_today/body.txt",
-        include_str!("../templates/en/due_today/body.txt"),
-    ),
-    (
-        "en/due_today/sms.txt",
-        include_str!("../templates/en/due_today/sms.txt"),
-    ),
-    (
-        "en/due_today/subject.txt",
-        include_str!("../templates/en/due_today/subject.txt"),
-    ),
-    (
-        "en/final_notice/body.html",
-        include_str!("../templates/en/final_notice/body.html"),
-    ),
-    (
-        "en/final_notice/body.txt",
-        include_str!("../templates/en/final_notice/body.txt"),
-    ),
-    (
-        "en/final_notice/sms.txt",
-        include_str!("../templates/en/final_notice/sms.txt"),
-    ),
-    (
-        "en/final_notice/subject.txt",
-        include_str!("../templates/en/final_notice/subject.txt"),
-    ),
-    ("en/footer.txt", include_str!("../templates/en/footer.txt")),
-    (
-        "en/layout.html",
-        include_str!("../templates/en/layout.html"),
-    ),
-    ("en/lines.txt", include_str!("../templates/en/lines.txt")),
-    (
-        "en/overdue/body.html",
-        include_str!("../templates/en/overdue/body.html"),
-    ),
-    (
-        "en/overdue/body.txt",
-        include_str!("../templates/en/overdue/body.txt"),
-    ),
-    (
-        "en/overdue/sms.txt",
-        include_str!("../templates/en/overdue/sms.txt"),
-    ),
-    (
-        "en/overdue/subject.txt",
-        include_str!("../templates/en/overdue/subject.txt"),
-    ),
-    (
-        "en/pre_due/body.html",
-        include_str!("../templates/en/pre_due/body.html"),
-    ),
-    (
-        "en/pre_due/body.txt",
-        include_str!("../templates/en/pre_due/body.txt"),
-    ),
-    (
-        "en/pre_due/sms.txt",
-        include_str!("../templates/en/pre_due/sms.txt"),
-    ),
-    (
-        "en/pre_due/subject.txt",
-        include_str!("../templates/en/pre_due/subject.txt"),
-    ),
-    (
-        "en/receipt/body.html",
-        include_str!("../templates/en/receipt/body.html"),
-    ),
-    (
-        "en/receipt/body.txt",
-        include_str!("../templates/en/receipt/body.txt"),
-    ),
-    (
-        "en/receipt/subject.txt",
-        include_str!("../templates/en/receipt/subject.txt"),
-    ),
-    (
-        "zh-Hans/due_today/body.html",
-        include_str!("../templates/zh-Hans/due_today/body.html"),
-    ),
-    (
-        "zh-Hans/due_today/body.txt",
-        include_str!("../templates/zh-Hans/due_today/body.txt"),
-    ),
-    (
-        "zh-Hans/due_today/sms.txt",
-        include_str!("../templates/zh-Hans/due_today/sms.txt"),
-    ),
-    (
-        "zh-Hans/due_today/subject.txt",
-        include_str!("../templates/zh-Hans/due_today/subject.txt"),
-    ),
-    (
-        "zh-Hans/final_notice/body.html",
-        include_str!("../templates/zh-Hans/final_notice/body.html"),
-    ),
-    (
-        "zh-Hans/final_notice/body.txt",
-        include_str!("../templates/zh-Hans/final_notice/body.txt"),
-    ),
-    (
-        "zh-Hans/final_notice/sms.txt",
-        include_str!("../templates/zh-Hans/final_notice/sms.txt"),
-    ),
-    (
-        "zh-Hans/final_notice/subject.txt",
-        include_str!("../templates/zh-Hans/final_notice/subject.txt"),
-    ),
-    (
-        "zh-Hans/footer.txt",
-        include_str!("../templates/zh-Hans/footer.txt"),
-    ),
-    (
-        "zh-Hans/layout.html",
-        include_str!("../templates/zh-Hans/layout.html"),
-    ),
-    (
-        "zh-Hans/lines.txt",
-        include_str!("../templates/zh-Hans/lines.txt"),
-    ),
-    (
-        "zh-Hans/overdue/body.html",
-        include_str!("../templates/zh-Hans/overdue/body.html"),
-    ),
-    (
-        "zh-Hans/overdue/body.txt",
-        include_str!("../templates/zh-Hans/overdue/body.txt"),
-    ),
-    (
-        "zh-Hans/overdue/sms.txt",
-        include_str!("../templates/zh-Hans/overdue/sms.txt"),
-    ),
-    (
-        "zh-Hans/overdue/subject.txt",
-        include_str!("../templates/zh-Hans/overdue/subject.txt"),
-    ),
-    (
-        "zh-Hans/pre_due/body.html",
-        include_str!("../templates/zh-Hans/pre_due/body.html"),
-    ),
-    (
-        "zh-Hans/pre_due/body.txt",
-        include_str!("../templates/zh-Hans/pre_due/body.txt"),
-    ),
-    (
-        "zh-Hans/pre_due/sms.txt",
-        include_str!("../templates/zh-Hans/pre_due/sms.txt"),
-    ),
-    (
-        "zh-Hans/pre_due/subject.txt",
-        include_str!("../templates/zh-Hans/pre_due/subject.txt"),
-    ),
-    (
-        "zh-Hans/receipt/body.html",
-        include_str!("../templates/zh-Hans/receipt/body.html"),
-    ),
-    (
-        "zh-Hans/receipt/body.txt",
-        include_str!("../templates/zh-Hans/receipt/body.txt"),
-    ),
-    (
-        "zh-Hans/receipt/subject.txt",
-        include_str!("../templates/zh-Hans/receipt/subject.txt"),
-    ),
-    (
-        "zh-Hant/due_today/body.html",
-        include_str!("../templates/zh-Hant/due_today/body.html"),
-    ),
-    (
-        "zh-Hant/due_today/body.txt",
-        include_str!("../templates/zh-Hant/due_today/body.txt"),
-    ),
-    (
-        "zh-Hant/due_today/sms.txt",
-        include_str!("../templates/zh-Hant/due_today/sms.txt"),
-    ),
-    (
-        "zh-Hant/due_today/subject.txt",
-        include_str!("../templates/zh-Hant/due_today/subject.txt"),
-    ),
-    (
-        "zh-Hant/final_notice/body.html",
-        include_str!("../templates/zh-Hant/final_notice/body.html"),
-    ),
-    (
-        "zh-Hant/final_notice/body.txt",
-        include_str!("../templates/zh-Hant/final_notice/body.txt"),
-    ),
-    (
-        "zh-Hant/final_notice/sms.txt",
-        include_str!("../templates/zh-Hant/final_notice/sms.txt"),
-    ),
-    (
-        "zh-Hant/final_notice/subject.txt",
-        include_str!("../templates/zh-Hant/final_notice/subject.txt"),
-    ),
-    (
-        "zh-Hant/footer.txt",
-        include_str!("../templates/zh-Hant/footer.txt"),
-    ),
-    (
-        "zh-Hant/layout.html",
-        include_str!("../templates/zh-Hant/layout.html"),
-    ),
-    (
-        "zh-Hant/lines.txt",
-        include_str!("../templates/zh-Hant/lines.txt"),
-    ),
-    (
-        "zh-Hant/overdue/body.html",
-        include_str!("../templates/zh-Hant/overdue/body.html"),
-    ),
-    (
-        "zh-Hant/overdue/body.txt",
-        include_str!("../templates/zh-Hant/overdue/body.txt"),
-    ),
-    (
-        "zh-Hant/overdue/sms.txt",
-        include_str!("../templates/zh-Hant/overdue/sms.txt"),
-    ),
-    (
-        "zh-Hant/overdue/subject.txt",
-        include_str!("../templates/zh-Hant/overdue/subject.txt"),
-    ),
-    (
-        "zh-Hant/pre_due/body.html",
-        include_str!("../templates/zh-Hant/pre_due/body.html"),
-    ),
-    (
-        "zh-Hant/pre_due/body.txt",
-        include_str!("../templates/zh-Hant/pre_due/body.txt"),
-    ),
-    (
-        "zh-Hant/pre_due/sms.txt",
-        include_str!("../templates/zh-Hant/pre_due/sms.txt"),
-    ),
-    (
-        "zh-Hant/pre_due/subject.txt",
-        include_str!("../templates/zh-Hant/pre_due/subject.txt"),
-    ),
-    (
-        "zh-Hant/receipt/body.html",
-        include_str!("../templates/zh-Hant/receipt/body.html"),
-    ),
-    (
-        "zh-Hant/receipt/body.txt",
-        include_str!("../templates/zh-Hant/receipt/body.txt"),
-    ),
-    (
-        "zh-Hant/receipt/subject.txt",
-        include_str!("../templates/zh-Hant/receipt/subject.txt"),
-    ),
-];
+use include_dir::{include_dir, Dir, DirEntry};
+
+static TEMPLATE_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// Template ids with a built-in copy in every locale.
+pub const BUILT_IN_TEMPLATES: &[&str] = &["pre_due", "due_today", "overdue", "final_notice"];
+
+/// Every embedded template as (path under `templates/` with `/` separators, source).
+pub fn sources() -> Vec<(String, &'static str)> {
+    fn walk(dir: &'static Dir<'static>, out: &mut Vec<(String, &'static str)>) {
+        for entry in dir.entries() {
+            match entry {
+                DirEntry::Dir(d) => walk(d, out),
+                DirEntry::File(f) => {
+                    if let Some(text) = f.contents_utf8() {
+                        let name = f.path().to_string_lossy().replace('\\', "/");
+                        out.push((name, text));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&TEMPLATE_DIR, &mut out);
+    out.sort();
+    out
+}

@@ -15,6 +15,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dunning::aws::sdk::SdkSettings;
 use dunning::config::Config;
 use dunning::run::Deps;
+use dunning::summary::RunSummary;
+
+pub mod memory;
+pub use memory::MemEnv;
 
 /// The Python that has moto (`$MOTO_PYTHON`, else the project's virtualenv,
 /// installed by `scripts/moto.sh install`) and our launcher script.
@@ -273,7 +277,7 @@ impl TestEnv {
         let deps = Deps::new(&sdk, config)?;
         deps.store.create_table().await?;
         let arn = deps
-            .sms
+            .events
             .create_topic(TOPIC_NAME)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
@@ -327,6 +331,11 @@ impl TestEnv {
         out.arn.context("no ARN")
     }
 
+    /// Every record under an invoice as JSON.
+    pub async fn history(&self, invoice_id: &str) -> Result<Vec<serde_json::Value>> {
+        Ok(self.deps.store.history(invoice_id).await?)
+    }
+
     /// An invoice's ledger and payment records (everything but the invoice item).
     pub async fn ledger(&self, invoice_id: &str) -> Result<Vec<serde_json::Value>> {
         let records = self.deps.store.history(invoice_id).await?;
@@ -335,6 +344,20 @@ impl TestEnv {
             .filter(|r| r["sk"] != "invoice")
             .collect())
     }
+}
+
+/// (sent, failed, skipped) of one step on one channel (`email`, `sms`, `escalation`).
+pub fn outcome(summary: &RunSummary, step: &str, channel: &str) -> (u64, u64, u64) {
+    summary
+        .steps
+        .get(step)
+        .and_then(|c| c.iter().find(|(t, _)| t.as_str() == channel))
+        .map_or((0, 0, 0), |(_, o)| (o.sent, o.failed, o.skipped))
+}
+
+/// A request for the instant `as_of` (RFC 3339), as a scheduled run makes it.
+pub fn at(as_of: &str, run_id: &str) -> dunning::run::RunRequest {
+    dunning::run::RunRequest::new(as_of.parse().expect("an RFC 3339 instant"), run_id)
 }
 
 /// Text attributes of a valid open invoice for `id` due on `due`, with `extra` on top.

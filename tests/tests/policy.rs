@@ -1,34 +1,24 @@
-//! End-to-end: the reminder policy against a private moto server: pause,
-//! dispute, opt-out, minimum, partial payment, late fee, combined message,
-//! the per-customer cap, and escalation.
+//! The reminder policy's scenarios, run against the in-memory store and a
+//! recording sender (`dunning::testing`, held to the DynamoDB store's
+//! behaviour by `contract.rs`): pause, dispute, opt-out, minimum, partial
+//! payment, late fee, combined message, the per-customer cap, escalation,
+//! send windows, SMS length, locales. Each runs in milliseconds.
 
-use dunning::run::{run, RunRequest};
-use dunning::summary::RunSummary;
-use dunning_e2e::{config, fixture, invoice, TestEnv, TOPIC_ARN};
-
-fn at(as_of: &str, run_id: &str) -> RunRequest {
-    RunRequest::new(as_of.parse().unwrap(), run_id)
-}
+use dunning::run::run;
+use dunning::summary::SkipReason;
+use dunning_e2e::{at, config, fixture, invoice, outcome, MemEnv, TOPIC_ARN};
 
 /// 14:00 UTC, Monday 23 November 2026 (business zone UTC).
 const MONDAY: &str = "2026-11-23T14:00:00Z";
 
-fn outcome(summary: &RunSummary, step: &str, channel: &str) -> (u64, u64, u64) {
-    summary
-        .steps
-        .get(step)
-        .and_then(|c| c.get(channel))
-        .map_or((0, 0, 0), |o| (o.sent, o.failed, o.skipped))
-}
-
-fn recipients(env: &TestEnv) -> anyhow::Result<Vec<String>> {
+fn recipients(env: &MemEnv) -> anyhow::Result<Vec<String>> {
     let mut to: Vec<String> = env
-        .moto
+        .sent
         .sent_emails()?
         .into_iter()
         .flat_map(|e| e.to)
         .collect();
-    to.extend(env.moto.sent_sms()?.into_iter().map(|m| m.phone));
+    to.extend(env.sent.sent_sms()?.into_iter().map(|m| m.phone));
     to.sort();
     Ok(to)
 }
@@ -36,7 +26,7 @@ fn recipients(env: &TestEnv) -> anyhow::Result<Vec<String>> {
 #[tokio::test]
 async fn paused_disputed_and_opted_out_customers_get_nothing_on_that_channel() -> anyhow::Result<()>
 {
-    let env = TestEnv::start().await?;
+    let env = MemEnv::start().await?;
     env.put_invoice(&invoice(
         "PAUSED",
         "2026-11-23",
@@ -79,7 +69,7 @@ async fn paused_disputed_and_opted_out_customers_get_nothing_on_that_channel() -
     assert_eq!(summary.held.get("paused"), Some(&1));
     assert_eq!(summary.held.get("disputed"), Some(&1));
     assert_eq!(outcome(&summary, "due_today", "sms"), (0, 0, 1));
-    assert_eq!(summary.skipped.get("opted_out"), Some(&1));
+    assert_eq!(summary.skipped.get(&SkipReason::OptedOut), Some(&1));
     Ok(())
 }
 
@@ -87,7 +77,7 @@ async fn paused_disputed_and_opted_out_customers_get_nothing_on_that_channel() -
 async fn below_the_minimum_nothing_goes_and_a_late_fee_is_added_once_and_shown(
 ) -> anyhow::Result<()> {
     let policy = fixture("policy-fees-and-cap.toml");
-    let env = TestEnv::with_config(config(&[("POLICY_FILE", &policy)]), true).await?;
+    let env = MemEnv::with_config(config(&[("POLICY_FILE", &policy)]), true).await?;
     // Due today, 40.00 outstanding after a partial payment: under the 50.00 minimum.
     env.put_invoice(&invoice(
         "SMALL",
@@ -108,7 +98,7 @@ async fn below_the_minimum_nothing_goes_and_a_late_fee_is_added_once_and_shown(
     .await?;
     let first = run(&env.deps, &at(MONDAY, "r1")).await?;
     assert_eq!(first.held.get("below_minimum"), Some(&1));
-    let emails = env.moto.sent_emails()?;
+    let emails = env.sent.sent_emails()?;
     assert_eq!(emails.len(), 1);
     assert!(
         emails[0].subject.contains("USD 102.00"),
@@ -121,7 +111,7 @@ async fn below_the_minimum_nothing_goes_and_a_late_fee_is_added_once_and_shown(
         emails[0].body
     );
     // The fee is on the invoice once, and in the ledger.
-    let history = env.deps.store.history("LATE").await?;
+    let history = env.history("LATE").await?;
     let inv = history.iter().find(|r| r["sk"] == "invoice").unwrap();
     assert_eq!(inv["late_fee#overdue"], "2.00");
     let record = history
@@ -134,12 +124,12 @@ async fn below_the_minimum_nothing_goes_and_a_late_fee_is_added_once_and_shown(
     );
     // The SMS is held by the cap of one message a week; once the cap frees it goes,
     // stating the same total: the fee is not added twice.
-    assert_eq!(first.skipped.get("customer_cap"), Some(&1));
+    assert_eq!(first.skipped.get(&SkipReason::CustomerCap), Some(&1));
     let later = run(&env.deps, &at("2026-11-30T15:00:00Z", "r2")).await?;
     assert_eq!(outcome(&later, "overdue", "sms"), (1, 0, 0));
-    let sms = env.moto.sent_sms()?;
+    let sms = env.sent.sent_sms()?;
     assert!(sms[0].message.contains("USD 102.00"), "{}", sms[0].message);
-    let history = env.deps.store.history("LATE").await?;
+    let history = env.history("LATE").await?;
     let inv = history.iter().find(|r| r["sk"] == "invoice").unwrap();
     assert_eq!(inv["late_fee#overdue"], "2.00");
     Ok(())
@@ -148,7 +138,7 @@ async fn below_the_minimum_nothing_goes_and_a_late_fee_is_added_once_and_shown(
 #[tokio::test]
 async fn the_cap_defers_the_excess_and_records_why() -> anyhow::Result<()> {
     let policy = fixture("policy-fees-and-cap.toml");
-    let env = TestEnv::with_config(config(&[("POLICY_FILE", &policy)]), true).await?;
+    let env = MemEnv::with_config(config(&[("POLICY_FILE", &policy)]), true).await?;
     env.put_invoice(&invoice(
         "CAPPED",
         "2026-11-23",
@@ -161,7 +151,7 @@ async fn the_cap_defers_the_excess_and_records_why() -> anyhow::Result<()> {
         1,
         "one message a week for this customer"
     );
-    assert_eq!(summary.skipped.get("customer_cap"), Some(&1));
+    assert_eq!(summary.skipped.get(&SkipReason::CustomerCap), Some(&1));
     let ledger = env.ledger("CAPPED").await?;
     let deferred: Vec<_> = ledger.iter().filter(|r| r["state"] == "deferred").collect();
     assert_eq!(deferred.len(), 1);
@@ -176,7 +166,7 @@ async fn the_cap_defers_the_excess_and_records_why() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() -> anyhow::Result<()>
 {
-    let env = TestEnv::start().await?;
+    let env = MemEnv::start().await?;
     for id in ["A-1", "A-2", "A-3"] {
         env.put_invoice(&invoice(
             id,
@@ -197,7 +187,7 @@ async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() 
     ))
     .await?;
     let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
-    let emails = env.moto.sent_emails()?;
+    let emails = env.sent.sent_emails()?;
     assert_eq!(emails.len(), 1, "one email for the customer");
     assert_eq!(
         emails[0].subject,
@@ -210,7 +200,7 @@ async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() 
         );
     }
     assert!(!emails[0].body.contains("A-4"));
-    let sms = env.moto.sent_sms()?;
+    let sms = env.sent.sent_sms()?;
     assert_eq!(sms.len(), 1, "one SMS for the customer");
     assert!(
         sms[0].message.starts_with("Acme Ltd: 3 invoices overdue"),
@@ -219,7 +209,9 @@ async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() 
     );
     assert_eq!(outcome(&summary, "overdue", "email"), (3, 0, 0));
     assert_eq!(
-        summary.skipped.get("one_message_per_customer_per_run"),
+        summary
+            .skipped
+            .get(&SkipReason::OneMessagePerCustomerPerRun),
         Some(&1)
     );
     // Every invoice's ledger record names the same provider message.
@@ -237,7 +229,7 @@ async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() 
 
 #[tokio::test]
 async fn escalation_publishes_an_event_and_stops_reminders() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
+    let env = MemEnv::start().await?;
     // Due 24 October: on 23 November it reaches the +30 collections step.
     env.put_invoice(&invoice(
         "OLD",
@@ -255,7 +247,7 @@ async fn escalation_publishes_an_event_and_stops_reminders() -> anyhow::Result<(
         recipients(&env)?.is_empty(),
         "escalation sends the customer nothing"
     );
-    let events = env.moto.published(TOPIC_ARN)?;
+    let events = env.sent.published(TOPIC_ARN)?;
     assert_eq!(events.len(), 1);
     let event: serde_json::Value = serde_json::from_str(&events[0].1)?;
     assert_eq!(event["type"], "invoice.escalated");
@@ -265,7 +257,7 @@ async fn escalation_publishes_an_event_and_stops_reminders() -> anyhow::Result<(
         (Some("100.00"), Some("USD"))
     );
     assert_eq!(event["days_overdue"], 30);
-    let history = env.deps.store.history("OLD").await?;
+    let history = env.history("OLD").await?;
     let inv = history.iter().find(|r| r["sk"] == "invoice").unwrap();
     assert_eq!(inv["in_collections"], true);
     let record = history
@@ -279,13 +271,13 @@ async fn escalation_publishes_an_event_and_stops_reminders() -> anyhow::Result<(
         .any(|r| r["sk"] == "reminder#final_notice#email" && r["state"] == "skipped"));
     let later = run(&env.deps, &at("2026-11-24T14:00:00Z", "r2")).await?;
     assert_eq!(later.held.get("in_collections"), Some(&1));
-    assert_eq!(env.moto.published(TOPIC_ARN)?.len(), 1);
+    assert_eq!(env.sent.published(TOPIC_ARN)?.len(), 1);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_run_outside_the_customers_window_waits_for_their_morning() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
+    let env = MemEnv::start().await?;
     env.put_invoice(&invoice(
         "NYC",
         "2026-11-23",
@@ -299,7 +291,7 @@ async fn a_run_outside_the_customers_window_waits_for_their_morning() -> anyhow:
     // 12:00 UTC is 07:00 in New York.
     let early = run(&env.deps, &at("2026-11-23T12:00:00Z", "r1")).await?;
     assert_eq!(early.total_sent(), 0);
-    assert_eq!(early.skipped.get("outside_window"), Some(&2));
+    assert_eq!(early.skipped.get(&SkipReason::OutsideWindow), Some(&2));
     // 14:00 UTC is 09:00: both go.
     let morning = run(&env.deps, &at("2026-11-23T14:00:00Z", "r2")).await?;
     assert_eq!(outcome(&morning, "due_today", "email"), (1, 0, 0));
@@ -310,7 +302,7 @@ async fn a_run_outside_the_customers_window_waits_for_their_morning() -> anyhow:
 #[tokio::test]
 async fn an_sms_over_the_segment_limit_is_not_sent_but_recorded() -> anyhow::Result<()> {
     let long_name = "Acme Very Long Trading Name ".repeat(12);
-    let env = TestEnv::with_config(
+    let env = MemEnv::with_config(
         config(&[
             ("BUSINESS_NAME", long_name.trim()),
             ("SMS_MAX_SEGMENTS", "2"),
@@ -327,7 +319,7 @@ async fn an_sms_over_the_segment_limit_is_not_sent_but_recorded() -> anyhow::Res
     let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
     assert_eq!(outcome(&summary, "due_today", "sms"), (0, 1, 0));
     assert_eq!(summary.failed.get("sms_too_long"), Some(&1));
-    assert!(env.moto.sent_sms()?.is_empty());
+    assert!(env.sent.sent_sms()?.is_empty());
     assert_eq!(
         outcome(&summary, "due_today", "email"),
         (1, 0, 0),
@@ -348,7 +340,7 @@ async fn an_sms_over_the_segment_limit_is_not_sent_but_recorded() -> anyhow::Res
 
 #[tokio::test]
 async fn each_customer_is_written_to_in_their_language() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
+    let env = MemEnv::start().await?;
     env.put_invoice(&invoice(
         "HANS",
         "2026-11-23",
@@ -372,7 +364,7 @@ async fn each_customer_is_written_to_in_their_language() -> anyhow::Result<()> {
     ))
     .await?;
     run(&env.deps, &at(MONDAY, "r1")).await?;
-    let mut emails = env.moto.sent_emails()?;
+    let mut emails = env.sent.sent_emails()?;
     emails.sort_by(|a, b| a.to.cmp(&b.to));
     let subjects: Vec<&str> = emails.iter().map(|e| e.subject.as_str()).collect();
     assert_eq!(
@@ -385,7 +377,7 @@ async fn each_customer_is_written_to_in_their_language() -> anyhow::Result<()> {
         "an unsupported locale falls back to the business default (en)"
     );
     assert!(emails[1].body.contains("2026年11月23日"));
-    let sms = env.moto.sent_sms()?;
+    let sms = env.sent.sent_sms()?;
     assert!(
         sms[0].message.contains("今天（11月23日）到期"),
         "{}",
@@ -397,13 +389,13 @@ async fn each_customer_is_written_to_in_their_language() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_opt_out_line_goes_on_sms_to_its_country_when_it_fits() -> anyhow::Result<()> {
     let env =
-        TestEnv::with_config(config(&[("SMS_OPT_OUT", "+1=Reply STOP to opt out")]), true).await?;
+        MemEnv::with_config(config(&[("SMS_OPT_OUT", "+1=Reply STOP to opt out")]), true).await?;
     env.put_invoice(&invoice("US", "2026-11-23", &[("phone", "+15555550220")]))
         .await?;
     env.put_invoice(&invoice("UK", "2026-11-23", &[("phone", "+447700900220")]))
         .await?;
     run(&env.deps, &at(MONDAY, "r1")).await?;
-    let sms = env.moto.sent_sms()?;
+    let sms = env.sent.sent_sms()?;
     let us = sms.iter().find(|m| m.phone == "+15555550220").unwrap();
     let uk = sms.iter().find(|m| m.phone == "+447700900220").unwrap();
     assert!(
@@ -418,7 +410,7 @@ async fn the_opt_out_line_goes_on_sms_to_its_country_when_it_fits() -> anyhow::R
 #[tokio::test]
 async fn an_invoice_stuck_in_its_claim_does_not_hold_back_the_customers_other_reminders(
 ) -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
+    let env = MemEnv::start().await?;
     env.put_invoice(&invoice(
         "STUCK",
         "2026-11-22",
@@ -427,22 +419,7 @@ async fn an_invoice_stuck_in_its_claim_does_not_hold_back_the_customers_other_re
     .await?;
     run(&env.deps, &at(MONDAY, "r1")).await?;
     // Its reminder was sent, but the marker that lets runs skip it was lost (say, throttling).
-    env.deps
-        .store
-        .client()
-        .update_item()
-        .table_name("invoices")
-        .key(
-            "invoice_id",
-            aws_sdk_dynamodb::types::AttributeValue::S("STUCK".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("invoice".into()),
-        )
-        .update_expression("REMOVE reminded")
-        .send()
-        .await?;
+    env.deps.store.set("STUCK", "reminded", None);
     env.put_invoice(&invoice(
         "NEXT",
         "2026-11-26",
@@ -460,6 +437,6 @@ async fn an_invoice_stuck_in_its_claim_does_not_hold_back_the_customers_other_re
         (1, 0, 0),
         "the customer's next reminder still goes"
     );
-    assert_eq!(env.moto.sent_emails()?.len(), 2);
+    assert_eq!(env.sent.sent_emails()?.len(), 2);
     Ok(())
 }

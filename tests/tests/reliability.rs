@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use dunning::aws::sdk::SdkSettings;
 use dunning::run::{run, Deps, RunRequest};
+use dunning::summary::SkipReason;
 use dunning::webhook::signature::sign;
 use dunning::webhook::{handle, WebhookConfig};
 use dunning_e2e::{config, config_env, invoice, sdk_config_at, FaultProxy, TestEnv};
@@ -391,7 +392,11 @@ async fn a_run_out_of_time_takes_no_new_work_and_the_next_run_continues() -> any
     tight.deadline = Some(Instant::now() + Duration::from_millis(900));
     let first = run(&env.deps, &tight).await?;
     assert_eq!(claimed_left(&env, &keys).await?, 0);
-    let waiting = first.skipped.get("time_budget").copied().unwrap_or(0);
+    let waiting = first
+        .skipped
+        .get(&SkipReason::TimeBudget)
+        .copied()
+        .unwrap_or(0);
     // At EMAIL_RATE (14/s) the emails alone take longer than 900 ms: the deadline must have cut in.
     assert!(first.stopped_early && waiting > 0, "{first:?}");
     assert_eq!(first.total_sent() + waiting, keys.len() as u64);
@@ -679,7 +684,7 @@ fn webhook_fuzz_never_answers_5xx_and_every_signature_mutation_is_401() -> anyho
         let lookup = |name: &str| (name == header_name).then(|| header.clone());
         rt.block_on(handle(
             &env.deps.store,
-            None,
+            None::<&dunning::aws::SesMailer>,
             &config,
             "POST",
             lookup,
@@ -837,7 +842,7 @@ async fn deliveries_with_duplicates_and_reordering_leave_amount_paid_exact() -> 
                 let lookup = |name: &str| (name == "dunning-signature").then(|| header.clone());
                 handle(
                     &env.deps.store,
-                    None,
+                    None::<&dunning::aws::SesMailer>,
                     config,
                     "POST",
                     lookup,

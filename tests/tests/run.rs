@@ -3,14 +3,10 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use dunning::aws::claims::{Claim, ClaimOutcome, Held, Lost, Member};
-use dunning::aws::store::{raw_invoice, Item};
-use dunning::invoice::Invoice;
-use dunning::ledger::reminder_sk;
 use dunning::paylink::PayLinkSigner;
-use dunning::policy::Channel;
 use dunning::run::{run, RunRequest};
-use dunning_e2e::{invoice, TestEnv, PAY_BASE, SECRET, SENDER};
+use dunning::summary::SkipReason;
+use dunning_e2e::{invoice, outcome, TestEnv, PAY_BASE, SECRET, SENDER};
 
 /// 14:00 UTC on Monday 23 November 2026; the business zone is UTC.
 const AS_OF: &str = "2026-11-23T14:00:00Z";
@@ -79,18 +75,6 @@ async fn seed_ladder(env: &TestEnv) -> anyhow::Result<()> {
         env.put_invoice(attrs).await?;
     }
     Ok(())
-}
-
-fn step_outcome(
-    summary: &dunning::summary::RunSummary,
-    step: &str,
-    channel: &str,
-) -> (u64, u64, u64) {
-    summary
-        .steps
-        .get(step)
-        .and_then(|c| c.get(channel))
-        .map_or((0, 0, 0), |o| (o.sent, o.failed, o.skipped))
 }
 
 #[tokio::test]
@@ -168,11 +152,11 @@ async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow
         "paid and void invoices are not in the open partition of the index"
     );
     assert_eq!(summary.eligible, 4);
-    assert_eq!(step_outcome(&summary, "pre_due", "email"), (1, 0, 0));
-    assert_eq!(step_outcome(&summary, "pre_due", "sms"), (1, 0, 0));
-    assert_eq!(step_outcome(&summary, "due_today", "email"), (1, 0, 0));
-    assert_eq!(step_outcome(&summary, "overdue", "email"), (1, 0, 0));
-    assert_eq!(step_outcome(&summary, "overdue", "sms"), (2, 0, 0));
+    assert_eq!(outcome(&summary, "pre_due", "email"), (1, 0, 0));
+    assert_eq!(outcome(&summary, "pre_due", "sms"), (1, 0, 0));
+    assert_eq!(outcome(&summary, "due_today", "email"), (1, 0, 0));
+    assert_eq!(outcome(&summary, "overdue", "email"), (1, 0, 0));
+    assert_eq!(outcome(&summary, "overdue", "sms"), (2, 0, 0));
     assert_eq!(summary.held.get("not_yet"), Some(&1));
     let ledger = env.ledger("PRE").await?;
     assert_eq!(ledger.len(), 2);
@@ -203,7 +187,7 @@ async fn running_the_same_instant_twice_sends_nothing_new() -> anyhow::Result<()
     assert_eq!(first.total_sent(), (emails + sms) as u64);
     assert_eq!(second.total_sent(), 0);
     assert_eq!(
-        second.skipped.get("already_sent"),
+        second.skipped.get(&SkipReason::AlreadySent),
         Some(&first.total_sent())
     );
     assert_eq!(env.moto.sent_emails()?.len(), emails);
@@ -340,143 +324,6 @@ async fn dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn read_invoice(env: &TestEnv, id: &str) -> anyhow::Result<(Item, Invoice)> {
-    let item = env
-        .deps
-        .store
-        .client()
-        .get_item()
-        .table_name("invoices")
-        .key("invoice_id", AttributeValue::S(id.into()))
-        .key("sk", AttributeValue::S("invoice".into()))
-        .send()
-        .await?
-        .item
-        .ok_or_else(|| anyhow::anyhow!("no invoice {id}"))?;
-    let invoice = Invoice::parse(&raw_invoice(&item))?;
-    Ok((item, invoice))
-}
-
-/// A claim of the due-today email for one invoice, as the run makes it.
-fn claim<'a>(item: &'a Item, invoice: &'a Invoice, token: &str, now: DateTime<Utc>) -> Claim<'a> {
-    Claim {
-        members: vec![Member {
-            invoice,
-            item,
-            sk: reminder_sk("due_today", Channel::Email),
-            late_fee: None,
-            amount: "USD 120.00".into(),
-        }],
-        customer_id: &invoice.customer_id,
-        step: "due_today",
-        offset_days: 0,
-        channel: "email",
-        recipient: "x@example.com",
-        local_date: invoice.due_date,
-        run_id: "t",
-        token: token.into(),
-        now,
-        as_of: now,
-        lease: std::time::Duration::from_secs(900),
-        cap: None,
-    }
-}
-
-async fn update_invoice(
-    env: &TestEnv,
-    id: &str,
-    expression: &str,
-    values: &[(&str, AttributeValue)],
-) -> anyhow::Result<()> {
-    let mut u = env
-        .deps
-        .store
-        .client()
-        .update_item()
-        .table_name("invoices")
-        .key("invoice_id", AttributeValue::S(id.into()))
-        .key("sk", AttributeValue::S("invoice".into()))
-        .update_expression(expression);
-    for (k, v) in values {
-        u = u.expression_attribute_values(*k, v.clone());
-    }
-    if expression.contains("#s") {
-        u = u.expression_attribute_names("#s", "status");
-    }
-    u.send().await?;
-    Ok(())
-}
-
-fn lost(outcome: ClaimOutcome) -> Vec<Lost> {
-    match outcome {
-        ClaimOutcome::Lost(l) => l.into_iter().map(|(_, l)| l).collect(),
-        other => panic!("expected the claim to be lost, got {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn a_claim_fails_once_the_invoice_is_paid_or_changed_after_it_was_read() -> anyhow::Result<()>
-{
-    let env = TestEnv::start().await?;
-    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
-        .await?;
-    let (item, seen) = read_invoice(&env, "INV").await?;
-    let now = Utc::now();
-    // A partial payment lands between the run's read and its claim.
-    update_invoice(
-        &env,
-        "INV",
-        "SET amount_paid = :p",
-        &[(":p", AttributeValue::S("10.00".into()))],
-    )
-    .await?;
-    assert_eq!(
-        lost(env.deps.store.claim(&claim(&item, &seen, "a", now)).await?),
-        [Lost::InvoiceChanged]
-    );
-    // A pause, a dispute: the same.
-    update_invoice(
-        &env,
-        "INV",
-        "REMOVE amount_paid SET disputed = :t",
-        &[(":t", AttributeValue::Bool(true))],
-    )
-    .await?;
-    assert_eq!(
-        lost(env.deps.store.claim(&claim(&item, &seen, "b", now)).await?),
-        [Lost::InvoiceChanged]
-    );
-    // Paid in full.
-    update_invoice(
-        &env,
-        "INV",
-        "REMOVE disputed SET #s = :paid",
-        &[(":paid", AttributeValue::S("paid".into()))],
-    )
-    .await?;
-    assert_eq!(
-        lost(env.deps.store.claim(&claim(&item, &seen, "c", now)).await?),
-        [Lost::InvoiceChanged]
-    );
-    assert!(
-        env.ledger("INV").await?.is_empty(),
-        "a failed claim writes nothing"
-    );
-    // Back to open and unchanged: the claim goes through.
-    update_invoice(
-        &env,
-        "INV",
-        "SET #s = :open",
-        &[(":open", AttributeValue::S("open".into()))],
-    )
-    .await?;
-    assert!(matches!(
-        env.deps.store.claim(&claim(&item, &seen, "d", now)).await?,
-        ClaimOutcome::Claimed { .. }
-    ));
-    Ok(())
-}
-
 #[tokio::test]
 async fn steps_never_go_backwards_even_if_a_run_is_given_an_older_instant() -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
@@ -487,7 +334,7 @@ async fn steps_never_go_backwards_even_if_a_run_is_given_an_older_instant() -> a
         &RunRequest::new("2026-11-24T14:00:00Z".parse()?, "late"),
     )
     .await?;
-    assert_eq!(step_outcome(&overdue, "overdue", "email"), (1, 0, 0));
+    assert_eq!(outcome(&overdue, "overdue", "email"), (1, 0, 0));
     // A run for the day before (a replayed old event) must not send the older step now.
     let replay = run(&env.deps, &request("replay")).await?;
     assert_eq!(replay.total_sent(), 0);
@@ -500,77 +347,6 @@ async fn steps_never_go_backwards_even_if_a_run_is_given_an_older_instant() -> a
         .expect("a record for the superseded step");
     assert_eq!(due_today["state"], "skipped");
     assert_eq!(due_today["skip_reason"], "superseded by overdue");
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
-    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
-        .await?;
-    let (item, seen) = read_invoice(&env, "INV").await?;
-    let sk = reminder_sk("due_today", Channel::Email);
-    let held = |token| Held {
-        invoice_id: "INV",
-        sk: &sk,
-        token,
-    };
-    let t0 = Utc::now();
-    assert!(matches!(
-        env.deps
-            .store
-            .claim(&claim(&item, &seen, "first", t0))
-            .await?,
-        ClaimOutcome::Claimed { .. }
-    ));
-    // The first claim moved the invoice's step marker: read it again, as a new run would.
-    let (item, seen) = read_invoice(&env, "INV").await?;
-    let t14 = t0 + chrono::Duration::minutes(14);
-    assert_eq!(
-        lost(
-            env.deps
-                .store
-                .claim(&claim(&item, &seen, "second", t14))
-                .await?
-        ),
-        [Lost::AlreadyClaimed]
-    );
-    // The first claimant crashed: after the lease another run may take over...
-    let later = t0 + chrono::Duration::minutes(16);
-    assert!(matches!(
-        env.deps
-            .store
-            .claim(&claim(&item, &seen, "third", later))
-            .await?,
-        ClaimOutcome::Claimed { .. }
-    ));
-    // ...and the crashed one can no longer record over it.
-    assert!(
-        !env.deps
-            .store
-            .record_sent(&held("first"), "m-1", later)
-            .await?
-    );
-    assert!(
-        env.deps
-            .store
-            .record_sent(&held("third"), "m-3", later)
-            .await?
-    );
-    let ledger = env.ledger("INV").await?;
-    assert_eq!(ledger[0]["message_id"], "m-3");
-    assert_eq!(ledger[0]["attempts"], 2);
-    // A sent record is never claimed again, however late.
-    let much_later = t0 + chrono::Duration::days(3);
-    assert_eq!(
-        lost(
-            env.deps
-                .store
-                .claim(&claim(&item, &seen, "fourth", much_later))
-                .await?
-        ),
-        [Lost::AlreadyClaimed]
-    );
     Ok(())
 }
 
@@ -589,9 +365,9 @@ async fn a_permanent_send_failure_is_recorded_once_and_not_retried() -> anyhow::
     ))
     .await?;
     let first = run(&env.deps, &request("r1")).await?;
-    assert_eq!(step_outcome(&first, "due_today", "email"), (0, 1, 0));
+    assert_eq!(outcome(&first, "due_today", "email"), (0, 1, 0));
     assert_eq!(
-        step_outcome(&first, "due_today", "sms"),
+        outcome(&first, "due_today", "sms"),
         (1, 0, 0),
         "the SMS is independent of the email"
     );
@@ -602,7 +378,7 @@ async fn a_permanent_send_failure_is_recorded_once_and_not_retried() -> anyhow::
     assert_eq!(email["error_class"], "permanent");
     let second = run(&env.deps, &request("r2")).await?;
     assert_eq!(second.total_failed() + second.total_sent(), 0);
-    assert_eq!(second.skipped.get("already_sent"), Some(&2));
+    assert_eq!(second.skipped.get(&SkipReason::AlreadySent), Some(&2));
     Ok(())
 }
 

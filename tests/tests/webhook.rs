@@ -33,7 +33,7 @@ async fn deliver(env: &TestEnv, header: &str, secret: &str, body: &[u8]) -> Answ
     let lookup = |name: &str| (name == header).then(|| signature.clone());
     handle(
         &env.deps.store,
-        None,
+        None::<&dunning::aws::SesMailer>,
         &config(),
         "POST",
         lookup,
@@ -258,7 +258,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
-                None,
+                None::<&dunning::aws::SesMailer>,
                 &config(),
                 "POST",
                 |_| None,
@@ -272,7 +272,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
-                None,
+                None::<&dunning::aws::SesMailer>,
                 &config(),
                 "POST",
                 |h| (h == "dunning-signature").then(|| stale.clone()),
@@ -286,7 +286,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
-                None,
+                None::<&dunning::aws::SesMailer>,
                 &config(),
                 "GET",
                 |_| None,

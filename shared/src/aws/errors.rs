@@ -1,18 +1,12 @@
-//! Classifying provider errors into transient (retry later) and permanent
-//! (record once, never retry).
+//! Provider errors: classified into transient (retry later) and permanent
+//! (record once, never retry) for sends, and turned into a [`StoreError`]
+//! that keeps the SDK error as its source for the store.
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::ledger::ErrorClass;
-
-/// A failed send: its class, the provider's error code and message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code} ({}): {message}", class.as_str())]
-pub struct SendError {
-    pub class: ErrorClass,
-    pub code: String,
-    pub message: String,
-}
+use crate::ports::{SendError, StoreError};
+use crate::retry::{retry, Backoff};
 
 /// Error codes every AWS service uses for throttling and its own faults.
 const TRANSIENT_CODES: &[&str] = &[
@@ -44,31 +38,41 @@ const REFUSED_CODES: &[&str] = &[
 ];
 
 /// Sends with `send` and, while the provider refuses it as throttled, tries
-/// again up to 3 more times with exponential backoff and jitter. Sending
-/// clients make one attempt per call (see [`super::sdk::single_attempt`]), so
-/// nothing else is ever sent twice within a run: any other failure goes to the
-/// ledger, which retries it in a later run.
-pub(super) async fn send_refusals_retried<F, Fut>(mut send: F) -> Result<String, SendError>
+/// again with jittered backoff: 4 calls in all. Sending clients make one SDK
+/// attempt per call ([`super::sdk::single_attempt`]), so a send reaches the
+/// provider at most 4 times, and only after refusals: any other failure goes
+/// to the ledger, which retries it in a later run.
+pub(super) async fn send_refusals_retried<F, Fut>(send: F) -> Result<String, SendError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, SendError>>,
 {
-    let mut attempt = 0u32;
-    loop {
-        match send().await {
-            Err(err) if attempt < 3 && REFUSED_CODES.contains(&err.code.as_str()) => {
-                attempt += 1;
-                let cap_ms = 100u64 << attempt;
-                let jitter = u64::from(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .subsec_nanos(),
-                ) % cap_ms;
-                tokio::time::sleep(std::time::Duration::from_millis(cap_ms / 2 + jitter / 2)).await;
-            }
-            result => return result,
-        }
+    const REFUSALS: Backoff = Backoff {
+        attempts: 4,
+        base: std::time::Duration::from_millis(200),
+        max: std::time::Duration::from_millis(1600),
+    };
+    retry(
+        REFUSALS,
+        "a throttled send",
+        |e: &SendError| REFUSED_CODES.contains(&e.code.as_str()),
+        send,
+    )
+    .await
+}
+
+/// A store error from the SDK's: its operation, code and message, the SDK error as its source.
+pub(super) fn store_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let e = classify(&err);
+    StoreError {
+        operation,
+        code: e.code,
+        message: e.message,
+        source: Some(Box::new(err)),
     }
 }
 

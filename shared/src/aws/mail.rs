@@ -3,9 +3,10 @@
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use aws_sdk_sesv2::Client;
 
-use super::errors::{classify, require_id, send_refusals_retried, SendError};
+use super::errors::{classify, require_id, send_refusals_retried};
 use crate::contact::EmailAddress;
 use crate::ledger::ErrorClass;
+use crate::ports::{Mailer, SendError};
 use crate::render::EmailContent;
 
 /// Sends email from one verified sender identity.
@@ -49,8 +50,21 @@ impl SesMailer {
         &self.client
     }
 
+    /// Registers the sender identity (on AWS this starts verification).
+    pub async fn create_sender_identity(&self) -> Result<(), SendError> {
+        self.client
+            .create_email_identity()
+            .email_identity(self.from.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(())
+    }
+}
+
+impl Mailer for SesMailer {
     /// Sends a subject with an HTML and a plain-text part; returns the SES message id.
-    pub async fn send(&self, to: &EmailAddress, email: &EmailContent) -> Result<String, SendError> {
+    async fn send(&self, to: &EmailAddress, email: &EmailContent) -> Result<String, SendError> {
         let utf8 = |text: &str| Content::builder().data(text).charset("UTF-8").build();
         let (subject, html, text) =
             match (utf8(&email.subject), utf8(&email.html), utf8(&email.text)) {
@@ -86,17 +100,6 @@ impl SesMailer {
             }
         })
         .await
-    }
-
-    /// Registers the sender identity (on AWS this starts verification).
-    pub async fn create_sender_identity(&self) -> Result<(), SendError> {
-        self.client
-            .create_email_identity()
-            .email_identity(self.from.as_str())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        Ok(())
     }
 }
 

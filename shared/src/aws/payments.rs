@@ -1,74 +1,36 @@
-//! Applying a payment to an invoice, idempotently and race-safely: one
-//! transaction records the payment under the invoice (keyed by the provider's
-//! event id, so a redelivery changes nothing), adds it to `amount_paid`, and
-//! marks the invoice paid when it is fully paid, which takes it out of the due
-//! index. The invoice update is conditional on what was read; a concurrent
-//! change makes the transaction fail and it is retried from a fresh read. It
-//! also waits while a reminder for the invoice is being sent, so that no
-//! reminder goes out after the payment commits.
-
-use std::time::Duration;
+//! Applying a payment to an invoice on DynamoDB, idempotently and
+//! race-safely: one transaction records the payment under the invoice (keyed
+//! by its payment key, so a redelivery changes nothing), sets `amount_paid`
+//! to what [`PayableInvoice::settle`] decides, and marks the invoice paid when
+//! it is fully paid, which takes it out of the due index. The invoice update
+//! is conditional on what was read; a concurrent change makes the transaction
+//! fail and it is retried from a fresh read. It also waits while a reminder
+//! for the invoice is being sent, so that no reminder goes out after the
+//! payment commits.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 
-use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, StoreError, PARTITION_KEY, SORT_KEY};
-use crate::invoice::{InvoiceStatus, PayableInvoice};
+use super::errors::store_error;
+use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
+use crate::invoice::InvoiceStatus;
 use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
-use crate::webhook::event::Payment;
+use crate::payment::{
+    check, Applied, PayableInvoice, Payment, PaymentError, Settlement, PAYMENT_BACKOFF,
+};
+use crate::ports::{Payments, StoreError};
 
-/// Attempts before answering "busy" (the provider retries later).
-const MAX_ATTEMPTS: u32 = 40;
-
-/// A payment applied (or found already applied).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Applied {
-    Applied {
-        amount_paid: Decimal,
-        fully_paid: bool,
-        overpaid: bool,
-        /// The invoice as read before this payment (for a receipt).
-        invoice: Box<PayableInvoice>,
-    },
-    Duplicate,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PaymentError {
-    #[error("no such invoice")]
-    UnknownInvoice,
-    #[error("the invoice is void")]
-    Void,
-    #[error("the payment currency is not the invoice currency")]
-    CurrencyMismatch,
-    #[error("the invoice item fails validation")]
-    InvalidInvoice,
-    #[error("the invoice kept changing or a reminder is being sent; retry later")]
-    Busy,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// A short pause that differs between concurrent callers.
-fn backoff(attempt: u32) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let base = 20u64 * u64::from(attempt.min(10));
-    Duration::from_millis(base + u64::from(nanos % 50))
-}
-
-impl DynamoStore {
-    /// Applies `payment` (see the module documentation) at `now`.
-    pub async fn apply_payment(
+impl Payments for DynamoStore {
+    /// Applies `payment` (see the module documentation) at `now`: at most
+    /// [`PAYMENT_BACKOFF`]`.attempts` rounds of read and commit, then busy.
+    async fn apply_payment(
         &self,
         payment: &Payment,
         now: DateTime<Utc>,
     ) -> Result<Applied, PaymentError> {
-        for attempt in 0..MAX_ATTEMPTS {
+        for attempt in 1..=PAYMENT_BACKOFF.attempts {
             let out = self
                 .client()
                 .get_item()
@@ -78,16 +40,11 @@ impl DynamoStore {
                 .consistent_read(true)
                 .send()
                 .await
-                .map_err(|e| StoreError::from_sdk("GetItem", e))?;
+                .map_err(|e| store_error("GetItem", e))?;
             let item = out.item.ok_or(PaymentError::UnknownInvoice)?;
             let invoice = PayableInvoice::parse(&raw_invoice(&item))
                 .map_err(|_| PaymentError::InvalidInvoice)?;
-            if invoice.status == InvoiceStatus::Void {
-                return Err(PaymentError::Void);
-            }
-            if invoice.amount.currency != payment.currency {
-                return Err(PaymentError::CurrencyMismatch);
-            }
+            check(&invoice, payment)?;
             let sending = item
                 .get("sending_until")
                 .and_then(|v| v.as_n().ok())
@@ -95,44 +52,42 @@ impl DynamoStore {
                 .is_some_and(|until| until >= now.timestamp());
             if sending {
                 // A reminder for this invoice is between claim and send: let it finish.
-                tokio::time::sleep(backoff(attempt + 5)).await;
+                tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
                 continue;
             }
-            let fees = invoice.late_fees;
-            let total = invoice.amount.amount + fees;
-            let paid = invoice.amount_paid + payment.amount;
-            let fully_paid = paid >= total;
-            let overpaid = paid > total;
+            let settlement = invoice.settle(payment.amount);
             match self
-                .commit_payment(payment, &item, &invoice, paid, fully_paid, overpaid, now)
+                .commit_payment(payment, &item, &invoice, settlement, now)
                 .await?
             {
                 Commit::Done => {
                     return Ok(Applied::Applied {
-                        amount_paid: paid,
-                        fully_paid,
-                        overpaid,
+                        settlement,
                         invoice: Box::new(invoice),
                     })
                 }
                 Commit::Duplicate => return Ok(Applied::Duplicate),
-                Commit::Changed => tokio::time::sleep(backoff(attempt)).await,
+                Commit::Changed => tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await,
             }
         }
         Err(PaymentError::Busy)
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
+impl DynamoStore {
     async fn commit_payment(
         &self,
         payment: &Payment,
-        item: &super::store::Item,
+        item: &Item,
         invoice: &PayableInvoice,
-        paid: Decimal,
-        fully_paid: bool,
-        overpaid: bool,
+        settlement: Settlement,
         now: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
+        let Settlement {
+            amount_paid: paid,
+            fully_paid,
+            overpaid,
+        } = settlement;
         let local = |e: aws_sdk_dynamodb::error::BuildError| {
             StoreError::local("TransactWriteItems", e.to_string())
         };
@@ -215,12 +170,12 @@ impl DynamoStore {
                         Commit::Changed
                     })
                 }
-                _ => Err(StoreError::from_sdk(
+                _ => Err(store_error(
                     "TransactWriteItems",
                     SdkError::ServiceError(err),
                 )),
             },
-            Err(e) => Err(StoreError::from_sdk("TransactWriteItems", e)),
+            Err(e) => Err(store_error("TransactWriteItems", e)),
         }
     }
 }

@@ -4,8 +4,24 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 
-use super::store::StoreError;
 use crate::fanout::WorkOrder;
+
+/// Orders that could not be queued: the SQS error (its source kept), or an
+/// entry SQS refused in a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("SQS SendMessageBatch failed: {code}: {message}")]
+    Sqs {
+        code: String,
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("SQS refused an order: {0}")]
+    Refused(String),
+    #[error("an order could not be built: {0}")]
+    Build(String),
+}
 
 #[derive(Clone, Debug)]
 pub struct WorkQueue {
@@ -24,7 +40,7 @@ impl WorkQueue {
     /// Queues the orders, one message each (an order is a few hundred
     /// bytes), ten to a batch; returns how many were queued, and the error
     /// that stopped the rest.
-    pub async fn send(&self, orders: &[WorkOrder]) -> (usize, Option<StoreError>) {
+    pub async fn send(&self, orders: &[WorkOrder]) -> (usize, Option<QueueError>) {
         let mut queued = 0;
         for batch in orders.chunks(10) {
             let mut request = self.client.send_message_batch().queue_url(&self.url);
@@ -40,7 +56,7 @@ impl WorkQueue {
                     });
                 match entry {
                     Ok(entry) => request = request.entries(entry),
-                    Err(e) => return (queued, Some(StoreError::local("SendMessageBatch", e))),
+                    Err(e) => return (queued, Some(QueueError::Build(e))),
                 }
             }
             match request.send().await {
@@ -52,10 +68,18 @@ impl WorkQueue {
                             failed.code,
                             failed.message.as_deref().unwrap_or("")
                         );
-                        return (queued, Some(StoreError::local("SendMessageBatch", why)));
+                        return (queued, Some(QueueError::Refused(why)));
                     }
                 }
-                Err(e) => return (queued, Some(StoreError::from_sdk("SendMessageBatch", e))),
+                Err(e) => {
+                    let c = super::classify(&e);
+                    let error = QueueError::Sqs {
+                        code: c.code,
+                        message: c.message,
+                        source: Box::new(e),
+                    };
+                    return (queued, Some(error));
+                }
             }
         }
         (queued, None)

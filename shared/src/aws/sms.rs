@@ -1,11 +1,12 @@
-//! SMS through SNS (direct publish to a phone number).
+//! SMS through SNS (direct publish to a phone number): the [`Texter`].
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
-use super::errors::{classify, require_id, send_refusals_retried, SendError};
+use super::errors::{classify, require_id, send_refusals_retried};
 use crate::contact::PhoneNumber;
 use crate::ledger::ErrorClass;
+use crate::ports::{SendError, Texter};
 
 #[derive(Clone, Debug)]
 pub struct SnsTexter {
@@ -18,44 +19,11 @@ impl SnsTexter {
             client: Client::new(&super::sdk::single_attempt(sdk)),
         }
     }
+}
 
-    /// Creates (or finds) a topic by name; returns its ARN.
-    pub async fn create_topic(&self, name: &str) -> Result<String, SendError> {
-        let out = self
-            .client
-            .create_topic()
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        out.topic_arn.ok_or_else(|| SendError {
-            class: ErrorClass::Permanent,
-            code: "NoTopicArn".into(),
-            message: "SNS created the topic without an ARN".into(),
-        })
-    }
-
-    /// Publishes an event (JSON) to a topic, for people to act on; returns the message id.
-    pub async fn publish_event(
-        &self,
-        topic_arn: &str,
-        subject: &str,
-        event: &serde_json::Value,
-    ) -> Result<String, SendError> {
-        let out = self
-            .client
-            .publish()
-            .topic_arn(topic_arn)
-            .subject(subject.chars().take(100).collect::<String>())
-            .message(event.to_string())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        require_id(out.message_id, "SNS")
-    }
-
+impl Texter for SnsTexter {
     /// Publishes a transactional SMS; returns the SNS message id.
-    pub async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SendError> {
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SendError> {
         let transactional = MessageAttributeValue::builder()
             .data_type("String")
             .string_value("Transactional")

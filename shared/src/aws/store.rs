@@ -4,19 +4,20 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::errors::store_error;
+use crate::claim::GUARDED;
 use crate::invoice::{Invoice, RawInvoice, RawValue};
 use crate::ledger::INVOICE_SK;
-use crate::reads::ReadState;
+use crate::ports::{DueItem, DuePage, StoreError};
 
 pub const PARTITION_KEY: &str = "invoice_id";
 pub const SORT_KEY: &str = "sk";
@@ -27,45 +28,24 @@ pub const RUN_STATE_KEY: (&str, &str) = ("#run", "read-state");
 
 pub type Item = HashMap<String, AttributeValue>;
 
-#[derive(Debug, thiserror::Error)]
-#[error("DynamoDB {operation} failed: {code}: {message}")]
-pub struct StoreError {
-    pub operation: &'static str,
-    pub code: String,
-    pub message: String,
-}
+/// The store's snapshot of an invoice: its [`GUARDED`] attributes as read,
+/// which a claim requires unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DynamoSnapshot(pub(super) Item);
 
-impl StoreError {
-    pub(super) fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        let e = super::classify(&err);
-        Self {
-            operation,
-            code: e.code,
-            message: e.message,
-        }
-    }
-
-    pub(super) fn local(operation: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            operation,
-            code: "Local".into(),
-            message: message.into(),
-        }
+impl DynamoSnapshot {
+    pub fn of(item: &Item) -> Self {
+        Self(
+            GUARDED
+                .iter()
+                .filter_map(|&a| item.get(a).map(|v| (a.to_owned(), v.clone())))
+                .collect(),
+        )
     }
 }
 
-/// One page of the due index.
-#[derive(Debug, Default)]
-pub struct DuePage {
-    pub items: Vec<Item>,
-    /// Items DynamoDB read for this page (what read capacity is charged on).
-    pub scanned_count: u64,
-    pub next: Option<Item>,
-}
+/// A page of the due index as DynamoDB returns it.
+pub type DynamoPage = DuePage<DynamoSnapshot, Item>;
 
 /// The invoice item as written by the importer: the documented contract.
 #[derive(Debug, Serialize)]
@@ -207,120 +187,8 @@ impl DynamoStore {
             .global_secondary_indexes(index)
             .send()
             .await
-            .map_err(|e| StoreError::from_sdk("CreateTable", e))?;
+            .map_err(|e| store_error("CreateTable", e))?;
         Ok(())
-    }
-
-    /// One page of open invoices with `from <= due_date <= to`.
-    pub async fn due_page(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-        start: Option<Item>,
-    ) -> Result<DuePage, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("#status = :open AND due_date BETWEEN :from AND :to")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":open", s("open"))
-            .expression_attribute_values(":from", s(from.to_string()))
-            .expression_attribute_values(":to", s(to.to_string()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| StoreError::from_sdk("Query", e))?;
-        Ok(DuePage {
-            scanned_count: u64::try_from(out.scanned_count).unwrap_or(0),
-            items: out.items.unwrap_or_default(),
-            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-        })
-    }
-
-    /// What earlier runs read (strongly consistent: a run right after another sees it).
-    pub async fn read_state(&self) -> Result<ReadState, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(RUN_STATE_KEY.0))
-            .key(SORT_KEY, s(RUN_STATE_KEY.1))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::from_sdk("GetItem", e))?;
-        let at = |name: &str| {
-            out.item
-                .as_ref()
-                .and_then(|i| i.get(name))
-                .and_then(|v| v.as_s().ok())
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-        };
-        let zones = out
-            .item
-            .as_ref()
-            .and_then(|i| i.get("zones"))
-            .and_then(|v| v.as_ss().ok())
-            .map(|names| names.iter().filter_map(|n| n.parse().ok()).collect())
-            .unwrap_or_default();
-        Ok(ReadState {
-            last_run_at: at("last_run_at"),
-            last_full_read_at: at("last_full_read_at"),
-            zones,
-            series_since: at("series_since"),
-            full_read_due: at("full_read_due"),
-        })
-    }
-
-    /// Records the state after a run that read all it planned. Instants
-    /// only move forward: an older run finishing late changes nothing.
-    pub async fn record_read(&self, state: &ReadState) -> Result<(), StoreError> {
-        let Some(last_run_at) = state.last_run_at else {
-            return Ok(());
-        };
-        let mut set = vec!["last_run_at = :t"];
-        let mut update = self
-            .update_record(RUN_STATE_KEY.0, RUN_STATE_KEY.1)
-            .condition_expression("attribute_not_exists(last_run_at) OR last_run_at < :t")
-            .expression_attribute_values(":t", s(rfc3339(last_run_at)));
-        if let Some(t) = state.series_since {
-            set.push("series_since = :s");
-            update = update.expression_attribute_values(":s", s(rfc3339(t)));
-        }
-        let mut remove = "";
-        match state.full_read_due {
-            Some(t) => {
-                set.push("full_read_due = :d");
-                update = update.expression_attribute_values(":d", s(rfc3339(t)));
-            }
-            None => remove = " REMOVE full_read_due",
-        }
-        if let Some(t) = state.last_full_read_at {
-            set.push("last_full_read_at = :f");
-            update = update.expression_attribute_values(":f", s(rfc3339(t)));
-        }
-        if !state.zones.is_empty() {
-            set.push("zones = :z");
-            let names = state.zones.iter().map(|z| z.name().to_owned()).collect();
-            update = update.expression_attribute_values(":z", AttributeValue::Ss(names));
-        }
-        match update
-            .update_expression(format!("SET {}{remove}", set.join(", ")))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::from_sdk("UpdateItem", e)),
-        }
     }
 
     /// Writes a new invoice; an existing one with the same id is left untouched
@@ -363,7 +231,7 @@ impl DynamoStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(StoreError::from_sdk("PutItem", e)),
+            Err(e) => Err(store_error("PutItem", e)),
         }
     }
 
@@ -374,7 +242,7 @@ impl DynamoStore {
         segment: i32,
         total: i32,
         start: Option<Item>,
-    ) -> Result<DuePage, StoreError> {
+    ) -> Result<DuePage<(), Item>, StoreError> {
         let out = self
             .client
             .scan()
@@ -386,10 +254,18 @@ impl DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| StoreError::from_sdk("Scan", e))?;
+            .map_err(|e| store_error("Scan", e))?;
         Ok(DuePage {
             scanned_count: u64::try_from(out.scanned_count).unwrap_or(0),
-            items: out.items.unwrap_or_default(),
+            items: out
+                .items
+                .unwrap_or_default()
+                .iter()
+                .map(|item| DueItem {
+                    raw: raw_invoice(item),
+                    snapshot: (),
+                })
+                .collect(),
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
         })
     }
@@ -404,7 +280,7 @@ impl DynamoStore {
             .key(SORT_KEY, s(INVOICE_SK))
             .send()
             .await
-            .map_err(|e| StoreError::from_sdk("GetItem", e))?;
+            .map_err(|e| store_error("GetItem", e))?;
         Ok(out.item)
     }
 
@@ -422,7 +298,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| StoreError::from_sdk("Query", e))?;
+                .map_err(|e| store_error("Query", e))?;
             for item in out.items.unwrap_or_default() {
                 let value: serde_json::Value = serde_dynamo::from_item(item)
                     .map_err(|e| StoreError::local("Query", e.to_string()))?;

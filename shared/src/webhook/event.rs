@@ -7,24 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::money::{parse_amount, Currency};
-
-/// A payment to apply to an invoice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payment {
-    /// The provider's event id.
-    pub event_id: String,
-    /// What makes this payment unique: it is applied once per key. For Stripe
-    /// the PaymentIntent id, so `invoice.paid` and `payment_intent.succeeded`
-    /// for the same money count once; otherwise the event id.
-    pub payment_key: String,
-    pub invoice_id: String,
-    pub amount: Decimal,
-    pub currency: Currency,
-    pub paid_at: DateTime<Utc>,
-    /// `stripe` or `generic`.
-    pub provider: &'static str,
-    pub event_type: String,
-}
+pub use crate::payment::Payment;
 
 /// What a body turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]

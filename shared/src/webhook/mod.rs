@@ -9,8 +9,8 @@ pub mod signature;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::aws::payments::{Applied, PaymentError};
-use crate::aws::DynamoStore;
+use crate::payment::{Applied, PayableInvoice, Payment, PaymentError};
+use crate::ports::{Mailer, Payments};
 use event::{parse_generic, parse_stripe, Parsed};
 use signature::{verify, SignatureError};
 
@@ -206,10 +206,10 @@ fn error(status: u16, code: &str, message: &str) -> Answer {
 /// Sends the receipt for a payment that completed `invoice`, when enabled.
 /// Best effort: the payment is recorded whatever happens here.
 async fn send_receipt(
-    mailer: Option<&crate::aws::SesMailer>,
+    mailer: Option<&impl Mailer>,
     config: &WebhookConfig,
-    invoice: &crate::invoice::PayableInvoice,
-    payment: &event::Payment,
+    invoice: &PayableInvoice,
+    payment: &Payment,
 ) {
     let (Some(receipts), Some(mailer), Some(to)) = (&config.receipts, mailer, &invoice.email)
     else {
@@ -237,8 +237,8 @@ async fn send_receipt(
 /// Handles one delivery. `header` looks a request header up by name
 /// (case-insensitively, as HTTP does).
 pub async fn handle(
-    store: &DynamoStore,
-    mailer: Option<&crate::aws::SesMailer>,
+    store: &impl Payments,
+    mailer: Option<&impl Mailer>,
     config: &WebhookConfig,
     method: &str,
     header: impl Fn(&str) -> Option<String>,
@@ -290,11 +290,14 @@ pub async fn handle(
     let id = &payment.invoice_id;
     match outcome {
         Ok(Applied::Applied {
-            amount_paid,
-            fully_paid,
-            overpaid,
+            settlement,
             invoice,
         }) => {
+            let crate::payment::Settlement {
+                amount_paid,
+                fully_paid,
+                overpaid,
+            } = settlement;
             if fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
                 send_receipt(mailer, config, &invoice, &payment).await;
             }

@@ -26,11 +26,12 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use dunning::aws::store::raw_invoice;
 use dunning::decide::decide;
 use dunning::invoice::Invoice;
+use dunning::ports::Store;
 use dunning::reads::ReadState;
 use dunning::run::{run, Deps, RunRequest};
+use dunning::summary::SkipReason;
 use dunning_e2e::{config, Moto};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
@@ -199,8 +200,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .unwrap_or(0);
     // Messages due: planned by this run, or left for the next by its capacity.
-    let planned =
-        summary.total_planned() + summary.skipped.get("time_budget").copied().unwrap_or(0);
+    let planned = summary.total_planned() + summary.skipped(SkipReason::TimeBudget);
 
     // The naive way: a parallel Scan of the whole table, same validation and decision.
     let started = Instant::now();
@@ -214,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
                 let page = deps.store.scan_invoices(segment, segments, start).await?;
                 scanned += page.scanned_count;
                 for item in &page.items {
-                    if let Ok(invoice) = Invoice::parse(&raw_invoice(item)) {
+                    if let Ok(invoice) = Invoice::parse(&item.raw) {
                         if decide(&deps.policy, &invoice, as_of, deps.config.business_timezone)
                             .is_ok()
                         {
@@ -254,7 +254,7 @@ async fn main() -> anyhow::Result<()> {
             "run": {"full_read": summary.full_read, "due_date_ranges": summary.due_date_ranges,
                      "scanned_count": summary.scanned_count, "items_read": summary.items_read,
                      "pages": summary.pages, "seconds": run_secs, "planned": summary.total_planned(),
-                     "time_budget": summary.skipped.get("time_budget").copied().unwrap_or(0),
+                     "time_budget": summary.skipped(SkipReason::TimeBudget),
                      "read_per_due_invoice": summary.scanned_count as f64 / due as f64},
             "full_read": full.as_ref().map(|(f, secs)| serde_json::json!({
                      "scanned_count": f.scanned_count, "seconds": secs, "planned": f.total_planned(),

@@ -1,0 +1,211 @@
+//! The seams between the domain and the outside world, only where the run and
+//! the webhook need one: what a run needs from its store ([`Store`]), a mailer
+//! ([`Mailer`]), a texter ([`Texter`]) and an event publisher
+//! ([`EventPublisher`]); what the webhook needs to apply a payment
+//! ([`Payments`]). Each has two implementations: the AWS adapters in
+//! [`crate::aws`] and the in-memory ones in `crate::testing` (feature
+//! `test-util`), held to the same behaviour by one contract test suite
+//! (`tests/tests/contract.rs`).
+//!
+//! Methods return `impl Future + Send` (rather than `async fn`) so that a
+//! run over any adapters can be awaited from a multi-threaded runtime.
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::claim::{Claim, ClaimOutcome, Held};
+use crate::contact::{EmailAddress, PhoneNumber};
+use crate::invoice::RawInvoice;
+use crate::ledger::{ErrorClass, LedgerState};
+use crate::payment::{Applied, Payment, PaymentError};
+use crate::reads::ReadState;
+use crate::render::EmailContent;
+
+/// A store operation that failed. The code and message are the provider's;
+/// the provider's own error stays available as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {code}: {message}")]
+pub struct StoreError {
+    /// The operation, as the provider names it (`Query`, `TransactWriteItems`, ...).
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error raised before anything was sent (a request that could not be built).
+    pub fn local(operation: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            operation,
+            code: "Local".into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// A failed send: its class, the provider's error code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} ({}): {message}", class.as_str())]
+pub struct SendError {
+    pub class: ErrorClass,
+    pub code: String,
+    pub message: String,
+}
+
+impl SendError {
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Permanent,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One open invoice from the due index: the record as stored, for
+/// [`crate::invoice::Invoice::parse`], and the store's snapshot of what a
+/// claim re-checks.
+#[derive(Debug, Clone)]
+pub struct DueItem<S> {
+    pub raw: RawInvoice,
+    pub snapshot: S,
+}
+
+/// One page of the due index.
+#[derive(Debug)]
+pub struct DuePage<S, C> {
+    pub items: Vec<DueItem<S>>,
+    /// Items the store read for this page (what read capacity is charged on).
+    pub scanned_count: u64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<C>,
+}
+
+/// What a run does to its store: exactly these operations.
+pub trait Store: Send + Sync {
+    /// The store's copy of an invoice's guarded attributes as read
+    /// ([`crate::claim::GUARDED`]): a claim succeeds only while they are unchanged.
+    type Snapshot: Send + Sync;
+    /// A position in the due index.
+    type Cursor: Clone + Send + Sync;
+
+    /// One page of open invoices with `from <= due_date <= to`.
+    fn due_page(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        start: Option<Self::Cursor>,
+    ) -> impl Future<Output = Result<DuePage<Self::Snapshot, Self::Cursor>, StoreError>> + Send;
+
+    /// What earlier runs read ([`crate::reads`]), read strongly consistently.
+    fn read_state(&self) -> impl Future<Output = Result<ReadState, StoreError>> + Send;
+
+    /// Records the state after a run that read all it planned; instants only move forward.
+    fn record_read(&self, state: &ReadState)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Claims a message ([`crate::claim`]).
+    fn claim(
+        &self,
+        claim: &Claim<'_, Self::Snapshot>,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Records a send on the claim held; `Ok(false)`: the lease had expired
+    /// and another run took the claim over.
+    fn record_sent(
+        &self,
+        held: &Held<'_>,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records a failed send ([`crate::ledger::after_failure`]); returns the state written.
+    fn record_failure(
+        &self,
+        held: &Held<'_>,
+        error: &SendError,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<LedgerState, StoreError>> + Send;
+
+    /// Records that a step will never be sent; only creates a record.
+    fn record_skipped(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that a message waits (the customer's cap) until `until`;
+    /// never overwrites a claim or an outcome.
+    fn record_deferred(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        reason: &str,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends the in-flight mark the claim `token` put on the invoice.
+    fn release_invoice(
+        &self,
+        invoice_id: &str,
+        token: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Copies a settled ledger key (`step#channel`) onto the invoice.
+    fn mark_reminded(
+        &self,
+        invoice_id: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks an escalated invoice in collections: automated reminders stop.
+    fn mark_in_collections(
+        &self,
+        invoice_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Applying a payment, once per payment key, never while a reminder is in flight.
+pub trait Payments: Send + Sync {
+    fn apply_payment(
+        &self,
+        payment: &Payment,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Applied, PaymentError>> + Send;
+}
+
+/// Sends one e-mail; returns the provider's message id.
+pub trait Mailer: Send + Sync {
+    fn send(
+        &self,
+        to: &EmailAddress,
+        email: &EmailContent,
+    ) -> impl Future<Output = Result<String, SendError>> + Send;
+}
+
+/// Sends one SMS; returns the provider's message id.
+pub trait Texter: Send + Sync {
+    fn send(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+    ) -> impl Future<Output = Result<String, SendError>> + Send;
+}
+
+/// Publishes an event (JSON) for people to act on; returns the message id.
+pub trait EventPublisher: Send + Sync {
+    fn publish(
+        &self,
+        topic: &str,
+        subject: &str,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<String, SendError>> + Send;
+}

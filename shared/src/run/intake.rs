@@ -1,0 +1,394 @@
+//! Intake: which due dates a run reads ([`crate::reads`] plans it), reading
+//! them page by page, validating each item ([`Invoice::parse`]) and deciding
+//! what it is due ([`decide`]); what is due becomes a [`Candidate`] (one per
+//! invoice and channel) or an [`Escalation`]. After the run, what it read is
+//! recorded for the next ones.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use super::outcome::{tally, Counted, Outcome};
+use super::{Adapters, Deps, RunRequest, Snapshot};
+use crate::channel::Channel;
+use crate::contact::{EmailAddress, PhoneNumber};
+use crate::decide::{decide, late_fee_due, Readiness};
+use crate::fanout::{customer_hash, per_invocation_rate};
+use crate::invoice::Invoice;
+use crate::ledger::ledger_key;
+use crate::money::Money;
+use crate::policy::{Action, Step};
+use crate::ports::{DueItem, Store, StoreError};
+use crate::reads::{ReadPlan, ReadState};
+use crate::retry::{retry, Backoff};
+use crate::summary::{RunSummary, SkipReason, Target};
+
+/// An address on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Address {
+    Email(EmailAddress),
+    Sms(PhoneNumber),
+}
+
+impl Address {
+    pub(super) fn text(&self) -> &str {
+        match self {
+            Self::Email(a) => a.as_str(),
+            Self::Sms(p) => p.as_str(),
+        }
+    }
+
+    pub(super) fn masked(&self) -> String {
+        match self {
+            Self::Email(a) => a.masked(),
+            Self::Sms(p) => p.masked(),
+        }
+    }
+}
+
+/// One invoice due a step on one channel in this run. A run holds every
+/// candidate until all pages are read (to group a customer's invoices), so it
+/// keeps only what sending needs: the parsed invoice, shared by its channels,
+/// and the store's snapshot for the claim; the pay link is signed when the
+/// message is sent.
+pub(super) struct Candidate<'p, S> {
+    pub invoice: Arc<Invoice>,
+    pub snapshot: Arc<S>,
+    pub step: &'p Step,
+    pub channel: Channel,
+    pub address: Address,
+    pub local_date: NaiveDate,
+    pub superseded: Arc<[&'p Step]>,
+    /// The late fee this step adds now, if it has one not yet applied.
+    pub late_fee: Option<Money>,
+}
+
+/// An invoice due an escalation step.
+pub(super) struct Escalation<'p, S> {
+    pub invoice: Invoice,
+    pub snapshot: S,
+    pub step: &'p Step,
+    pub local_date: NaiveDate,
+    pub superseded: Vec<&'p Step>,
+}
+
+/// What the intake read, and what it found due.
+pub(super) struct Read<'p, A: Adapters> {
+    pub plan: ReadPlan,
+    pub state: ReadState,
+    pub every: chrono::Duration,
+    pub intake: Intake,
+    pub candidates: Vec<Candidate<'p, Snapshot<A>>>,
+    pub escalations: Vec<Escalation<'p, Snapshot<A>>>,
+}
+
+/// Reads the planned due dates (a worker: its order's) and decides each item.
+pub(super) async fn read<'p, A: Adapters>(
+    deps: &'p Deps<A>,
+    req: &RunRequest,
+    margin: Duration,
+    summary: &mut RunSummary,
+) -> Result<Read<'p, A>, StoreError> {
+    let (plan, state, every) = match &req.order {
+        Some(order) => (
+            ReadPlan {
+                full: false,
+                ranges: order.ranges.clone(),
+            },
+            ReadState::default(),
+            chrono::Duration::zero(),
+        ),
+        None => read_plan(deps, req).await,
+    };
+    summary.full_read = plan.full;
+    summary.due_date_ranges = plan.ranges.len() as u64;
+    let mut read = Read {
+        intake: Intake::new(deps, req, margin),
+        plan,
+        state,
+        every,
+        candidates: Vec::new(),
+        escalations: Vec::new(),
+    };
+    let ranges = read.plan.ranges.clone();
+    'read: for &(from, to) in &ranges {
+        let mut start = None;
+        loop {
+            if req.out_of_time(margin) {
+                summary.stopped_early = true;
+                tracing::warn!(
+                    pages = summary.pages,
+                    "time budget reached while reading; the next run reads on"
+                );
+                break 'read;
+            }
+            let page = read_page(&deps.store, from, to, start).await?;
+            summary.pages += 1;
+            summary.scanned_count += page.scanned_count;
+            summary.items_read += page.items.len() as u64;
+            for item in page.items {
+                consider(deps, req, item, summary, &mut read);
+            }
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(read)
+}
+
+/// The due dates this run reads ([`crate::reads::plan`]); the whole window
+/// when the run state cannot be read.
+async fn read_plan<A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+) -> (ReadPlan, ReadState, chrono::Duration) {
+    // Never longer than the default: a longer one could miss a zone's window.
+    let longest = crate::reads::default_full_read_interval(&deps.policy);
+    let every = match deps.config.full_read_hours {
+        Some(hours) => chrono::Duration::hours(hours as i64).min(longest),
+        None => longest,
+    };
+    let state = match deps.store.read_state().await {
+        Ok(state) => state,
+        Err(err) => {
+            tracing::warn!(error = %err, "run state unreadable; reading the whole window");
+            ReadState::default()
+        }
+    };
+    let plan = crate::reads::plan(&deps.policy, state.clone(), req.as_of, every);
+    (plan, state, every)
+}
+
+/// Reads one page of the due index. A failure is retried: 4 calls, each of
+/// up to `AWS_MAX_ATTEMPTS` SDK attempts (12 by default), before the run gives up.
+async fn read_page<S: Store>(
+    store: &S,
+    from: NaiveDate,
+    to: NaiveDate,
+    start: Option<S::Cursor>,
+) -> Result<crate::ports::DuePage<S::Snapshot, S::Cursor>, StoreError> {
+    const PAGE: Backoff = Backoff {
+        attempts: 4,
+        base: Duration::from_millis(500),
+        max: Duration::from_secs(4),
+    };
+    retry(
+        PAGE,
+        "reading the due index",
+        |_| true,
+        || store.due_page(from, to, start.clone()),
+    )
+    .await
+}
+
+/// What a run takes in while reading: the time zones it meets (a full read
+/// records them for the runs that read bands), and which customers it takes
+/// on. With a deadline, a run holds no more customers than it can send to
+/// before it (its rate times its budget): the others are left for the next
+/// run, which reads them again. So its memory follows what it can send, not
+/// how much is due.
+pub(super) struct Intake {
+    /// Most customers this run sends to; `None` without a deadline.
+    cap: Option<usize>,
+    admitted: HashSet<String>,
+    /// Every customer with something due (hashed), admitted or not: the
+    /// messages a fan-out has to share.
+    due: HashSet<u64>,
+    zones: HashSet<chrono_tz::Tz>,
+}
+
+impl Intake {
+    fn new<A: Adapters>(deps: &Deps<A>, req: &RunRequest, margin: Duration) -> Self {
+        let cap = req.time_for_work(margin).map(|budget| {
+            let rate = req
+                .shard()
+                .map_or(deps.config.email_rate, |s| s.share(deps.config.email_rate));
+            let per_second = per_invocation_rate(rate, deps.config.worker_send_rate);
+            // Whole customers, at least one (a float-to-int cast saturates).
+            ((per_second as f64 * budget.as_secs_f64()).ceil() as usize).max(1)
+        });
+        Self {
+            cap,
+            admitted: Default::default(),
+            due: Default::default(),
+            zones: [deps.config.business_timezone].into(),
+        }
+    }
+
+    /// Whether the run takes on `customer` (always, once admitted).
+    fn admit(&mut self, customer: &str) -> bool {
+        self.due.insert(customer_hash(customer));
+        if self.admitted.contains(customer) {
+            return true;
+        }
+        if self.cap.is_some_and(|cap| self.admitted.len() >= cap) {
+            return false;
+        }
+        self.admitted.insert(customer.to_owned());
+        true
+    }
+
+    pub(super) fn customers(&self) -> u64 {
+        self.due.len() as u64
+    }
+}
+
+/// Validates and decides one item; adds what it is due to the candidates or the escalations.
+fn consider<'p, A: Adapters>(
+    deps: &'p Deps<A>,
+    req: &RunRequest,
+    item: DueItem<Snapshot<A>>,
+    summary: &mut RunSummary,
+    read: &mut Read<'p, A>,
+) {
+    let invoice = match Invoice::parse(&item.raw) {
+        Ok(invoice) if req.shard().is_some_and(|s| !s.owns(&invoice.customer_id)) => {
+            summary.other_shards += 1;
+            return;
+        }
+        Ok(invoice) => {
+            read.intake
+                .zones
+                .insert(invoice.timezone.unwrap_or(deps.config.business_timezone));
+            invoice
+        }
+        // Every worker reads it: the run that queued them reported it.
+        Err(_) if req.shard().is_some() => {
+            summary.other_shards += 1;
+            return;
+        }
+        Err(rejected) => {
+            let reason = rejected.reason.code();
+            tracing::warn!(invoice_id = rejected.invoice_id.as_deref().unwrap_or("<none>"), %reason, "invalid invoice item skipped: {}", rejected.reason);
+            summary.add_invalid(rejected.invoice_id, reason);
+            return;
+        }
+    };
+    let due = match decide(
+        &deps.policy,
+        &invoice,
+        req.as_of,
+        deps.config.business_timezone,
+    ) {
+        Ok(due) => due,
+        Err(hold) => {
+            RunSummary::count(&mut summary.held, hold.as_str());
+            return;
+        }
+    };
+    summary.eligible += 1;
+    let step = due.step;
+    if step.action == Action::Escalate {
+        read.escalations.push(Escalation {
+            invoice,
+            snapshot: item.snapshot,
+            step,
+            local_date: due.local_date,
+            superseded: due.superseded,
+        });
+        return;
+    }
+    let late_fee = late_fee_due(step, &invoice);
+    let skip = |summary: &mut RunSummary, channel: Channel, reason: SkipReason| {
+        tally(
+            summary,
+            Counted {
+                step: &step.name,
+                target: Target::Channel(channel),
+                outcome: Outcome::Skipped(reason),
+            },
+        )
+    };
+    // What the invoice's channels share (built for the first one).
+    type Shared<'p, S> = (Arc<Invoice>, Arc<S>, Arc<[&'p Step]>);
+    let mut shared: Option<Shared<'p, Snapshot<A>>> = None;
+    let mut snapshot = Some(item.snapshot);
+    for &(channel, readiness) in &due.channels {
+        let key = ledger_key(&step.name, channel);
+        match readiness {
+            Readiness::NoAddress => continue,
+            Readiness::OptedOut => {
+                skip(summary, channel, SkipReason::OptedOut);
+                continue;
+            }
+            Readiness::OutsideWindow => {
+                skip(summary, channel, SkipReason::OutsideWindow);
+                continue;
+            }
+            Readiness::Ready if invoice.reminded.contains(&key) => {
+                skip(summary, channel, SkipReason::AlreadySent);
+                continue;
+            }
+            Readiness::Ready => {}
+        }
+        let address = match (channel, &invoice.email, &invoice.phone) {
+            (Channel::Email, Some(a), _) => Address::Email(a.clone()),
+            (Channel::Sms, _, Some(p)) => Address::Sms(p.clone()),
+            _ => continue,
+        };
+        if !read.intake.admit(&invoice.customer_id) {
+            // More than the run can send before its deadline: the next run continues.
+            summary.stopped_early = true;
+            skip(summary, channel, SkipReason::TimeBudget);
+            continue;
+        }
+        let shared = match (&shared, snapshot.take()) {
+            (Some(s), _) => s.clone(),
+            (None, Some(snap)) => {
+                // The settled keys were only needed to decide.
+                let mut kept = invoice.clone();
+                kept.reminded = Default::default();
+                let s = (
+                    Arc::new(kept),
+                    Arc::new(snap),
+                    due.superseded.clone().into(),
+                );
+                shared = Some(s.clone());
+                s
+            }
+            (None, None) => continue,
+        };
+        let (invoice, snapshot, superseded) = shared;
+        read.candidates.push(Candidate {
+            invoice,
+            snapshot,
+            step,
+            channel,
+            address,
+            local_date: due.local_date,
+            superseded,
+            late_fee,
+        });
+    }
+}
+
+/// Records what this run read for the later runs, which then read only what
+/// begins after it, unless it left work behind that a re-read must find
+/// (stopped early, a failed send, a claim held elsewhere ...). A band read
+/// that left work is not recorded: the next run reads the same bands again.
+/// A full read that left work is, with the next full read due at once (what
+/// it left may lie outside every band).
+pub(super) async fn record_reads<A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+    plan: &ReadPlan,
+    state: ReadState,
+    every: chrono::Duration,
+    intake: &Intake,
+    summary: &RunSummary,
+) {
+    let left = summary.left_work();
+    if req.record_reads && !req.dry_run && (plan.full || !left) {
+        let zones = plan.full.then(|| intake.zones.iter().copied().collect());
+        let next = state
+            .after(req.as_of, zones, every)
+            .needing(left.then_some(req.as_of), summary.deferred_until);
+        if let Err(err) = deps.store.record_read(&next).await {
+            tracing::warn!(error = %err, "could not record the run's reads; the next run reads more");
+        }
+    }
+}

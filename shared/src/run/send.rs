@@ -1,0 +1,301 @@
+//! Claiming and sending one message: claim it in the store (the exactly-once
+//! protocol, [`crate::claim`]), render it, send it through the mailer or the
+//! texter at the run's rate, record the outcome for every invoice before
+//! anything else, then release the invoices, mark them reminded and record
+//! the steps the message superseded.
+
+use chrono::{DateTime, Utc};
+
+use super::group::Message;
+use super::intake::Address;
+use super::outcome::{Counted, Outcome};
+use super::{Adapters, Deps, RunRequest, Sending, Snapshot};
+use crate::claim::{Claim, ClaimOutcome, Held, Member};
+use crate::invoice::Invoice;
+use crate::ledger::{escalation_sk, ledger_key, reminder_sk, LedgerState};
+use crate::policy::{Action, Step};
+use crate::ports::{Mailer, SendError, Store, Texter};
+use crate::render::{InvoiceLine, Locale, ReminderContext};
+use crate::summary::SkipReason;
+
+/// The invoice's language when it is one we write, else the business default.
+pub(super) fn locale_of<A: Adapters>(deps: &Deps<A>, invoice: &Invoice) -> Locale {
+    Locale::resolve(invoice.locale.as_deref(), deps.config.default_locale)
+}
+
+/// Claims, renders, sends and records one message; returns an outcome per invoice.
+#[tracing::instrument(skip_all, fields(customer_id = %message.members[0].invoice.customer_id, step = %message.step.name, channel = %message.channel))]
+pub(super) async fn send_message<'p, A: Adapters>(
+    deps: &'p Deps<A>,
+    req: &RunRequest,
+    sending: &Sending,
+    message: Message<'p, Snapshot<A>>,
+) -> Vec<Counted<'p>> {
+    let (step, channel) = (message.step, message.channel);
+    if req.dry_run {
+        return message.each(Outcome::Planned);
+    }
+    // A message is in its first invoice's language (the customer's), else the business default.
+    let locale = locale_of(deps, &message.members[0].invoice);
+    let lines: Vec<InvoiceLine> = message
+        .members
+        .iter()
+        .map(|c| {
+            InvoiceLine::new(
+                &c.invoice,
+                c.local_date,
+                deps.pay_link(&c.invoice, req.as_of),
+                c.late_fee,
+                locale,
+            )
+        })
+        .collect();
+    let first = &message.members[0];
+    let claim = Claim {
+        members: message
+            .members
+            .iter()
+            .zip(&lines)
+            .map(|(c, line)| Member {
+                invoice_id: &c.invoice.id,
+                snapshot: &*c.snapshot,
+                sk: reminder_sk(&step.name, channel),
+                late_fee: c.late_fee.map(|f| f.amount),
+                amount: line.amount.clone(),
+            })
+            .collect(),
+        customer_id: &first.invoice.customer_id,
+        step: &step.name,
+        offset_days: step.offset_days,
+        channel: channel.as_str(),
+        recipient: message.address.text(),
+        local_date: first.local_date,
+        run_id: &req.run_id,
+        token: sending.token(req),
+        now: req.clock(),
+        as_of: req.as_of,
+        lease: deps.config.claim_lease,
+        cap: Some(deps.policy.cap),
+    };
+    let lost_ones = |lost: &[(usize, crate::claim::Lost)]| -> Vec<Counted<'p>> {
+        lost.iter()
+            .map(|(_, l)| message.counted(Outcome::Skipped((*l).into())))
+            .collect()
+    };
+    match deps.store.claim(&claim).await {
+        Ok(ClaimOutcome::Claimed { claimed, lost }) => {
+            let mut out = lost_ones(&lost);
+            out.extend(
+                deliver(
+                    deps,
+                    sending,
+                    &message,
+                    &lines,
+                    &claimed,
+                    &claim.token,
+                    claim.now,
+                )
+                .await,
+            );
+            out
+        }
+        Ok(ClaimOutcome::Lost(lost)) => lost_ones(&lost),
+        Ok(ClaimOutcome::CapReached { until }) => {
+            tracing::info!(%until, "customer cap reached; reminder deferred");
+            sending.defer_to(until);
+            for c in &message.members {
+                let sk = reminder_sk(&step.name, channel);
+                if let Err(err) = deps
+                    .store
+                    .record_deferred(&c.invoice.id, &sk, "customer_cap", until, req.clock())
+                    .await
+                {
+                    tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not record the deferral");
+                }
+            }
+            message.each(Outcome::Skipped(SkipReason::CustomerCap))
+        }
+        Ok(ClaimOutcome::Conflict) => message.each(Outcome::Skipped(SkipReason::ClaimConflict)),
+        Err(err) => {
+            tracing::warn!(error = %err, "claim failed; a later run retries");
+            message.each(Outcome::Skipped(SkipReason::ClaimError))
+        }
+    }
+}
+
+/// Renders the message for the claimed members and sends it: the provider's
+/// message id, or why it was not sent.
+async fn compose_and_send<A: Adapters>(
+    deps: &Deps<A>,
+    sending: &Sending,
+    message: &Message<'_, Snapshot<A>>,
+    ctx: Option<ReminderContext>,
+) -> Result<String, SendError> {
+    let step = message.step;
+    let Some(ctx) = ctx else {
+        return Err(SendError::permanent("render_error", "no invoices"));
+    };
+    match &message.address {
+        Address::Email(to) => match deps.renderer.email(&step.template, &ctx) {
+            Ok(email) => {
+                sending.email.acquire(1).await;
+                deps.mail.send(to, &email).await
+            }
+            Err(e) => Err(render_failure(&e)),
+        },
+        Address::Sms(to) => {
+            let text = deps
+                .renderer
+                .sms(&step.template, &ctx)
+                .map_err(|e| render_failure(&e))?;
+            // The opt-out line is optional: dropped rather than going over the limit.
+            let opt_out =
+                crate::segments::opt_out_line(to.as_str(), &deps.config.sms_opt_out).unwrap_or("");
+            match crate::segments::fit(&text, &[opt_out], deps.config.sms_max_segments) {
+                Some(text) => {
+                    let parts = crate::segments::measure(&text).segments;
+                    sending
+                        .sms
+                        .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
+                        .await;
+                    deps.sms.send(to, &text).await
+                }
+                // Never send more than the configured segments (each is billed).
+                None => Err(SendError::permanent(
+                    "sms_too_long",
+                    format!(
+                        "{} segments over the maximum of {}",
+                        crate::segments::measure(&text).segments,
+                        deps.config.sms_max_segments
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// Sends a claimed message covering `claimed` members and records the outcome for each.
+async fn deliver<'p, A: Adapters>(
+    deps: &Deps<A>,
+    sending: &Sending,
+    message: &Message<'p, Snapshot<A>>,
+    lines: &[InvoiceLine],
+    claimed: &[usize],
+    token: &str,
+    now: DateTime<Utc>,
+) -> Vec<Counted<'p>> {
+    let (step, channel) = (message.step, message.channel);
+    let first = &message.members[claimed[0]].invoice;
+    let sent_lines: Vec<InvoiceLine> = claimed.iter().map(|&i| lines[i].clone()).collect();
+    let context = ReminderContext::new(
+        locale_of(deps, first),
+        &deps.config.business_name,
+        &first.customer_name,
+        &step.name,
+        sent_lines,
+    )
+    .map(|mut ctx| {
+        ctx.contact_line = deps.config.contact_line.clone();
+        ctx
+    });
+    let sent = compose_and_send(deps, sending, message, context).await;
+    let sk = reminder_sk(&step.name, channel);
+    let key = ledger_key(&step.name, channel);
+    match &sent {
+        Ok(message_id) => {
+            tracing::info!(recipient = %message.address.masked(), %message_id, invoices = claimed.len(), "reminder sent")
+        }
+        Err(err) => {
+            tracing::warn!(recipient = %message.address.masked(), class = err.class.as_str(), code = %err.code, "send failed")
+        }
+    }
+    // The outcome first, for every invoice of the message at once: between the
+    // provider's acceptance and this write a crash would make a later run send
+    // again, so nothing else comes before it.
+    let settled: Vec<bool> = futures::future::join_all(claimed.iter().map(|&i| {
+        let c = &message.members[i];
+        let held = Held {
+            invoice_id: &c.invoice.id,
+            sk: &sk,
+            token,
+        };
+        let sent = &sent;
+        async move {
+            match sent {
+                Ok(message_id) => {
+                    match deps.store.record_sent(&held, message_id, Utc::now()).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(invoice_id = %c.invoice.id, %message_id, "sent after our claim lease expired; another run may send too")
+                        }
+                        Err(err) => {
+                            tracing::error!(invoice_id = %c.invoice.id, %message_id, error = %err, "sent but not recorded; the claim stays until its lease expires")
+                        }
+                    }
+                    true
+                }
+                Err(err) => {
+                    let state = deps.store.record_failure(&held, err, now).await;
+                    if let Err(e) = &state {
+                        tracing::error!(invoice_id = %c.invoice.id, error = %e, "failure not recorded; the claim stays until its lease expires");
+                    }
+                    matches!(state, Ok(LedgerState::Failed))
+                }
+            }
+        }
+    }))
+    .await;
+    // Then the bookkeeping: release the invoice for payments, mark it, record skipped steps.
+    let mut out = Vec::new();
+    for (&i, settled) in claimed.iter().zip(settled) {
+        let c = &message.members[i];
+        out.push(message.counted(match &sent {
+            Ok(_) => Outcome::Sent,
+            Err(err) => Outcome::Failed(err.code.clone()),
+        }));
+        if let Err(err) = deps.store.release_invoice(&c.invoice.id, token).await {
+            tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not release the invoice; payments wait until the lease ends");
+        }
+        if settled {
+            if let Err(err) = deps.store.mark_reminded(&c.invoice.id, &key).await {
+                tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not mark the invoice reminded; the ledger still guards it");
+            }
+        }
+        record_superseded(deps, &c.invoice.id, &c.superseded, step).await;
+    }
+    out
+}
+
+fn render_failure(err: &crate::render::RenderError) -> SendError {
+    tracing::error!(error = %err, "render failed");
+    SendError::permanent("render_error", err.to_string())
+}
+
+/// Older steps a newer one replaced after missed runs: recorded as skipped, never sent.
+pub(super) async fn record_superseded<A: Adapters>(
+    deps: &Deps<A>,
+    invoice_id: &str,
+    superseded: &[&Step],
+    by: &Step,
+) {
+    let reason = format!("superseded by {}", by.name);
+    for old in superseded {
+        let keys: Vec<String> = match old.action {
+            Action::Escalate => vec![escalation_sk(&old.name)],
+            Action::Remind => old
+                .channels
+                .iter()
+                .map(|&c| reminder_sk(&old.name, c))
+                .collect(),
+        };
+        for sk in keys {
+            if let Err(err) = deps
+                .store
+                .record_skipped(invoice_id, &sk, &reason, Utc::now())
+                .await
+            {
+                tracing::warn!(%invoice_id, error = %err, "could not record a superseded step");
+            }
+        }
+    }
+}

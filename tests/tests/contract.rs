@@ -1,0 +1,602 @@
+//! One contract for both stores: every test here runs against the in-memory
+//! store (`dunning::testing::MemoryStore`) and the DynamoDB store on a
+//! private moto server, so that the fast scenario tests (`policy.rs`) and
+//! production cannot drift apart. Claims that conflict, leases that expire,
+//! guarded updates that refuse a changed invoice, the cap, failure
+//! transitions, and payments that wait for an in-flight mark.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, NaiveDate, Utc};
+use dunning::cap::Cap;
+use dunning::channel::Channel;
+use dunning::claim::{Claim, ClaimOutcome, Held, Lost, Member};
+use dunning::invoice::RawValue;
+use dunning::ledger::{reminder_sk, ErrorClass, LedgerState, MAX_ATTEMPTS};
+use dunning::money::Currency;
+use dunning::payment::{Applied, Payment};
+use dunning::ports::{DueItem, Payments, SendError, Store};
+use dunning::testing::MemoryStore;
+use dunning_e2e::{invoice, TestEnv};
+
+/// A value a billing system writes.
+#[derive(Clone, Copy)]
+enum Value<'a> {
+    Text(&'a str),
+    Bool(bool),
+}
+
+/// What a contract test needs of a store besides its ports: writing items
+/// as a billing system does, and reading back what was written.
+trait Harness {
+    type S: Store + Payments;
+    fn store(&self) -> &Self::S;
+    async fn put(&self, attrs: &[(&str, &str)]) -> Result<()>;
+    /// Sets (`Some`) or removes (`None`) one attribute of an invoice item.
+    async fn set(&self, id: &str, attr: &str, value: Option<Value<'_>>) -> Result<()>;
+    async fn history(&self, id: &str) -> Result<Vec<serde_json::Value>>;
+}
+
+struct Memory(MemoryStore);
+
+impl Harness for Memory {
+    type S = MemoryStore;
+    fn store(&self) -> &MemoryStore {
+        &self.0
+    }
+    async fn put(&self, attrs: &[(&str, &str)]) -> Result<()> {
+        self.0.put_text(attrs);
+        Ok(())
+    }
+    async fn set(&self, id: &str, attr: &str, value: Option<Value<'_>>) -> Result<()> {
+        let value = value.map(|v| match v {
+            Value::Text(t) => RawValue::Text(t.into()),
+            Value::Bool(b) => RawValue::Bool(b),
+        });
+        self.0.set(id, attr, value);
+        Ok(())
+    }
+    async fn history(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        Ok(self.0.history(id))
+    }
+}
+
+impl Harness for TestEnv {
+    type S = dunning::aws::DynamoStore;
+    fn store(&self) -> &Self::S {
+        &self.deps.store
+    }
+    async fn put(&self, attrs: &[(&str, &str)]) -> Result<()> {
+        self.put_invoice(attrs).await
+    }
+    async fn set(&self, id: &str, attr: &str, value: Option<Value<'_>>) -> Result<()> {
+        let u = self
+            .deps
+            .store
+            .client()
+            .update_item()
+            .table_name(self.deps.store.table())
+            .key("invoice_id", AttributeValue::S(id.into()))
+            .key("sk", AttributeValue::S("invoice".into()))
+            .expression_attribute_names("#a", attr);
+        let u = match value {
+            None => u.update_expression("REMOVE #a"),
+            Some(v) => u
+                .update_expression("SET #a = :v")
+                .expression_attribute_values(
+                    ":v",
+                    match v {
+                        Value::Text(t) => AttributeValue::S(t.into()),
+                        Value::Bool(b) => AttributeValue::Bool(b),
+                    },
+                ),
+        };
+        u.send().await?;
+        Ok(())
+    }
+    async fn history(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        TestEnv::history(self, id).await
+    }
+}
+
+const DUE: &str = "2026-11-23";
+
+fn due() -> NaiveDate {
+    DUE.parse().unwrap()
+}
+
+/// The invoice as a run reads it: from the due index, with the store's snapshot.
+async fn read<H: Harness>(h: &H, id: &str) -> Result<DueItem<<H::S as Store>::Snapshot>> {
+    let page = h.store().due_page(due(), due(), None).await?;
+    page.items
+        .into_iter()
+        .find(|i| i.raw.id_hint() == Some(id))
+        .ok_or_else(|| anyhow::anyhow!("{id} is not in the due index"))
+}
+
+/// A claim of the due-today email for `ids`, as the run makes it.
+fn claim<'a, S>(
+    members: &[(&'a str, &'a S)],
+    token: &str,
+    now: DateTime<Utc>,
+    cap: Option<Cap>,
+) -> Claim<'a, S> {
+    Claim {
+        members: members
+            .iter()
+            .map(|&(invoice_id, snapshot)| Member {
+                invoice_id,
+                snapshot,
+                sk: reminder_sk("due_today", Channel::Email),
+                late_fee: None,
+                amount: "USD 120.00".into(),
+            })
+            .collect(),
+        customer_id: "C1",
+        step: "due_today",
+        offset_days: 0,
+        channel: "email",
+        recipient: "x@example.com",
+        local_date: due(),
+        run_id: "t",
+        token: token.into(),
+        now,
+        as_of: now,
+        lease: Duration::from_secs(900),
+        cap,
+    }
+}
+
+fn lost(outcome: ClaimOutcome) -> Vec<Lost> {
+    match outcome {
+        ClaimOutcome::Lost(l) => l.into_iter().map(|(_, l)| l).collect(),
+        other => panic!("expected the claim to be lost, got {other:?}"),
+    }
+}
+
+fn claimed(outcome: &ClaimOutcome) -> bool {
+    matches!(outcome, ClaimOutcome::Claimed { .. })
+}
+
+async fn seed<H: Harness>(h: &H, ids: &[&str]) -> Result<()> {
+    for id in ids {
+        h.put(&invoice(
+            id,
+            DUE,
+            &[("customer_id", "C1"), ("email", "x@example.com")],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn ledger<H: Harness>(h: &H, id: &str) -> Result<Vec<serde_json::Value>> {
+    Ok(h.history(id)
+        .await?
+        .into_iter()
+        .filter(|r| r["sk"] != "invoice")
+        .collect())
+}
+
+const EMAIL_SK: &str = "reminder#due_today#email";
+
+async fn a_claim_fails_once_the_invoice_is_paid_or_changed_after_it_was_read<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["INV"]).await?;
+    let seen = read(h, "INV").await?;
+    let now = Utc::now();
+    let try_claim = |token: &'static str| {
+        let c = claim(&[("INV", &seen.snapshot)], token, now, None);
+        async move { h.store().claim(&c).await }
+    };
+    // A partial payment lands between the run's read and its claim.
+    h.set("INV", "amount_paid", Some(Value::Text("10.00")))
+        .await?;
+    assert_eq!(lost(try_claim("a").await?), [Lost::InvoiceChanged]);
+    // A dispute, a pause, an opt-out, collections: the same.
+    h.set("INV", "amount_paid", None).await?;
+    for (attr, value) in [
+        ("disputed", Value::Bool(true)),
+        ("reminders_paused_until", Value::Text("2026-12-31")),
+        ("channels", Value::Text("sms")),
+        ("in_collections", Value::Bool(true)),
+    ] {
+        h.set("INV", attr, Some(value)).await?;
+        assert_eq!(
+            lost(try_claim("b").await?),
+            [Lost::InvoiceChanged],
+            "{attr}"
+        );
+        h.set("INV", attr, None).await?;
+    }
+    // Paid in full.
+    h.set("INV", "status", Some(Value::Text("paid"))).await?;
+    assert_eq!(lost(try_claim("c").await?), [Lost::InvoiceChanged]);
+    assert!(
+        ledger(h, "INV").await?.is_empty(),
+        "a failed claim writes nothing"
+    );
+    // Back to open and unchanged: the claim goes through.
+    h.set("INV", "status", Some(Value::Text("open"))).await?;
+    assert!(claimed(&try_claim("d").await?));
+    Ok(())
+}
+
+async fn a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["INV"]).await?;
+    let seen = read(h, "INV").await?;
+    let held = |token| Held {
+        invoice_id: "INV",
+        sk: EMAIL_SK,
+        token,
+    };
+    let t0 = Utc::now();
+    let store = h.store();
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("INV", &seen.snapshot)], "first", t0, None))
+            .await?
+    ));
+    // The first claim moved the invoice's step marker: read it again, as a new run would.
+    let seen = read(h, "INV").await?;
+    let at = |minutes| t0 + chrono::Duration::minutes(minutes);
+    let second = store
+        .claim(&claim(&[("INV", &seen.snapshot)], "second", at(14), None))
+        .await?;
+    assert_eq!(lost(second), [Lost::AlreadyClaimed]);
+    // The first claimant crashed: after the lease another run may take over...
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("INV", &seen.snapshot)], "third", at(16), None))
+            .await?
+    ));
+    // ...and the crashed one can no longer record over it.
+    assert!(!store.record_sent(&held("first"), "m-1", at(16)).await?);
+    assert!(store.record_sent(&held("third"), "m-3", at(16)).await?);
+    let records = ledger(h, "INV").await?;
+    assert_eq!(records[0]["message_id"], "m-3");
+    assert_eq!(records[0]["state"], "sent");
+    assert_eq!(records[0]["attempts"], 2);
+    // A sent record is never claimed again, however late.
+    let late = store
+        .claim(&claim(
+            &[("INV", &seen.snapshot)],
+            "fourth",
+            at(3 * 24 * 60),
+            None,
+        ))
+        .await?;
+    assert_eq!(lost(late), [Lost::AlreadyClaimed]);
+    Ok(())
+}
+
+async fn a_combined_claim_keeps_the_invoices_it_can_and_reports_the_others<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["A", "B", "C"]).await?;
+    let (a, b, c) = (
+        read(h, "A").await?,
+        read(h, "B").await?,
+        read(h, "C").await?,
+    );
+    let now = Utc::now();
+    let store = h.store();
+    // A is already claimed by another run, B is paid meanwhile.
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("A", &a.snapshot)], "other", now, None))
+            .await?
+    ));
+    h.set("B", "status", Some(Value::Text("paid"))).await?;
+    let out = store
+        .claim(&claim(
+            &[("A", &a.snapshot), ("B", &b.snapshot), ("C", &c.snapshot)],
+            "mine",
+            now,
+            None,
+        ))
+        .await?;
+    assert_eq!(
+        out,
+        ClaimOutcome::Claimed {
+            claimed: vec![2],
+            lost: vec![(0, Lost::AlreadyClaimed), (1, Lost::InvoiceChanged)]
+        }
+    );
+    assert_eq!(ledger(h, "C").await?[0]["claim_token"], "mine");
+    assert_eq!(ledger(h, "C").await?[0]["message_invoices"], 3);
+    assert!(ledger(h, "B").await?.is_empty());
+    Ok(())
+}
+
+async fn the_cap_counts_a_customers_messages_and_says_when_the_next_may_go<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["A", "B"]).await?;
+    let (a, b) = (read(h, "A").await?, read(h, "B").await?);
+    let now: DateTime<Utc> = "2026-11-23T14:00:00Z".parse()?;
+    let cap = Some(Cap {
+        messages: 1,
+        days: 7,
+    });
+    let store = h.store();
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("A", &a.snapshot)], "a", now, cap))
+            .await?
+    ));
+    let next = store
+        .claim(&claim(&[("B", &b.snapshot)], "b", now, cap))
+        .await?;
+    assert_eq!(
+        next,
+        ClaimOutcome::CapReached {
+            until: now + chrono::Duration::days(7)
+        }
+    );
+    // The deferral is recorded, never over a claim, and claimable once due.
+    let until = now + chrono::Duration::days(7);
+    store
+        .record_deferred("B", EMAIL_SK, "customer_cap", until, now)
+        .await?;
+    store
+        .record_deferred("A", EMAIL_SK, "customer_cap", until, now)
+        .await?;
+    assert_eq!(ledger(h, "A").await?[0]["state"], "claimed");
+    assert_eq!(ledger(h, "B").await?[0]["state"], "deferred");
+    let early = store
+        .claim(&claim(
+            &[("B", &b.snapshot)],
+            "b2",
+            until - chrono::Duration::hours(1),
+            None,
+        ))
+        .await?;
+    assert_eq!(lost(early), [Lost::AlreadyClaimed]);
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("B", &b.snapshot)], "b3", until, None))
+            .await?
+    ));
+    Ok(())
+}
+
+async fn a_transient_failure_is_retried_later_until_the_attempts_run_out<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["INV", "PERM"]).await?;
+    let store = h.store();
+    let transient = SendError {
+        class: ErrorClass::Transient,
+        code: "Throttling".into(),
+        message: "slow down".into(),
+    };
+    let mut now: DateTime<Utc> = Utc::now();
+    for attempt in 1..=MAX_ATTEMPTS {
+        let seen = read(h, "INV").await?;
+        let token = format!("t{attempt}");
+        let c = claim(&[("INV", &seen.snapshot)], &token, now, None);
+        assert!(claimed(&store.claim(&c).await?), "attempt {attempt}");
+        let held = Held {
+            invoice_id: "INV",
+            sk: EMAIL_SK,
+            token: &token,
+        };
+        let state = store.record_failure(&held, &transient, now).await?;
+        store.release_invoice("INV", &token).await?;
+        let record = &ledger(h, "INV").await?[0];
+        assert_eq!(record["attempts"], attempt);
+        if attempt < MAX_ATTEMPTS {
+            assert_eq!(state, LedgerState::Retry);
+            let retry_after = record["retry_after"].as_i64().expect("a retry time");
+            assert!(retry_after > now.timestamp());
+            // Not before its time.
+            let early = claim(&[("INV", &seen.snapshot)], "early", now, None);
+            assert_eq!(lost(store.claim(&early).await?), [Lost::AlreadyClaimed]);
+            now = DateTime::from_timestamp(retry_after, 0).unwrap();
+        } else {
+            assert_eq!(state, LedgerState::Failed);
+            assert_eq!(record["state"], "failed");
+            assert!(record.get("retry_after").is_none_or(|v| v.is_null()));
+        }
+    }
+    let seen = read(h, "INV").await?;
+    let far = claim(
+        &[("INV", &seen.snapshot)],
+        "far",
+        now + chrono::Duration::days(30),
+        None,
+    );
+    assert_eq!(lost(store.claim(&far).await?), [Lost::AlreadyClaimed]);
+    // A permanent failure ends at once.
+    let seen = read(h, "PERM").await?;
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("PERM", &seen.snapshot)], "p", now, None))
+            .await?
+    ));
+    let held = Held {
+        invoice_id: "PERM",
+        sk: EMAIL_SK,
+        token: "p",
+    };
+    let rejected = SendError::permanent("MessageRejected", "no");
+    assert_eq!(
+        store.record_failure(&held, &rejected, now).await?,
+        LedgerState::Failed
+    );
+    assert_eq!(ledger(h, "PERM").await?[0]["error_class"], "permanent");
+    Ok(())
+}
+
+async fn a_skipped_step_is_recorded_once_and_never_over_another_record<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["INV"]).await?;
+    let store = h.store();
+    let now = Utc::now();
+    store
+        .record_skipped(
+            "INV",
+            "reminder#pre_due#email",
+            "superseded by due_today",
+            now,
+        )
+        .await?;
+    store
+        .record_skipped("INV", "reminder#pre_due#email", "again", now)
+        .await?;
+    let seen = read(h, "INV").await?;
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("INV", &seen.snapshot)], "x", now, None))
+            .await?
+    ));
+    store.record_skipped("INV", EMAIL_SK, "late", now).await?;
+    let records = ledger(h, "INV").await?;
+    let by_sk = |sk: &str| records.iter().find(|r| r["sk"] == sk).cloned().unwrap();
+    assert_eq!(
+        by_sk("reminder#pre_due#email")["skip_reason"],
+        "superseded by due_today"
+    );
+    assert_eq!(by_sk(EMAIL_SK)["state"], "claimed");
+    // Marks land on the invoice once.
+    store.mark_reminded("INV", "due_today#email").await?;
+    store.mark_reminded("INV", "due_today#email").await?;
+    store.mark_in_collections("INV", now).await?;
+    let inv = h
+        .history("INV")
+        .await?
+        .into_iter()
+        .find(|r| r["sk"] == "invoice")
+        .unwrap();
+    assert_eq!(inv["reminded"], serde_json::json!(["due_today#email"]));
+    assert_eq!(inv["in_collections"], true);
+    Ok(())
+}
+
+fn payment(id: &str, amount: &str) -> Payment {
+    Payment {
+        event_id: id.into(),
+        payment_key: id.into(),
+        invoice_id: "INV".into(),
+        amount: amount.parse().unwrap(),
+        currency: Currency::parse("USD").unwrap(),
+        paid_at: "2026-11-23T15:00:00Z".parse().unwrap(),
+        provider: "generic",
+        event_type: "payment".into(),
+    }
+}
+
+async fn a_payment_waits_for_the_reminder_in_flight_and_counts_once<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["INV"]).await?;
+    let store = h.store();
+    let seen = read(h, "INV").await?;
+    let now = Utc::now();
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("INV", &seen.snapshot)], "tok", now, None))
+            .await?
+    ));
+    // The payment arrives while the reminder is in flight; the sender
+    // records and releases a moment later.
+    let hold = Duration::from_millis(400);
+    let started = std::time::Instant::now();
+    let p1 = payment("p1", "120.00");
+    let (applied, released_after) = tokio::join!(store.apply_payment(&p1, now), async {
+        tokio::time::sleep(hold).await;
+        let held = Held {
+            invoice_id: "INV",
+            sk: EMAIL_SK,
+            token: "tok",
+        };
+        store.record_sent(&held, "m-1", Utc::now()).await.unwrap();
+        store.release_invoice("INV", "tok").await.unwrap();
+        started.elapsed()
+    });
+    let applied = applied?;
+    assert!(
+        started.elapsed() >= released_after,
+        "the payment committed only after the release"
+    );
+    let Applied::Applied { settlement, .. } = applied else {
+        panic!("expected the payment to apply, got {applied:?}");
+    };
+    assert!(settlement.fully_paid);
+    let inv = h
+        .history("INV")
+        .await?
+        .into_iter()
+        .find(|r| r["sk"] == "invoice")
+        .unwrap();
+    assert_eq!(inv["status"], "paid");
+    let recorded: DateTime<Utc> = ledger(h, "INV")
+        .await?
+        .iter()
+        .find(|r| r["sk"] == "payment#p1")
+        .unwrap()["recorded_at"]
+        .as_str()
+        .unwrap()
+        .parse()?;
+    let sent: DateTime<Utc> = ledger(h, "INV")
+        .await?
+        .iter()
+        .find(|r| r["sk"] == EMAIL_SK)
+        .unwrap()["sent_at"]
+        .as_str()
+        .unwrap()
+        .parse()?;
+    assert!(
+        recorded >= sent,
+        "payment {recorded} before the reminder was recorded {sent}"
+    );
+    // The same payment again changes nothing; a payment for a void invoice is refused.
+    assert_eq!(
+        store.apply_payment(&payment("p1", "120.00"), now).await?,
+        Applied::Duplicate
+    );
+    h.set("INV", "status", Some(Value::Text("void"))).await?;
+    assert!(matches!(
+        store.apply_payment(&payment("p2", "1.00"), now).await,
+        Err(dunning::payment::PaymentError::Void)
+    ));
+    Ok(())
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(&super::Memory(dunning::testing::MemoryStore::new())).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(&dunning_e2e::TestEnv::start().await?).await
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_claim_fails_once_the_invoice_is_paid_or_changed_after_it_was_read,
+    a_live_claim_is_exclusive_and_an_expired_one_can_be_taken_over,
+    a_combined_claim_keeps_the_invoices_it_can_and_reports_the_others,
+    the_cap_counts_a_customers_messages_and_says_when_the_next_may_go,
+    a_transient_failure_is_retried_later_until_the_attempts_run_out,
+    a_skipped_step_is_recorded_once_and_never_over_another_record,
+    a_payment_waits_for_the_reminder_in_flight_and_counts_once,
+);
