@@ -1,20 +1,26 @@
 //! `dunning-admin`: operate the dunning table from a terminal, on the same
 //! library code as the Lambdas. AWS access comes from the usual environment
-//! (profile, region, `AWS_ENDPOINT_URL` for the local emulator).
+//! (profile, region, `AWS_ENDPOINT_URL` for the local emulator), and only the
+//! commands that talk to AWS load it: `sign-webhook`, `verify-webhook` and
+//! `preview --file` run offline. One module per command; `output` prints
+//! a run's summary.
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+mod audit;
+mod history;
+mod import;
+mod output;
+mod preview;
+mod run;
+mod setup;
+mod webhook;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
-use dunning::aws::{DynamoStore, SesMailer};
-use dunning::config::Config;
-use dunning::import::{parse_csv, parse_json_lines};
-use dunning::run::{run, Deps, RunRequest};
-use dunning::summary::RunSummary;
+use dunning::aws::DynamoStore;
 
 #[derive(Parser)]
 #[command(
@@ -94,8 +100,9 @@ enum Command {
         tolerance: i64,
     },
     /// Render the reminder an invoice would get, without sending anything:
-    /// from the table (`--invoice-id`) or a JSON file (`--file`), for any step,
-    /// locale and channel. Needs the same environment as `run`.
+    /// from the table (`--invoice-id`, with the same environment as `run`) or
+    /// a JSON file (`--file`, offline: BUSINESS_NAME, BUSINESS_TIMEZONE and the
+    /// PAY_LINK_* variables), for any step, locale and channel.
     Preview {
         #[arg(long, conflicts_with = "file", required_unless_present = "file")]
         invoice_id: Option<String>,
@@ -156,52 +163,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The SDK configuration, for the commands that talk to AWS.
+async fn aws() -> Result<aws_config::SdkConfig> {
+    Ok(dunning::aws::sdk::load().await?)
+}
+
 async fn execute(command: Command) -> Result<()> {
-    let sdk = dunning::aws::sdk::load().await;
     match command {
-        Command::CreateTable { table } => {
-            DynamoStore::new(&sdk, &table).create_table().await?;
-            println!(
-                "created table {table} with index {}",
-                dunning::aws::store::DUE_INDEX
-            );
-        }
-        Command::SignWebhook { file, secrets } => {
-            let body =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let secret = secrets
-                .split(',')
-                .map(str::trim)
-                .find(|s| !s.is_empty())
-                .context("WEBHOOK_SECRETS is empty")?;
-            println!(
-                "{}",
-                dunning::webhook::signature::sign(secret.as_bytes(), Utc::now().timestamp(), &body)
-            );
-        }
+        Command::CreateTable { table } => setup::create_table(&table).await,
+        Command::CreateTopic { name } => setup::create_topic(&name).await,
+        Command::VerifySender { sender } => setup::verify_sender(&sender).await,
+        Command::SignWebhook { file, secrets } => webhook::sign(&file, &secrets),
         Command::VerifyWebhook {
             file,
             header,
             secrets,
             tolerance,
-        } => {
-            let body =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let secrets: Vec<Vec<u8>> = secrets
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.as_bytes().to_vec())
-                .collect();
-            dunning::webhook::signature::verify(
-                Some(&header),
-                &body,
-                &secrets,
-                Utc::now().timestamp(),
-                tolerance,
-            )?;
-            println!("signature valid");
-        }
+        } => webhook::verify(&file, &header, &secrets, tolerance),
         Command::Preview {
             invoice_id,
             file,
@@ -211,90 +189,27 @@ async fn execute(command: Command) -> Result<()> {
             as_of,
             out,
         } => {
-            let mut config = Config::from_env()?;
-            config.load_secrets(&sdk).await?;
-            let deps = Deps::new(&sdk, config)?;
-            let raw = match (invoice_id, file) {
-                (Some(id), _) => {
-                    let item = deps
-                        .store
-                        .get_invoice(&id)
-                        .await?
-                        .with_context(|| format!("no invoice {id}"))?;
-                    dunning::aws::store::raw_invoice(&item)
-                }
-                (None, Some(path)) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    match serde_json::from_str(&text)? {
-                        serde_json::Value::Object(map) => dunning::import::raw_from_json(map),
-                        _ => bail!("{} is not a JSON object", path.display()),
-                    }
-                }
-                (None, None) => bail!("give --invoice-id or --file"),
-            };
-            let invoice = dunning::invoice::Invoice::parse(&raw)?;
-            let preview = dunning::preview::Preview {
-                step: step.as_deref(),
-                locale: locale.as_deref(),
-                channel: channel.as_deref(),
-                as_of: as_of.unwrap_or_else(Utc::now),
-            };
-            let rendered = dunning::preview::render(&deps, &invoice, &preview)?;
-            match out {
-                None => {
-                    for (name, text) in &rendered {
-                        println!("===== {name} =====\n{text}\n");
-                    }
-                }
-                Some(dir) => {
-                    std::fs::create_dir_all(&dir)?;
-                    for (name, text) in &rendered {
-                        std::fs::write(dir.join(name), text)?;
-                    }
-                    println!("wrote {} files to {}", rendered.len(), dir.display());
-                }
-            }
+            preview::preview(preview::Args {
+                invoice_id,
+                file,
+                step,
+                locale,
+                channel,
+                as_of,
+                out,
+            })
+            .await
         }
         Command::Audit {
             table,
             segments,
             json,
-        } => {
-            let report = dunning::audit::audit(&DynamoStore::new(&sdk, &table), segments).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!(
-                    "scanned {} items, {} invoices, {} unusable",
-                    report.scanned,
-                    report.invoices,
-                    report.unusable.len()
-                );
-                for (id, reason) in &report.unusable {
-                    println!("  {id}: {reason}");
-                }
-            }
-        }
-        Command::CreateTopic { name } => {
-            let arn = dunning::aws::SnsPublisher::new(&sdk)
-                .create_topic(&name)
-                .await?;
-            println!("{arn}");
-        }
-        Command::VerifySender { sender } => {
-            let from = dunning::contact::EmailAddress::parse(&sender)
-                .context("SENDER_EMAIL is not an email address")?;
-            SesMailer::new(&sdk, from, None)
-                .create_sender_identity()
-                .await?;
-            println!("registered sender identity {sender}");
-        }
+        } => audit::audit(&table, segments, json).await,
         Command::Import {
             file,
             table,
             format,
-        } => import(&DynamoStore::new(&sdk, &table), &file, format).await?,
+        } => import::import(&DynamoStore::new(&aws().await?, &table), &file, format).await,
         Command::Run {
             as_of,
             dry_run,
@@ -302,220 +217,19 @@ async fn execute(command: Command) -> Result<()> {
             brief,
             time_budget,
         } => {
-            let mut config = Config::from_env()?;
-            config.load_secrets(&sdk).await?;
-            let deps = Deps::new(&sdk, config)?;
-            let run_id = format!(
-                "cli-{}-{}",
-                Utc::now().timestamp_nanos_opt().unwrap_or_default(),
-                std::process::id()
-            );
-            let mut request = RunRequest::new(as_of.unwrap_or_else(Utc::now), run_id);
-            request.dry_run = dry_run;
-            request.deadline =
-                time_budget.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
-            // A rehearsal for another instant leaves the scheduled runs' read state alone.
-            request.record_reads = as_of.is_none();
-            let summary = run(&deps, &request).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            } else if brief {
-                print_brief(&summary);
-            } else {
-                print_summary(&summary);
-            }
+            run::run_once(run::Args {
+                as_of,
+                dry_run,
+                json,
+                brief,
+                time_budget,
+            })
+            .await
         }
         Command::History {
             invoice_id,
             table,
             json,
-        } => history(&DynamoStore::new(&sdk, &table), &invoice_id, json).await?,
+        } => history::history(&DynamoStore::new(&aws().await?, &table), &invoice_id, json).await,
     }
-    Ok(())
-}
-
-fn print_brief(s: &RunSummary) {
-    let as_of = s
-        .as_of
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
-    let sent: Vec<String> = s
-        .steps
-        .iter()
-        .flat_map(|(step, channels)| channels.iter().map(move |(c, o)| (step, c, o.sent)))
-        .filter(|(_, _, n)| *n > 0)
-        .map(|(step, c, n)| format!("{step}/{c} {n}"))
-        .collect();
-    let waiting: Vec<String> = s.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!(
-        "{as_of}: sent {}{}{}{}",
-        s.total_sent(),
-        if sent.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", sent.join(", "))
-        },
-        if s.escalated > 0 {
-            format!(", escalated {}", s.escalated)
-        } else {
-            String::new()
-        },
-        if waiting.is_empty() {
-            String::new()
-        } else {
-            format!("; not sent: {}", waiting.join(", "))
-        },
-    );
-}
-
-fn print_summary(s: &RunSummary) {
-    let as_of = s.as_of.map(|t| t.to_rfc3339()).unwrap_or_default();
-    let mode = if s.dry_run { " (dry run)" } else { "" };
-    println!("run {} as of {as_of}{mode}", s.run_id);
-    println!(
-        "read {} open invoices in the window ({} scanned, {} pages); {} due a reminder",
-        s.items_read, s.scanned_count, s.pages, s.eligible
-    );
-    println!(
-        "  {:<14} {:<8} {:>6} {:>7} {:>8} {:>8}",
-        "step", "channel", "sent", "failed", "skipped", "planned"
-    );
-    for (step, channels) in &s.steps {
-        for (channel, o) in channels {
-            println!(
-                "  {step:<14} {channel:<8} {:>6} {:>7} {:>8} {:>8}",
-                o.sent, o.failed, o.skipped, o.planned
-            );
-        }
-    }
-    fn line<K: std::fmt::Display>(label: &str, map: &std::collections::BTreeMap<K, u64>) {
-        if !map.is_empty() {
-            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            println!("{label}: {}", parts.join(", "));
-        }
-    }
-    line("held", &s.held);
-    line("skipped", &s.skipped);
-    line("failed", &s.failed);
-    line("invalid", &s.invalid);
-    for item in &s.invalid_items {
-        println!(
-            "  invalid item {}: {}",
-            item.invoice_id.as_deref().unwrap_or("<no id>"),
-            item.reason
-        );
-    }
-}
-
-async fn import(store: &DynamoStore, file: &Path, format: Option<Format>) -> Result<()> {
-    let format = match format {
-        Some(f) => f,
-        None => match file.extension().and_then(|e| e.to_str()) {
-            Some("csv") => Format::Csv,
-            Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
-            _ => bail!(
-                "cannot tell the format of {}: pass --format csv or --format jsonl",
-                file.display()
-            ),
-        },
-    };
-    let input = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let rows = match format {
-        Format::Csv => parse_csv(input),
-        Format::Jsonl => parse_json_lines(BufReader::new(input)),
-    };
-    let (mut imported, mut existing, mut rejected) = (0, 0, 0);
-    for row in rows {
-        match row {
-            Ok((line, invoice)) => {
-                let created = store
-                    .insert_invoice(&invoice)
-                    .await
-                    .with_context(|| format!("line {line} ({}): write failed", invoice.id))?;
-                if created {
-                    imported += 1;
-                } else {
-                    existing += 1;
-                    eprintln!(
-                        "line {line} ({}): already in the table, left unchanged",
-                        invoice.id
-                    );
-                }
-            }
-            Err(err) => {
-                rejected += 1;
-                eprintln!("rejected {err}");
-            }
-        }
-    }
-    println!("imported {imported}, already present {existing}, rejected {rejected}");
-    Ok(())
-}
-
-async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Result<()> {
-    let mut records = store.history(invoice_id).await?;
-    if records.is_empty() {
-        bail!("no invoice {invoice_id} in table {}", store.table());
-    }
-    let field =
-        |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    // The invoice first, then ledger and payments by time.
-    let when = |r: &serde_json::Value| {
-        [
-            "claimed_at",
-            "skipped_at",
-            "deferred_at",
-            "paid_at",
-            "recorded_at",
-        ]
-        .iter()
-        .map(|k| field(r, k))
-        .find(|v| !v.is_empty())
-        .unwrap_or_default()
-    };
-    records.sort_by_key(|r| (field(r, "sk") != "invoice", when(r)));
-    if json {
-        for r in &records {
-            println!("{r}");
-        }
-        return Ok(());
-    }
-    for r in &records {
-        let sk = field(r, "sk");
-        if sk == "invoice" {
-            println!(
-                "invoice {} {} {} {} due {} amount_paid {}",
-                field(r, "invoice_id"),
-                field(r, "status"),
-                field(r, "amount"),
-                field(r, "currency"),
-                field(r, "due_date"),
-                if field(r, "amount_paid").is_empty() {
-                    "0".into()
-                } else {
-                    field(r, "amount_paid")
-                },
-            );
-        } else if let Some(key) = sk.strip_prefix(dunning::ledger::REMINDER_PREFIX) {
-            println!(
-                "{}  reminder {key:<20} {:<8} {} {}{}",
-                when(r),
-                field(r, "state"),
-                field(r, "amount"),
-                field(r, "message_id"),
-                [
-                    ("error_code", "error"),
-                    ("skip_reason", "reason:"),
-                    ("defer_reason", "deferred:")
-                ]
-                .iter()
-                .filter(|(k, _)| !field(r, k).is_empty())
-                .map(|(k, label)| format!(" {label} {}", field(r, k)))
-                .collect::<String>(),
-            );
-        } else {
-            println!("{}  {sk} {}", when(r), r);
-        }
-    }
-    Ok(())
 }

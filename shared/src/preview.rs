@@ -1,14 +1,73 @@
 //! Rendering what an invoice would receive, without claiming or sending: the
 //! same context, templates and pay link as a run, for any step, locale and channel.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Days, Utc};
 
 use crate::channel::Channel;
+use crate::config::MessageConfig;
 use crate::decide::{decide, late_fee_due};
 use crate::invoice::Invoice;
+use crate::paylink::PayLinkSigner;
 use crate::policy::Action;
-use crate::render::{InvoiceLine, Locale, ReminderContext};
-use crate::run::Deps;
+use crate::policy::Policy;
+use crate::render::{InvoiceLine, Locale, ReminderContext, Renderer};
+use crate::run::{load_content, SetupError};
+
+/// What composing a reminder needs: the business's settings, the policy,
+/// the templates and the pay-link signer. A run lends its own
+/// (`Deps::composer`); [`Standalone`] loads them with nothing else.
+#[derive(Clone, Copy)]
+pub struct Composer<'a> {
+    pub messages: &'a MessageConfig,
+    pub policy: &'a Policy,
+    pub renderer: &'a Renderer,
+    pub links: &'a PayLinkSigner,
+}
+
+impl Composer<'_> {
+    /// The invoice's own `pay_url`, else a link signed to stay valid
+    /// `PAY_LINK_TTL_DAYS` after `as_of`.
+    pub fn pay_link(&self, invoice: &Invoice, as_of: DateTime<Utc>) -> String {
+        invoice.pay_url.clone().unwrap_or_else(|| {
+            self.links.sign(
+                &invoice.id,
+                as_of + Days::new(self.messages.pay_link_ttl_days),
+            )
+        })
+    }
+}
+
+/// Composition without a store or senders: `dunning-admin preview --file`.
+pub struct Standalone {
+    pub messages: MessageConfig,
+    pub policy: Policy,
+    pub renderer: Renderer,
+    pub links: PayLinkSigner,
+}
+
+impl Standalone {
+    pub fn load(messages: MessageConfig) -> Result<Self, SetupError> {
+        let (renderer, policy) = load_content(&messages)?;
+        Ok(Self {
+            links: PayLinkSigner::new(
+                &messages.pay_link_base_url,
+                messages.pay_link_secret.as_bytes(),
+            ),
+            messages,
+            policy,
+            renderer,
+        })
+    }
+
+    pub fn composer(&self) -> Composer<'_> {
+        Composer {
+            messages: &self.messages,
+            policy: &self.policy,
+            renderer: &self.renderer,
+            links: &self.links,
+        }
+    }
+}
 
 /// What to preview; `None` means "as a run would choose".
 #[derive(Debug, Clone)]
@@ -38,12 +97,12 @@ pub enum PreviewError {
 /// The rendered parts, as (file name, text): `subject.txt`, `body.txt`,
 /// `body.html` for email, `sms.txt` for SMS.
 pub fn render(
-    deps: &Deps,
+    composer: &Composer<'_>,
     invoice: &Invoice,
     p: &Preview<'_>,
 ) -> Result<Vec<(String, String)>, PreviewError> {
     let step = match p.step {
-        Some(name) => deps
+        Some(name) => composer
             .policy
             .steps()
             .iter()
@@ -51,10 +110,10 @@ pub fn render(
             .ok_or_else(|| PreviewError::UnknownStep(name.into()))?,
         None => {
             decide(
-                &deps.policy,
+                composer.policy,
                 invoice,
                 p.as_of,
-                deps.config.business_timezone,
+                composer.messages.business_timezone,
             )
             .map_err(|h| PreviewError::NothingDue(h.as_str()))?
             .step
@@ -65,7 +124,7 @@ pub fn render(
     }
     let locale = match p.locale {
         Some(tag) => Locale::parse(tag).ok_or_else(|| PreviewError::UnknownLocale(tag.into()))?,
-        None => Locale::resolve(invoice.locale.as_deref(), deps.config.default_locale),
+        None => Locale::resolve(invoice.locale.as_deref(), composer.messages.default_locale),
     };
     let channels: Vec<Channel> = match p.channel {
         Some(c) => vec![Channel::parse(c).ok_or_else(|| PreviewError::UnknownChannel(c.into()))?],
@@ -73,9 +132,13 @@ pub fn render(
     };
     let today = p
         .as_of
-        .with_timezone(&invoice.timezone.unwrap_or(deps.config.business_timezone))
+        .with_timezone(
+            &invoice
+                .timezone
+                .unwrap_or(composer.messages.business_timezone),
+        )
         .date_naive();
-    let pay_link = deps.pay_link(invoice, p.as_of);
+    let pay_link = composer.pay_link(invoice, p.as_of);
     let line = InvoiceLine::new(
         invoice,
         today,
@@ -85,25 +148,26 @@ pub fn render(
     );
     let mut ctx = ReminderContext::new(
         locale,
-        &deps.config.business_name,
+        &composer.messages.business_name,
         &invoice.customer_name,
         &step.name,
         vec![line],
     )
     .ok_or(PreviewError::NothingDue("no_invoice"))?;
-    ctx.contact_line = deps.config.contact_line.clone();
+    ctx.contact_line = composer.messages.contact_line.clone();
     let mut parts = Vec::new();
     for channel in channels {
         match channel {
             Channel::Email => {
-                let email = deps.renderer.email(&step.template, &ctx)?;
+                let email = composer.renderer.email(&step.template, &ctx)?;
                 parts.push(("subject.txt".into(), email.subject));
                 parts.push(("body.txt".into(), email.text));
                 parts.push(("body.html".into(), email.html));
             }
-            Channel::Sms => {
-                parts.push(("sms.txt".into(), deps.renderer.sms(&step.template, &ctx)?))
-            }
+            Channel::Sms => parts.push((
+                "sms.txt".into(),
+                composer.renderer.sms(&step.template, &ctx)?,
+            )),
         }
     }
     Ok(parts)

@@ -60,7 +60,7 @@ fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
         ),
         (
             "PaymentWebhookFunction",
-            dunning::webhook::ENV_VARS,
+            dunning::config::WEBHOOK_ENV_VARS,
             &["TABLE_NAME", "WEBHOOK_SECRETS_ARN"],
         ),
     ];

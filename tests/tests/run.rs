@@ -441,31 +441,45 @@ async fn signing_secrets_are_read_from_secrets_manager_at_start_up() -> anyhow::
     let arn = env
         .create_secret("pay-link", "secret-from-secrets-manager")
         .await?;
-    let mut config = dunning_e2e::config(&[("PAY_LINK_SECRET_ARN", arn.as_str())]);
-    config.load_secrets(&sdk).await?;
-    assert_eq!(config.pay_link_secret, "secret-from-secrets-manager");
+    // The secret is read into the environment before the configuration is
+    // parsed, so a parsed configuration is complete.
+    let mut vars = dunning_e2e::config_env(&[("PAY_LINK_SECRET_ARN", arn.as_str())]);
+    vars.remove("PAY_LINK_SECRET");
+    let lookup = move |k: &str| vars.get(k).cloned();
+    let env_vars = dunning::aws::secrets::resolve(&sdk, lookup.clone()).await?;
+    let config = dunning::config::Config::from_lookup(|k| env_vars.get(k))?;
+    assert_eq!(
+        config.messages.pay_link_secret,
+        "secret-from-secrets-manager"
+    );
+    // Without that step the ARN alone is refused, never a placeholder secret.
+    let err = dunning::config::Config::from_lookup(lookup).unwrap_err();
+    assert!(err.to_string().contains("PAY_LINK_SECRET_ARN"), "{err}");
     let webhook_arn = env
         .create_secret(
             "webhook",
             r#"{"WEBHOOK_SECRETS": "whsec_from_secrets_manager", "STRIPE_WEBHOOK_SECRETS": ""}"#,
         )
         .await?;
-    let mut webhook = dunning::webhook::WebhookConfig::from_lookup(|k| match k {
+    let webhook_env = dunning::aws::secrets::resolve(&sdk, move |k| match k {
         "TABLE_NAME" => Some("invoices".into()),
         "WEBHOOK_SECRETS_ARN" => Some(webhook_arn.clone()),
         _ => None,
-    })?;
-    webhook.load_secrets(&sdk).await?;
+    })
+    .await?;
+    let webhook = dunning::config::WebhookConfig::from_lookup(|k| webhook_env.get(k))?;
     assert_eq!(
         webhook.generic_secrets,
         [b"whsec_from_secrets_manager".to_vec()]
     );
     // A missing secret stops start-up with its ARN named.
-    let mut missing = dunning_e2e::config(&[(
-        "PAY_LINK_SECRET_ARN",
-        "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope",
-    )]);
-    let err = missing.load_secrets(&sdk).await.unwrap_err();
+    let err = dunning::aws::secrets::resolve(&sdk, |k| {
+        (k == "PAY_LINK_SECRET_ARN")
+            .then(|| "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".to_owned())
+    })
+    .await
+    .err()
+    .expect("a missing secret is an error");
     assert!(err.to_string().contains("secret:nope"), "{err}");
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! answers for bad requests, and payments racing a reminder run.
 
 use chrono::Utc;
+use dunning::config::WebhookConfig;
 use dunning::run::{run, RunRequest};
 use dunning::webhook::signature::sign;
-use dunning::webhook::{handle, Answer, WebhookConfig};
+use dunning::webhook::{handle, Answer};
 use dunning_e2e::{invoice, TestEnv};
 use futures::future::join_all;
 
@@ -331,7 +332,7 @@ async fn a_receipt_goes_out_once_when_enabled_and_the_invoice_is_paid_in_full() 
     env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
         .await?;
     let mut cfg = config();
-    cfg.receipts = Some(dunning::webhook::Receipts {
+    cfg.receipts = Some(dunning::config::Receipts {
         sender: dunning::contact::EmailAddress::parse(dunning_e2e::SENDER).unwrap(),
         business_name: "Acme Ltd".into(),
         default_locale: dunning::render::Locale::En,

@@ -4,7 +4,8 @@
 
 use chrono::Utc;
 use dunning::aws::{DynamoStore, SesMailer};
-use dunning::webhook::{self, WebhookConfig};
+use dunning::config::WebhookConfig;
+use dunning::webhook;
 use lambda_http::{Body, Error, Request, Response};
 
 pub struct Deps {

@@ -4,15 +4,15 @@
 mod handler;
 
 use dunning::aws::{DynamoStore, SesMailer};
-use dunning::webhook::WebhookConfig;
+use dunning::config::WebhookConfig;
 use lambda_http::{service_fn, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     dunning::telemetry::init_json();
-    let mut config = WebhookConfig::from_env()?;
-    let sdk = dunning::aws::sdk::load().await;
-    config.load_secrets(&sdk).await?;
+    let sdk = dunning::aws::sdk::load().await?;
+    let env = dunning::aws::secrets::resolve(&sdk, |k| std::env::var(k).ok()).await?;
+    let config = WebhookConfig::from_lookup(|k| env.get(k))?;
     let store = DynamoStore::new(&sdk, &config.table_name);
     let mailer = config
         .receipts

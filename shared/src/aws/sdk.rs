@@ -9,6 +9,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 
+use crate::config::{ConfigError, Env};
+
 /// Attempts per request, including the first (`AWS_MAX_ATTEMPTS`).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 /// Time allowed for one attempt (`SDK_ATTEMPT_TIMEOUT_MS`).
@@ -32,21 +34,21 @@ impl Default for SdkSettings {
 
 impl SdkSettings {
     /// `AWS_MAX_ATTEMPTS` (1-10) and `SDK_ATTEMPT_TIMEOUT_MS` (100-60000);
-    /// an absent or out-of-range value keeps the default.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
-        let number = |name: &str| get(name).and_then(|v| v.trim().parse::<u64>().ok());
-        let default = Self::default();
-        Self {
-            max_attempts: number("AWS_MAX_ATTEMPTS")
-                .filter(|n| (1..=10).contains(n))
-                .map_or(default.max_attempts, |n| n as u32),
-            attempt_timeout: number("SDK_ATTEMPT_TIMEOUT_MS")
-                .filter(|n| (100..=60_000).contains(n))
-                .map_or(default.attempt_timeout, Duration::from_millis),
-        }
+    /// an absent value keeps the default, an out-of-range one is an error.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::new(get);
+        Ok(Self {
+            max_attempts: env.number("AWS_MAX_ATTEMPTS", u64::from(DEFAULT_MAX_ATTEMPTS), 1..=10)?
+                as u32,
+            attempt_timeout: Duration::from_millis(env.number(
+                "SDK_ATTEMPT_TIMEOUT_MS",
+                DEFAULT_ATTEMPT_TIMEOUT.as_millis() as u64,
+                100..=60_000,
+            )?),
+        })
     }
 
-    pub fn from_env() -> Self {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -80,11 +82,11 @@ pub fn single_attempt(sdk: &SdkConfig) -> SdkConfig {
 
 /// The SDK configuration from the environment (region, credentials,
 /// `AWS_ENDPOINT_URL`) with our retry and timeout settings.
-pub async fn load() -> SdkConfig {
-    SdkSettings::from_env()
+pub async fn load() -> Result<SdkConfig, ConfigError> {
+    Ok(SdkSettings::from_env()?
         .apply(aws_config::defaults(BehaviorVersion::latest()))
         .load()
-        .await
+        .await)
 }
 
 #[cfg(test)]
@@ -101,17 +103,21 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert_eq!(SdkSettings::from_lookup(env(&[])), SdkSettings::default());
+        assert_eq!(
+            SdkSettings::from_lookup(env(&[])),
+            Ok(SdkSettings::default())
+        );
         let set = SdkSettings::from_lookup(env(&[
             ("AWS_MAX_ATTEMPTS", "6"),
             ("SDK_ATTEMPT_TIMEOUT_MS", "800"),
-        ]));
+        ]))
+        .unwrap();
         assert_eq!(set.max_attempts, 6);
         assert_eq!(set.attempt_timeout, Duration::from_millis(800));
-        let out_of_range = SdkSettings::from_lookup(env(&[
-            ("AWS_MAX_ATTEMPTS", "0"),
-            ("SDK_ATTEMPT_TIMEOUT_MS", "5"),
-        ]));
-        assert_eq!(out_of_range, SdkSettings::default());
+        // Out of range is an error naming the variable, never a silent default.
+        let err = SdkSettings::from_lookup(env(&[("AWS_MAX_ATTEMPTS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("AWS_MAX_ATTEMPTS"), "{err}");
+        let err = SdkSettings::from_lookup(env(&[("SDK_ATTEMPT_TIMEOUT_MS", "5")])).unwrap_err();
+        assert!(err.to_string().contains("from 100 to 60000"), "{err}");
     }
 }

@@ -1,5 +1,9 @@
 //! Secrets from AWS Secrets Manager, read once at cold start: signing keys
-//! never sit in the template or the function's environment.
+//! never sit in the template or the function's environment. [`resolve`]
+//! puts them into the environment a configuration is parsed from, so a
+//! parsed configuration is complete.
+
+use std::collections::HashMap;
 
 use aws_sdk_secretsmanager::Client;
 
@@ -27,4 +31,56 @@ pub async fn fetch(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, Sec
         arn: arn.to_owned(),
         reason: "the secret has no string value".into(),
     })
+}
+
+/// The process's variables (through `get`) with the secrets their ARNs name
+/// read in: `PAY_LINK_SECRET` from `PAY_LINK_SECRET_ARN` (the secret string),
+/// `WEBHOOK_SECRETS` and `STRIPE_WEBHOOK_SECRETS` from `WEBHOOK_SECRETS_ARN`
+/// (a JSON object with those keys).
+pub async fn resolve(
+    sdk: &aws_config::SdkConfig,
+    get: impl Fn(&str) -> Option<String> + 'static,
+) -> Result<Environment, SecretError> {
+    let mut overlay = HashMap::new();
+    let arn = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    if let Some(arn) = arn("PAY_LINK_SECRET_ARN") {
+        let secret = fetch(sdk, &arn).await?;
+        if secret.trim().len() < 16 {
+            return Err(SecretError {
+                arn,
+                reason: "shorter than 16 characters".into(),
+            });
+        }
+        overlay.insert("PAY_LINK_SECRET".to_owned(), secret.trim().to_owned());
+    }
+    if let Some(arn) = arn("WEBHOOK_SECRETS_ARN") {
+        let text = fetch(sdk, &arn).await?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| SecretError {
+            arn: arn.clone(),
+            reason: "not a JSON object".into(),
+        })?;
+        for name in ["WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS"] {
+            let field = value.get(name).and_then(serde_json::Value::as_str);
+            overlay.insert(name.to_owned(), field.unwrap_or_default().to_owned());
+        }
+    }
+    Ok(Environment {
+        overlay,
+        get: Box::new(get),
+    })
+}
+
+/// A lookup of environment variables.
+type Lookup = Box<dyn Fn(&str) -> Option<String>>;
+
+/// Variables with secrets read in ([`resolve`]).
+pub struct Environment {
+    overlay: HashMap<String, String>,
+    get: Lookup,
+}
+
+impl Environment {
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.overlay.get(name).cloned().or_else(|| (self.get)(name))
+    }
 }

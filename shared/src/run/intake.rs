@@ -215,7 +215,7 @@ impl Intake {
             cap,
             admitted: Default::default(),
             due: Default::default(),
-            zones: [deps.config.business_timezone].into(),
+            zones: [deps.config.messages.business_timezone].into(),
         }
     }
 
@@ -251,9 +251,11 @@ fn consider<'p, A: Adapters>(
             return;
         }
         Ok(invoice) => {
-            read.intake
-                .zones
-                .insert(invoice.timezone.unwrap_or(deps.config.business_timezone));
+            read.intake.zones.insert(
+                invoice
+                    .timezone
+                    .unwrap_or(deps.config.messages.business_timezone),
+            );
             invoice
         }
         // Every worker reads it: the run that queued them reported it.
@@ -272,7 +274,7 @@ fn consider<'p, A: Adapters>(
         &deps.policy,
         &invoice,
         req.as_of,
-        deps.config.business_timezone,
+        deps.config.messages.business_timezone,
     ) {
         Ok(due) => due,
         Err(hold) => {

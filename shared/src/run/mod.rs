@@ -22,17 +22,17 @@ mod workers;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
 use crate::aws::queue::WorkQueue;
 use crate::aws::{DynamoStore, SesMailer, SnsPublisher, SnsTexter};
-use crate::config::Config;
+use crate::config::{Config, MessageConfig};
 use crate::fanout::{Shard, WorkOrder};
-use crate::invoice::Invoice;
 use crate::paylink::PayLinkSigner;
 use crate::policy::{Action, Policy, PolicyLoadError};
 use crate::ports::{EventPublisher, Mailer, Store, StoreError, Texter};
+use crate::preview::Composer;
 use crate::rate::RateLimiter;
 use crate::render::Renderer;
 use crate::summary::{RunSummary, SkipReason, Target};
@@ -124,11 +124,7 @@ impl<A: Adapters> Deps<A> {
         sms: A::Sms,
         events: A::Events,
     ) -> Result<Self, SetupError> {
-        let renderer = match &config.template_dir {
-            None => Renderer::new(),
-            Some(dir) => Renderer::with_overrides(std::path::Path::new(dir))?,
-        };
-        let policy = Policy::load(config.policy_file.as_deref(), |t| renderer.has_template(t))?;
+        let (renderer, policy) = load_content(&config.messages)?;
         if policy.steps().iter().any(|s| s.action == Action::Escalate)
             && config.escalation_topic_arn.is_none()
         {
@@ -139,7 +135,10 @@ impl<A: Adapters> Deps<A> {
             mail,
             sms,
             events,
-            links: PayLinkSigner::new(&config.pay_link_base_url, config.pay_link_secret.as_bytes()),
+            links: PayLinkSigner::new(
+                &config.messages.pay_link_base_url,
+                config.messages.pay_link_secret.as_bytes(),
+            ),
             queue: None,
             renderer,
             policy,
@@ -147,16 +146,28 @@ impl<A: Adapters> Deps<A> {
         })
     }
 
-    /// The invoice's own `pay_url`, else a link signed to stay valid
-    /// `PAY_LINK_TTL_DAYS` after `as_of`.
-    pub fn pay_link(&self, invoice: &Invoice, as_of: DateTime<Utc>) -> String {
-        invoice.pay_url.clone().unwrap_or_else(|| {
-            self.links.sign(
-                &invoice.id,
-                as_of + Days::new(self.config.pay_link_ttl_days),
-            )
-        })
+    /// What composing a reminder needs, borrowed from these dependencies.
+    pub fn composer(&self) -> Composer<'_> {
+        Composer {
+            messages: &self.config.messages,
+            policy: &self.policy,
+            renderer: &self.renderer,
+            links: &self.links,
+        }
     }
+}
+
+/// The templates (built in, and `TEMPLATE_DIR` over them) and the policy
+/// (`POLICY_FILE`, else the compiled-in default, its templates checked).
+pub fn load_content(messages: &MessageConfig) -> Result<(Renderer, Policy), SetupError> {
+    let renderer = match &messages.template_dir {
+        None => Renderer::new(),
+        Some(dir) => Renderer::with_overrides(std::path::Path::new(dir))?,
+    };
+    let policy = Policy::load(messages.policy_file.as_deref(), |t| {
+        renderer.has_template(t)
+    })?;
+    Ok((renderer, policy))
 }
 
 /// What to run: the instant that decides "today" for every customer, and

@@ -20,7 +20,10 @@ use crate::summary::SkipReason;
 
 /// The invoice's language when it is one we write, else the business default.
 pub(super) fn locale_of<A: Adapters>(deps: &Deps<A>, invoice: &Invoice) -> Locale {
-    Locale::resolve(invoice.locale.as_deref(), deps.config.default_locale)
+    Locale::resolve(
+        invoice.locale.as_deref(),
+        deps.config.messages.default_locale,
+    )
 }
 
 /// Claims, renders, sends and records one message; returns an outcome per invoice.
@@ -44,7 +47,7 @@ pub(super) async fn send_message<'p, A: Adapters>(
             InvoiceLine::new(
                 &c.invoice,
                 c.local_date,
-                deps.pay_link(&c.invoice, req.as_of),
+                deps.composer().pay_link(&c.invoice, req.as_of),
                 c.late_fee,
                 locale,
             )
@@ -189,13 +192,13 @@ async fn deliver<'p, A: Adapters>(
     let sent_lines: Vec<InvoiceLine> = claimed.iter().map(|&i| lines[i].clone()).collect();
     let context = ReminderContext::new(
         locale_of(deps, first),
-        &deps.config.business_name,
+        &deps.config.messages.business_name,
         &first.customer_name,
         &step.name,
         sent_lines,
     )
     .map(|mut ctx| {
-        ctx.contact_line = deps.config.contact_line.clone();
+        ctx.contact_line = deps.config.messages.contact_line.clone();
         ctx
     });
     let sent = compose_and_send(deps, sending, message, context).await;

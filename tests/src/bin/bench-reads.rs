@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let moto = Moto::start()?;
     // The emulator reads a 100,000-item index slowly: allow long attempts (SDK_ATTEMPT_TIMEOUT_MS).
     let sdk =
-        dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env())
+        dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env()?)
             .await;
     let deps = Deps::new(&sdk, config(&[]))?;
     deps.store.create_table().await?;
@@ -215,8 +215,13 @@ async fn main() -> anyhow::Result<()> {
                 scanned += page.scanned_count;
                 for item in &page.items {
                     if let Ok(invoice) = Invoice::parse(&item.raw) {
-                        if decide(&deps.policy, &invoice, as_of, deps.config.business_timezone)
-                            .is_ok()
+                        if decide(
+                            &deps.policy,
+                            &invoice,
+                            as_of,
+                            deps.config.messages.business_timezone,
+                        )
+                        .is_ok()
                         {
                             eligible += 1;
                         }

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let run_id = args
         .next()
         .unwrap_or_else(|| format!("run-once-{}", std::process::id()));
-    let sdk = dunning::aws::sdk::load().await;
+    let sdk = dunning::aws::sdk::load().await?;
     let deps = Deps::new(&sdk, Config::from_env()?)?;
     // The suite times its kill from this line: start-up is over, the run begins.
     println!("running");

@@ -1,12 +1,22 @@
-//! Configuration from the environment, read once at start-up. Identity values
-//! have no default: a missing one stops start-up with the variable's name.
-//! Tuning values have documented defaults (docs/configuration.md).
+//! Configuration from the environment, read once at start-up, by one parser
+//! ([`Env`]) for the run ([`Config`]), the webhook ([`WebhookConfig`]) and
+//! the SDK settings (`aws::sdk::SdkSettings`). Identity values have no
+//! default: a missing one stops start-up with the variable's name. Tuning
+//! values have documented defaults (docs/configuration.md); an invalid one
+//! is an error naming the variable and what it accepts. Secrets kept in
+//! Secrets Manager are read into the environment first
+//! (`aws::secrets::resolve`), so a configuration is complete once parsed.
+
+mod env;
+mod webhook;
 
 use std::time::Duration;
 
 use chrono_tz::Tz;
 
 use crate::contact::EmailAddress;
+pub use env::Env;
+pub use webhook::{Receipts, WebhookConfig, WEBHOOK_ENV_VARS};
 
 /// Every variable [`Config::from_env`] reads, for documentation and for the
 /// test that compares them with the deployment template.
@@ -46,43 +56,68 @@ pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {why}")]
-    Invalid {
-        name: &'static str,
-        why: &'static str,
-    },
+    Invalid { name: &'static str, why: String },
+}
+
+impl ConfigError {
+    pub fn invalid(name: &'static str, why: impl Into<String>) -> Self {
+        Self::Invalid {
+            name,
+            why: why.into(),
+        }
+    }
+}
+
+/// What composing a reminder needs: who the business is, its default
+/// calendar and language, its templates and policy, and its pay links. Part
+/// of [`Config`]; read alone by `dunning-admin preview --file`, which sends
+/// nothing and needs nothing else.
+#[derive(Clone)]
+pub struct MessageConfig {
+    pub business_name: String,
+    pub business_timezone: Tz,
+    /// The language of customers whose invoice has no (supported) `locale`.
+    pub default_locale: crate::render::Locale,
+    /// A line shown in every email, e.g. "Questions? Call +44 20 7946 0000".
+    pub contact_line: Option<String>,
+    /// A directory of templates replacing or adding to the built-in ones.
+    pub template_dir: Option<String>,
+    /// A policy file to use instead of the compiled-in default.
+    pub policy_file: Option<String>,
+    pub pay_link_base_url: String,
+    /// `PAY_LINK_SECRET`, set directly (local runs) or read from
+    /// `PAY_LINK_SECRET_ARN` into the environment at start-up.
+    pub pay_link_secret: String,
+    pub pay_link_ttl_days: u64,
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for MessageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageConfig")
+            .field("business_timezone", &self.business_timezone)
+            .field("pay_link_base_url", &self.pay_link_base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone)]
 pub struct Config {
     pub table_name: String,
     pub sender_email: EmailAddress,
-    pub business_name: String,
-    pub business_timezone: Tz,
-    pub pay_link_base_url: String,
-    /// Set directly (local runs) or read from `PAY_LINK_SECRET_ARN` by [`Config::load_secrets`].
-    pub pay_link_secret: String,
-    pub pay_link_secret_arn: Option<String>,
-    pub pay_link_ttl_days: u64,
+    pub messages: MessageConfig,
     pub ses_configuration_set: Option<String>,
     pub send_concurrency: usize,
     pub claim_lease: Duration,
     /// An SMS longer than this many segments is not sent (recorded as failed, `sms_too_long`).
     pub sms_max_segments: usize,
-    /// The language of customers whose invoice has no (supported) `locale`.
-    pub default_locale: crate::render::Locale,
     /// Where customers' replies go (default: the sender).
     pub reply_to: Option<EmailAddress>,
     /// A blind copy of every reminder email (e.g. the finance team).
     pub bcc: Option<EmailAddress>,
-    /// A line shown in every email, e.g. "Questions? Call +44 20 7946 0000".
-    pub contact_line: Option<String>,
-    /// A directory of templates replacing or adding to the built-in ones.
-    pub template_dir: Option<String>,
     /// Opt-out lines appended to SMS by calling-code prefix, e.g.
     /// `SMS_OPT_OUT="+1=Reply STOP to opt out;+44=Text STOP to opt out"`.
     pub sms_opt_out: Vec<(String, String)>,
-    /// A policy file to use instead of the compiled-in default.
-    pub policy_file: Option<String>,
     /// SNS topic for escalation events (required when the policy escalates).
     pub escalation_topic_arn: Option<String>,
     /// CloudWatch namespace of the run's Embedded Metric Format metrics.
@@ -111,138 +146,124 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("table_name", &self.table_name)
-            .field("business_timezone", &self.business_timezone)
-            .field("pay_link_base_url", &self.pay_link_base_url)
+            .field("messages", &self.messages)
             .finish_non_exhaustive()
     }
 }
 
-impl Config {
-    /// Reads the pay-link secret from Secrets Manager when `PAY_LINK_SECRET_ARN` is set.
-    pub async fn load_secrets(
-        &mut self,
-        sdk: &aws_config::SdkConfig,
-    ) -> Result<(), crate::aws::secrets::SecretError> {
-        if let Some(arn) = &self.pay_link_secret_arn {
-            let secret = crate::aws::secrets::fetch(sdk, arn).await?;
-            if secret.trim().len() < 16 {
-                return Err(crate::aws::secrets::SecretError {
-                    arn: arn.clone(),
-                    reason: "shorter than 16 characters".into(),
-                });
-            }
-            self.pay_link_secret = secret.trim().to_owned();
-        }
-        Ok(())
+impl MessageConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::parse(&Env::new(get))
+    }
+
+    fn parse<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let business_timezone = env
+            .required("BUSINESS_TIMEZONE")?
+            .parse::<Tz>()
+            .map_err(|_| {
+                ConfigError::invalid(
+                    "BUSINESS_TIMEZONE",
+                    "not an IANA time zone such as Europe/London",
+                )
+            })?;
+        let pay_link_base_url = env.required("PAY_LINK_BASE_URL")?;
+        if !(pay_link_base_url.starts_with("https://") || pay_link_base_url.starts_with("http://"))
+        {
+            return Err(ConfigError::invalid(
+                "PAY_LINK_BASE_URL",
+                "must start with https://",
+            ));
+        }
+        let pay_link_secret = match env.optional("PAY_LINK_SECRET") {
+            Some(secret) => secret,
+            None if env.optional("PAY_LINK_SECRET_ARN").is_some() => {
+                return Err(ConfigError::invalid(
+                    "PAY_LINK_SECRET_ARN",
+                    "is read from Secrets Manager at start-up (aws::secrets::resolve), not here",
+                ))
+            }
+            None => return Err(ConfigError::Missing("PAY_LINK_SECRET")),
+        };
+        if pay_link_secret.trim().len() < 16 {
+            return Err(ConfigError::invalid(
+                "PAY_LINK_SECRET",
+                "must be at least 16 characters",
+            ));
+        }
+        let contact_line = env.optional("CONTACT_LINE");
+        if contact_line
+            .as_ref()
+            .is_some_and(|l| l.chars().any(char::is_control) || l.chars().count() > 200)
+        {
+            return Err(ConfigError::invalid(
+                "CONTACT_LINE",
+                "one line of at most 200 characters",
+            ));
+        }
+        Ok(Self {
+            business_name: env.required("BUSINESS_NAME")?,
+            business_timezone,
+            default_locale: env.locale("DEFAULT_LOCALE")?,
+            contact_line,
+            template_dir: env.optional("TEMPLATE_DIR"),
+            policy_file: env.optional("POLICY_FILE"),
+            pay_link_base_url,
+            pay_link_secret: pay_link_secret.trim().to_owned(),
+            pay_link_ttl_days: env.number("PAY_LINK_TTL_DAYS", 30, 1..=365)?,
+        })
+    }
+}
+
+impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the variables through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            match get(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or(ConfigError::Invalid {
-                        name,
-                        why: "not a whole number in the allowed range",
-                    }),
-            }
-        };
-        let invalid = |name, why| ConfigError::Invalid { name, why };
-        let sender_email = EmailAddress::parse(&required("SENDER_EMAIL")?)
-            .ok_or(invalid("SENDER_EMAIL", "not an email address"))?;
-        let business_timezone = required("BUSINESS_TIMEZONE")?.parse::<Tz>().map_err(|_| {
-            invalid(
-                "BUSINESS_TIMEZONE",
-                "not an IANA time zone such as Europe/London",
-            )
-        })?;
-        let pay_link_base_url = required("PAY_LINK_BASE_URL")?;
-        if !(pay_link_base_url.starts_with("https://") || pay_link_base_url.starts_with("http://"))
-        {
-            return Err(invalid("PAY_LINK_BASE_URL", "must start with https://"));
-        }
-        let pay_link_secret_arn = get("PAY_LINK_SECRET_ARN").filter(|v| !v.trim().is_empty());
-        let pay_link_secret = match &pay_link_secret_arn {
-            Some(_) => String::new(),
-            None => required("PAY_LINK_SECRET")?,
-        };
-        if pay_link_secret_arn.is_none() && pay_link_secret.len() < 16 {
-            return Err(invalid("PAY_LINK_SECRET", "must be at least 16 characters"));
-        }
-        let address = |name: &'static str| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| EmailAddress::parse(v.trim()).ok_or(invalid(name, "not an email address")))
-                .transpose()
-        };
-        let contact_line = get("CONTACT_LINE").filter(|v| !v.trim().is_empty());
-        if contact_line
-            .as_ref()
-            .is_some_and(|l| l.chars().any(char::is_control) || l.chars().count() > 200)
-        {
-            return Err(invalid(
-                "CONTACT_LINE",
-                "one line of at most 200 characters",
-            ));
-        }
+        let env = Env::new(get);
+        let sender_email = env
+            .email("SENDER_EMAIL")?
+            .ok_or(ConfigError::Missing("SENDER_EMAIL"))?;
         Ok(Self {
-            reply_to: address("REPLY_TO_EMAIL")?,
-            bcc: address("BCC_EMAIL")?,
-            contact_line,
-            template_dir: get("TEMPLATE_DIR").filter(|v| !v.trim().is_empty()),
-            sms_opt_out: parse_opt_out(get("SMS_OPT_OUT").unwrap_or_default()).ok_or(invalid(
-                "SMS_OPT_OUT",
-                "entries like \"+1=Reply STOP to opt out\" separated by ;",
-            ))?,
-            table_name: required("TABLE_NAME")?,
+            messages: MessageConfig::parse(&env)?,
+            reply_to: env.email("REPLY_TO_EMAIL")?,
+            bcc: env.email("BCC_EMAIL")?,
+            sms_opt_out: parse_opt_out(env.optional("SMS_OPT_OUT").unwrap_or_default()).ok_or(
+                ConfigError::invalid(
+                    "SMS_OPT_OUT",
+                    "entries like \"+1=Reply STOP to opt out\" separated by ;",
+                ),
+            )?,
+            table_name: env.required("TABLE_NAME")?,
             sender_email,
-            business_name: required("BUSINESS_NAME")?,
-            business_timezone,
-            pay_link_base_url,
-            pay_link_secret,
-            pay_link_secret_arn,
-            pay_link_ttl_days: number("PAY_LINK_TTL_DAYS", 30, 1..=365)?,
-            ses_configuration_set: get("SES_CONFIGURATION_SET").filter(|v| !v.is_empty()),
-            send_concurrency: number("SEND_CONCURRENCY", 8, 1..=256)? as usize,
-            claim_lease: Duration::from_secs(number("CLAIM_LEASE_SECONDS", 900, 60..=86_400)?),
-            sms_max_segments: number("SMS_MAX_SEGMENTS", 2, 1..=10)? as usize,
-            default_locale: match get("DEFAULT_LOCALE").filter(|v| !v.trim().is_empty()) {
-                None => crate::render::Locale::En,
-                Some(tag) => crate::render::Locale::parse(&tag).ok_or(ConfigError::Invalid {
-                    name: "DEFAULT_LOCALE",
-                    why: "not a supported locale (en, zh-Hans, zh-Hant)",
-                })?,
-            },
-            policy_file: get("POLICY_FILE").filter(|v| !v.trim().is_empty()),
-            escalation_topic_arn: get("ESCALATION_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
-            metric_namespace: get("METRIC_NAMESPACE")
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| "Dunning".to_owned()),
-            deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECONDS", 60, 5..=600)?),
-            email_rate: number("EMAIL_RATE", 14, 0..=100_000)?,
-            sms_rate: number("SMS_RATE", 20, 0..=100_000)?,
-            full_read_hours: match get("FULL_READ_HOURS").filter(|v| !v.trim().is_empty()) {
-                None => None,
-                Some(_) => Some(number("FULL_READ_HOURS", 0, 0..=24)?),
-            },
-            work_queue_url: get("WORK_QUEUE_URL").filter(|v| !v.trim().is_empty()),
-            max_workers: number("MAX_WORKERS", 1, 1..=100)? as u32,
-            worker_send_rate: number("WORKER_SEND_RATE", 50, 1..=10_000)?,
+            ses_configuration_set: env.optional("SES_CONFIGURATION_SET"),
+            send_concurrency: env.number("SEND_CONCURRENCY", 8, 1..=256)? as usize,
+            claim_lease: Duration::from_secs(env.number(
+                "CLAIM_LEASE_SECONDS",
+                900,
+                60..=86_400,
+            )?),
+            sms_max_segments: env.number("SMS_MAX_SEGMENTS", 2, 1..=10)? as usize,
+            escalation_topic_arn: env.optional("ESCALATION_TOPIC_ARN"),
+            metric_namespace: env
+                .optional("METRIC_NAMESPACE")
+                .map_or_else(|| "Dunning".to_owned(), |v| v.trim().to_owned()),
+            deadline_margin: Duration::from_secs(env.number(
+                "DEADLINE_MARGIN_SECONDS",
+                60,
+                5..=600,
+            )?),
+            email_rate: env.number("EMAIL_RATE", 14, 0..=100_000)?,
+            sms_rate: env.number("SMS_RATE", 20, 0..=100_000)?,
+            full_read_hours: env.optional_number("FULL_READ_HOURS", 0..=24)?,
+            work_queue_url: env.optional("WORK_QUEUE_URL"),
+            max_workers: env.number("MAX_WORKERS", 1, 1..=100)? as u32,
+            worker_send_rate: env.number("WORKER_SEND_RATE", 50, 1..=10_000)?,
         })
     }
 }
@@ -290,7 +311,7 @@ mod tests {
     fn required_values_and_defaults() {
         let cfg = Config::from_lookup(env(BASE)).unwrap();
         assert_eq!(cfg.table_name, "invoices");
-        assert_eq!(cfg.business_timezone, chrono_tz::Europe::London);
+        assert_eq!(cfg.messages.business_timezone, chrono_tz::Europe::London);
         assert_eq!(cfg.claim_lease, Duration::from_secs(900));
         assert_eq!(cfg.send_concurrency, 8);
         assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
@@ -337,6 +358,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("SMS_OPT_OUT"));
+        let mut bad_locale = BASE.to_vec();
+        bad_locale.push(("DEFAULT_LOCALE", "fr"));
+        assert!(Config::from_lookup(env(&bad_locale))
+            .unwrap_err()
+            .to_string()
+            .contains("DEFAULT_LOCALE"));
+        let mut arn_only = BASE.to_vec();
+        arn_only.retain(|(k, _)| *k != "PAY_LINK_SECRET");
+        arn_only.push(("PAY_LINK_SECRET_ARN", "arn:aws:secretsmanager:x"));
+        assert!(Config::from_lookup(env(&arn_only))
+            .unwrap_err()
+            .to_string()
+            .contains("PAY_LINK_SECRET_ARN"));
         let mut bad_tz = BASE.to_vec();
         bad_tz[3] = ("BUSINESS_TIMEZONE", "Mars/Olympus");
         assert!(Config::from_lookup(env(&bad_tz))
