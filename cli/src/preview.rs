@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
+use dunning::compose::Standalone;
 use dunning::config::{Config, MessageConfig};
-use dunning::preview::{Preview, Standalone};
+use dunning::preview::Preview;
 use dunning::run::Deps;
 
 pub struct Args {

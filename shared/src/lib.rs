@@ -6,8 +6,8 @@
 //! [`money`], [`contact`], [`calendar`], [`cap`], [`invoice`], [`policy`],
 //! [`decide`], [`reads`], [`fanout`], [`templates`], [`render`],
 //! [`segments`], [`paylink`], [`claim`], [`ledger`], [`payment`],
-//! [`summary`], [`config`], [`import`], [`rate`], [`retry`]. The seams:
-//! [`ports`]. Adapters over the AWS SDK: [`aws`]. The run, wiring both
+//! [`summary`], [`config`], [`import`], [`rate`], [`retry`], [`compose`],
+//! [`preview`], [`failure`]. The seams: [`ports`]. Adapters over the AWS SDK: [`aws`]. The run, wiring both
 //! together: [`run`]; the webhook: [`webhook`]. In-memory adapters for
 //! tests: `testing` (feature `test-util`).
 
@@ -17,9 +17,11 @@ pub mod calendar;
 pub mod cap;
 pub mod channel;
 pub mod claim;
+pub mod compose;
 pub mod config;
 pub mod contact;
 pub mod decide;
+pub mod failure;
 pub mod fanout;
 pub mod import;
 pub mod invoice;

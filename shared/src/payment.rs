@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::contact::EmailAddress;
+use crate::failure::StoreError;
 use crate::invoice::{AmountProblem, InvalidReason, InvoiceStatus, RawInvoice, RawValue};
 use crate::money::{parse_amount, Currency, Money};
-use crate::ports::StoreError;
 
 /// A payment to apply to an invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]

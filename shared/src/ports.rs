@@ -16,55 +16,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::claim::{Claim, ClaimOutcome, Held};
 use crate::contact::{EmailAddress, PhoneNumber};
+/// The failures the ports report, defined in [`crate::failure`].
+pub use crate::failure::{SendError, StoreError};
 use crate::invoice::RawInvoice;
-use crate::ledger::{ErrorClass, LedgerState};
+use crate::ledger::LedgerState;
 use crate::payment::{Applied, Payment, PaymentError};
 use crate::reads::ReadState;
 use crate::render::EmailContent;
-
-/// A store operation that failed. The code and message are the provider's;
-/// the provider's own error stays available as the source.
-#[derive(Debug, thiserror::Error)]
-#[error("{operation} failed: {code}: {message}")]
-pub struct StoreError {
-    /// The operation, as the provider names it (`Query`, `TransactWriteItems`, ...).
-    pub operation: &'static str,
-    pub code: String,
-    pub message: String,
-    #[source]
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl StoreError {
-    /// An error raised before anything was sent (a request that could not be built).
-    pub fn local(operation: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            operation,
-            code: "Local".into(),
-            message: message.into(),
-            source: None,
-        }
-    }
-}
-
-/// A failed send: its class, the provider's error code and message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code} ({}): {message}", class.as_str())]
-pub struct SendError {
-    pub class: ErrorClass,
-    pub code: String,
-    pub message: String,
-}
-
-impl SendError {
-    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Permanent,
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// One open invoice from the due index: the record as stored, for
 /// [`crate::invoice::Invoice::parse`], and the store's snapshot of what a

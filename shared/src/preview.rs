@@ -1,73 +1,14 @@
 //! Rendering what an invoice would receive, without claiming or sending: the
 //! same context, templates and pay link as a run, for any step, locale and channel.
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::channel::Channel;
-use crate::config::MessageConfig;
+use crate::compose::Composer;
 use crate::decide::{decide, late_fee_due};
 use crate::invoice::Invoice;
-use crate::paylink::PayLinkSigner;
 use crate::policy::Action;
-use crate::policy::Policy;
-use crate::render::{InvoiceLine, Locale, ReminderContext, Renderer};
-use crate::run::{load_content, SetupError};
-
-/// What composing a reminder needs: the business's settings, the policy,
-/// the templates and the pay-link signer. A run lends its own
-/// (`Deps::composer`); [`Standalone`] loads them with nothing else.
-#[derive(Clone, Copy)]
-pub struct Composer<'a> {
-    pub messages: &'a MessageConfig,
-    pub policy: &'a Policy,
-    pub renderer: &'a Renderer,
-    pub links: &'a PayLinkSigner,
-}
-
-impl Composer<'_> {
-    /// The invoice's own `pay_url`, else a link signed to stay valid
-    /// `PAY_LINK_TTL_DAYS` after `as_of`.
-    pub fn pay_link(&self, invoice: &Invoice, as_of: DateTime<Utc>) -> String {
-        invoice.pay_url.clone().unwrap_or_else(|| {
-            self.links.sign(
-                &invoice.id,
-                as_of + Days::new(self.messages.pay_link_ttl_days),
-            )
-        })
-    }
-}
-
-/// Composition without a store or senders: `dunning-admin preview --file`.
-pub struct Standalone {
-    pub messages: MessageConfig,
-    pub policy: Policy,
-    pub renderer: Renderer,
-    pub links: PayLinkSigner,
-}
-
-impl Standalone {
-    pub fn load(messages: MessageConfig) -> Result<Self, SetupError> {
-        let (renderer, policy) = load_content(&messages)?;
-        Ok(Self {
-            links: PayLinkSigner::new(
-                &messages.pay_link_base_url,
-                messages.pay_link_secret.as_bytes(),
-            ),
-            messages,
-            policy,
-            renderer,
-        })
-    }
-
-    pub fn composer(&self) -> Composer<'_> {
-        Composer {
-            messages: &self.messages,
-            policy: &self.policy,
-            renderer: &self.renderer,
-            links: &self.links,
-        }
-    }
-}
+use crate::render::{InvoiceLine, Locale, ReminderContext};
 
 /// What to preview; `None` means "as a run would choose".
 #[derive(Debug, Clone)]

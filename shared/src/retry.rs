@@ -2,7 +2,7 @@
 //! jittered exponential backoff, so that concurrent callers spread out.
 //!
 //! Retries here multiply with the SDK's: a call the SDK tries
-//! `AWS_MAX_ATTEMPTS` times (default 3, [`crate::aws::sdk`]) and this helper
+//! `AWS_MAX_ATTEMPTS` times (default 4, [`crate::aws::sdk`]) and this helper
 //! `attempts` times can reach the service `AWS_MAX_ATTEMPTS x attempts`
 //! times. Each caller says its total where it calls [`retry`]. Sending
 //! clients make one SDK attempt per call, so for them the total is `attempts`.

@@ -164,7 +164,7 @@ async fn read_plan<A: Adapters>(
 }
 
 /// Reads one page of the due index. A failure is retried: 4 calls, each of
-/// up to `AWS_MAX_ATTEMPTS` SDK attempts (12 by default), before the run gives up.
+/// up to `AWS_MAX_ATTEMPTS` SDK attempts (16 by default), before the run gives up.
 async fn read_page<S: Store>(
     store: &S,
     from: NaiveDate,

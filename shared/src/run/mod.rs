@@ -27,12 +27,12 @@ use futures::stream::{self, StreamExt};
 
 use crate::aws::queue::WorkQueue;
 use crate::aws::{DynamoStore, SesMailer, SnsPublisher, SnsTexter};
-use crate::config::{Config, MessageConfig};
+use crate::compose::{load_content, Composer, ContentError};
+use crate::config::Config;
 use crate::fanout::{Shard, WorkOrder};
 use crate::paylink::PayLinkSigner;
-use crate::policy::{Action, Policy, PolicyLoadError};
+use crate::policy::{Action, Policy};
 use crate::ports::{EventPublisher, Mailer, Store, StoreError, Texter};
-use crate::preview::Composer;
 use crate::rate::RateLimiter;
 use crate::render::Renderer;
 use crate::summary::{RunSummary, SkipReason, Target};
@@ -80,11 +80,9 @@ pub struct Deps<A: Adapters = Aws> {
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error(transparent)]
-    Policy(#[from] PolicyLoadError),
+    Content(#[from] ContentError),
     #[error("the policy has an escalation step but ESCALATION_TOPIC_ARN is not set")]
     NoEscalationTopic,
-    #[error(transparent)]
-    Templates(#[from] crate::render::OverrideError),
 }
 
 impl Deps<Aws> {
@@ -155,19 +153,6 @@ impl<A: Adapters> Deps<A> {
             links: &self.links,
         }
     }
-}
-
-/// The templates (built in, and `TEMPLATE_DIR` over them) and the policy
-/// (`POLICY_FILE`, else the compiled-in default, its templates checked).
-pub fn load_content(messages: &MessageConfig) -> Result<(Renderer, Policy), SetupError> {
-    let renderer = match &messages.template_dir {
-        None => Renderer::new(),
-        Some(dir) => Renderer::with_overrides(std::path::Path::new(dir))?,
-    };
-    let policy = Policy::load(messages.policy_file.as_deref(), |t| {
-        renderer.has_template(t)
-    })?;
-    Ok((renderer, policy))
 }
 
 /// What to run: the instant that decides "today" for every customer, and

@@ -1,0 +1,136 @@
+//! The due index and the run state on DynamoDB: a page of open invoices in
+//! a due-date range (a Query of `by_status_due`), and the record where runs
+//! leave what they read ([`crate::reads`]).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::errors::store_error;
+use super::store::{
+    raw_invoice, rfc3339, s, DynamoPage, DynamoSnapshot, DynamoStore, Item, DUE_INDEX,
+    PARTITION_KEY, RUN_STATE_KEY, SORT_KEY,
+};
+use crate::ports::{DueItem, DuePage, StoreError};
+use crate::reads::ReadState;
+
+impl DynamoStore {
+    /// One page of open invoices with `from <= due_date <= to`.
+    pub(super) async fn due_page_query(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        start: Option<Item>,
+    ) -> Result<DynamoPage, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(DUE_INDEX)
+            .key_condition_expression("#status = :open AND due_date BETWEEN :from AND :to")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":from", s(from.to_string()))
+            .expression_attribute_values(":to", s(to.to_string()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        Ok(DuePage {
+            scanned_count: u64::try_from(out.scanned_count).unwrap_or(0),
+            items: out
+                .items
+                .unwrap_or_default()
+                .iter()
+                .map(|item| DueItem {
+                    raw: raw_invoice(item),
+                    snapshot: DynamoSnapshot::of(item),
+                })
+                .collect(),
+            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// What earlier runs read (strongly consistent: a run right after another sees it).
+    pub(super) async fn run_state(&self) -> Result<ReadState, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(RUN_STATE_KEY.0))
+            .key(SORT_KEY, s(RUN_STATE_KEY.1))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let at = |name: &str| {
+            out.item
+                .as_ref()
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_s().ok())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let zones = out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("zones"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|names| names.iter().filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default();
+        Ok(ReadState {
+            last_run_at: at("last_run_at"),
+            last_full_read_at: at("last_full_read_at"),
+            zones,
+            series_since: at("series_since"),
+            full_read_due: at("full_read_due"),
+        })
+    }
+
+    /// Records the state after a run that read all it planned. Instants
+    /// only move forward: an older run finishing late changes nothing.
+    pub(super) async fn record_run_state(&self, state: &ReadState) -> Result<(), StoreError> {
+        let Some(last_run_at) = state.last_run_at else {
+            return Ok(());
+        };
+        let mut set = vec!["last_run_at = :t"];
+        let mut update = self
+            .update_record(RUN_STATE_KEY.0, RUN_STATE_KEY.1)
+            .condition_expression("attribute_not_exists(last_run_at) OR last_run_at < :t")
+            .expression_attribute_values(":t", s(rfc3339(last_run_at)));
+        if let Some(t) = state.series_since {
+            set.push("series_since = :s");
+            update = update.expression_attribute_values(":s", s(rfc3339(t)));
+        }
+        let mut remove = "";
+        match state.full_read_due {
+            Some(t) => {
+                set.push("full_read_due = :d");
+                update = update.expression_attribute_values(":d", s(rfc3339(t)));
+            }
+            None => remove = " REMOVE full_read_due",
+        }
+        if let Some(t) = state.last_full_read_at {
+            set.push("last_full_read_at = :f");
+            update = update.expression_attribute_values(":f", s(rfc3339(t)));
+        }
+        if !state.zones.is_empty() {
+            set.push("zones = :z");
+            let names = state.zones.iter().map(|z| z.name().to_owned()).collect();
+            update = update.expression_attribute_values(":z", AttributeValue::Ss(names));
+        }
+        match update
+            .update_expression(format!("SET {}{remove}", set.join(", ")))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The DynamoDB store as the run's [`Store`]: each operation, and the file
+//! that holds it (`index` reads, `claims` claims, `outcomes` records).
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::store::{DynamoPage, DynamoSnapshot, DynamoStore, Item};
+use crate::claim::{Claim, ClaimOutcome, Held};
+use crate::ledger::LedgerState;
+use crate::ports::{SendError, Store, StoreError};
+use crate::reads::ReadState;
+
+impl Store for DynamoStore {
+    type Snapshot = DynamoSnapshot;
+    type Cursor = Item;
+
+    async fn due_page(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        start: Option<Item>,
+    ) -> Result<DynamoPage, StoreError> {
+        self.due_page_query(from, to, start).await
+    }
+
+    async fn read_state(&self) -> Result<ReadState, StoreError> {
+        self.run_state().await
+    }
+
+    async fn record_read(&self, state: &ReadState) -> Result<(), StoreError> {
+        self.record_run_state(state).await
+    }
+
+    async fn claim(&self, c: &Claim<'_, DynamoSnapshot>) -> Result<ClaimOutcome, StoreError> {
+        self.claim_message(c).await
+    }
+
+    async fn record_sent(
+        &self,
+        held: &Held<'_>,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.record_sent_retried(held, message_id, at).await
+    }
+
+    async fn record_failure(
+        &self,
+        held: &Held<'_>,
+        error: &SendError,
+        at: DateTime<Utc>,
+    ) -> Result<LedgerState, StoreError> {
+        self.record_failure_item(held, error, at).await
+    }
+
+    async fn record_skipped(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_skipped_item(invoice_id, sk, reason, at).await
+    }
+
+    async fn record_deferred(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        reason: &str,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_deferred_item(invoice_id, sk, reason, until, at)
+            .await
+    }
+
+    async fn release_invoice(&self, invoice_id: &str, token: &str) -> Result<(), StoreError> {
+        self.release_invoice_item(invoice_id, token).await
+    }
+
+    async fn mark_reminded(&self, invoice_id: &str, key: &str) -> Result<(), StoreError> {
+        self.mark_reminded_item(invoice_id, key).await
+    }
+
+    async fn mark_in_collections(
+        &self,
+        invoice_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.mark_in_collections_item(invoice_id, at).await
+    }
+}

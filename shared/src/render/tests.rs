@@ -1,0 +1,219 @@
+use super::*;
+use crate::invoice::{RawInvoice, RawValue};
+
+fn invoice(name: &str, paid: &str) -> Invoice {
+    let mut raw = RawInvoice::default();
+    for (k, v) in [
+        ("invoice_id", "INV-7"),
+        ("customer_id", "C-7"),
+        ("customer_name", name),
+        ("email", "ana@example.com"),
+        ("amount", "1250.00"),
+        ("amount_paid", paid),
+        ("currency", "USD"),
+        ("due_date", "2026-11-26"),
+        ("status", "open"),
+    ] {
+        raw.insert(k, RawValue::Text(v.into()));
+    }
+    Invoice::parse(&raw).unwrap()
+}
+
+fn line(inv: &Invoice, today: &str) -> InvoiceLine {
+    InvoiceLine::new(
+        inv,
+        today.parse().unwrap(),
+        "https://pay.example.com/i/INV-7?exp=1&sig=x".into(),
+        None,
+        Locale::En,
+    )
+}
+
+fn ctx(inv: &Invoice, step: &str, today: &str) -> ReminderContext {
+    ReminderContext::new(
+        Locale::En,
+        "Acme Ltd",
+        &inv.customer_name,
+        step,
+        vec![line(inv, today)],
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_step_renders_amount_date_and_link_in_every_part() {
+    let r = Renderer::new();
+    let inv = invoice("Ana Lima", "");
+    for (step, today) in [
+        ("pre_due", "2026-11-23"),
+        ("due_today", "2026-11-26"),
+        ("overdue", "2026-11-27"),
+        ("final_notice", "2026-12-10"),
+    ] {
+        assert!(r.has_template(step));
+        let c = ctx(&inv, step, today);
+        let email = r.email(step, &c).unwrap();
+        let sms = r.sms(step, &c).unwrap();
+        for part in [&email.subject, &email.html, &email.text, &sms] {
+            assert!(part.contains("USD 1,250.00"), "{step}: {part}");
+        }
+        for part in [&email.text, &sms] {
+            assert!(
+                part.contains("https://pay.example.com/i/INV-7?exp=1&sig=x"),
+                "{step}: {part}"
+            );
+        }
+        assert!(
+            email
+                .html
+                .contains("href=\"https://pay.example.com/i/INV-7?exp=1&amp;sig=x\""),
+            "{step}: {}",
+            email.html
+        );
+        assert!(
+            email.text.contains("26 November 2026"),
+            "{step}: {}",
+            email.text
+        );
+        assert!(
+            email.html.contains("26 November 2026"),
+            "{step}: {}",
+            email.html
+        );
+        assert!(sms.contains("26 Nov"), "{step}: {sms}");
+        assert_eq!(
+            crate::segments::measure(&sms).segments,
+            1,
+            "{step} SMS fits one segment: {sms}"
+        );
+    }
+    assert!(!r.has_template("no_such_template"));
+}
+
+#[test]
+fn default_sms_fit_one_gsm7_segment_with_a_real_signed_link() {
+    let r = Renderer::new();
+    let mut inv = invoice("Ana Lima", "");
+    // Typical sizes: an 8-character id, five-figure amounts, a short pay domain,
+    // a 16-character business name. Longer ones take two segments (the default maximum).
+    inv.id = "INV-1001".into();
+    inv.amount.amount = rust_decimal::Decimal::new(1_234_567, 2);
+    let signer = crate::paylink::PayLinkSigner::new(
+        "https://pay.acme.example/i",
+        b"0123456789abcdef".to_vec(),
+    );
+    let link = signer.sign(&inv.id, "2026-12-31T00:00:00Z".parse().unwrap());
+    for (step, today) in [
+        ("pre_due", "2026-11-23"),
+        ("due_today", "2026-11-26"),
+        ("overdue", "2026-11-27"),
+        ("final_notice", "2026-12-10"),
+    ] {
+        let lines = vec![InvoiceLine::new(
+            &inv,
+            today.parse().unwrap(),
+            link.clone(),
+            None,
+            Locale::En,
+        )];
+        let c =
+            ReminderContext::new(Locale::En, "Acme Trading Ltd", "Ana Lima", step, lines).unwrap();
+        let sms = r.sms(step, &c).unwrap();
+        let size = crate::segments::measure(&sms);
+        assert_eq!(
+            (size.encoding, size.segments),
+            (crate::segments::Encoding::Gsm7, 1),
+            "{step}: {} units: {sms}",
+            size.units
+        );
+    }
+}
+
+#[test]
+fn a_partly_paid_invoice_shows_what_is_still_owed() {
+    let r = Renderer::new();
+    let email = r
+        .email(
+            "overdue",
+            &ctx(&invoice("Ana", "250"), "overdue", "2026-11-27"),
+        )
+        .unwrap();
+    assert!(email.text.contains("USD 1,000.00"));
+    assert!(!email.text.contains("1,250.00"));
+}
+
+#[test]
+fn html_escapes_names_and_plain_text_keeps_them() {
+    let r = Renderer::new();
+    let inv = invoice("<script>alert(1)</script> & Co", "");
+    let email = r
+        .email("due_today", &ctx(&inv, "due_today", "2026-11-26"))
+        .unwrap();
+    assert!(!email.html.contains("<script>"));
+    assert!(email.html.contains("&lt;script&gt;"));
+    assert!(email.text.contains("<script>alert(1)</script> & Co"));
+}
+
+#[test]
+fn a_combined_message_lists_each_invoice_with_its_own_link_and_fee() {
+    let r = Renderer::new();
+    let a = invoice("Ana", "");
+    let mut b = invoice("Ana", "");
+    b.id = "INV-8".into();
+    let fee = Money::new(rust_decimal::Decimal::new(2500, 2), b.amount.currency);
+    let lines = vec![
+        line(&a, "2026-11-27"),
+        InvoiceLine::new(
+            &b,
+            "2026-11-27".parse().unwrap(),
+            "https://pay.example.com/i/INV-8?exp=1&sig=y".into(),
+            Some(fee),
+            Locale::En,
+        ),
+    ];
+    let c = ReminderContext::new(Locale::En, "Acme Ltd", "Ana", "overdue", lines).unwrap();
+    let email = r.email("overdue", &c).unwrap();
+    assert_eq!(email.subject, "Overdue: 2 invoices are past their due date");
+    for text in [&email.text, &email.html] {
+        assert!(text.contains("INV-7") && text.contains("INV-8"), "{text}");
+        assert!(
+            text.contains("USD 1,275.00") && text.contains("late fee USD 25.00")
+                || text.contains("late fee of USD 25.00"),
+            "{text}"
+        );
+    }
+    assert!(email
+        .text
+        .contains("https://pay.example.com/i/INV-8?exp=1&sig=y"));
+    assert!(email
+        .html
+        .contains("https://pay.example.com/i/INV-8?exp=1&amp;sig=y"));
+    let sms = r.sms("overdue", &c).unwrap();
+    assert!(
+        sms.contains("2 invoices overdue") && sms.contains("INV-8?exp=1&sig=y"),
+        "{sms}"
+    );
+}
+
+#[test]
+fn a_pay_url_cannot_break_out_of_its_attribute() {
+    let r = Renderer::new();
+    let mut c = ctx(&invoice("Ana", ""), "due_today", "2026-11-26");
+    c.first.pay_link = "https://x.example/\"><script>alert(1)</script>".into();
+    let html = r.email("due_today", &c).unwrap().html;
+    assert!(!html.contains("<script>") && html.contains("&quot;&gt;&lt;script&gt;"));
+}
+
+#[test]
+fn subjects_and_sms_are_single_lines() {
+    assert_eq!(one_line("a\r\nBcc: x\n b"), "a Bcc: x b");
+    let r = Renderer::new();
+    let email = r
+        .email(
+            "pre_due",
+            &ctx(&invoice("Ana", ""), "pre_due", "2026-11-23"),
+        )
+        .unwrap();
+    assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
+    assert!(email.text.contains("in 3 days"));
+}
