@@ -128,6 +128,8 @@ impl PayableInvoice {
 pub enum Applied {
     Applied {
         settlement: Settlement,
+        /// Rounds the store waited for a reminder in flight before committing.
+        waited: u32,
         /// The invoice as read before this payment (for a receipt).
         invoice: Box<PayableInvoice>,
     },

@@ -526,10 +526,14 @@ async fn a_payment_waits_for_the_reminder_in_flight_and_counts_once<H: Harness>(
         started.elapsed() >= released_after,
         "the payment committed only after the release"
     );
-    let Applied::Applied { settlement, .. } = applied else {
+    let Applied::Applied {
+        settlement, waited, ..
+    } = applied
+    else {
         panic!("expected the payment to apply, got {applied:?}");
     };
     assert!(settlement.fully_paid);
+    assert!(waited > 0, "the payment saw the mark and waited");
     let inv = h
         .history("INV")
         .await?

@@ -402,8 +402,41 @@ async fn an_overpayment_is_recorded_and_flagged() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An SES mailer that holds every email for a moment before sending it, and
+/// counts the emails in flight: the window in which a payment must wait.
+struct HoldingMailer {
+    inner: dunning::aws::SesMailer,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl dunning::ports::Mailer for HoldingMailer {
+    async fn send(
+        &self,
+        to: &dunning::contact::EmailAddress,
+        email: &dunning::render::EmailContent,
+    ) -> Result<String, dunning::ports::SendError> {
+        use std::sync::atomic::Ordering;
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let sent = self.inner.send(to, email).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        sent
+    }
+}
+
+/// The production adapters with the holding mailer.
+struct Holding;
+
+impl dunning::run::Adapters for Holding {
+    type Store = dunning::aws::DynamoStore;
+    type Mail = HoldingMailer;
+    type Sms = dunning::aws::SnsTexter;
+    type Events = dunning::aws::SnsPublisher;
+}
+
 #[tokio::test]
 async fn no_reminder_is_sent_after_a_payment_commits_during_a_run() -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
     let env = TestEnv::start().await?;
     let ids: Vec<String> = (0..24).map(|i| format!("RACE-{i:02}")).collect();
     for id in &ids {
@@ -411,24 +444,44 @@ async fn no_reminder_is_sent_after_a_payment_commits_during_a_run() -> anyhow::R
         env.put_invoice(&invoice(id, "2026-11-23", &[("email", email.as_str())]))
             .await?;
     }
+    let sdk = env.moto.sdk_config().await;
+    let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = dunning_e2e::config(&[]);
+    let mailer = HoldingMailer {
+        inner: dunning::aws::SesMailer::new(&sdk, config.sender_email.clone(), None),
+        in_flight: in_flight.clone(),
+    };
+    let deps = dunning::run::Deps::<Holding>::with_adapters(
+        config,
+        dunning::aws::DynamoStore::new(&sdk, "invoices"),
+        mailer,
+        dunning::aws::SnsTexter::new(&sdk),
+        dunning::aws::SnsPublisher::new(&sdk),
+    )?;
     let request = RunRequest::new("2026-11-23T14:00:00Z".parse()?, "race");
     let bodies: Vec<Vec<u8>> = ids
         .iter()
         .map(|id| payment(&format!("pay_{id}"), id, "120.00", "USD"))
         .collect();
-    let (summary, answers) = tokio::join!(
-        run(&env.deps, &request),
-        join_all(bodies.iter().map(|b| generic(&env, b)))
-    );
+    // Every payment arrives once the first reminders are in flight: those
+    // must wait for their reminder, the others beat their claim.
+    let payments = async {
+        while in_flight.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        join_all(bodies.iter().map(|b| generic(&env, b))).await
+    };
+    let (summary, answers) = tokio::join!(run(&deps, &request), payments);
     let summary = summary?;
     assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
-    let mut reminded = 0;
+    let (mut reminded, mut waited) = (0, 0);
     for id in &ids {
         let records = env.ledger(id).await?;
         let paid = records
             .iter()
             .find(|r| r["sk"].as_str().unwrap().starts_with("payment#"))
             .unwrap();
+        waited += paid["waited_for_reminder"].as_u64().unwrap_or(0);
         for sent in records.iter().filter(|r| r["state"] == "sent") {
             reminded += 1;
             let (sent_at, paid_at) = (
@@ -444,5 +497,16 @@ async fn no_reminder_is_sent_after_a_payment_commits_during_a_run() -> anyhow::R
     }
     assert_eq!(reminded as u64, summary.total_sent());
     assert_eq!(env.moto.sent_emails()?.len() as u64, summary.total_sent());
+    // The race happened: reminders were in flight, payments met them and
+    // waited, and others committed first and stopped their reminder.
+    assert!(
+        summary.total_sent() > 0,
+        "no reminder was in flight: {summary:?}"
+    );
+    assert!(waited > 0, "no payment waited on an in-flight reminder");
+    assert!(
+        summary.skipped(dunning::summary::SkipReason::InvoiceChanged) > 0,
+        "no payment beat its claim: {summary:?}"
+    );
     Ok(())
 }

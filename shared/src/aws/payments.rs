@@ -30,6 +30,8 @@ impl Payments for DynamoStore {
         payment: &Payment,
         now: DateTime<Utc>,
     ) -> Result<Applied, PaymentError> {
+        // Rounds spent waiting for a reminder in flight: kept on the payment record.
+        let mut waited = 0u32;
         for attempt in 1..=PAYMENT_BACKOFF.attempts {
             let out = self
                 .client()
@@ -52,17 +54,19 @@ impl Payments for DynamoStore {
                 .is_some_and(|until| until >= now.timestamp());
             if sending {
                 // A reminder for this invoice is between claim and send: let it finish.
+                waited += 1;
                 tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
                 continue;
             }
             let settlement = invoice.settle(payment.amount);
             match self
-                .commit_payment(payment, &item, &invoice, settlement, now)
+                .commit_payment(payment, &item, &invoice, settlement, waited, now)
                 .await?
             {
                 Commit::Done => {
                     return Ok(Applied::Applied {
                         settlement,
+                        waited,
                         invoice: Box::new(invoice),
                     })
                 }
@@ -81,6 +85,7 @@ impl DynamoStore {
         item: &Item,
         invoice: &PayableInvoice,
         settlement: Settlement,
+        waited: u32,
         now: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
         let Settlement {
@@ -107,6 +112,7 @@ impl DynamoStore {
             // The commit's own time, for the history and the payment-during-run guarantee.
             .item("recorded_at", s(rfc3339(Utc::now().max(now))))
             .item("amount_paid_after", s(paid.to_string()))
+            .item("waited_for_reminder", n(waited))
             .item("overpaid", AttributeValue::Bool(overpaid))
             .condition_expression("attribute_not_exists(sk)")
             .build()

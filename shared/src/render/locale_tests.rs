@@ -194,12 +194,22 @@ fn chinese_sms_are_ucs2_and_stay_within_two_segments() {
 proptest! {
     #[test]
     fn rendering_never_fails_on_any_name_amount_or_currency(
-        name in "[^\\p{Cc}]{1,200}",
+        before in "[^\\p{Cc}<>&\"']{0,80}",
+        markup in prop::sample::select(vec![
+            "<script>alert(1)</script>",
+            "\"><img src=x onerror=alert(1)>",
+            "<a href=\"javascript:alert(1)\">pay</a>",
+            "</p><h1>Pay here</h1>",
+            "O'Brien & <Sons>",
+        ]),
+        after in "[^\\p{Cc}<>&\"']{0,80}",
         cents in 1i64..100_000_000_000_000,
         code in prop::sample::select(vec!["USD", "JPY", "KWD", "EUR", "CNY", "TWD", "BHD", "CLF"]),
         locale in prop::sample::select(Locale::ALL.to_vec()),
         step in prop::sample::select(BUILT_IN_TEMPLATES.to_vec()),
     ) {
+        // Markup in the name on purpose, somewhere in it: the HTML part must escape it.
+        let name = format!("{before}{markup}{after}");
         let currency = Currency::parse(code).unwrap();
         let mut inv = invoice("x", "1", code);
         inv.customer_name = name.clone();
@@ -209,7 +219,14 @@ proptest! {
         let r = Renderer::new();
         let email = r.email(step, &ctx).unwrap();
         prop_assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
-        prop_assert!(!email.html.contains("<script"));
+        let tags = ["<script", "<img", "<a href=\"javascript", "<h1>", "<Sons>"];
+        for tag in tags {
+            prop_assert!(!email.html.contains(tag), "{} unescaped in {}", tag, email.html);
+        }
+        // Every snippet has a `<` or an `&`: shown escaped.
+        prop_assert!(email.html.contains("&lt;") || email.html.contains("&amp;"));
+        // The plain-text part shows the name as the customer wrote it.
+        prop_assert!(email.text.contains(name.trim()), "{}", email.text);
         let sms = r.sms(step, &ctx).unwrap();
         prop_assert!(sms.contains("https://p.example/i/x?exp=1&sig=y"));
         prop_assert!(email.text.contains(&inv.outstanding().to_string()));

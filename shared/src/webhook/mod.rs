@@ -123,6 +123,7 @@ pub async fn handle(
     match outcome {
         Ok(Applied::Applied {
             settlement,
+            waited,
             invoice,
         }) => {
             let crate::payment::Settlement {
@@ -133,7 +134,7 @@ pub async fn handle(
             if fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
                 send_receipt(mailer, config, &invoice, &payment).await;
             }
-            tracing::info!(invoice_id = %id, event_id = %payment.event_id, fully_paid, overpaid, "payment applied");
+            tracing::info!(invoice_id = %id, event_id = %payment.event_id, fully_paid, overpaid, waited_for_reminder = waited, "payment applied");
             if overpaid {
                 tracing::warn!(invoice_id = %id, "overpayment recorded and flagged on the invoice");
             }

@@ -16,6 +16,7 @@ impl Payments for MemoryStore {
     ) -> Result<Applied, PaymentError> {
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
         let payment_sk = format!("{PAYMENT_PREFIX}{}", payment.payment_key);
+        let mut waited = 0u32;
         for attempt in 1..=PAYMENT_BACKOFF.attempts {
             let seen = self
                 .lock()
@@ -27,15 +28,25 @@ impl Payments for MemoryStore {
                 .map_err(|_| PaymentError::InvalidInvoice)?;
             check(&invoice, payment)?;
             if get_number(&seen, "sending_until").is_some_and(|t| t >= now.timestamp()) {
+                waited += 1;
                 // A reminder for this invoice is between claim and send: let it finish.
                 tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
                 continue;
             }
             let settlement = invoice.settle(payment.amount);
-            match self.commit_payment(payment, &payment_sk, &seen, &invoice, settlement, now) {
+            match self.commit_payment(
+                payment,
+                &payment_sk,
+                &seen,
+                &invoice,
+                settlement,
+                waited,
+                now,
+            ) {
                 Commit::Done => {
                     return Ok(Applied::Applied {
                         settlement,
+                        waited,
                         invoice: Box::new(invoice),
                     })
                 }
@@ -63,6 +74,7 @@ impl MemoryStore {
         seen: &Record,
         invoice: &PayableInvoice,
         settlement: crate::payment::Settlement,
+        waited: u32,
         now: DateTime<Utc>,
     ) -> Commit {
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
@@ -97,6 +109,7 @@ impl MemoryStore {
                 "amount_paid_after",
                 text(settlement.amount_paid.to_string()),
             ),
+            ("waited_for_reminder", super::number(waited)),
             ("overpaid", RawValue::Bool(settlement.overpaid)),
         ]
         .into_iter()

@@ -1,0 +1,186 @@
+//! Properties of whole runs over the in-memory store (held to the DynamoDB
+//! store by `contract.rs`): the ledger that decides is the store's own,
+//! written by the run's claims, not a model of it.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use dunning::channel::Channel;
+use dunning::money::Currency;
+use dunning::payment::Payment;
+use dunning::ports::Payments;
+use dunning::run::{run, RunRequest};
+use dunning_e2e::{config, invoice, MemEnv};
+use proptest::prelude::*;
+
+/// One invoice, when (if ever) it is paid, and the gaps between runs in hours.
+#[derive(Debug, Clone)]
+struct Scenario {
+    due_offset_days: i64,
+    tz: Tz,
+    paid_after_hours: Option<i64>,
+    gaps: Vec<i64>,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    let zones = prop::sample::select(vec![
+        Tz::UTC,
+        chrono_tz::America::New_York,
+        chrono_tz::Europe::London,
+        chrono_tz::Pacific::Auckland,
+        chrono_tz::Pacific::Honolulu,
+        chrono_tz::Asia::Kolkata,
+    ]);
+    let gap = prop_oneof![8 => Just(1i64), 1 => 2i64..30, 1 => 30i64..300];
+    (
+        -5i64..60,
+        zones,
+        prop::option::of(0i64..1500),
+        prop::collection::vec(gap, 50..400),
+    )
+        .prop_map(|(due_offset_days, tz, paid_after_hours, gaps)| Scenario {
+            due_offset_days,
+            tz,
+            paid_after_hours,
+            gaps,
+        })
+}
+
+/// What each run sent: (the run's instant, step, channel), from the
+/// recorder, and the store's ledger at the end.
+async fn simulate(
+    s: &Scenario,
+) -> anyhow::Result<(
+    Vec<(DateTime<Utc>, String, Channel)>,
+    Vec<serde_json::Value>,
+    DateTime<Utc>,
+)> {
+    let env = MemEnv::with_config(config(&[]), true).await?;
+    let start: DateTime<Utc> = "2026-01-05T00:00:00Z".parse()?;
+    let due = (start + Duration::days(s.due_offset_days))
+        .date_naive()
+        .to_string();
+    env.put_invoice(&invoice(
+        "INV-1",
+        &due,
+        &[
+            ("email", "ana@example.com"),
+            ("phone", "+15555550100"),
+            ("timezone", s.tz.name()),
+        ],
+    ))
+    .await?;
+    let paid_at = s.paid_after_hours.map(|h| start + Duration::hours(h));
+    let mut paid = false;
+    let mut sent = Vec::new();
+    let mut now = start;
+    for (i, gap) in s.gaps.iter().enumerate() {
+        now += Duration::hours(*gap);
+        if !paid && paid_at.is_some_and(|t| t <= now) {
+            let payment = Payment {
+                event_id: "pay-1".into(),
+                payment_key: "pay-1".into(),
+                invoice_id: "INV-1".into(),
+                amount: "120.00".parse()?,
+                currency: Currency::parse("USD").unwrap(),
+                paid_at: paid_at.unwrap(),
+                provider: "generic",
+                event_type: "payment".into(),
+            };
+            env.deps.store.apply_payment(&payment, now).await?;
+            paid = true;
+        }
+        let before = env.sent.0.recorded();
+        run(&env.deps, &RunRequest::new(now, format!("run-{i}"))).await?;
+        let after = env.sent.0.recorded();
+        let ledger = env.ledger("INV-1").await?;
+        // The store's ledger says which step each new message was: the
+        // records this run marked sent.
+        let step_sent = |channel: &str, n_new: usize| -> Vec<String> {
+            if n_new == 0 {
+                return Vec::new();
+            }
+            ledger
+                .iter()
+                .filter(|r| {
+                    r["channel"] == channel
+                        && r["state"] == "sent"
+                        && r["run_id"] == format!("run-{i}")
+                })
+                .map(|r| r["step"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        for step in step_sent("email", after.emails.len() - before.emails.len()) {
+            sent.push((now, step, Channel::Email));
+        }
+        for step in step_sent("sms", after.sms.len() - before.sms.len()) {
+            sent.push((now, step, Channel::Sms));
+        }
+        assert_eq!(
+            sent.len(),
+            after.emails.len() + after.sms.len(),
+            "every message the senders got is on the ledger as sent by its run"
+        );
+    }
+    Ok((sent, env.ledger("INV-1").await?, start))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Over any series of runs (hourly, with outages), the run sends each
+    /// (step, channel) at most once, steps never go backwards, every message
+    /// goes out in the customer's window, and nothing after the payment.
+    #[test]
+    fn reminders_are_once_in_order_in_window_and_never_after_payment(s in scenario()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (sent, ledger, start) = rt.block_on(simulate(&s)).unwrap();
+        let p = dunning::policy::Policy::default_policy();
+        let mut offsets = Vec::new();
+        for (when, step, channel) in &sent {
+            let step = p.steps().iter().find(|x| &x.name == step).unwrap();
+            offsets.push(step.offset_days);
+            let local = when.with_timezone(&s.tz);
+            prop_assert!(p.calendar.open(*channel, local.time()), "{when} is outside the window in {}", s.tz);
+            if let Some(h) = s.paid_after_hours {
+                prop_assert!(*when < start + Duration::hours(h), "sent at {when} after payment");
+            }
+        }
+        prop_assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
+        // Each (step, channel) at most once, in what was sent and in the store.
+        let mut keys: Vec<_> = sent.iter().map(|(_, st, c)| (st.clone(), *c)).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        prop_assert_eq!(keys.len(), n);
+        let sent_records = ledger.iter().filter(|r| r["state"] == "sent" && r["channel"] != "escalation").count();
+        prop_assert_eq!(sent_records, n, "the store's ledger has one sent record per message");
+    }
+}
+
+/// The simulation really sends: hourly runs over the whole ladder, no
+/// payment, send every step on both channels once, then escalate.
+#[test]
+fn hourly_runs_over_the_whole_ladder_send_every_step_once() {
+    let s = Scenario {
+        due_offset_days: 5,
+        tz: chrono_tz::America::New_York,
+        paid_after_hours: None,
+        gaps: vec![1; 24 * 45],
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sent, ledger, _) = rt.block_on(simulate(&s)).unwrap();
+    let p = dunning::policy::Policy::default_policy();
+    let expected: Vec<(String, Channel)> = p
+        .steps()
+        .iter()
+        .flat_map(|st| st.channels.iter().map(move |c| (st.name.clone(), *c)))
+        .collect();
+    let got: Vec<(String, Channel)> = sent.into_iter().map(|(_, st, c)| (st, c)).collect();
+    assert_eq!(got, expected);
+    assert!(ledger
+        .iter()
+        .any(|r| r["channel"] == "escalation" && r["state"] == "sent"));
+}
