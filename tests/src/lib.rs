@@ -20,6 +20,78 @@ use dunning::summary::RunSummary;
 pub mod memory;
 pub use memory::MemEnv;
 
+/// The instant most tests run at: 14:00 UTC, Monday 23 November 2026
+/// (inside every send window of a UTC business).
+pub const MONDAY_2PM: &str = "2026-11-23T14:00:00Z";
+
+/// What a provider accepted, as moto records it or the in-memory recorder
+/// saw it ([`memory::Sent`]), and the views tests take of it.
+pub trait Outbox {
+    fn sent_emails(&self) -> Result<Vec<SentEmail>>;
+    fn sent_sms(&self) -> Result<Vec<SentSms>>;
+
+    /// Every recipient of every message (emails, then phones), sorted.
+    fn recipients(&self) -> Result<Vec<String>> {
+        let mut to: Vec<String> = self.sent_emails()?.into_iter().flat_map(|e| e.to).collect();
+        to.extend(self.sent_sms()?.into_iter().map(|m| m.phone));
+        to.sort();
+        Ok(to)
+    }
+
+    /// Every message: (recipient, subject or SMS text, email body), sorted.
+    fn messages(&self) -> Result<Vec<(String, String, String)>> {
+        let mut out: Vec<_> = self
+            .sent_emails()?
+            .into_iter()
+            .map(|m| (m.to.join(","), m.subject, m.body))
+            .chain(
+                self.sent_sms()?
+                    .into_iter()
+                    .map(|m| (m.phone, m.message, String::new())),
+            )
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The provider's message ids, by recipient.
+    fn ids_by_recipient(&self) -> Result<HashMap<String, Vec<String>>> {
+        let mut by: HashMap<String, Vec<String>> = HashMap::new();
+        for email in self.sent_emails()? {
+            for to in email.to {
+                by.entry(to).or_default().push(email.id.clone());
+            }
+        }
+        for sms in self.sent_sms()? {
+            by.entry(sms.phone).or_default().push(sms.id);
+        }
+        Ok(by)
+    }
+}
+
+/// Delivers a webhook request with one signature header (`header`, its
+/// value `signature`) to the webhook's handler over `store`, receipts off.
+pub async fn deliver_webhook(
+    store: &impl dunning::ports::Payments,
+    config: &dunning::config::WebhookConfig,
+    header: &str,
+    signature: String,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> dunning::webhook::Answer {
+    let lookup = |name: &str| (name == header).then(|| signature.clone());
+    dunning::webhook::handle(
+        store,
+        None::<&dunning::aws::SesMailer>,
+        config,
+        "POST",
+        lookup,
+        body,
+        now,
+    )
+    .await
+}
+
 /// The Python that has moto (`$MOTO_PYTHON`, else the project's virtualenv,
 /// installed by `scripts/moto.sh install`) and our launcher script.
 fn moto_command() -> (PathBuf, PathBuf) {
@@ -122,10 +194,12 @@ impl Moto {
             .read_to_string()?;
         Ok(serde_json::from_str(&text)?)
     }
+}
 
+impl Outbox for Moto {
     /// Every email SES accepted, in order. moto keeps only the HTML part when
     /// a message has both parts.
-    pub fn sent_emails(&self) -> Result<Vec<SentEmail>> {
+    fn sent_emails(&self) -> Result<Vec<SentEmail>> {
         let data = self.data()?;
         let list = data["ses"]["Message"]
             .as_array()
@@ -148,6 +222,22 @@ impl Moto {
             .collect())
     }
 
+    /// Every SMS SNS accepted, in order.
+    fn sent_sms(&self) -> Result<Vec<SentSms>> {
+        let data = self.data()?;
+        let list = data["sns"]["SMS"].as_array().cloned().unwrap_or_default();
+        Ok(list
+            .iter()
+            .map(|m| SentSms {
+                id: m["message_id"].as_str().unwrap_or_default().to_owned(),
+                phone: m["phone_number"].as_str().unwrap_or_default().to_owned(),
+                message: m["message"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect())
+    }
+}
+
+impl Moto {
     /// Every message published to `topic_arn`: (message id, body).
     pub fn published(&self, topic_arn: &str) -> Result<Vec<(String, String)>> {
         let data = self.data()?;
@@ -166,20 +256,6 @@ impl Moto {
                     n[0].as_str().unwrap_or_default().to_owned(),
                     n[1].as_str().unwrap_or_default().to_owned(),
                 )
-            })
-            .collect())
-    }
-
-    /// Every SMS SNS accepted, in order.
-    pub fn sent_sms(&self) -> Result<Vec<SentSms>> {
-        let data = self.data()?;
-        let list = data["sns"]["SMS"].as_array().cloned().unwrap_or_default();
-        Ok(list
-            .iter()
-            .map(|m| SentSms {
-                id: m["message_id"].as_str().unwrap_or_default().to_owned(),
-                phone: m["phone_number"].as_str().unwrap_or_default().to_owned(),
-                message: m["message"].as_str().unwrap_or_default().to_owned(),
             })
             .collect())
     }

@@ -9,7 +9,7 @@ use dunning::ports::SendError;
 use dunning::run::Deps;
 use dunning::testing::{self, InMemory, MemoryStore, Recorder};
 
-use crate::{config, SentEmail, SentSms, SENDER};
+use crate::{config, Outbox, SentEmail, SentSms, SENDER};
 
 /// A memory store and a recorder behind a run's dependencies.
 pub struct MemEnv {
@@ -73,9 +73,9 @@ impl MemEnv {
 /// What the recorder got, in the shapes [`crate::Moto`] reads.
 pub struct Sent(pub Recorder);
 
-impl Sent {
+impl Outbox for Sent {
     /// Every email, in order; `body` is the HTML part, as moto keeps it.
-    pub fn sent_emails(&self) -> Result<Vec<SentEmail>> {
+    fn sent_emails(&self) -> Result<Vec<SentEmail>> {
         Ok(self
             .0
             .recorded()
@@ -92,7 +92,7 @@ impl Sent {
     }
 
     /// Every SMS, in order.
-    pub fn sent_sms(&self) -> Result<Vec<SentSms>> {
+    fn sent_sms(&self) -> Result<Vec<SentSms>> {
         Ok(self
             .0
             .recorded()
@@ -105,7 +105,9 @@ impl Sent {
             })
             .collect())
     }
+}
 
+impl Sent {
     /// Every event published to `topic_arn`: (message id, body).
     pub fn published(&self, topic_arn: &str) -> Result<Vec<(String, String)>> {
         Ok(self

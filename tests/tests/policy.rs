@@ -6,22 +6,7 @@
 
 use dunning::run::run;
 use dunning::summary::SkipReason;
-use dunning_e2e::{at, config, fixture, invoice, outcome, MemEnv, TOPIC_ARN};
-
-/// 14:00 UTC, Monday 23 November 2026 (business zone UTC).
-const MONDAY: &str = "2026-11-23T14:00:00Z";
-
-fn recipients(env: &MemEnv) -> anyhow::Result<Vec<String>> {
-    let mut to: Vec<String> = env
-        .sent
-        .sent_emails()?
-        .into_iter()
-        .flat_map(|e| e.to)
-        .collect();
-    to.extend(env.sent.sent_sms()?.into_iter().map(|m| m.phone));
-    to.sort();
-    Ok(to)
-}
+use dunning_e2e::{at, config, fixture, invoice, outcome, MemEnv, Outbox, MONDAY_2PM, TOPIC_ARN};
 
 #[tokio::test]
 async fn paused_disputed_and_opted_out_customers_get_nothing_on_that_channel() -> anyhow::Result<()>
@@ -61,9 +46,9 @@ async fn paused_disputed_and_opted_out_customers_get_nothing_on_that_channel() -
         ],
     ))
     .await?;
-    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     assert_eq!(
-        recipients(&env)?,
+        env.sent.recipients()?,
         ["email-only@example.com", "resumed@example.com"]
     );
     assert_eq!(summary.held.get("paused"), Some(&1));
@@ -96,7 +81,7 @@ async fn below_the_minimum_nothing_goes_and_a_late_fee_is_added_once_and_shown(
         ],
     ))
     .await?;
-    let first = run(&env.deps, &at(MONDAY, "r1")).await?;
+    let first = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     assert_eq!(first.held.get("below_minimum"), Some(&1));
     let emails = env.sent.sent_emails()?;
     assert_eq!(emails.len(), 1);
@@ -145,7 +130,7 @@ async fn the_cap_defers_the_excess_and_records_why() -> anyhow::Result<()> {
         &[("email", "c@example.com"), ("phone", "+15555550170")],
     ))
     .await?;
-    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     assert_eq!(
         summary.total_sent(),
         1,
@@ -159,7 +144,7 @@ async fn the_cap_defers_the_excess_and_records_why() -> anyhow::Result<()> {
     // Later runs the same day change nothing: the cap still holds.
     let again = run(&env.deps, &at("2026-11-23T16:00:00Z", "r2")).await?;
     assert_eq!(again.total_sent(), 0);
-    assert_eq!(recipients(&env)?.len(), 1);
+    assert_eq!(env.sent.recipients()?.len(), 1);
     Ok(())
 }
 
@@ -186,7 +171,7 @@ async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() 
         &[("customer_id", "ACME"), ("email", "ap@acme.example")],
     ))
     .await?;
-    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     let emails = env.sent.sent_emails()?;
     assert_eq!(emails.len(), 1, "one email for the customer");
     assert_eq!(
@@ -241,10 +226,10 @@ async fn escalation_publishes_an_event_and_stops_reminders() -> anyhow::Result<(
         ],
     ))
     .await?;
-    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     assert_eq!(summary.escalated, 1);
     assert!(
-        recipients(&env)?.is_empty(),
+        env.sent.recipients()?.is_empty(),
         "escalation sends the customer nothing"
     );
     let events = env.sent.published(TOPIC_ARN)?;
@@ -293,7 +278,7 @@ async fn a_run_outside_the_customers_window_waits_for_their_morning() -> anyhow:
     assert_eq!(early.total_sent(), 0);
     assert_eq!(early.skipped.get(&SkipReason::OutsideWindow), Some(&2));
     // 14:00 UTC is 09:00: both go.
-    let morning = run(&env.deps, &at("2026-11-23T14:00:00Z", "r2")).await?;
+    let morning = run(&env.deps, &at(MONDAY_2PM, "r2")).await?;
     assert_eq!(outcome(&morning, "due_today", "email"), (1, 0, 0));
     assert_eq!(outcome(&morning, "due_today", "sms"), (1, 0, 0));
     Ok(())
@@ -316,7 +301,7 @@ async fn an_sms_over_the_segment_limit_is_not_sent_but_recorded() -> anyhow::Res
         &[("email", "l@example.com"), ("phone", "+15555550210")],
     ))
     .await?;
-    let summary = run(&env.deps, &at(MONDAY, "r1")).await?;
+    let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     assert_eq!(outcome(&summary, "due_today", "sms"), (0, 1, 0));
     assert_eq!(summary.failed.get("sms_too_long"), Some(&1));
     assert!(env.sent.sent_sms()?.is_empty());
@@ -363,7 +348,7 @@ async fn each_customer_is_written_to_in_their_language() -> anyhow::Result<()> {
         &[("email", "fr@example.fr"), ("locale", "fr")],
     ))
     .await?;
-    run(&env.deps, &at(MONDAY, "r1")).await?;
+    run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     let mut emails = env.sent.sent_emails()?;
     emails.sort_by(|a, b| a.to.cmp(&b.to));
     let subjects: Vec<&str> = emails.iter().map(|e| e.subject.as_str()).collect();
@@ -394,7 +379,7 @@ async fn the_opt_out_line_goes_on_sms_to_its_country_when_it_fits() -> anyhow::R
         .await?;
     env.put_invoice(&invoice("UK", "2026-11-23", &[("phone", "+447700900220")]))
         .await?;
-    run(&env.deps, &at(MONDAY, "r1")).await?;
+    run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     let sms = env.sent.sent_sms()?;
     let us = sms.iter().find(|m| m.phone == "+15555550220").unwrap();
     let uk = sms.iter().find(|m| m.phone == "+447700900220").unwrap();
@@ -417,7 +402,7 @@ async fn an_invoice_stuck_in_its_claim_does_not_hold_back_the_customers_other_re
         &[("customer_id", "ONE"), ("email", "one@example.com")],
     ))
     .await?;
-    run(&env.deps, &at(MONDAY, "r1")).await?;
+    run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
     // Its reminder was sent, but the marker that lets runs skip it was lost (say, throttling).
     env.deps.store.set("STUCK", "reminded", None);
     env.put_invoice(&invoice(

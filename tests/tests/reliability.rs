@@ -7,7 +7,7 @@
 //! its figures as one `RELIABILITY {json}` line and writes them to
 //! `target/tmp/reliability/<test>.json`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,10 @@ use dunning::aws::sdk::SdkSettings;
 use dunning::config::WebhookConfig;
 use dunning::run::{run, Deps, RunRequest};
 use dunning::summary::SkipReason;
-use dunning::webhook::handle;
 use dunning::webhook::signature::sign;
-use dunning_e2e::{config, config_env, invoice, sdk_config_at, FaultProxy, TestEnv};
+use dunning_e2e::{
+    config, config_env, deliver_webhook, invoice, sdk_config_at, FaultProxy, Outbox, TestEnv,
+};
 use futures::stream::{self, StreamExt};
 use rust_decimal::Decimal;
 
@@ -121,20 +122,6 @@ fn run_once_env(env: &TestEnv, overrides: &[(&str, &str)]) -> Vec<(String, Strin
     vars
 }
 
-/// What the emulator accepted, by recipient: the provider message ids.
-fn accepted(env: &TestEnv) -> anyhow::Result<HashMap<String, Vec<String>>> {
-    let mut by_recipient: HashMap<String, Vec<String>> = HashMap::new();
-    for email in env.moto.sent_emails()? {
-        for to in email.to {
-            by_recipient.entry(to).or_default().push(email.id.clone());
-        }
-    }
-    for sms in env.moto.sent_sms()? {
-        by_recipient.entry(sms.phone).or_default().push(sms.id);
-    }
-    Ok(by_recipient)
-}
-
 /// The ledger record of a key's message (step `due_today`).
 async fn record(env: &TestEnv, key: &Key) -> anyhow::Result<Option<serde_json::Value>> {
     let sk = format!("reminder#due_today#{}", key.channel);
@@ -164,7 +151,7 @@ struct Settled {
 /// what is lost rather than stopping at the first; the caller reports the
 /// figures, then asserts none is lost.
 async fn settle_check(env: &TestEnv, keys: &[Key]) -> anyhow::Result<Settled> {
-    let accepted = accepted(env)?;
+    let accepted = env.moto.ids_by_recipient()?;
     let mut settled = Settled::default();
     for key in keys {
         let ids = accepted.get(&key.recipient).cloned().unwrap_or_default();
@@ -265,7 +252,12 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_only_in_the_send_
             finished_first += 1;
         }
     }
-    let after_kills = accepted(&env)?.values().map(Vec::len).sum::<usize>();
+    let after_kills = env
+        .moto
+        .ids_by_recipient()?
+        .values()
+        .map(Vec::len)
+        .sum::<usize>();
     // Then runs continue after the claim lease (15 minutes) until one has nothing left.
     let mut recovery_runs = 0;
     for minute in 16..40 {
@@ -662,7 +654,7 @@ async fn a_thousand_malformed_items_are_each_reported_once_and_never_sent_to() -
     // Nothing went to a malformed item; every valid one got its messages once.
     let settled = settle_check(&env, &good).await?;
     assert_eq!((settled.duplicates, settled.lost), (0, 0));
-    let accepted = accepted(&env)?;
+    let accepted = env.moto.ids_by_recipient()?;
     assert_eq!(
         accepted.len(),
         good.len(),
@@ -707,13 +699,11 @@ fn webhook_fuzz_never_answers_5xx_and_every_signature_mutation_is_401() -> anyho
     let config = webhook_config();
     let now = Utc::now();
     let deliver = |header_name: &str, header: String, body: &[u8]| {
-        let lookup = |name: &str| (name == header_name).then(|| header.clone());
-        rt.block_on(handle(
+        rt.block_on(deliver_webhook(
             &env.deps.store,
-            None::<&dunning::aws::SesMailer>,
             &config,
-            "POST",
-            lookup,
+            header_name,
+            header,
             body,
             now,
         ))
@@ -904,18 +894,10 @@ async fn deliveries_with_duplicates_and_reordering_leave_amount_paid_exact() -> 
             let env = &env;
             async move {
                 let header = sign(SECRET.as_bytes(), Utc::now().timestamp(), body.as_bytes());
-                let lookup = |name: &str| (name == "dunning-signature").then(|| header.clone());
-                handle(
-                    &env.deps.store,
-                    None::<&dunning::aws::SesMailer>,
-                    config,
-                    "POST",
-                    lookup,
-                    body.as_bytes(),
-                    Utc::now(),
-                )
-                .await
-                .status
+                let (store, body) = (&env.deps.store, body.as_bytes());
+                deliver_webhook(store, config, "dunning-signature", header, body, Utc::now())
+                    .await
+                    .status
             }
         })
         .buffer_unordered(8)

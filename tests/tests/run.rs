@@ -6,13 +6,11 @@ use chrono::{DateTime, Utc};
 use dunning::paylink::PayLinkSigner;
 use dunning::run::{run, RunRequest};
 use dunning::summary::SkipReason;
-use dunning_e2e::{invoice, outcome, TestEnv, PAY_BASE, SECRET, SENDER};
+use dunning_e2e::{invoice, outcome, Outbox, TestEnv, MONDAY_2PM, PAY_BASE, SECRET, SENDER};
 
-/// 14:00 UTC on Monday 23 November 2026; the business zone is UTC.
-const AS_OF: &str = "2026-11-23T14:00:00Z";
-
+/// A run at [`MONDAY_2PM`]; the business zone is UTC.
 fn request(run_id: &str) -> RunRequest {
-    RunRequest::new(AS_OF.parse().unwrap(), run_id)
+    RunRequest::new(MONDAY_2PM.parse().unwrap(), run_id)
 }
 
 /// One invoice for each case: every step, with and without a phone, and each
@@ -94,7 +92,7 @@ async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow
     assert!(emails.iter().all(|e| e.source == SENDER));
 
     let signer = PayLinkSigner::new(PAY_BASE, SECRET.as_bytes());
-    let as_of: DateTime<Utc> = AS_OF.parse()?;
+    let as_of: DateTime<Utc> = MONDAY_2PM.parse()?;
     let link_in = |text: &str| -> String {
         let start = text.find(PAY_BASE).expect("a signed pay link");
         text[start..]

@@ -8,26 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use dunning::fanout::WorkOrder;
 use dunning::run::{run, Deps, RunRequest};
 use dunning::summary::RunSummary;
-use dunning_e2e::{config, invoice, TestEnv};
+use dunning_e2e::{config, invoice, Outbox, TestEnv, MONDAY_2PM};
 use futures::future::join_all;
-
-/// Every message the emulator took: (recipient, subject or text, body), sorted.
-fn sent(env: &TestEnv) -> anyhow::Result<Vec<(String, String, String)>> {
-    let mut out: Vec<_> = env
-        .moto
-        .sent_emails()?
-        .into_iter()
-        .map(|m| (m.to.join(","), m.subject, m.body))
-        .chain(
-            env.moto
-                .sent_sms()?
-                .into_iter()
-                .map(|m| (m.phone, m.message, String::new())),
-        )
-        .collect();
-    out.sort();
-    Ok(out)
-}
 
 const ZONES: [&str; 4] = [
     "UTC",
@@ -97,7 +79,7 @@ async fn hourly_runs_reading_bands_send_what_full_reads_send() -> anyhow::Result
         read_full += a.scanned_count;
         read_bands += b.scanned_count;
     }
-    let (a, b) = (sent(&full)?, sent(&bands)?);
+    let (a, b) = (full.moto.messages()?, bands.moto.messages()?);
     assert!(!a.is_empty());
     assert_eq!(a, b, "the same messages, word for word");
     // Between full reads (every 6 hours) the runs read bands, and read less.
@@ -109,12 +91,9 @@ async fn hourly_runs_reading_bands_send_what_full_reads_send() -> anyhow::Result
     Ok(())
 }
 
-/// 14:00 UTC on Monday 23 November 2026; the business zone is UTC.
-const AS_OF: &str = "2026-11-23T14:00:00Z";
-
 /// 90 customers, each due a step today on one to three invoices, some with SMS.
 async fn seed_due_today(env: &TestEnv) -> anyhow::Result<()> {
-    let today: DateTime<Utc> = AS_OF.parse()?;
+    let today: DateTime<Utc> = MONDAY_2PM.parse()?;
     let offsets = [-3i64, 0, 1, 7, 14];
     for i in 0..150i64 {
         let id = format!("INV-{i:03}");
@@ -139,7 +118,7 @@ async fn seed_due_today(env: &TestEnv) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_workers_send_exactly_what_one_run_sends() -> anyhow::Result<()> {
-    let as_of: DateTime<Utc> = AS_OF.parse()?;
+    let as_of: DateTime<Utc> = MONDAY_2PM.parse()?;
     // One run, sending everything itself.
     let single = TestEnv::start().await?;
     seed_due_today(&single).await?;
@@ -168,7 +147,7 @@ async fn four_workers_send_exactly_what_one_run_sends() -> anyhow::Result<()> {
     let queued = run(&fanned.deps, &coordinator).await?;
     assert_eq!(queued.fanned_out, 4, "{queued:?}");
     assert_eq!(queued.total_sent(), 0, "the run itself sends nothing");
-    assert_eq!(sent(&fanned)?, vec![]);
+    assert_eq!(fanned.moto.messages()?, vec![]);
 
     // The workers: each order as the queue delivers it, all four at once.
     let mut orders: Vec<WorkOrder> = Vec::new();
@@ -199,7 +178,7 @@ async fn four_workers_send_exactly_what_one_run_sends() -> anyhow::Result<()> {
     .collect::<Result<_, _>>()?;
 
     // No gap, no duplicate: the same messages as the single run, word for word.
-    let (a, b) = (sent(&single)?, sent(&fanned)?);
+    let (a, b) = (single.moto.messages()?, fanned.moto.messages()?);
     assert!(!a.is_empty());
     assert_eq!(a, b);
     // Disjoint shards: each message was sent by exactly one worker.

@@ -7,7 +7,7 @@ use dunning::config::WebhookConfig;
 use dunning::run::{run, RunRequest};
 use dunning::webhook::signature::sign;
 use dunning::webhook::{handle, Answer};
-use dunning_e2e::{invoice, TestEnv};
+use dunning_e2e::{deliver_webhook, invoice, Outbox, TestEnv, MONDAY_2PM};
 use futures::future::join_all;
 
 const GENERIC_SECRET: &str = "whsec_generic_0123456789";
@@ -31,17 +31,8 @@ fn payment(id: &str, invoice: &str, amount: &str, currency: &str) -> Vec<u8> {
 
 async fn deliver(env: &TestEnv, header: &str, secret: &str, body: &[u8]) -> Answer {
     let signature = sign(secret.as_bytes(), Utc::now().timestamp(), body);
-    let lookup = |name: &str| (name == header).then(|| signature.clone());
-    handle(
-        &env.deps.store,
-        None::<&dunning::aws::SesMailer>,
-        &config(),
-        "POST",
-        lookup,
-        body,
-        Utc::now(),
-    )
-    .await
+    let (store, now) = (&env.deps.store, Utc::now());
+    deliver_webhook(store, &config(), header, signature, body, now).await
 }
 
 async fn generic(env: &TestEnv, body: &[u8]) -> Answer {
@@ -69,11 +60,7 @@ async fn partial_then_full_payment_marks_the_invoice_paid_and_stops_reminders() 
     );
     assert_eq!(invoice_record(&env, "INV").await?["amount_paid"], "20.00");
     // A reminder now states what is still owed.
-    let summary = run(
-        &env.deps,
-        &RunRequest::new("2026-11-23T14:00:00Z".parse()?, "r1"),
-    )
-    .await?;
+    let summary = run(&env.deps, &RunRequest::new(MONDAY_2PM.parse()?, "r1")).await?;
     assert_eq!(summary.total_sent(), 1);
     assert!(env.moto.sent_emails()?[0].subject.contains("USD 100.00"));
     let rest = generic(&env, &payment("pay_2", "INV", "100.00", "USD")).await;
@@ -458,7 +445,7 @@ async fn no_reminder_is_sent_after_a_payment_commits_during_a_run() -> anyhow::R
         dunning::aws::SnsTexter::new(&sdk),
         dunning::aws::SnsPublisher::new(&sdk),
     )?;
-    let request = RunRequest::new("2026-11-23T14:00:00Z".parse()?, "race");
+    let request = RunRequest::new(MONDAY_2PM.parse()?, "race");
     let bodies: Vec<Vec<u8>> = ids
         .iter()
         .map(|id| payment(&format!("pay_{id}"), id, "120.00", "USD"))

@@ -7,10 +7,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::errors::store_error;
 use super::store::{
-    raw_invoice, rfc3339, s, DynamoPage, DynamoSnapshot, DynamoStore, Item, DUE_INDEX,
-    PARTITION_KEY, RUN_STATE_KEY, SORT_KEY,
+    page, rfc3339, s, DynamoPage, DynamoSnapshot, DynamoStore, Item, DUE_INDEX, PARTITION_KEY,
+    RUN_STATE_KEY, SORT_KEY,
 };
-use crate::ports::{DueItem, DuePage, StoreError};
+use crate::ports::StoreError;
 use crate::reads::ReadState;
 
 impl DynamoStore {
@@ -35,19 +35,12 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("Query", e))?;
-        Ok(DuePage {
-            scanned_count: u64::try_from(out.scanned_count).unwrap_or(0),
-            items: out
-                .items
-                .unwrap_or_default()
-                .iter()
-                .map(|item| DueItem {
-                    raw: raw_invoice(item),
-                    snapshot: DynamoSnapshot::of(item),
-                })
-                .collect(),
-            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-        })
+        Ok(page(
+            out.items,
+            out.scanned_count,
+            out.last_evaluated_key,
+            DynamoSnapshot::of,
+        ))
     }
 
     /// What earlier runs read (strongly consistent: a run right after another sees it).

@@ -90,6 +90,28 @@ pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A page of a Query or Scan: each item as the raw record and the store's
+/// `snapshot` of it, what DynamoDB read, and where the next page starts.
+pub(super) fn page<S>(
+    items: Option<Vec<Item>>,
+    scanned_count: i32,
+    last_evaluated_key: Option<Item>,
+    snapshot: impl Fn(&Item) -> S,
+) -> DuePage<S, Item> {
+    DuePage {
+        scanned_count: u64::try_from(scanned_count).unwrap_or(0),
+        items: items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| DueItem {
+                raw: raw_invoice(item),
+                snapshot: snapshot(item),
+            })
+            .collect(),
+        next: last_evaluated_key.filter(|k| !k.is_empty()),
+    }
+}
+
 /// Turns a DynamoDB item into the raw record [`Invoice::parse`] validates.
 pub fn raw_invoice(item: &Item) -> RawInvoice {
     let mut raw = RawInvoice::default();
@@ -255,19 +277,12 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("Scan", e))?;
-        Ok(DuePage {
-            scanned_count: u64::try_from(out.scanned_count).unwrap_or(0),
-            items: out
-                .items
-                .unwrap_or_default()
-                .iter()
-                .map(|item| DueItem {
-                    raw: raw_invoice(item),
-                    snapshot: (),
-                })
-                .collect(),
-            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-        })
+        Ok(page(
+            out.items,
+            out.scanned_count,
+            out.last_evaluated_key,
+            |_| (),
+        ))
     }
 
     /// The invoice item, as stored.

@@ -233,30 +233,6 @@ struct Scenario {
     gaps: Vec<i64>,
 }
 
-fn scenario() -> impl Strategy<Value = Scenario> {
-    let zones = prop::sample::select(vec![
-        Tz::UTC,
-        chrono_tz::America::New_York,
-        chrono_tz::Europe::London,
-        chrono_tz::Pacific::Auckland,
-        chrono_tz::Pacific::Honolulu,
-        chrono_tz::Asia::Kolkata,
-    ]);
-    let gap = prop_oneof![8 => Just(1i64), 1 => 2i64..30, 1 => 30i64..300];
-    (
-        -5i64..60,
-        zones,
-        prop::option::of(0i64..1500),
-        prop::collection::vec(gap, 50..600),
-    )
-        .prop_map(|(due_offset_days, tz, paid_after_hours, gaps)| Scenario {
-            due_offset_days,
-            tz,
-            paid_after_hours,
-            gaps,
-        })
-}
-
 /// What a simulation sent (instant, step, channel), the invoice at the end, and the start instant.
 type Simulated = (
     Vec<(DateTime<Utc>, String, Channel)>,

@@ -15,7 +15,6 @@ impl Payments for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Applied, PaymentError> {
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
-        let payment_sk = format!("{PAYMENT_PREFIX}{}", payment.payment_key);
         let mut waited = 0u32;
         for attempt in 1..=PAYMENT_BACKOFF.attempts {
             let seen = self
@@ -34,15 +33,7 @@ impl Payments for MemoryStore {
                 continue;
             }
             let settlement = invoice.settle(payment.amount);
-            match self.commit_payment(
-                payment,
-                &payment_sk,
-                &seen,
-                &invoice,
-                settlement,
-                waited,
-                now,
-            ) {
+            match self.commit_payment(payment, &seen, &invoice, settlement, waited, now) {
                 Commit::Done => {
                     return Ok(Applied::Applied {
                         settlement,
@@ -70,13 +61,14 @@ impl MemoryStore {
     fn commit_payment(
         &self,
         payment: &Payment,
-        payment_sk: &str,
         seen: &Record,
         invoice: &PayableInvoice,
         settlement: crate::payment::Settlement,
         waited: u32,
         now: DateTime<Utc>,
     ) -> Commit {
+        let payment_sk = format!("{PAYMENT_PREFIX}{}", payment.payment_key);
+        let payment_sk = payment_sk.as_str();
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
         let mut inner = self.lock();
         if inner
