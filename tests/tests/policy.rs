@@ -2,7 +2,9 @@
 //! recording sender (`dunning::testing`, held to the DynamoDB store's
 //! behaviour by `contract.rs`): pause, dispute, opt-out, minimum, partial
 //! payment, late fee, combined message, the per-customer cap, escalation,
-//! send windows, SMS length, locales. Each runs in milliseconds.
+//! catch-up, steps that never go backwards, the time budget, send windows,
+//! SMS length, locales. Each runs in milliseconds (the time budget in about
+//! a second: it waits on the send rate).
 
 use dunning::run::run;
 use dunning::summary::SkipReason;
@@ -423,5 +425,127 @@ async fn an_invoice_stuck_in_its_claim_does_not_hold_back_the_customers_other_re
         "the customer's next reminder still goes"
     );
     assert_eq!(env.sent.sent_emails()?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn steps_never_go_backwards_even_if_a_run_is_given_an_older_instant() -> anyhow::Result<()> {
+    let env = MemEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let overdue = run(&env.deps, &at("2026-11-24T14:00:00Z", "late")).await?;
+    assert_eq!(outcome(&overdue, "overdue", "email"), (1, 0, 0));
+    // A run for the day before (a replayed old event) must not send the older step now.
+    let replay = run(&env.deps, &at(MONDAY_2PM, "replay")).await?;
+    assert_eq!(replay.total_sent(), 0);
+    assert_eq!(replay.held.get("step_already_passed"), Some(&1));
+    // The skipped older steps are on record, with the reason.
+    let ledger = env.ledger("INV").await?;
+    let due_today = ledger
+        .iter()
+        .find(|r| r["sk"] == "reminder#due_today#email")
+        .expect("a record for the superseded step");
+    assert_eq!(due_today["state"], "skipped");
+    assert_eq!(due_today["skip_reason"], "superseded by overdue");
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_missed_runs_only_the_latest_step_goes_once_and_the_older_are_recorded_skipped(
+) -> anyhow::Result<()> {
+    let env = MemEnv::start().await?;
+    // Due 13 days ago and never reminded: the +7 step is the latest whose day has come.
+    env.put_invoice(&invoice(
+        "GAP",
+        "2026-11-10",
+        &[("email", "gap@example.com"), ("phone", "+15555550150")],
+    ))
+    .await?;
+    let first = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
+    assert_eq!(outcome(&first, "overdue_7", "email"), (1, 0, 0));
+    assert_eq!(outcome(&first, "overdue_7", "sms"), (1, 0, 0));
+    assert_eq!(first.total_sent(), 2, "{first:?}");
+    let ledger = env.ledger("GAP").await?;
+    for sk in [
+        "reminder#pre_due#email",
+        "reminder#due_today#email",
+        "reminder#overdue#sms",
+    ] {
+        let record = ledger.iter().find(|r| r["sk"] == sk).expect(sk);
+        assert_eq!(
+            (record["state"].as_str(), record["skip_reason"].as_str()),
+            (Some("skipped"), Some("superseded by overdue_7")),
+            "{sk}"
+        );
+    }
+    // An hour later nothing more; the older steps are never sent.
+    let later = run(&env.deps, &at("2026-11-23T15:00:00Z", "r2")).await?;
+    assert_eq!(later.total_sent(), 0);
+    assert_eq!(
+        env.sent.sent_emails()?.len() + env.sent.sent_sms()?.len(),
+        2
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_takes_no_new_customer_and_the_next_run_sends_the_rest(
+) -> anyhow::Result<()> {
+    // Five emails a second and about a second for work: the run cannot reach all twelve.
+    let env = MemEnv::with_config(config(&[("EMAIL_RATE", "5")]), true).await?;
+    for i in 0..12 {
+        let id = format!("T-{i:02}");
+        let email = format!("t{i}@example.com");
+        env.put_invoice(&invoice(&id, "2026-11-23", &[("email", email.as_str())]))
+            .await?;
+    }
+    let mut request = at(MONDAY_2PM, "r1");
+    request.deadline = Some(std::time::Instant::now() + std::time::Duration::from_millis(1500));
+    let first = run(&env.deps, &request).await?;
+    let waiting = first.skipped(SkipReason::TimeBudget);
+    assert!(first.stopped_early && waiting > 0, "{first:?}");
+    assert_eq!(first.total_sent() + waiting, 12);
+    // Nothing it claimed was left without an outcome.
+    for i in 0..12 {
+        let ledger = env.ledger(&format!("T-{i:02}")).await?;
+        assert!(ledger.iter().all(|r| r["state"] != "claimed"), "{ledger:?}");
+    }
+    let next = run(&env.deps, &at("2026-11-23T15:00:00Z", "r2")).await?;
+    assert_eq!(next.total_sent(), waiting);
+    let mut to = env.sent.recipients()?;
+    to.dedup();
+    assert_eq!(to.len(), 12, "each customer once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
+    let env = MemEnv::start().await?;
+    env.put_invoice(&invoice(
+        "PRE",
+        "2026-11-26",
+        &[("email", "pre@example.com"), ("phone", "+15555550101")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "LATE",
+        "2026-11-22",
+        &[("email", "late@example.com")],
+    ))
+    .await?;
+    let mut req = at(MONDAY_2PM, "dry");
+    req.dry_run = true;
+    let summary = run(&env.deps, &req).await?;
+    assert_eq!(summary.total_planned(), 3);
+    assert_eq!(summary.total_sent(), 0);
+    assert!(env.sent.recipients()?.is_empty());
+    assert!(env.ledger("PRE").await?.is_empty() && env.ledger("LATE").await?.is_empty());
+    assert_eq!(
+        env.deps
+            .store
+            .invoice("PRE")
+            .and_then(|r| r.0.get("reminder_offset").cloned()),
+        None
+    );
     Ok(())
 }

@@ -323,32 +323,6 @@ async fn dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn steps_never_go_backwards_even_if_a_run_is_given_an_older_instant() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
-    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
-        .await?;
-    let overdue = run(
-        &env.deps,
-        &RunRequest::new("2026-11-24T14:00:00Z".parse()?, "late"),
-    )
-    .await?;
-    assert_eq!(outcome(&overdue, "overdue", "email"), (1, 0, 0));
-    // A run for the day before (a replayed old event) must not send the older step now.
-    let replay = run(&env.deps, &request("replay")).await?;
-    assert_eq!(replay.total_sent(), 0);
-    assert_eq!(replay.held.get("step_already_passed"), Some(&1));
-    // The skipped older steps are on record, with the reason.
-    let ledger = env.ledger("INV").await?;
-    let due_today = ledger
-        .iter()
-        .find(|r| r["sk"] == "reminder#due_today#email")
-        .expect("a record for the superseded step");
-    assert_eq!(due_today["state"], "skipped");
-    assert_eq!(due_today["skip_reason"], "superseded by overdue");
-    Ok(())
-}
-
-#[tokio::test]
 async fn a_permanent_send_failure_is_recorded_once_and_not_retried() -> anyhow::Result<()> {
     // A sender that is not a verified SES identity: SES rejects every message.
     let env = TestEnv::with_config(
