@@ -120,3 +120,36 @@ fn the_domain_never_imports_an_adapter_or_the_run() {
         .collect();
     assert!(reaching.is_empty(), "{reaching:?}");
 }
+
+#[test]
+fn docs_architecture_names_only_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let mut named = 0;
+    let mut missing = Vec::new();
+    // Paths in backticks: a full path from the repository's root, or a file
+    // of `shared/src` named in the module tables.
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let path = quoted.trim_end_matches('/');
+        let looks_like_path = path.ends_with(".rs") || quoted.ends_with('/');
+        if !looks_like_path || path.contains(' ') || path.contains("foo") {
+            continue;
+        }
+        let candidates = [
+            root.join(path),
+            root.join("shared/src").join(path),
+            root.join("shared/src/aws").join(path),
+            root.join("shared/src/run").join(path),
+            root.join("shared/src/testing").join(path),
+            root.join("shared/src/config").join(path),
+            root.join("cli/src").join(path),
+            root.join("functions/dunning-run").join(path),
+        ];
+        named += 1;
+        if !candidates.iter().any(|c| c.exists()) {
+            missing.push(path.to_owned());
+        }
+    }
+    assert!(named > 30, "the page names files: {named}");
+    assert!(missing.is_empty(), "named but missing: {missing:?}");
+}
