@@ -6,8 +6,11 @@
 //! [`money`], [`contact`], [`calendar`], [`cap`], [`invoice`], [`policy`],
 //! [`decide`], [`reads`], [`fanout`], [`templates`], [`render`],
 //! [`segments`], [`paylink`], [`claim`], [`ledger`], [`payment`],
-//! [`summary`], [`config`], [`import`], [`rate`], [`retry`], [`compose`],
-//! [`preview`], [`failure`]. The seams: [`ports`]. Adapters over the AWS SDK: [`aws`]. The run, wiring both
+//! [`summary`], [`import`], [`compose`], [`preview`], [`failure`];
+//! [`config`] parses a lookup of variables (`from_env` is the only read of
+//! the process environment). Small helpers with time in them: [`rate`] (the
+//! send-rate limiter) and [`retry`] (backoff), both of which sleep. The
+//! seams: [`ports`]. Adapters over the AWS SDK: [`aws`]. The run, wiring both
 //! together: [`run`]; the webhook: [`webhook`]. In-memory adapters for
 //! tests: `testing` (feature `test-util`).
 

@@ -154,13 +154,14 @@ pub enum PaymentError {
 }
 
 /// How a store waits for an invoice that is changing or has a reminder in
-/// flight: 40 rounds of read and commit (waits of at most 250 ms, about 10 s
-/// in all), then busy (the provider retries later). Each round's calls may
-/// take the SDK's own attempts (`AWS_MAX_ATTEMPTS`).
+/// flight: 40 rounds of read and commit (waits of 20 ms doubling to at most
+/// 160-240 ms, about 9 s in all: well inside the webhook's 15 s timeout), then
+/// busy (the provider retries later). Each round's calls may take the SDK's
+/// own attempts (`AWS_MAX_ATTEMPTS`).
 pub const PAYMENT_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
     attempts: 40,
     base: std::time::Duration::from_millis(20),
-    max: std::time::Duration::from_millis(250),
+    max: std::time::Duration::from_millis(160),
 };
 
 /// Checks a payment against the invoice it is for, before anything is written.

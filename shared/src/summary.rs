@@ -15,8 +15,9 @@ pub const RUN_FAILED: &str = "run_failed";
 pub const MAX_LISTED_INVALID: usize = 100;
 
 /// What a step's outcome is counted under: a customer channel, or the
-/// escalation (an event for people). Serialized as `email`, `sms`, `escalation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// escalation (an event for people). Serialized as `email`, `sms`,
+/// `escalation`, and ordered by that name (as the summary's keys always were).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     Channel(Channel),
     Escalation,
@@ -31,6 +32,26 @@ impl Target {
     }
 }
 
+/// Orders keys by their names in the summary's JSON.
+macro_rules! ordered_by_name {
+    ($t:ty) => {
+        impl Ord for $t {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
+
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+    };
+}
+
+ordered_by_name!(Target);
+ordered_by_name!(SkipReason);
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(self.as_str())
@@ -43,8 +64,9 @@ impl Serialize for Target {
     }
 }
 
-/// Why a message due in this run was not sent. Serialized by [`SkipReason::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Why a message due in this run was not sent. Serialized by
+/// [`SkipReason::as_str`] and ordered by that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SkipReason {
     /// The invoice's `reminded` set says this step and channel were settled.
     AlreadySent,
@@ -246,9 +268,12 @@ impl RunSummary {
     /// later run or not), plus items it could not read: what the
     /// `RunFailures` alarm counts.
     pub fn failures(&self) -> u64 {
-        self.total_failed()
-            + self.invalid.values().sum::<u64>()
-            + self.failed.get(RUN_FAILED).copied().unwrap_or(0)
+        self.total_failed() + self.invalid.values().sum::<u64>() + self.run_failed()
+    }
+
+    /// 1 for a run that failed as a whole ([`RunSummary::failed_run`]).
+    fn run_failed(&self) -> u64 {
+        self.failed.get(RUN_FAILED).copied().unwrap_or(0)
     }
 
     /// The summary as one CloudWatch Embedded Metric Format record: printed
@@ -259,7 +284,7 @@ impl RunSummary {
         let metrics: [(&str, u64); 8] = [
             ("RunFailures", self.failures()),
             ("Sent", self.total_sent()),
-            ("Failed", self.total_failed()),
+            ("Failed", self.total_failed() + self.run_failed()),
             ("Skipped", skipped),
             ("Invalid", self.invalid.values().sum()),
             ("Escalated", self.escalated),
@@ -344,6 +369,25 @@ mod tests {
     }
 
     #[test]
+    fn keys_come_in_the_order_of_their_names() {
+        let mut summary = RunSummary::default();
+        for r in SkipReason::ALL {
+            *summary.skipped.entry(r).or_default() += 1;
+        }
+        let names: Vec<&str> = summary.skipped.keys().map(|r| r.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        let mut targets = [
+            Target::Escalation,
+            Target::Channel(Channel::Sms),
+            Target::Channel(Channel::Email),
+        ];
+        targets.sort();
+        assert_eq!(targets.map(Target::as_str), ["email", "escalation", "sms"]);
+    }
+
+    #[test]
     fn outcomes_are_keyed_by_channel_name_in_json() {
         let mut summary = RunSummary::default();
         summary
@@ -389,9 +433,10 @@ mod tests {
             record["RunFailures"], 2,
             "one failed send and one unreadable item"
         );
+        let failed = RunSummary::failed_run("r2").emf("Dunning", now);
         assert_eq!(
-            RunSummary::failed_run("r2").emf("Dunning", now)["RunFailures"],
-            1
+            (&failed["RunFailures"], &failed["Failed"]),
+            (&1.into(), &1.into())
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The built-in templates: every file under `shared/templates/`, embedded at
-//! compile time (a new file needs no code), and the template ids a policy
-//! step may name without a `TEMPLATE_DIR`.
+//! compile time (a new file needs no code; cargo does not see a new file by
+//! itself, so `touch shared/src/templates.rs` or a clean build picks it up),
+//! and the template ids a policy step may name without a `TEMPLATE_DIR`.
 
 use include_dir::{include_dir, Dir, DirEntry};
 

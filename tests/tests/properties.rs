@@ -35,7 +35,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         -5i64..60,
         zones,
         prop::option::of(0i64..1500),
-        prop::collection::vec(gap, 50..400),
+        prop::collection::vec(gap, 50..600),
     )
         .prop_map(|(due_offset_days, tz, paid_after_hours, gaps)| Scenario {
             due_offset_days,
@@ -125,7 +125,7 @@ async fn simulate(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// Over any series of runs (hourly, with outages), the run sends each
     /// (step, channel) at most once, steps never go backwards, every message

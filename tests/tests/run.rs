@@ -453,5 +453,53 @@ async fn signing_secrets_are_read_from_secrets_manager_at_start_up() -> anyhow::
     .err()
     .expect("a missing secret is an error");
     assert!(err.to_string().contains("secret:nope"), "{err}");
+    // A webhook secret without a signing secret in it is refused with its ARN.
+    let empty_arn = env
+        .create_secret(
+            "webhook-empty",
+            r#"{"WEBHOOK_SECRETS": "", "STRIPE_WEBHOOK_SECRETS": ""}"#,
+        )
+        .await?;
+    let err = dunning::aws::secrets::resolve(&sdk, move |k| {
+        (k == "WEBHOOK_SECRETS_ARN").then(|| empty_arn.clone())
+    })
+    .await
+    .err()
+    .expect("a secret without secrets is an error");
+    assert!(
+        err.to_string().contains("webhook-empty") && err.to_string().contains("neither"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_escalation_is_published_to_the_sns_topic_and_recorded() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    // 30 days overdue on Monday: the collections step.
+    env.put_invoice(&invoice(
+        "OLD",
+        "2026-10-24",
+        &[("email", "old@example.com")],
+    ))
+    .await?;
+    let summary = run(&env.deps, &request("r1")).await?;
+    assert_eq!(summary.escalated, 1, "{summary:?}");
+    let events = env.moto.published(dunning_e2e::TOPIC_ARN)?;
+    assert_eq!(events.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(&events[0].1)?;
+    assert_eq!(
+        (event["type"].as_str(), event["invoice_id"].as_str()),
+        (Some("invoice.escalated"), Some("OLD"))
+    );
+    let history = env.history("OLD").await?;
+    let record = history
+        .iter()
+        .find(|r| r["sk"] == "reminder#collections#escalation")
+        .expect("the escalation's ledger record");
+    assert_eq!(record["state"], "sent");
+    assert_eq!(record["message_id"], events[0].0.as_str());
+    let inv = history.iter().find(|r| r["sk"] == "invoice").unwrap();
+    assert_eq!(inv["in_collections"], true);
     Ok(())
 }

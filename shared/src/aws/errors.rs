@@ -47,10 +47,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, SendError>>,
 {
+    // Waits of 100-150, 200-300 and 400-600 ms.
     const REFUSALS: Backoff = Backoff {
         attempts: 4,
-        base: std::time::Duration::from_millis(200),
-        max: std::time::Duration::from_millis(1600),
+        base: std::time::Duration::from_millis(100),
+        max: std::time::Duration::from_millis(800),
     };
     retry(
         REFUSALS,

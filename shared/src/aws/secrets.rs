@@ -59,9 +59,31 @@ pub async fn resolve(
             arn: arn.clone(),
             reason: "not a JSON object".into(),
         })?;
+        let mut any = false;
         for name in ["WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS"] {
-            let field = value.get(name).and_then(serde_json::Value::as_str);
-            overlay.insert(name.to_owned(), field.unwrap_or_default().to_owned());
+            let field = value
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let secrets: Vec<&str> = field
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if secrets.iter().any(|s| s.len() < 16) {
+                return Err(SecretError {
+                    arn,
+                    reason: format!("a secret in {name} is shorter than 16 characters"),
+                });
+            }
+            any |= !secrets.is_empty();
+            overlay.insert(name.to_owned(), field.to_owned());
+        }
+        if !any {
+            return Err(SecretError {
+                arn,
+                reason: "holds neither WEBHOOK_SECRETS nor STRIPE_WEBHOOK_SECRETS".into(),
+            });
         }
     }
     Ok(Environment {

@@ -188,7 +188,7 @@ impl MessageConfig {
             }
             None => return Err(ConfigError::Missing("PAY_LINK_SECRET")),
         };
-        if pay_link_secret.trim().len() < 16 {
+        if pay_link_secret.len() < 16 {
             return Err(ConfigError::invalid(
                 "PAY_LINK_SECRET",
                 "must be at least 16 characters",
@@ -212,7 +212,8 @@ impl MessageConfig {
             template_dir: env.optional("TEMPLATE_DIR"),
             policy_file: env.optional("POLICY_FILE"),
             pay_link_base_url,
-            pay_link_secret: pay_link_secret.trim().to_owned(),
+            // As given: a changed key would break the links already sent.
+            pay_link_secret,
             pay_link_ttl_days: env.number("PAY_LINK_TTL_DAYS", 30, 1..=365)?,
         })
     }

@@ -37,7 +37,9 @@ impl MemorySnapshot {
     }
 
     fn holds_for(&self, record: &Record) -> bool {
-        self.0.iter().all(|(a, v)| record.get(*a) == v.as_ref())
+        self.0
+            .iter()
+            .all(|(a, v)| same_value(record.get(*a), v.as_ref()))
     }
 }
 
@@ -63,6 +65,29 @@ impl std::fmt::Debug for MemoryStore {
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Equality as DynamoDB compares: numbers by value (`10.0` = `10.00`),
+/// string sets whatever their order, everything else exactly.
+fn same_value(a: Option<&RawValue>, b: Option<&RawValue>) -> bool {
+    match (a, b) {
+        (Some(RawValue::Number(x)), Some(RawValue::Number(y))) => {
+            match (
+                x.parse::<rust_decimal::Decimal>(),
+                y.parse::<rust_decimal::Decimal>(),
+            ) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => x == y,
+            }
+        }
+        (Some(RawValue::List(x)), Some(RawValue::List(y))) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.sort();
+            y.sort();
+            x == y
+        }
+        _ => a == b,
     }
 }
 
