@@ -9,11 +9,25 @@ use aws_sdk_secretsmanager::Client;
 
 use super::errors::classify;
 
+/// A secret that could not be read or is unusable, named by its ARN (never
+/// its value); the SDK's error, when there is one, kept as the source.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read secret {arn}: {reason}")]
 pub struct SecretError {
     pub arn: String,
     pub reason: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SecretError {
+    fn new(arn: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            arn: arn.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
 }
 
 /// The secret string stored under `arn`.
@@ -26,11 +40,10 @@ pub async fn fetch(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, Sec
         .map_err(|e| SecretError {
             arn: arn.to_owned(),
             reason: classify(&e).to_string(),
+            source: Some(Box::new(e)),
         })?;
-    out.secret_string.ok_or_else(|| SecretError {
-        arn: arn.to_owned(),
-        reason: "the secret has no string value".into(),
-    })
+    out.secret_string
+        .ok_or_else(|| SecretError::new(arn, "the secret has no string value"))
 }
 
 /// The process's variables (through `get`) with the secrets their ARNs name
@@ -46,19 +59,14 @@ pub async fn resolve(
     if let Some(arn) = arn("PAY_LINK_SECRET_ARN") {
         let secret = fetch(sdk, &arn).await?;
         if secret.trim().len() < 16 {
-            return Err(SecretError {
-                arn,
-                reason: "shorter than 16 characters".into(),
-            });
+            return Err(SecretError::new(arn, "shorter than 16 characters"));
         }
         overlay.insert("PAY_LINK_SECRET".to_owned(), secret.trim().to_owned());
     }
     if let Some(arn) = arn("WEBHOOK_SECRETS_ARN") {
         let text = fetch(sdk, &arn).await?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| SecretError {
-            arn: arn.clone(),
-            reason: "not a JSON object".into(),
-        })?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| SecretError::new(arn.clone(), "not a JSON object"))?;
         let mut any = false;
         for name in ["WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS"] {
             let field = value
@@ -71,19 +79,19 @@ pub async fn resolve(
                 .filter(|s| !s.is_empty())
                 .collect();
             if secrets.iter().any(|s| s.len() < 16) {
-                return Err(SecretError {
+                return Err(SecretError::new(
                     arn,
-                    reason: format!("a secret in {name} is shorter than 16 characters"),
-                });
+                    format!("a secret in {name} is shorter than 16 characters"),
+                ));
             }
             any |= !secrets.is_empty();
             overlay.insert(name.to_owned(), field.to_owned());
         }
         if !any {
-            return Err(SecretError {
+            return Err(SecretError::new(
                 arn,
-                reason: "holds neither WEBHOOK_SECRETS nor STRIPE_WEBHOOK_SECRETS".into(),
-            });
+                "holds neither WEBHOOK_SECRETS nor STRIPE_WEBHOOK_SECRETS",
+            ));
         }
     }
     Ok(Environment {
