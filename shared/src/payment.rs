@@ -154,10 +154,11 @@ pub enum PaymentError {
 }
 
 /// How a store waits for an invoice that is changing or has a reminder in
-/// flight: 40 rounds of read and commit (waits of 20 ms doubling to at most
-/// 160-240 ms, about 9 s in all: well inside the webhook's 15 s timeout), then
-/// busy (the provider retries later). Each round's calls may take the SDK's
-/// own attempts (`AWS_MAX_ATTEMPTS`).
+/// flight: 40 rounds of read and commit, then busy (the provider retries
+/// later). A changed invoice waits 20 ms doubling to 160-240 ms, a reminder in
+/// flight 160-240 ms a round: at most about 9.4 s of waiting, which leaves
+/// about 5 s of the webhook's 15 s timeout for the calls. Each round's calls
+/// may take the SDK's own attempts (`AWS_MAX_ATTEMPTS`).
 pub const PAYMENT_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
     attempts: 40,
     base: std::time::Duration::from_millis(20),

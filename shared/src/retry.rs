@@ -15,9 +15,9 @@ use std::time::Duration;
 pub struct Backoff {
     /// Calls in all, the first included.
     pub attempts: u32,
-    /// The wait before the second call; doubled each time after.
+    /// The wait before the second call (before jitter); doubled each time after.
     pub base: Duration,
-    /// No wait is longer than this.
+    /// The doubled base stops growing here; jitter adds up to half of it on top.
     pub max: Duration,
 }
 
@@ -31,7 +31,11 @@ impl Backoff {
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.max);
         let half = u64::try_from((doubled / 2).as_nanos()).unwrap_or(u64::MAX);
-        doubled + Duration::from_nanos(if half == 0 { 0 } else { jitter() % half })
+        doubled.saturating_add(Duration::from_nanos(if half == 0 {
+            0
+        } else {
+            jitter() % half
+        }))
     }
 }
 

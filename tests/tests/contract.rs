@@ -33,6 +33,8 @@ enum Value<'a> {
 trait Harness {
     type S: Store + Payments;
     fn store(&self) -> &Self::S;
+    /// The same store (the same records) with due-index pages of `n` items.
+    fn paged(&self, n: usize) -> Self::S;
     async fn put(&self, attrs: &[(&str, &str)]) -> Result<()>;
     /// Sets (`Some`) or removes (`None`) one attribute of an invoice item.
     async fn set(&self, id: &str, attr: &str, value: Option<Value<'_>>) -> Result<()>;
@@ -45,6 +47,9 @@ impl Harness for Memory {
     type S = MemoryStore;
     fn store(&self) -> &MemoryStore {
         &self.0
+    }
+    fn paged(&self, n: usize) -> MemoryStore {
+        self.0.clone().with_page_size(n)
     }
     async fn put(&self, attrs: &[(&str, &str)]) -> Result<()> {
         self.0.put_text(attrs);
@@ -67,6 +72,9 @@ impl Harness for TestEnv {
     type S = dunning::aws::DynamoStore;
     fn store(&self) -> &Self::S {
         &self.deps.store
+    }
+    fn paged(&self, n: usize) -> Self::S {
+        self.deps.store.clone().with_page_limit(n as i32)
     }
     async fn put(&self, attrs: &[(&str, &str)]) -> Result<()> {
         self.put_invoice(attrs).await
@@ -647,8 +655,9 @@ async fn the_due_index_holds_the_open_invoices_in_the_range_across_pages<H: Harn
     let mut ids = Vec::new();
     let mut start = None;
     let mut pages = 0;
+    let store = h.paged(2);
     loop {
-        let page = h.store().due_page(from, to, start).await?;
+        let page = store.due_page(from, to, start).await?;
         pages += 1;
         ids.extend(
             page.items
@@ -664,8 +673,9 @@ async fn the_due_index_holds_the_open_invoices_in_the_range_across_pages<H: Harn
     assert_eq!(
         ids,
         ["D10", "D11", "D20", "D30", "D31"],
-        "open, in range, each once ({pages} pages)"
+        "open, in range, each once"
     );
+    assert!(pages >= 3, "five items in pages of two: {pages} pages");
     Ok(())
 }
 
@@ -702,13 +712,10 @@ async fn the_run_state_moves_only_forward<H: Harness>(h: &H) -> Result<()> {
         (after.last_full_read_at, after.series_since),
         (first.last_full_read_at, first.series_since)
     );
-    assert_eq!(
-        (after.zones, after.full_read_due),
-        (first.zones.clone(), None)
-    );
+    assert_eq!((&after.zones, after.full_read_due), (&first.zones, None));
     // An older run finishing late changes nothing.
     store.record_read(&first).await?;
-    assert_eq!(store.read_state().await?.last_run_at, band.last_run_at);
+    assert_eq!(read().await?, after);
     Ok(())
 }
 

@@ -470,6 +470,27 @@ async fn signing_secrets_are_read_from_secrets_manager_at_start_up() -> anyhow::
         err.to_string().contains("webhook-empty") && err.to_string().contains("neither"),
         "{err}"
     );
+    // Stripe's secrets alone are enough, and a secret read by ARN overrides
+    // a variable set directly.
+    let stripe_arn = env
+        .create_secret(
+            "webhook-stripe",
+            r#"{"STRIPE_WEBHOOK_SECRETS": "whsec_stripe_from_manager_01"}"#,
+        )
+        .await?;
+    let stripe_env = dunning::aws::secrets::resolve(&sdk, move |k| match k {
+        "TABLE_NAME" => Some("invoices".into()),
+        "WEBHOOK_SECRETS_ARN" => Some(stripe_arn.clone()),
+        "STRIPE_WEBHOOK_SECRETS" => Some("whsec_set_directly_000000".into()),
+        _ => None,
+    })
+    .await?;
+    let stripe = dunning::config::WebhookConfig::from_lookup(|k| stripe_env.get(k))?;
+    assert_eq!(
+        stripe.stripe_secrets,
+        [b"whsec_stripe_from_manager_01".to_vec()]
+    );
+    assert!(stripe.generic_secrets.is_empty());
     Ok(())
 }
 

@@ -32,6 +32,7 @@ impl DynamoStore {
             .expression_attribute_values(":from", s(from.to_string()))
             .expression_attribute_values(":to", s(to.to_string()))
             .set_exclusive_start_key(start)
+            .set_limit(self.page_limit())
             .send()
             .await
             .map_err(|e| store_error("Query", e))?;

@@ -55,7 +55,9 @@ impl Payments for DynamoStore {
             if sending {
                 // A reminder for this invoice is between claim and send: let it finish.
                 waited += 1;
-                tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
+                if attempt < PAYMENT_BACKOFF.attempts {
+                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
+                }
                 continue;
             }
             let settlement = invoice.settle(payment.amount);
@@ -71,7 +73,10 @@ impl Payments for DynamoStore {
                     })
                 }
                 Commit::Duplicate => return Ok(Applied::Duplicate),
-                Commit::Changed => tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await,
+                Commit::Changed if attempt < PAYMENT_BACKOFF.attempts => {
+                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await
+                }
+                Commit::Changed => {}
             }
         }
         Err(PaymentError::Busy)

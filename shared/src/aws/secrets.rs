@@ -66,13 +66,21 @@ pub async fn resolve(
     if let Some(arn) = arn("WEBHOOK_SECRETS_ARN") {
         let text = fetch(sdk, &arn).await?;
         let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| SecretError::new(arn.clone(), "not a JSON object"))?;
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| SecretError::new(arn.clone(), "not a JSON object"))?;
         let mut any = false;
         for name in ["WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS"] {
-            let field = value
-                .get(name)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
+            let field = match value.get(name) {
+                None | Some(serde_json::Value::Null) => "",
+                Some(serde_json::Value::String(text)) => text,
+                Some(_) => {
+                    return Err(SecretError::new(
+                        arn,
+                        format!("{name} is not a comma-separated string"),
+                    ))
+                }
+            };
             let secrets: Vec<&str> = field
                 .split(',')
                 .map(str::trim)

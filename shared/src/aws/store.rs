@@ -136,6 +136,8 @@ pub fn raw_invoice(item: &Item) -> RawInvoice {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Items per page of the due index (`Limit`); `None`: DynamoDB's 1 MB pages.
+    page_limit: Option<i32>,
 }
 
 impl DynamoStore {
@@ -143,7 +145,18 @@ impl DynamoStore {
         Self {
             client: Client::new(sdk),
             table: table.into(),
+            page_limit: None,
         }
+    }
+
+    /// Pages of the due index of at most `n` items (a run holds less per page).
+    pub fn with_page_limit(mut self, n: i32) -> Self {
+        self.page_limit = Some(n.max(1));
+        self
+    }
+
+    pub(super) fn page_limit(&self) -> Option<i32> {
+        self.page_limit
     }
 
     pub fn client(&self) -> &Client {

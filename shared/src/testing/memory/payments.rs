@@ -29,7 +29,9 @@ impl Payments for MemoryStore {
             if get_number(&seen, "sending_until").is_some_and(|t| t >= now.timestamp()) {
                 waited += 1;
                 // A reminder for this invoice is between claim and send: let it finish.
-                tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
+                if attempt < PAYMENT_BACKOFF.attempts {
+                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
+                }
                 continue;
             }
             let settlement = invoice.settle(payment.amount);
@@ -42,7 +44,10 @@ impl Payments for MemoryStore {
                     })
                 }
                 Commit::Duplicate => return Ok(Applied::Duplicate),
-                Commit::Changed => tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await,
+                Commit::Changed if attempt < PAYMENT_BACKOFF.attempts => {
+                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await
+                }
+                Commit::Changed => {}
             }
         }
         Err(PaymentError::Busy)
@@ -81,8 +86,8 @@ impl MemoryStore {
         let unchanged = current.is_some_and(|r| {
             get_text(r, "status") == Some(invoice.status.as_str())
                 && get_number(r, "sending_until").is_none_or(|t| t < now.timestamp())
-                && r.get("amount_paid") == seen.get("amount_paid")
-                && r.get("reminder_offset") == seen.get("reminder_offset")
+                && super::same_value(r.get("amount_paid"), seen.get("amount_paid"))
+                && super::same_value(r.get("reminder_offset"), seen.get("reminder_offset"))
         });
         if !unchanged {
             return Commit::Changed;
