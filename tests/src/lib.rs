@@ -18,6 +18,7 @@ use dunning::run::Deps;
 use dunning::summary::RunSummary;
 
 pub mod memory;
+pub mod scenarios;
 pub use memory::MemEnv;
 
 /// The instant most tests run at: 14:00 UTC, Monday 23 November 2026

@@ -549,3 +549,12 @@ async fn a_dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow::Result<()> {
+    // The same scenario runs on moto in run.rs.
+    dunning_e2e::scenarios::each_step_sends_the_expected_email_and_sms_and_nothing_else(
+        &MemEnv::start().await?,
+    )
+    .await
+}

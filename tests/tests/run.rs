@@ -2,183 +2,28 @@
 //! what was really written to DynamoDB and "sent" through SES and SNS.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
-use dunning::paylink::PayLinkSigner;
 use dunning::run::{run, RunRequest};
 use dunning::summary::SkipReason;
-use dunning_e2e::{invoice, outcome, Outbox, TestEnv, MONDAY_2PM, PAY_BASE, SECRET, SENDER};
+use dunning_e2e::{invoice, outcome, Outbox, TestEnv, MONDAY_2PM};
 
 /// A run at [`MONDAY_2PM`]; the business zone is UTC.
 fn request(run_id: &str) -> RunRequest {
     RunRequest::new(MONDAY_2PM.parse().unwrap(), run_id)
 }
 
-/// One invoice for each case: every step, with and without a phone, and each
-/// kind of invoice that must get nothing.
-async fn seed_ladder(env: &TestEnv) -> anyhow::Result<()> {
-    let cases: [Vec<(&str, &str)>; 7] = [
-        invoice(
-            "PRE",
-            "2026-11-26",
-            &[
-                ("email", "pre@example.com"),
-                ("phone", "+15555550101"),
-                ("amount", "1250.00"),
-            ],
-        ),
-        invoice(
-            "TODAY",
-            "2026-11-23",
-            &[
-                ("email", "today@example.com"),
-                ("pay_url", "https://invoice.stripe.com/i/acct_1/test_TODAY"),
-            ],
-        ),
-        invoice(
-            "LATE",
-            "2026-11-22",
-            &[
-                ("email", "late@example.com"),
-                ("phone", "+15555550103"),
-                ("currency", "JPY"),
-                ("amount", "54000"),
-            ],
-        ),
-        invoice(
-            "PAID",
-            "2026-11-23",
-            &[
-                ("email", "paid@example.com"),
-                ("phone", "+15555550104"),
-                ("status", "paid"),
-            ],
-        ),
-        invoice(
-            "VOID",
-            "2026-11-22",
-            &[("email", "void@example.com"), ("status", "void")],
-        ),
-        invoice(
-            "FUTURE",
-            "2026-11-27",
-            &[("email", "future@example.com"), ("phone", "+15555550106")],
-        ),
-        invoice(
-            "PARTLY",
-            "2026-11-22",
-            &[("phone", "+15555550107"), ("amount_paid", "20.00")],
-        ),
-    ];
-    for attrs in &cases {
-        env.put_invoice(attrs).await?;
-    }
-    Ok(())
-}
-
 #[tokio::test]
 async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
-    seed_ladder(&env).await?;
-    let summary = run(&env.deps, &request("r1")).await?;
-
-    // Emails: one per due invoice with an address, nothing to paid, void or future ones.
-    let mut emails = env.moto.sent_emails()?;
-    emails.sort_by(|a, b| a.to.cmp(&b.to));
-    let to: Vec<&str> = emails.iter().map(|e| e.to[0].as_str()).collect();
-    assert_eq!(
-        to,
-        ["late@example.com", "pre@example.com", "today@example.com"]
-    );
-    assert!(emails.iter().all(|e| e.source == SENDER));
-
-    let signer = PayLinkSigner::new(PAY_BASE, SECRET.as_bytes());
-    let as_of: DateTime<Utc> = MONDAY_2PM.parse()?;
-    let link_in = |text: &str| -> String {
-        let start = text.find(PAY_BASE).expect("a signed pay link");
-        text[start..]
-            .split(['"', ' ', '<', '\n'])
-            .next()
-            .unwrap()
-            .replace("&amp;", "&")
-    };
-
-    let late = &emails[0];
-    assert!(
-        late.subject
-            .starts_with("Overdue: invoice LATE for JPY 54,000"),
-        "{}",
-        late.subject
-    );
-    assert!(late.body.contains("22 November 2026"));
-    assert_eq!(signer.verify(&link_in(&late.body), as_of)?, "LATE");
-
-    let pre = &emails[1];
-    assert!(
-        pre.subject.contains("USD 1,250.00") && pre.subject.contains("26 November 2026"),
-        "{}",
-        pre.subject
-    );
-    assert_eq!(signer.verify(&link_in(&pre.body), as_of)?, "PRE");
-
-    let today = &emails[2];
-    assert!(
-        today.subject.contains("due today") && today.subject.contains("USD 120.00"),
-        "{}",
-        today.subject
-    );
-    assert!(today.body.contains("23 November 2026"));
-    assert!(
-        today
-            .body
-            .contains("https://invoice.stripe.com/i/acct_1/test_TODAY"),
-        "the invoice's own pay_url is used"
-    );
-
-    // SMS: only invoices with a phone; the partly paid one states what is still owed.
-    let mut sms = env.moto.sent_sms()?;
-    sms.sort_by(|a, b| a.phone.cmp(&b.phone));
-    let phones: Vec<&str> = sms.iter().map(|m| m.phone.as_str()).collect();
-    assert_eq!(phones, ["+15555550101", "+15555550103", "+15555550107"]);
-    assert!(sms[0].message.contains("USD 1,250.00") && sms[0].message.contains("26 Nov"));
-    assert_eq!(signer.verify(&link_in(&sms[0].message), as_of)?, "PRE");
-    assert!(sms[1].message.contains("JPY 54,000") && sms[1].message.contains("overdue"));
-    assert!(sms[2].message.contains("USD 100.00"), "{}", sms[2].message);
-
-    // The summary counts the same, and the ledger holds each provider message id.
-    assert_eq!(
-        summary.items_read, 5,
-        "paid and void invoices are not in the open partition of the index"
-    );
-    assert_eq!(summary.eligible, 4);
-    assert_eq!(outcome(&summary, "pre_due", "email"), (1, 0, 0));
-    assert_eq!(outcome(&summary, "pre_due", "sms"), (1, 0, 0));
-    assert_eq!(outcome(&summary, "due_today", "email"), (1, 0, 0));
-    assert_eq!(outcome(&summary, "overdue", "email"), (1, 0, 0));
-    assert_eq!(outcome(&summary, "overdue", "sms"), (2, 0, 0));
-    assert_eq!(summary.held.get("not_yet"), Some(&1));
-    let ledger = env.ledger("PRE").await?;
-    assert_eq!(ledger.len(), 2);
-    for record in &ledger {
-        assert_eq!(record["state"], "sent");
-        let id = record["message_id"].as_str().unwrap();
-        let provider_ids: Vec<&str> = emails
-            .iter()
-            .map(|e| e.id.as_str())
-            .chain(sms.iter().map(|m| m.id.as_str()))
-            .collect();
-        assert!(
-            provider_ids.contains(&id),
-            "ledger id {id} is a real provider id"
-        );
-    }
-    assert!(env.ledger("PAID").await?.is_empty() && env.ledger("FUTURE").await?.is_empty());
-    Ok(())
+    // The same scenario runs on the memory store in policy.rs.
+    dunning_e2e::scenarios::each_step_sends_the_expected_email_and_sms_and_nothing_else(
+        &TestEnv::start().await?,
+    )
+    .await
 }
 
 #[tokio::test]
 async fn running_the_same_instant_twice_sends_nothing_new() -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
-    seed_ladder(&env).await?;
+    dunning_e2e::scenarios::seed_ladder(&env).await?;
     let first = run(&env.deps, &request("r1")).await?;
     let (emails, sms) = (env.moto.sent_emails()?.len(), env.moto.sent_sms()?.len());
     let second = run(&env.deps, &request("r2")).await?;
@@ -196,7 +41,7 @@ async fn running_the_same_instant_twice_sends_nothing_new() -> anyhow::Result<()
 #[tokio::test]
 async fn two_runs_started_together_send_each_message_once() -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
-    seed_ladder(&env).await?;
+    dunning_e2e::scenarios::seed_ladder(&env).await?;
     let (ra, rb) = (request("ra"), request("rb"));
     let (a, b) = tokio::join!(run(&env.deps, &ra), run(&env.deps, &rb));
     let (a, b) = (a?, b?);
@@ -310,7 +155,7 @@ async fn malformed_items_are_skipped_counted_by_reason_and_the_run_completes() -
 #[tokio::test]
 async fn dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
-    seed_ladder(&env).await?;
+    dunning_e2e::scenarios::seed_ladder(&env).await?;
     let mut req = request("dry");
     req.dry_run = true;
     let summary = run(&env.deps, &req).await?;
