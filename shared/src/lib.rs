@@ -5,7 +5,7 @@
 //! The domain, pure (no I/O; unit- and property-tested): [`channel`],
 //! [`money`], [`contact`], [`calendar`], [`cap`], [`invoice`], [`policy`],
 //! [`decide`], [`reads`], [`fanout`], [`templates`], [`render`],
-//! [`segments`], [`paylink`], [`claim`], [`ledger`], [`payment`],
+//! [`segments`], [`paylink`], [`link`], [`claim`], [`ledger`], [`payment`],
 //! [`summary`], [`import`], [`compose`], [`preview`], [`failure`];
 //! [`config`] parses a lookup of variables (`from_env` is the only read of
 //! the process environment). Small helpers with time in them: [`rate`] (the
@@ -29,6 +29,7 @@ pub mod fanout;
 pub mod import;
 pub mod invoice;
 pub mod ledger;
+pub mod link;
 pub mod money;
 pub mod paylink;
 pub mod payment;

@@ -20,6 +20,7 @@ use crate::contact::{EmailAddress, PhoneNumber};
 pub use crate::failure::{SendError, StoreError};
 use crate::invoice::RawInvoice;
 use crate::ledger::LedgerState;
+use crate::link::{LinkToken, PayLink};
 use crate::payment::{Applied, Payment, PaymentError};
 use crate::reads::ReadState;
 use crate::render::EmailContent;
@@ -129,6 +130,27 @@ pub trait Store: Send + Sync {
         invoice_id: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Stored pay links ([`crate::link`]): written for the messages a run
+/// sends, read and revoked for the pay page (issue 14 wires both in).
+pub trait Links: Send + Sync {
+    /// Stores a new link; `Ok(false)` when its token exists (never overwritten).
+    fn put_link(&self, link: &PayLink) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The link under `token`; `None` when there is none (or its record is unreadable).
+    fn get_link(
+        &self,
+        token: &LinkToken,
+    ) -> impl Future<Output = Result<Option<PayLink>, StoreError>> + Send;
+
+    /// Revokes the link at `at`; `Ok(false)` when there is none. A second
+    /// revocation keeps the first instant.
+    fn revoke_link(
+        &self,
+        token: &LinkToken,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Applying a payment, once per payment key, never while a reminder is in flight.

@@ -15,9 +15,10 @@ use dunning::channel::Channel;
 use dunning::claim::{Claim, ClaimOutcome, Held, Lost, Member};
 use dunning::invoice::RawValue;
 use dunning::ledger::{reminder_sk, ErrorClass, LedgerState, MAX_ATTEMPTS};
+use dunning::link::{LinkState, LinkTarget, LinkToken, PayLink};
 use dunning::money::Currency;
 use dunning::payment::{Applied, Payment};
-use dunning::ports::{DueItem, Payments, SendError, Store};
+use dunning::ports::{DueItem, Links, Payments, SendError, Store};
 use dunning::testing::MemoryStore;
 use dunning_e2e::{invoice, TestEnv};
 
@@ -31,7 +32,7 @@ enum Value<'a> {
 /// What a contract test needs of a store besides its ports: writing items
 /// as a billing system does, and reading back what was written.
 trait Harness {
-    type S: Store + Payments;
+    type S: Store + Payments + Links;
     fn store(&self) -> &Self::S;
     /// The same store (the same records) with due-index pages of `n` items.
     fn paged(&self, n: usize) -> Self::S;
@@ -719,6 +720,70 @@ async fn the_run_state_moves_only_forward<H: Harness>(h: &H) -> Result<()> {
     Ok(())
 }
 
+fn link(target: LinkTarget, now: DateTime<Utc>) -> PayLink {
+    PayLink {
+        token: LinkToken::generate().unwrap(),
+        target,
+        created_at: now,
+        expires_at: now + chrono::Duration::days(45),
+        revoked_at: None,
+    }
+}
+
+async fn a_pay_link_is_stored_once_and_read_back<H: Harness>(h: &H) -> Result<()> {
+    let store = h.store();
+    let now: DateTime<Utc> = "2026-11-23T14:00:00Z".parse()?;
+    let one = link(LinkTarget::Invoice("INV-1".into()), now);
+    assert!(store.put_link(&one).await?);
+    assert_eq!(store.get_link(&one.token).await?, Some(one.clone()));
+    // The same token again is refused, and the first record stays.
+    let again = PayLink {
+        target: LinkTarget::Customer("C1".into()),
+        ..one.clone()
+    };
+    assert!(!store.put_link(&again).await?);
+    assert_eq!(store.get_link(&one.token).await?, Some(one.clone()));
+    let customer = link(LinkTarget::Customer("C1".into()), now);
+    assert!(store.put_link(&customer).await?);
+    assert_eq!(
+        store.get_link(&customer.token).await?.map(|l| l.target),
+        Some(customer.target)
+    );
+    // An unknown token is one cheap miss.
+    let unknown = LinkToken::generate().unwrap();
+    assert_eq!(store.get_link(&unknown).await?, None);
+    // A link record never enters the due index.
+    let page = store
+        .due_page("2000-01-01".parse()?, "2100-01-01".parse()?, None)
+        .await?;
+    assert!(page.items.is_empty());
+    Ok(())
+}
+
+async fn a_revoked_link_stays_revoked_from_its_first_revocation<H: Harness>(h: &H) -> Result<()> {
+    let store = h.store();
+    let now: DateTime<Utc> = "2026-11-23T14:00:00Z".parse()?;
+    let l = link(LinkTarget::Invoice("INV-1".into()), now);
+    store.put_link(&l).await?;
+    let first = now + chrono::Duration::hours(1);
+    assert!(store.revoke_link(&l.token, first).await?);
+    assert!(
+        store
+            .revoke_link(&l.token, first + chrono::Duration::days(1))
+            .await?
+    );
+    let stored = store.get_link(&l.token).await?.expect("still stored");
+    assert_eq!(stored.revoked_at, Some(first));
+    assert_eq!(stored.state(first), LinkState::Revoked);
+    assert_eq!(stored.state(now), LinkState::Active);
+    assert!(
+        !store
+            .revoke_link(&LinkToken::generate().unwrap(), now)
+            .await?
+    );
+    Ok(())
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -752,4 +817,6 @@ contract!(
     a_late_fee_is_applied_once_and_recorded_on_the_ledger,
     the_due_index_holds_the_open_invoices_in_the_range_across_pages,
     the_run_state_moves_only_forward,
+    a_pay_link_is_stored_once_and_read_back,
+    a_revoked_link_stays_revoked_from_its_first_revocation,
 );

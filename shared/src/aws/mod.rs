@@ -1,7 +1,7 @@
 //! Thin adapters over the AWS SDK, one per port of [`crate::ports`]: the
 //! DynamoDB store ([`DynamoStore`], its run-facing operations listed in
 //! `port`: the due index and run state in `index`, claims in `claims`, what
-//! follows a claim in `outcomes`, payments in `payments`), the SES v2 mailer ([`SesMailer`]), the
+//! follows a claim in `outcomes`, payments in `payments`, pay links in `links`), the SES v2 mailer ([`SesMailer`]), the
 //! SNS texter ([`SnsTexter`]) and event publisher ([`SnsPublisher`]); and the
 //! SQS work queue, Secrets Manager and the SDK's settings. Clients are built
 //! once per process from one `SdkConfig`.
@@ -10,6 +10,7 @@ pub mod claims;
 mod errors;
 pub mod events;
 mod index;
+pub mod links;
 pub mod mail;
 mod outcomes;
 pub mod payments;

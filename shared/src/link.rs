@@ -1,0 +1,195 @@
+//! Short pay links (issue 14, first slice: the token and its record; the run
+//! and the pay page use them next). A link is `PAY_LINK_BASE_URL/<token>`:
+//! a token of 16 URL-safe characters, 96 random bits from the operating
+//! system's CSPRNG, that names a stored [`PayLink`] record.
+//!
+//! Why a stored record and not a MAC with a key id: 16 characters hold 96
+//! bits, and an unforgeable MAC needs all of them, so the token has no room
+//! left to say which invoice (or customer) it is for, nor until when. A
+//! record keyed by a random token carries both, makes a link revocable (mark
+//! the record) without a deny list, and has no key to rotate: a token is
+//! unguessable by itself, so old links keep working through any rotation of
+//! the signing keys. The cost is one read per page view, which a bad token
+//! also costs at most (its format is checked first, for free).
+
+use chrono::{DateTime, Utc};
+
+/// The characters of a token: base64url without padding.
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Random bytes in a token (12 bytes = 96 bits = 16 characters).
+const TOKEN_BYTES: usize = 12;
+/// Characters in a token.
+pub const TOKEN_LEN: usize = 16;
+
+/// A link's token: 16 URL-safe characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkToken(String);
+
+/// The operating system gave no randomness: no link can be made safely.
+#[derive(Debug, thiserror::Error)]
+#[error("no randomness from the operating system: {0}")]
+pub struct RandomnessError(String);
+
+impl LinkToken {
+    /// A new token from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, RandomnessError> {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| RandomnessError(e.to_string()))?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    /// The token of 12 bytes (base64url, 6 bits a character).
+    fn from_bytes(bytes: [u8; TOKEN_BYTES]) -> Self {
+        let mut text = String::with_capacity(TOKEN_LEN);
+        for chunk in bytes.chunks(3) {
+            let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+            for shift in [18, 12, 6, 0] {
+                text.push(ALPHABET[((n >> shift) & 63) as usize] as char);
+            }
+        }
+        Self(text)
+    }
+
+    /// A token as found in a URL path: exactly 16 characters of the
+    /// alphabet, else `None` (refused without a lookup).
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == TOKEN_LEN && text.bytes().all(|b| ALPHABET.contains(&b)))
+            .then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The link a message carries: `base/<token>` (one slash between).
+    pub fn url(&self, base: &str) -> String {
+        format!("{}/{}", base.trim_end_matches('/'), self.0)
+    }
+}
+
+/// What a link opens: one invoice, or a customer's page of open invoices
+/// (for a message that covers several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkTarget {
+    Invoice(String),
+    Customer(String),
+}
+
+/// A stored link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayLink {
+    pub token: LinkToken,
+    pub target: LinkTarget,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a link opens its page at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl PayLink {
+    pub fn state(&self, now: DateTime<Utc>) -> LinkState {
+        match self.revoked_at {
+            Some(at) if at <= now => LinkState::Revoked,
+            _ if now >= self.expires_at => LinkState::Expired,
+            _ => LinkState::Active,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_token_is_sixteen_url_safe_characters_and_parses_back() {
+        let t = LinkToken::generate().unwrap();
+        assert_eq!(t.as_str().len(), TOKEN_LEN);
+        assert_eq!(LinkToken::parse(t.as_str()), Some(t.clone()));
+        assert_eq!(
+            t.url("https://pay.example.com/p/"),
+            format!("https://pay.example.com/p/{}", t.as_str())
+        );
+        // Known bytes give the base64url text (RFC 4648 test vector shape).
+        assert_eq!(LinkToken::from_bytes([0; 12]).as_str(), "AAAAAAAAAAAAAAAA");
+        assert_eq!(
+            LinkToken::from_bytes([0xff; 12]).as_str(),
+            "________________"
+        );
+        assert_eq!(
+            LinkToken::from_bytes(*b"foobarfoobar").as_str(),
+            "Zm9vYmFyZm9vYmFy"
+        );
+    }
+
+    #[test]
+    fn anything_else_in_the_path_is_refused_without_a_lookup() {
+        for bad in [
+            "",
+            "short",
+            "AAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAA=",
+            "AAAAAAAAAAAAAAA/",
+            "AAAAAAAAAAAAAAA é",
+        ] {
+            assert_eq!(LinkToken::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_do_not_repeat() {
+        let tokens: std::collections::HashSet<LinkToken> = (0..10_000)
+            .map(|_| LinkToken::generate().unwrap())
+            .collect();
+        assert_eq!(tokens.len(), 10_000);
+    }
+
+    #[test]
+    fn a_link_opens_until_it_expires_or_is_revoked() {
+        let link = PayLink {
+            token: LinkToken::from_bytes([1; 12]),
+            target: LinkTarget::Invoice("INV-1".into()),
+            created_at: at("2026-11-23T14:00:00Z"),
+            expires_at: at("2027-01-07T14:00:00Z"),
+            revoked_at: None,
+        };
+        assert_eq!(link.state(at("2026-12-01T00:00:00Z")), LinkState::Active);
+        assert_eq!(link.state(at("2027-01-07T14:00:00Z")), LinkState::Expired);
+        let revoked = PayLink {
+            revoked_at: Some(at("2026-11-30T00:00:00Z")),
+            ..link.clone()
+        };
+        assert_eq!(revoked.state(at("2026-11-29T23:59:59Z")), LinkState::Active);
+        assert_eq!(
+            revoked.state(at("2026-11-30T00:00:00Z")),
+            LinkState::Revoked
+        );
+        assert_eq!(
+            revoked.state(at("2027-02-01T00:00:00Z")),
+            LinkState::Revoked
+        );
+    }
+
+    proptest! {
+        /// Every 12 bytes make a distinct token that parses back: 96 bits, no loss.
+        #[test]
+        fn every_twelve_bytes_make_a_distinct_parsable_token(a in any::<[u8; 12]>(), b in any::<[u8; 12]>()) {
+            let (ta, tb) = (LinkToken::from_bytes(a), LinkToken::from_bytes(b));
+            prop_assert_eq!(LinkToken::parse(ta.as_str()), Some(ta.clone()));
+            prop_assert_eq!(a == b, ta == tb);
+        }
+    }
+}
