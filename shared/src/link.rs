@@ -94,7 +94,16 @@ pub enum LinkState {
     Revoked,
 }
 
+/// How long a link's record outlives its expiry, so that an expired link
+/// still finds its record (and its "expired" page) for a while.
+pub const RECORD_GRACE_DAYS: i64 = 30;
+
 impl PayLink {
+    /// When the store may delete the record (DynamoDB's TTL, `link_ttl`).
+    pub fn record_ends(&self) -> DateTime<Utc> {
+        self.expires_at + chrono::Duration::days(RECORD_GRACE_DAYS)
+    }
+
     pub fn state(&self, now: DateTime<Utc>) -> LinkState {
         match self.revoked_at {
             Some(at) if at <= now => LinkState::Revoked,

@@ -736,6 +736,13 @@ async fn a_pay_link_is_stored_once_and_read_back<H: Harness>(h: &H) -> Result<()
     let one = link(LinkTarget::Invoice("INV-1".into()), now);
     assert!(store.put_link(&one).await?);
     assert_eq!(store.get_link(&one.token).await?, Some(one.clone()));
+    // The record carries the table's TTL attribute: 30 days after the expiry.
+    let record = h.history(&format!("link#{}", one.token.as_str())).await?;
+    assert_eq!(record.len(), 1);
+    assert_eq!(
+        record[0]["link_ttl"],
+        (one.expires_at + chrono::Duration::days(30)).timestamp()
+    );
     // The same token again is refused, and the first record stays.
     let again = PayLink {
         target: LinkTarget::Customer("C1".into()),

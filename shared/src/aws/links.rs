@@ -1,11 +1,12 @@
 //! Pay-link records on DynamoDB: one item per link, partition
-//! `link#<token>`, sort key `link` (outside the due index: no `status`).
+//! `link#<token>`, sort key `link` (outside the due index: no `status`),
+//! deleted by the table's TTL (`link_ttl`) 30 days after the link expires.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::errors::store_error;
-use super::store::{rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
+use super::store::{n, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
 use crate::link::{LinkTarget, LinkToken, PayLink};
 use crate::ports::{Links, StoreError};
 
@@ -62,6 +63,8 @@ impl Links for DynamoStore {
             .item("target_id", s(id))
             .item("created_at", s(rfc3339(link.created_at)))
             .item("expires_at", s(rfc3339(link.expires_at)))
+            // DynamoDB's TTL (infra/template.yaml) deletes the record after this.
+            .item("link_ttl", n(link.record_ends().timestamp()))
             .condition_expression("attribute_not_exists(sk)");
         if let Some(at) = link.revoked_at {
             put = put.item("revoked_at", s(rfc3339(at)));

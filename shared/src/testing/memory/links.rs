@@ -53,6 +53,7 @@ impl Links for MemoryStore {
             ("target_id", text(id)),
             ("created_at", text(rfc3339(link.created_at))),
             ("expires_at", text(rfc3339(link.expires_at))),
+            ("link_ttl", super::number(link.record_ends().timestamp())),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v))
