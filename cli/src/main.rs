@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use dunning::aws::DynamoStore;
 
@@ -61,25 +60,7 @@ enum Command {
         format: Option<Format>,
     },
     /// Run the reminders once, as the scheduled function does (configuration from the environment).
-    Run {
-        /// The instant that decides "today" (RFC 3339); default now.
-        #[arg(long)]
-        as_of: Option<DateTime<Utc>>,
-        /// Decide and render, send nothing, write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the summary as JSON (as the Lambda returns it) instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Print one line: what was sent and why the rest waits.
-        #[arg(long, conflicts_with = "json")]
-        brief: bool,
-        /// Treat this many seconds from now as the run's deadline, as a Lambda
-        /// run does: it stops taking new work when DEADLINE_MARGIN_SECONDS (at
-        /// most a third of the budget) is left, and finishes what it claimed.
-        #[arg(long, value_name = "SECONDS")]
-        time_budget: Option<u64>,
-    },
+    Run(run::Args),
     /// Print a `Dunning-Signature` header for a webhook body, signed with the
     /// first secret in WEBHOOK_SECRETS: for testing a deployed or local webhook.
     SignWebhook {
@@ -103,27 +84,7 @@ enum Command {
     /// from the table (`--invoice-id`, with the same environment as `run`) or
     /// a JSON file (`--file`, offline: BUSINESS_NAME, BUSINESS_TIMEZONE and the
     /// PAY_LINK_* variables), for any step, locale and channel.
-    Preview {
-        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
-        invoice_id: Option<String>,
-        /// A JSON object in the invoice item contract.
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// The step to render (default: the step due at --as-of).
-        #[arg(long)]
-        step: Option<String>,
-        /// en, zh-Hans or zh-Hant (default: the invoice's locale, else DEFAULT_LOCALE).
-        #[arg(long)]
-        locale: Option<String>,
-        /// email or sms (default: both).
-        #[arg(long)]
-        channel: Option<String>,
-        #[arg(long)]
-        as_of: Option<DateTime<Utc>>,
-        /// Write subject.txt, body.txt, body.html and sms.txt here instead of printing.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Preview(preview::Args),
     /// List every invoice item a run cannot use (malformed, or without a usable
     /// due date), by a parallel Scan of the whole table. On demand, not daily.
     Audit {
@@ -180,26 +141,7 @@ async fn execute(command: Command) -> Result<()> {
             secrets,
             tolerance,
         } => webhook::verify(&file, &header, &secrets, tolerance),
-        Command::Preview {
-            invoice_id,
-            file,
-            step,
-            locale,
-            channel,
-            as_of,
-            out,
-        } => {
-            preview::preview(preview::Args {
-                invoice_id,
-                file,
-                step,
-                locale,
-                channel,
-                as_of,
-                out,
-            })
-            .await
-        }
+        Command::Preview(args) => preview::preview(args).await,
         Command::Audit {
             table,
             segments,
@@ -210,22 +152,7 @@ async fn execute(command: Command) -> Result<()> {
             table,
             format,
         } => import::import(&DynamoStore::new(&aws().await?, &table), &file, format).await,
-        Command::Run {
-            as_of,
-            dry_run,
-            json,
-            brief,
-            time_budget,
-        } => {
-            run::run_once(run::Args {
-                as_of,
-                dry_run,
-                json,
-                brief,
-                time_budget,
-            })
-            .await
-        }
+        Command::Run(args) => run::run_once(args).await,
         Command::History {
             invoice_id,
             table,

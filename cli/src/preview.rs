@@ -11,13 +11,26 @@ use dunning::config::{Config, MessageConfig};
 use dunning::preview::Preview;
 use dunning::run::Deps;
 
+#[derive(clap::Args)]
 pub struct Args {
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
     pub invoice_id: Option<String>,
+    /// A JSON object in the invoice item contract.
+    #[arg(long)]
     pub file: Option<PathBuf>,
+    /// The step to render (default: the step due at --as-of).
+    #[arg(long)]
     pub step: Option<String>,
+    /// en, zh-Hans or zh-Hant (default: the invoice's locale, else DEFAULT_LOCALE).
+    #[arg(long)]
     pub locale: Option<String>,
+    /// email or sms (default: both).
+    #[arg(long)]
     pub channel: Option<String>,
+    #[arg(long)]
     pub as_of: Option<DateTime<Utc>>,
+    /// Write subject.txt, body.txt, body.html and sms.txt here instead of printing.
+    #[arg(long)]
     pub out: Option<PathBuf>,
 }
 

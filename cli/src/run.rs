@@ -7,11 +7,24 @@ use dunning::run::{run, Deps, RunRequest};
 
 use crate::output::{print_brief, print_summary};
 
+#[derive(clap::Args)]
 pub struct Args {
+    /// The instant that decides "today" (RFC 3339); default now.
+    #[arg(long)]
     pub as_of: Option<DateTime<Utc>>,
+    /// Decide and render, send nothing, write nothing.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Print the summary as JSON (as the Lambda returns it) instead of a table.
+    #[arg(long)]
     pub json: bool,
+    /// Print one line: what was sent and why the rest waits.
+    #[arg(long, conflicts_with = "json")]
     pub brief: bool,
+    /// Treat this many seconds from now as the run's deadline, as a Lambda
+    /// run does: it stops taking new work when DEADLINE_MARGIN_SECONDS (at
+    /// most a third of the budget) is left, and finishes what it claimed.
+    #[arg(long, value_name = "SECONDS")]
     pub time_budget: Option<u64>,
 }
 

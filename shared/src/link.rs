@@ -99,6 +99,55 @@ pub enum LinkState {
 pub const RECORD_GRACE_DAYS: i64 = 30;
 
 impl PayLink {
+    /// The record's text attributes, as every store writes them (and
+    /// `link_ttl`, a number: [`PayLink::record_ends`]).
+    pub fn text_fields(&self) -> Vec<(&'static str, String)> {
+        let (kind, id) = match &self.target {
+            LinkTarget::Invoice(id) => ("invoice", id),
+            LinkTarget::Customer(id) => ("customer", id),
+        };
+        let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut fields = vec![
+            ("target_kind", kind.to_owned()),
+            ("target_id", id.clone()),
+            ("created_at", rfc3339(self.created_at)),
+            ("expires_at", rfc3339(self.expires_at)),
+        ];
+        if let Some(at) = self.revoked_at {
+            fields.push(("revoked_at", rfc3339(at)));
+        }
+        fields
+    }
+
+    /// The link a record holds, from its text attributes (`text`); `None`
+    /// when the record is not a well-formed link.
+    pub fn from_text_fields<'r>(
+        token: &LinkToken,
+        text: impl Fn(&str) -> Option<&'r str>,
+    ) -> Option<Self> {
+        let instant = |name: &str| {
+            text(name)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let id = text("target_id")?.to_owned();
+        let target = match text("target_kind")? {
+            "invoice" => LinkTarget::Invoice(id),
+            "customer" => LinkTarget::Customer(id),
+            _ => return None,
+        };
+        Some(Self {
+            token: token.clone(),
+            target,
+            created_at: instant("created_at")?,
+            expires_at: instant("expires_at")?,
+            revoked_at: match text("revoked_at") {
+                None => None,
+                Some(_) => Some(instant("revoked_at")?),
+            },
+        })
+    }
+
     /// When the store may delete the record (DynamoDB's TTL, `link_ttl`).
     pub fn record_ends(&self) -> DateTime<Utc> {
         self.expires_at + chrono::Duration::days(RECORD_GRACE_DAYS)
@@ -190,6 +239,36 @@ mod tests {
             revoked.state(at("2027-02-01T00:00:00Z")),
             LinkState::Revoked
         );
+    }
+
+    #[test]
+    fn a_link_reads_back_from_the_fields_it_writes() {
+        let link = PayLink {
+            token: LinkToken::from_bytes([7; 12]),
+            target: LinkTarget::Customer("C-1".into()),
+            created_at: at("2026-11-23T14:00:00Z"),
+            expires_at: at("2027-01-07T14:00:00Z"),
+            revoked_at: Some(at("2026-12-01T09:30:00.250Z")),
+        };
+        let fields = link.text_fields();
+        let text = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            PayLink::from_text_fields(&link.token, text),
+            Some(link.clone())
+        );
+        let broken = |name: &str| {
+            if name == "target_kind" {
+                Some("other")
+            } else {
+                text(name)
+            }
+        };
+        assert_eq!(PayLink::from_text_fields(&link.token, broken), None);
     }
 
     proptest! {

@@ -21,7 +21,9 @@ pub use crate::failure::{SendError, StoreError};
 use crate::invoice::RawInvoice;
 use crate::ledger::LedgerState;
 use crate::link::{LinkToken, PayLink};
-use crate::payment::{Applied, Payment, PaymentError};
+use crate::payment::{
+    check, Applied, PayableInvoice, Payment, PaymentError, Settlement, PAYMENT_BACKOFF,
+};
 use crate::reads::ReadState;
 use crate::render::EmailContent;
 
@@ -153,13 +155,110 @@ pub trait Links: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// Applying a payment, once per payment key, never while a reminder is in flight.
+/// Applying a payment, once per payment key, never while a reminder is in
+/// flight. Every [`PaymentStore`] is one: the protocol is written once, here.
 pub trait Payments: Send + Sync {
     fn apply_payment(
         &self,
         payment: &Payment,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Applied, PaymentError>> + Send;
+}
+
+/// The invoice item as a payment reads it (strongly consistent).
+pub struct SeenInvoice<S> {
+    /// The store's copy, which the commit requires unchanged.
+    pub copy: S,
+    pub raw: RawInvoice,
+    /// A reminder for the invoice is between its claim and its outcome.
+    pub sending: bool,
+}
+
+/// What a payment's conditional commit found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    Done,
+    /// The payment key is recorded already: nothing changed.
+    Duplicate,
+    /// The invoice changed since it was read, or a reminder went in flight.
+    Changed,
+}
+
+/// The two operations a store does for a payment; [`Payments`] is built on them.
+pub trait PaymentStore: Send + Sync {
+    type Copy: Send + Sync;
+
+    /// The invoice item at `now`; `None` when there is no such invoice.
+    fn read_for_payment(
+        &self,
+        invoice_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SeenInvoice<Self::Copy>>, StoreError>> + Send;
+
+    /// In one atomic write: the payment's record, only if its key is new, and
+    /// the invoice set to `settlement`, only if it is as `seen` and nothing is
+    /// in flight. `waited` goes on the record.
+    fn commit_payment(
+        &self,
+        payment: &Payment,
+        seen: &Self::Copy,
+        invoice: &PayableInvoice,
+        settlement: Settlement,
+        waited: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Commit, StoreError>> + Send;
+}
+
+impl<T: PaymentStore> Payments for T {
+    /// Reads the invoice, checks the payment against it, waits while a
+    /// reminder is in flight, settles and commits; a change in between starts
+    /// again from a fresh read. At most [`PAYMENT_BACKOFF`]`.attempts` rounds,
+    /// then busy (the provider retries later).
+    async fn apply_payment(
+        &self,
+        payment: &Payment,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, PaymentError> {
+        // Rounds spent waiting for a reminder in flight: kept on the payment record.
+        let mut waited = 0u32;
+        for attempt in 1..=PAYMENT_BACKOFF.attempts {
+            let seen = self
+                .read_for_payment(&payment.invoice_id, now)
+                .await?
+                .ok_or(PaymentError::UnknownInvoice)?;
+            let invoice =
+                PayableInvoice::parse(&seen.raw).map_err(|_| PaymentError::InvalidInvoice)?;
+            check(&invoice, payment)?;
+            let last = attempt == PAYMENT_BACKOFF.attempts;
+            if seen.sending {
+                // A reminder for this invoice is between claim and send: let it finish.
+                waited += 1;
+                if !last {
+                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
+                }
+                continue;
+            }
+            let settlement = invoice.settle(payment.amount);
+            match self
+                .commit_payment(payment, &seen.copy, &invoice, settlement, waited, now)
+                .await?
+            {
+                Commit::Done => {
+                    return Ok(Applied::Applied {
+                        settlement,
+                        waited,
+                        invoice: Box::new(invoice),
+                    })
+                }
+                Commit::Duplicate => return Ok(Applied::Duplicate),
+                Commit::Changed if !last => {
+                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await
+                }
+                Commit::Changed => {}
+            }
+        }
+        Err(PaymentError::Busy)
+    }
 }
 
 /// Sends one e-mail; returns the provider's message id.

@@ -224,7 +224,8 @@ where
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
-fn condition_failure_is_false<E, R>(
+/// `Ok(false)` when a conditional write was refused by its condition.
+pub(super) fn condition_failure_is_false<E, R>(
     result: Result<(), SdkError<E, R>>,
     operation: &'static str,
 ) -> Result<bool, StoreError>

@@ -1,12 +1,12 @@
-//! Applying a payment to an invoice on DynamoDB, idempotently and
-//! race-safely: one transaction records the payment under the invoice (keyed
-//! by its payment key, so a redelivery changes nothing), sets `amount_paid`
-//! to what [`PayableInvoice::settle`] decides, and marks the invoice paid when
-//! it is fully paid, which takes it out of the due index. The invoice update
-//! is conditional on what was read; a concurrent change makes the transaction
-//! fail and it is retried from a fresh read. It also waits while a reminder
-//! for the invoice is being sent, so that no reminder goes out after the
-//! payment commits.
+//! A payment's two store operations on DynamoDB ([`PaymentStore`]; the
+//! protocol over them, with its retries and its wait for a reminder in
+//! flight, is `Payments` in `ports`): a strongly consistent read of the
+//! invoice, and one transaction that records the payment under the invoice
+//! (keyed by its payment key, so a redelivery changes nothing), sets
+//! `amount_paid` to what [`PayableInvoice::settle`] decided, and marks the
+//! invoice paid when it is fully paid, which takes it out of the due index.
+//! The invoice update is conditional on what was read and on no reminder
+//! being in flight.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -17,73 +17,38 @@ use super::errors::store_error;
 use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
 use crate::invoice::InvoiceStatus;
 use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
-use crate::payment::{
-    check, Applied, PayableInvoice, Payment, PaymentError, Settlement, PAYMENT_BACKOFF,
-};
-use crate::ports::{Payments, StoreError};
+use crate::payment::{PayableInvoice, Payment, Settlement};
+use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
-impl Payments for DynamoStore {
-    /// Applies `payment` (see the module documentation) at `now`: at most
-    /// [`PAYMENT_BACKOFF`]`.attempts` rounds of read and commit, then busy.
-    async fn apply_payment(
+impl PaymentStore for DynamoStore {
+    type Copy = Item;
+
+    async fn read_for_payment(
         &self,
-        payment: &Payment,
+        invoice_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Applied, PaymentError> {
-        // Rounds spent waiting for a reminder in flight: kept on the payment record.
-        let mut waited = 0u32;
-        for attempt in 1..=PAYMENT_BACKOFF.attempts {
-            let out = self
-                .client()
-                .get_item()
-                .table_name(self.table())
-                .key(PARTITION_KEY, s(&payment.invoice_id))
-                .key(SORT_KEY, s(INVOICE_SK))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| store_error("GetItem", e))?;
-            let item = out.item.ok_or(PaymentError::UnknownInvoice)?;
-            let invoice = PayableInvoice::parse(&raw_invoice(&item))
-                .map_err(|_| PaymentError::InvalidInvoice)?;
-            check(&invoice, payment)?;
-            let sending = item
+    ) -> Result<Option<SeenInvoice<Item>>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(invoice_id))
+            .key(SORT_KEY, s(INVOICE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        Ok(out.item.map(|item| SeenInvoice {
+            raw: raw_invoice(&item),
+            sending: item
                 .get("sending_until")
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|until| until >= now.timestamp());
-            if sending {
-                // A reminder for this invoice is between claim and send: let it finish.
-                waited += 1;
-                if attempt < PAYMENT_BACKOFF.attempts {
-                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
-                }
-                continue;
-            }
-            let settlement = invoice.settle(payment.amount);
-            match self
-                .commit_payment(payment, &item, &invoice, settlement, waited, now)
-                .await?
-            {
-                Commit::Done => {
-                    return Ok(Applied::Applied {
-                        settlement,
-                        waited,
-                        invoice: Box::new(invoice),
-                    })
-                }
-                Commit::Duplicate => return Ok(Applied::Duplicate),
-                Commit::Changed if attempt < PAYMENT_BACKOFF.attempts => {
-                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await
-                }
-                Commit::Changed => {}
-            }
-        }
-        Err(PaymentError::Busy)
+                .is_some_and(|until| until >= now.timestamp()),
+            copy: item,
+        }))
     }
-}
 
-impl DynamoStore {
     async fn commit_payment(
         &self,
         payment: &Payment,
@@ -189,10 +154,4 @@ impl DynamoStore {
             Err(e) => Err(store_error("TransactWriteItems", e)),
         }
     }
-}
-
-enum Commit {
-    Done,
-    Duplicate,
-    Changed,
 }

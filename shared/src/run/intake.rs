@@ -308,7 +308,7 @@ fn consider<'p, A: Adapters>(
     // What the invoice's channels share (built for the first one).
     type Shared<'p, S> = (Arc<Invoice>, Arc<S>, Arc<[&'p Step]>);
     let mut shared: Option<Shared<'p, Snapshot<A>>> = None;
-    let mut snapshot = Some(item.snapshot);
+    let snapshot = Arc::new(item.snapshot);
     for &(channel, readiness) in &due.channels {
         let key = ledger_key(&step.name, channel);
         match readiness {
@@ -338,23 +338,18 @@ fn consider<'p, A: Adapters>(
             skip(summary, channel, SkipReason::TimeBudget);
             continue;
         }
-        let shared = match (&shared, snapshot.take()) {
-            (Some(s), _) => s.clone(),
-            (None, Some(snap)) => {
+        let (invoice, snapshot, superseded) = shared
+            .get_or_insert_with(|| {
                 // The settled keys were only needed to decide.
                 let mut kept = invoice.clone();
                 kept.reminded = Default::default();
-                let s = (
+                (
                     Arc::new(kept),
-                    Arc::new(snap),
+                    snapshot.clone(),
                     due.superseded.clone().into(),
-                );
-                shared = Some(s.clone());
-                s
-            }
-            (None, None) => continue,
-        };
-        let (invoice, snapshot, superseded) = shared;
+                )
+            })
+            .clone();
         read.candidates.push(Candidate {
             invoice,
             snapshot,

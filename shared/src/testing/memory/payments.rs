@@ -1,77 +1,41 @@
-//! Payments in memory: the same transaction as `aws::payments`.
+//! A payment's two store operations in memory: the same read and the same
+//! transaction as `aws::payments`.
 
 use chrono::{DateTime, Utc};
 
 use super::{get_number, get_text, rfc3339, text, MemoryStore, Record};
 use crate::invoice::{RawInvoice, RawValue};
 use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
-use crate::payment::{check, Applied, PayableInvoice, Payment, PaymentError, PAYMENT_BACKOFF};
-use crate::ports::Payments;
+use crate::payment::{PayableInvoice, Payment, Settlement};
+use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
-impl Payments for MemoryStore {
-    async fn apply_payment(
+impl PaymentStore for MemoryStore {
+    type Copy = Record;
+
+    async fn read_for_payment(
         &self,
-        payment: &Payment,
+        invoice_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Applied, PaymentError> {
-        let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
-        let mut waited = 0u32;
-        for attempt in 1..=PAYMENT_BACKOFF.attempts {
-            let seen = self
-                .lock()
-                .records
-                .get(&key)
-                .cloned()
-                .ok_or(PaymentError::UnknownInvoice)?;
-            let invoice = PayableInvoice::parse(&RawInvoice(seen.clone()))
-                .map_err(|_| PaymentError::InvalidInvoice)?;
-            check(&invoice, payment)?;
-            if get_number(&seen, "sending_until").is_some_and(|t| t >= now.timestamp()) {
-                waited += 1;
-                // A reminder for this invoice is between claim and send: let it finish.
-                if attempt < PAYMENT_BACKOFF.attempts {
-                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
-                }
-                continue;
-            }
-            let settlement = invoice.settle(payment.amount);
-            match self.commit_payment(payment, &seen, &invoice, settlement, waited, now) {
-                Commit::Done => {
-                    return Ok(Applied::Applied {
-                        settlement,
-                        waited,
-                        invoice: Box::new(invoice),
-                    })
-                }
-                Commit::Duplicate => return Ok(Applied::Duplicate),
-                Commit::Changed if attempt < PAYMENT_BACKOFF.attempts => {
-                    tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await
-                }
-                Commit::Changed => {}
-            }
-        }
-        Err(PaymentError::Busy)
+    ) -> Result<Option<SeenInvoice<Record>>, StoreError> {
+        let key = (invoice_id.to_owned(), INVOICE_SK.to_owned());
+        Ok(self.lock().records.get(&key).map(|r| SeenInvoice {
+            raw: RawInvoice(r.clone()),
+            sending: get_number(r, "sending_until").is_some_and(|t| t >= now.timestamp()),
+            copy: r.clone(),
+        }))
     }
-}
 
-enum Commit {
-    Done,
-    Duplicate,
-    Changed,
-}
-
-impl MemoryStore {
     /// The payment's transaction: its record (only if new) and the invoice
     /// update (only if unchanged since `seen` and nothing in flight).
-    fn commit_payment(
+    async fn commit_payment(
         &self,
         payment: &Payment,
         seen: &Record,
         invoice: &PayableInvoice,
-        settlement: crate::payment::Settlement,
+        settlement: Settlement,
         waited: u32,
         now: DateTime<Utc>,
-    ) -> Commit {
+    ) -> Result<Commit, StoreError> {
         let payment_sk = format!("{PAYMENT_PREFIX}{}", payment.payment_key);
         let payment_sk = payment_sk.as_str();
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
@@ -80,7 +44,7 @@ impl MemoryStore {
             .records
             .contains_key(&(payment.invoice_id.clone(), payment_sk.to_owned()))
         {
-            return Commit::Duplicate;
+            return Ok(Commit::Duplicate);
         }
         let current = inner.records.get(&key);
         let unchanged = current.is_some_and(|r| {
@@ -90,7 +54,7 @@ impl MemoryStore {
                 && super::same_value(r.get("reminder_offset"), seen.get("reminder_offset"))
         });
         if !unchanged {
-            return Commit::Changed;
+            return Ok(Commit::Changed);
         }
         let record: Record = [
             ("invoice_id", text(&payment.invoice_id)),
@@ -130,6 +94,6 @@ impl MemoryStore {
         if settlement.overpaid {
             r.insert("overpaid".into(), RawValue::Bool(true));
         }
-        Commit::Done
+        Ok(Commit::Done)
     }
 }
