@@ -1,13 +1,10 @@
 //! What composing a reminder needs, in one place: the business's settings
-//! ([`MessageConfig`]), the policy, the templates and the pay-link signer.
+//! ([`MessageConfig`]), the policy and the templates.
 //! A run lends its own (`Deps::composer`); [`Standalone`] loads them with
 //! nothing else, for `dunning-admin preview --file`.
 
-use chrono::{DateTime, Days, Utc};
-
 use crate::config::MessageConfig;
-use crate::invoice::Invoice;
-use crate::paylink::PayLinkSigner;
+use crate::link::LinkToken;
 use crate::policy::{Policy, PolicyLoadError};
 use crate::render::{OverrideError, Renderer};
 
@@ -21,26 +18,19 @@ pub enum ContentError {
 }
 
 /// What composing a reminder needs: the business's settings, the policy,
-/// the templates and the pay-link signer. A run lends its own
+/// the templates. A run lends its own
 /// (`Deps::composer`); [`Standalone`] loads them with nothing else.
 #[derive(Clone, Copy)]
 pub struct Composer<'a> {
     pub messages: &'a MessageConfig,
     pub policy: &'a Policy,
     pub renderer: &'a Renderer,
-    pub links: &'a PayLinkSigner,
 }
 
 impl Composer<'_> {
-    /// The invoice's own `pay_url`, else a link signed to stay valid
-    /// `PAY_LINK_TTL_DAYS` after `as_of`.
-    pub fn pay_link(&self, invoice: &Invoice, as_of: DateTime<Utc>) -> String {
-        invoice.pay_url.clone().unwrap_or_else(|| {
-            self.links.sign(
-                &invoice.id,
-                as_of + Days::new(self.messages.pay_link_ttl_days),
-            )
-        })
+    /// A message's link to the pay page for a token.
+    pub fn pay_link(&self, token: &LinkToken) -> String {
+        token.url(&self.messages.pay_link_base_url)
     }
 }
 
@@ -49,17 +39,12 @@ pub struct Standalone {
     pub messages: MessageConfig,
     pub policy: Policy,
     pub renderer: Renderer,
-    pub links: PayLinkSigner,
 }
 
 impl Standalone {
     pub fn load(messages: MessageConfig) -> Result<Self, ContentError> {
         let (renderer, policy) = load_content(&messages)?;
         Ok(Self {
-            links: PayLinkSigner::new(
-                &messages.pay_link_base_url,
-                messages.pay_link_secret.as_bytes(),
-            ),
             messages,
             policy,
             renderer,
@@ -71,7 +56,6 @@ impl Standalone {
             messages: &self.messages,
             policy: &self.policy,
             renderer: &self.renderer,
-            links: &self.links,
         }
     }
 }

@@ -47,4 +47,12 @@ impl SendError {
             message: message.into(),
         }
     }
+
+    pub fn transient(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Transient,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
 }

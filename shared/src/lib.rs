@@ -5,7 +5,7 @@
 //! The domain, pure (no I/O; unit- and property-tested): [`channel`],
 //! [`money`], [`contact`], [`calendar`], [`cap`], [`invoice`], [`policy`],
 //! [`decide`], [`reads`], [`fanout`], [`templates`], [`render`],
-//! [`segments`], [`paylink`], [`link`], [`claim`], [`ledger`], [`payment`],
+//! [`segments`], [`link`], [`claim`], [`ledger`], [`payment`],
 //! [`summary`], [`import`], [`compose`], [`preview`], [`failure`];
 //! [`config`] parses a lookup of variables (`from_env` is the only read of
 //! the process environment). Small helpers with time in them: [`rate`] (the
@@ -31,7 +31,7 @@ pub mod invoice;
 pub mod ledger;
 pub mod link;
 pub mod money;
-pub mod paylink;
+pub mod pay_page;
 pub mod payment;
 pub mod policy;
 pub mod ports;
@@ -42,6 +42,7 @@ pub mod render;
 pub mod retry;
 pub mod run;
 pub mod segments;
+pub mod stripe;
 pub mod summary;
 pub mod telemetry;
 pub mod templates;

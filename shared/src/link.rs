@@ -1,5 +1,4 @@
-//! Short pay links (issue 14, first slice: the token and its record; the run
-//! and the pay page use them next). A link is `PAY_LINK_BASE_URL/<token>`:
+//! Short pay links. A link is `PAY_LINK_BASE_URL/<token>`:
 //! a token of 16 URL-safe characters, 96 random bits from the operating
 //! system's CSPRNG, that names a stored [`PayLink`] record.
 //!
@@ -58,6 +57,11 @@ impl LinkToken {
             .then(|| Self(text.to_owned()))
     }
 
+    /// The token a preview shows: the length of a real one, and plainly not one.
+    pub fn placeholder() -> Self {
+        Self("PreviewOnly00000".to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -68,13 +72,32 @@ impl LinkToken {
     }
 }
 
-/// What a link opens: one invoice, or a customer's page of open invoices
-/// (for a message that covers several).
+/// What a link opens: one invoice, or a customer's page of the invoices a
+/// message covered (each payable while it is open).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkTarget {
     Invoice(String),
-    Customer(String),
+    Customer {
+        customer_id: String,
+        /// The invoices the message named, in its order (at most
+        /// [`crate::claim::MAX_COMBINED`]).
+        invoices: Vec<String>,
+    },
 }
+
+impl LinkTarget {
+    /// The invoices the page shows.
+    pub fn invoice_ids(&self) -> Vec<&str> {
+        match self {
+            Self::Invoice(id) => vec![id.as_str()],
+            Self::Customer { invoices, .. } => invoices.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Separates the invoice ids of a customer link in its record (an invoice id
+/// never holds `#`: [`crate::invoice::Invoice::parse`] refuses it).
+const ID_SEPARATOR: char = '#';
 
 /// A stored link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,17 +125,23 @@ impl PayLink {
     /// The record's text attributes, as every store writes them (and
     /// `link_ttl`, a number: [`PayLink::record_ends`]).
     pub fn text_fields(&self) -> Vec<(&'static str, String)> {
-        let (kind, id) = match &self.target {
-            LinkTarget::Invoice(id) => ("invoice", id),
-            LinkTarget::Customer(id) => ("customer", id),
-        };
         let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut fields = vec![
-            ("target_kind", kind.to_owned()),
-            ("target_id", id.clone()),
-            ("created_at", rfc3339(self.created_at)),
-            ("expires_at", rfc3339(self.expires_at)),
-        ];
+        let mut fields = match &self.target {
+            LinkTarget::Invoice(id) => vec![
+                ("target_kind", "invoice".to_owned()),
+                ("target_id", id.clone()),
+            ],
+            LinkTarget::Customer {
+                customer_id,
+                invoices,
+            } => vec![
+                ("target_kind", "customer".to_owned()),
+                ("target_id", customer_id.clone()),
+                ("invoice_ids", invoices.join(&ID_SEPARATOR.to_string())),
+            ],
+        };
+        fields.push(("created_at", rfc3339(self.created_at)));
+        fields.push(("expires_at", rfc3339(self.expires_at)));
         if let Some(at) = self.revoked_at {
             fields.push(("revoked_at", rfc3339(at)));
         }
@@ -133,7 +162,14 @@ impl PayLink {
         let id = text("target_id")?.to_owned();
         let target = match text("target_kind")? {
             "invoice" => LinkTarget::Invoice(id),
-            "customer" => LinkTarget::Customer(id),
+            "customer" => LinkTarget::Customer {
+                customer_id: id,
+                invoices: text("invoice_ids")?
+                    .split(ID_SEPARATOR)
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            },
             _ => return None,
         };
         Some(Self {
@@ -148,6 +184,21 @@ impl PayLink {
         })
     }
 
+    /// A new link to `target`, open for `days` from `now`.
+    pub fn create(
+        target: LinkTarget,
+        now: DateTime<Utc>,
+        days: u64,
+    ) -> Result<Self, RandomnessError> {
+        Ok(Self {
+            token: LinkToken::generate()?,
+            target,
+            created_at: now,
+            expires_at: now + chrono::Duration::days(i64::try_from(days).unwrap_or(365)),
+            revoked_at: None,
+        })
+    }
+
     /// When the store may delete the record (DynamoDB's TTL, `link_ttl`).
     pub fn record_ends(&self) -> DateTime<Utc> {
         self.expires_at + chrono::Duration::days(RECORD_GRACE_DAYS)
@@ -159,6 +210,26 @@ impl PayLink {
             _ if now >= self.expires_at => LinkState::Expired,
             _ => LinkState::Active,
         }
+    }
+}
+
+/// The intent the page made for an invoice and amount, kept beside the
+/// invoice (`intent#<key>`) so that a second tap, even days later, gets the
+/// same intent back and never a second one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIntent {
+    /// The idempotency key of the intent (`crate::stripe::IntentRequest::idempotency_key`).
+    pub key: String,
+    pub intent_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl StoredIntent {
+    /// How long the record is kept (the table's TTL, `link_ttl`).
+    pub const KEEP_DAYS: i64 = 90;
+
+    pub fn sort_key(key: &str) -> String {
+        format!("intent#{key}")
     }
 }
 
@@ -245,7 +316,10 @@ mod tests {
     fn a_link_reads_back_from_the_fields_it_writes() {
         let link = PayLink {
             token: LinkToken::from_bytes([7; 12]),
-            target: LinkTarget::Customer("C-1".into()),
+            target: LinkTarget::Customer {
+                customer_id: "C-1".into(),
+                invoices: vec!["INV-1".into(), "INV 2".into()],
+            },
             created_at: at("2026-11-23T14:00:00Z"),
             expires_at: at("2027-01-07T14:00:00Z"),
             revoked_at: Some(at("2026-12-01T09:30:00.250Z")),

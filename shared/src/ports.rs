@@ -20,7 +20,7 @@ use crate::contact::{EmailAddress, PhoneNumber};
 pub use crate::failure::{SendError, StoreError};
 use crate::invoice::RawInvoice;
 use crate::ledger::LedgerState;
-use crate::link::{LinkToken, PayLink};
+use crate::link::{LinkToken, PayLink, StoredIntent};
 use crate::payment::{
     check, Applied, PayableInvoice, Payment, PaymentError, Settlement, PAYMENT_BACKOFF,
 };
@@ -135,7 +135,8 @@ pub trait Store: Send + Sync {
 }
 
 /// Stored pay links ([`crate::link`]): written for the messages a run
-/// sends, read and revoked for the pay page (issue 14 wires both in).
+/// sends, read and revoked for the pay page, with what the page reads and
+/// writes beside them (the invoices a link opens, the intents it made).
 pub trait Links: Send + Sync {
     /// Stores a new link; `Ok(false)` when its token exists (never overwritten).
     fn put_link(&self, link: &PayLink) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -152,6 +153,27 @@ pub trait Links: Send + Sync {
         &self,
         token: &LinkToken,
         at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The invoice items named (strongly consistent: a payment just applied
+    /// shows); missing ones are left out, in no particular order.
+    fn page_invoices(
+        &self,
+        ids: &[&str],
+    ) -> impl Future<Output = Result<Vec<RawInvoice>, StoreError>> + Send;
+
+    /// The intent made for `invoice_id` under `key`, if any.
+    fn get_intent(
+        &self,
+        invoice_id: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredIntent>, StoreError>> + Send;
+
+    /// Stores an intent; `Ok(false)` when one is stored under its key already.
+    fn put_intent(
+        &self,
+        invoice_id: &str,
+        intent: &StoredIntent,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 

@@ -79,7 +79,8 @@ pub fn render(
                 .unwrap_or(composer.messages.business_timezone),
         )
         .date_naive();
-    let pay_link = composer.pay_link(invoice, p.as_of);
+    // The real link is made when the reminder is sent; this one has its length.
+    let pay_link = composer.pay_link(&crate::link::LinkToken::placeholder());
     let line = InvoiceLine::new(
         invoice,
         today,

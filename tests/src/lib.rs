@@ -39,16 +39,18 @@ pub trait Outbox {
         Ok(to)
     }
 
-    /// Every message: (recipient, subject or SMS text, email body), sorted.
+    /// Every message: (recipient, subject or SMS text, email body), sorted;
+    /// each pay link's random token reads `<token>`, so that two runs that
+    /// send the same messages compare equal.
     fn messages(&self) -> Result<Vec<(String, String, String)>> {
         let mut out: Vec<_> = self
             .sent_emails()?
             .into_iter()
-            .map(|m| (m.to.join(","), m.subject, m.body))
+            .map(|m| (m.to.join(","), m.subject, mask_tokens(&m.body)))
             .chain(
                 self.sent_sms()?
                     .into_iter()
-                    .map(|m| (m.phone, m.message, String::new())),
+                    .map(|m| (m.phone, mask_tokens(&m.message), String::new())),
             )
             .collect();
         out.sort();
@@ -299,8 +301,30 @@ pub struct SentSms {
 }
 
 pub const SENDER: &str = "billing@acme.example";
-pub const PAY_BASE: &str = "https://pay.acme.example/i";
-pub const SECRET: &str = "test-secret-0123456789";
+pub const PAY_BASE: &str = "https://pay.acme.example";
+
+/// `text` with every `PAY_BASE/<token>` link's token replaced by `<token>`.
+pub fn mask_tokens(text: &str) -> String {
+    let prefix = format!("{PAY_BASE}/");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(&prefix) {
+        let after = &rest[i + prefix.len()..];
+        let token = after
+            .get(..dunning::link::TOKEN_LEN)
+            .filter(|t| dunning::link::LinkToken::parse(t).is_some());
+        out.push_str(&rest[..i + prefix.len()]);
+        match token {
+            Some(_) => {
+                out.push_str("<token>");
+                rest = &after[dunning::link::TOKEN_LEN..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
+}
 pub const TOPIC_NAME: &str = "dunning-escalations";
 /// moto's account and region make the ARN predictable.
 pub const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:dunning-escalations";
@@ -319,7 +343,6 @@ pub fn config_env(overrides: &[(&str, &str)]) -> HashMap<String, String> {
         ("BUSINESS_NAME", "Acme Ltd"),
         ("BUSINESS_TIMEZONE", "UTC"),
         ("PAY_LINK_BASE_URL", PAY_BASE),
-        ("PAY_LINK_SECRET", SECRET),
         ("ESCALATION_TOPIC_ARN", TOPIC_ARN),
     ]
     .iter()

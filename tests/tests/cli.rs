@@ -63,8 +63,7 @@ fn preview_of_a_file_needs_only_the_message_settings() {
     let env = [
         ("BUSINESS_NAME", "Acme Ltd"),
         ("BUSINESS_TIMEZONE", "UTC"),
-        ("PAY_LINK_BASE_URL", "https://pay.acme.example/i"),
-        ("PAY_LINK_SECRET", "offline-secret-0123456789"),
+        ("PAY_LINK_BASE_URL", "https://pay.acme.example"),
     ];
     let args = [
         "preview",

@@ -745,12 +745,21 @@ async fn a_pay_link_is_stored_once_and_read_back<H: Harness>(h: &H) -> Result<()
     );
     // The same token again is refused, and the first record stays.
     let again = PayLink {
-        target: LinkTarget::Customer("C1".into()),
+        target: LinkTarget::Customer {
+            customer_id: "C1".into(),
+            invoices: vec!["INV-A".into(), "INV-B".into()],
+        },
         ..one.clone()
     };
     assert!(!store.put_link(&again).await?);
     assert_eq!(store.get_link(&one.token).await?, Some(one.clone()));
-    let customer = link(LinkTarget::Customer("C1".into()), now);
+    let customer = link(
+        LinkTarget::Customer {
+            customer_id: "C1".into(),
+            invoices: vec!["INV-A".into(), "INV-B".into()],
+        },
+        now,
+    );
     assert!(store.put_link(&customer).await?);
     assert_eq!(
         store.get_link(&customer.token).await?.map(|l| l.target),

@@ -44,7 +44,7 @@ fn environments(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
     let envs = environments(&template());
-    let cases: [(&str, &[&str], &[&str]); 2] = [
+    let cases: [(&str, &[&str], &[&str]); 3] = [
         (
             "DunningRunFunction",
             dunning::config::ENV_VARS,
@@ -54,8 +54,19 @@ fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
                 "BUSINESS_NAME",
                 "BUSINESS_TIMEZONE",
                 "PAY_LINK_BASE_URL",
-                "PAY_LINK_SECRET_ARN",
                 "ESCALATION_TOPIC_ARN",
+            ],
+        ),
+        (
+            "PayPageFunction",
+            dunning::config::PAY_PAGE_ENV_VARS,
+            &[
+                "TABLE_NAME",
+                "BUSINESS_NAME",
+                "BUSINESS_TIMEZONE",
+                "PAY_LINK_BASE_URL",
+                "STRIPE_SECRET_ARN",
+                "STRIPE_PUBLISHABLE_KEY",
             ],
         ),
         (
@@ -78,7 +89,7 @@ fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
             assert!(set.contains(*var), "{function} does not set {var}");
         }
         for plaintext in [
-            "PAY_LINK_SECRET",
+            "STRIPE_SECRET_KEY",
             "WEBHOOK_SECRETS",
             "STRIPE_WEBHOOK_SECRETS",
         ] {

@@ -256,22 +256,36 @@ async fn signing_secrets_are_read_from_secrets_manager_at_start_up() -> anyhow::
     let env = TestEnv::start().await?;
     let sdk = env.moto.sdk_config().await;
     let arn = env
-        .create_secret("pay-link", "secret-from-secrets-manager")
+        .create_secret("stripe", "sk_test_from_secrets_manager")
         .await?;
     // The secret is read into the environment before the configuration is
     // parsed, so a parsed configuration is complete.
-    let mut vars = dunning_e2e::config_env(&[("PAY_LINK_SECRET_ARN", arn.as_str())]);
-    vars.remove("PAY_LINK_SECRET");
+    let vars: std::collections::HashMap<&str, String> = [
+        ("TABLE_NAME", "invoices".to_owned()),
+        ("BUSINESS_NAME", "Acme".into()),
+        ("BUSINESS_TIMEZONE", "Europe/London".into()),
+        ("PAY_LINK_BASE_URL", "https://pay.acme.example".into()),
+        ("STRIPE_PUBLISHABLE_KEY", "pk_test_1".into()),
+        ("STRIPE_SECRET_ARN", arn.clone()),
+    ]
+    .into_iter()
+    .collect();
     let lookup = move |k: &str| vars.get(k).cloned();
     let env_vars = dunning::aws::secrets::resolve(&sdk, lookup.clone()).await?;
-    let config = dunning::config::Config::from_lookup(|k| env_vars.get(k))?;
-    assert_eq!(
-        config.messages.pay_link_secret,
-        "secret-from-secrets-manager"
-    );
+    let config = dunning::config::PayPageConfig::from_lookup(|k| env_vars.get(k))?;
+    assert_eq!(config.stripe_secret_key, "sk_test_from_secrets_manager");
     // Without that step the ARN alone is refused, never a placeholder secret.
-    let err = dunning::config::Config::from_lookup(lookup).unwrap_err();
-    assert!(err.to_string().contains("PAY_LINK_SECRET_ARN"), "{err}");
+    let err = dunning::config::PayPageConfig::from_lookup(lookup).unwrap_err();
+    assert!(err.to_string().contains("STRIPE_SECRET_ARN"), "{err}");
+    // A secret that is not a Stripe key stops start-up.
+    let wrong = env.create_secret("not-stripe", "hunter2").await?;
+    let err = dunning::aws::secrets::resolve(&sdk, move |k| {
+        (k == "STRIPE_SECRET_ARN").then(|| wrong.clone())
+    })
+    .await
+    .err()
+    .expect("not a Stripe key");
+    assert!(err.to_string().contains("not a Stripe secret"), "{err}");
     let webhook_arn = env
         .create_secret(
             "webhook",
@@ -291,7 +305,7 @@ async fn signing_secrets_are_read_from_secrets_manager_at_start_up() -> anyhow::
     );
     // A missing secret stops start-up with its ARN named.
     let err = dunning::aws::secrets::resolve(&sdk, |k| {
-        (k == "PAY_LINK_SECRET_ARN")
+        (k == "STRIPE_SECRET_ARN")
             .then(|| "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".to_owned())
     })
     .await

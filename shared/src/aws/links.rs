@@ -1,14 +1,18 @@
 //! Pay-link records on DynamoDB: one item per link, partition
 //! `link#<token>`, sort key `link` (outside the due index: no `status`),
 //! deleted by the table's TTL (`link_ttl`) 30 days after the link expires.
+//! Beside each invoice, the intents the pay page made for it (`intent#<key>`,
+//! also deleted by TTL), and the page's consistent reads of invoices.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::errors::store_error;
 use super::outcomes::condition_failure_is_false;
-use super::store::{n, rfc3339, s, DynamoStore, PARTITION_KEY, SORT_KEY};
-use crate::link::{LinkToken, PayLink};
+use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, PARTITION_KEY, SORT_KEY};
+use crate::invoice::RawInvoice;
+use crate::ledger::INVOICE_SK;
+use crate::link::{LinkToken, PayLink, StoredIntent};
 use crate::ports::{Links, StoreError};
 
 /// The sort key of a link record.
@@ -73,5 +77,112 @@ impl Links for DynamoStore {
             .send()
             .await;
         condition_failure_is_false(result.map(|_| ()), "UpdateItem")
+    }
+
+    async fn page_invoices(&self, ids: &[&str]) -> Result<Vec<RawInvoice>, StoreError> {
+        let mut found = Vec::new();
+        // At most 40 ids a link (100 a request); keys DynamoDB leaves
+        // unprocessed under load are asked again, a few rounds at most.
+        let mut keys: Vec<std::collections::HashMap<String, AttributeValue>> = ids
+            .iter()
+            .map(|id| {
+                [
+                    (PARTITION_KEY.to_owned(), s(*id)),
+                    (SORT_KEY.to_owned(), s(INVOICE_SK)),
+                ]
+                .into_iter()
+                .collect()
+            })
+            .collect();
+        keys.dedup();
+        for _ in 0..5 {
+            if keys.is_empty() {
+                break;
+            }
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::local("BatchGetItem", e.to_string()))?;
+            let out = self
+                .client()
+                .batch_get_item()
+                .request_items(self.table(), request)
+                .send()
+                .await
+                .map_err(|e| store_error("BatchGetItem", e))?;
+            if let Some(mut items) = out.responses {
+                found.extend(
+                    items
+                        .remove(self.table())
+                        .unwrap_or_default()
+                        .iter()
+                        .map(raw_invoice),
+                );
+            }
+            if let Some(mut left) = out.unprocessed_keys {
+                keys = left
+                    .remove(self.table())
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        if !keys.is_empty() {
+            return Err(StoreError::local("BatchGetItem", "keys left unprocessed"));
+        }
+        Ok(found)
+    }
+
+    async fn get_intent(
+        &self,
+        invoice_id: &str,
+        key: &str,
+    ) -> Result<Option<StoredIntent>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(invoice_id))
+            .key(SORT_KEY, s(StoredIntent::sort_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
+            item.get(name).and_then(|v| v.as_s().ok()).cloned()
+        };
+        Ok(out.item.and_then(|item| {
+            Some(StoredIntent {
+                key: key.to_owned(),
+                intent_id: text(&item, "intent_id")?,
+                created_at: DateTime::parse_from_rfc3339(&text(&item, "created_at")?)
+                    .ok()?
+                    .with_timezone(&Utc),
+            })
+        }))
+    }
+
+    async fn put_intent(
+        &self,
+        invoice_id: &str,
+        intent: &StoredIntent,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(invoice_id))
+            .item(SORT_KEY, s(StoredIntent::sort_key(&intent.key)))
+            .item("intent_id", s(&intent.intent_id))
+            .item("created_at", s(rfc3339(intent.created_at)))
+            .item(
+                "link_ttl",
+                n(
+                    (intent.created_at + chrono::Duration::days(StoredIntent::KEEP_DAYS))
+                        .timestamp(),
+                ),
+            )
+            .condition_expression("attribute_not_exists(sk)");
+        condition_failure_is_false(put.send().await.map(|_| ()), "PutItem")
     }
 }

@@ -47,7 +47,7 @@ pub async fn fetch(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, Sec
 }
 
 /// The process's variables (through `get`) with the secrets their ARNs name
-/// read in: `PAY_LINK_SECRET` from `PAY_LINK_SECRET_ARN` (the secret string),
+/// read in: `STRIPE_SECRET_KEY` from `STRIPE_SECRET_ARN` (the secret string),
 /// `WEBHOOK_SECRETS` and `STRIPE_WEBHOOK_SECRETS` from `WEBHOOK_SECRETS_ARN`
 /// (a JSON object with those keys).
 pub async fn resolve(
@@ -56,12 +56,16 @@ pub async fn resolve(
 ) -> Result<Environment, SecretError> {
     let mut overlay = HashMap::new();
     let arn = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-    if let Some(arn) = arn("PAY_LINK_SECRET_ARN") {
+    if let Some(arn) = arn("STRIPE_SECRET_ARN") {
         let secret = fetch(sdk, &arn).await?;
-        if secret.trim().len() < 16 {
-            return Err(SecretError::new(arn, "shorter than 16 characters"));
+        let secret = secret.trim();
+        if !(secret.starts_with("sk_") || secret.starts_with("rk_")) {
+            return Err(SecretError::new(
+                arn,
+                "not a Stripe secret or restricted key (sk_... or rk_...)",
+            ));
         }
-        overlay.insert("PAY_LINK_SECRET".to_owned(), secret.trim().to_owned());
+        overlay.insert("STRIPE_SECRET_KEY".to_owned(), secret.to_owned());
     }
     if let Some(arn) = arn("WEBHOOK_SECRETS_ARN") {
         let text = fetch(sdk, &arn).await?;

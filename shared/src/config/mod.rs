@@ -8,6 +8,7 @@
 //! (`aws::secrets::resolve`), so a configuration is complete once parsed.
 
 mod env;
+mod pay_page;
 mod webhook;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use chrono_tz::Tz;
 
 use crate::contact::EmailAddress;
 pub use env::Env;
+pub use pay_page::{origin_of, PayPageConfig, PAY_PAGE_ENV_VARS};
 pub use webhook::{Receipts, WebhookConfig, WEBHOOK_ENV_VARS};
 
 /// Every variable [`Config::from_env`] reads, for documentation and for the
@@ -26,9 +28,7 @@ pub const ENV_VARS: &[&str] = &[
     "BUSINESS_NAME",
     "BUSINESS_TIMEZONE",
     "PAY_LINK_BASE_URL",
-    "PAY_LINK_SECRET",
-    "PAY_LINK_SECRET_ARN",
-    "PAY_LINK_TTL_DAYS",
+    "PAY_LINK_DAYS",
     "SES_CONFIGURATION_SET",
     "SEND_CONCURRENCY",
     "CLAIM_LEASE_SECONDS",
@@ -84,14 +84,13 @@ pub struct MessageConfig {
     pub template_dir: Option<String>,
     /// A policy file to use instead of the compiled-in default.
     pub policy_file: Option<String>,
+    /// Where the pay page is served: a reminder links to `<base>/<token>`.
     pub pay_link_base_url: String,
-    /// `PAY_LINK_SECRET`, set directly (local runs) or read from
-    /// `PAY_LINK_SECRET_ARN` into the environment at start-up.
-    pub pay_link_secret: String,
-    pub pay_link_ttl_days: u64,
+    /// Days a pay link opens its page (`PAY_LINK_DAYS`, default 45).
+    pub pay_link_days: u64,
 }
 
-/// Never prints the secret.
+/// Names the business's settings that identify it, not its templates.
 impl std::fmt::Debug for MessageConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MessageConfig")
@@ -178,20 +177,11 @@ impl MessageConfig {
                 "must start with https://",
             ));
         }
-        let pay_link_secret = match env.optional("PAY_LINK_SECRET") {
-            Some(secret) => secret,
-            None if env.optional("PAY_LINK_SECRET_ARN").is_some() => {
-                return Err(ConfigError::invalid(
-                    "PAY_LINK_SECRET_ARN",
-                    "is read from Secrets Manager at start-up (aws::secrets::resolve), not here",
-                ))
-            }
-            None => return Err(ConfigError::Missing("PAY_LINK_SECRET")),
-        };
-        if pay_link_secret.len() < 16 {
+        if env.optional("PAY_LINK_TTL_DAYS").is_some() {
+            // Renamed with the short links (signed links had a 30-day default).
             return Err(ConfigError::invalid(
-                "PAY_LINK_SECRET",
-                "must be at least 16 characters",
+                "PAY_LINK_TTL_DAYS",
+                "was renamed PAY_LINK_DAYS (default 45)",
             ));
         }
         let contact_line = env.optional("CONTACT_LINE");
@@ -211,10 +201,8 @@ impl MessageConfig {
             contact_line,
             template_dir: env.optional("TEMPLATE_DIR"),
             policy_file: env.optional("POLICY_FILE"),
-            pay_link_base_url,
-            // As given: a changed key would break the links already sent.
-            pay_link_secret,
-            pay_link_ttl_days: env.number("PAY_LINK_TTL_DAYS", 30, 1..=365)?,
+            pay_link_base_url: pay_link_base_url.trim_end_matches('/').to_owned(),
+            pay_link_days: env.number("PAY_LINK_DAYS", 45, 1..=365)?,
         })
     }
 }
@@ -304,8 +292,7 @@ mod tests {
         ("SENDER_EMAIL", "billing@example.com"),
         ("BUSINESS_NAME", "Acme"),
         ("BUSINESS_TIMEZONE", "Europe/London"),
-        ("PAY_LINK_BASE_URL", "https://pay.example.com/i"),
-        ("PAY_LINK_SECRET", "0123456789abcdef"),
+        ("PAY_LINK_BASE_URL", "https://pay.example.com/"),
     ];
 
     #[test]
@@ -315,7 +302,9 @@ mod tests {
         assert_eq!(cfg.messages.business_timezone, chrono_tz::Europe::London);
         assert_eq!(cfg.claim_lease, Duration::from_secs(900));
         assert_eq!(cfg.send_concurrency, 8);
-        assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
+        assert_eq!(cfg.messages.pay_link_days, 45);
+        // One slash between the base and the token, however the base is written.
+        assert_eq!(cfg.messages.pay_link_base_url, "https://pay.example.com");
     }
 
     #[test]
@@ -365,13 +354,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("DEFAULT_LOCALE"));
-        let mut arn_only = BASE.to_vec();
-        arn_only.retain(|(k, _)| *k != "PAY_LINK_SECRET");
-        arn_only.push(("PAY_LINK_SECRET_ARN", "arn:aws:secretsmanager:x"));
-        assert!(Config::from_lookup(env(&arn_only))
+        let mut renamed = BASE.to_vec();
+        renamed.push(("PAY_LINK_TTL_DAYS", "30"));
+        assert!(Config::from_lookup(env(&renamed))
             .unwrap_err()
             .to_string()
-            .contains("PAY_LINK_SECRET_ARN"));
+            .contains("renamed PAY_LINK_DAYS"));
+        let mut days = BASE.to_vec();
+        days.push(("PAY_LINK_DAYS", "400"));
+        assert!(Config::from_lookup(env(&days))
+            .unwrap_err()
+            .to_string()
+            .contains("PAY_LINK_DAYS"));
         let mut bad_tz = BASE.to_vec();
         bad_tz[3] = ("BUSINESS_TIMEZONE", "Mars/Olympus");
         assert!(Config::from_lookup(env(&bad_tz))

@@ -35,10 +35,8 @@ fn context(locale: Locale, step: &str, count: usize) -> ReminderContext {
             inv.id = format!("INV-100{}", i + 1);
             let fee = (i == 1)
                 .then(|| Money::new(rust_decimal::Decimal::new(2500, 2), inv.amount.currency));
-            let link = format!(
-                "https://pay.acme.example/i/{}?exp=1798675200&sig=TSVwBnv61xoHq9UR8PUVIQ",
-                inv.id
-            );
+            // One link for the whole message, as a run makes it.
+            let link = "https://pay.acme.example/Zm9vYmFyZm9vYmFy".to_owned();
             InvoiceLine::new(&inv, today.parse().unwrap(), link, fee, locale)
         })
         .collect();
@@ -170,6 +168,71 @@ fn golden_messages() {
                 receipt.subject, receipt.text, receipt.html
             )
         );
+    }
+}
+
+/// The demo's invoices (`examples/invoices.csv`) and its pay-page base
+/// (`infra/local.env`): every one's due-today SMS is one segment in every
+/// locale, with a real 16-character token.
+#[test]
+fn every_demo_due_today_sms_is_one_segment_in_every_locale() {
+    let r = Renderer::new();
+    let env = include_str!("../../../infra/local.env");
+    let base = env
+        .lines()
+        .find_map(|l| l.strip_prefix("PAY_LINK_BASE_URL="))
+        .expect("local.env sets PAY_LINK_BASE_URL");
+    let business = env
+        .lines()
+        .find_map(|l| l.strip_prefix("BUSINESS_NAME="))
+        .expect("local.env sets BUSINESS_NAME")
+        .trim_matches('"');
+    let rows = crate::import::parse_csv(include_str!("../../../examples/invoices.csv").as_bytes());
+    let invoices: Vec<Invoice> = rows
+        .into_iter()
+        .filter_map(|row| row.ok().map(|(_, inv)| inv))
+        .filter(|inv| inv.status == crate::invoice::InvoiceStatus::Open)
+        .collect();
+    assert!(invoices.len() >= 8, "{}", invoices.len());
+    let link = crate::link::LinkToken::generate().unwrap().url(base);
+    for inv in &invoices {
+        for locale in Locale::ALL {
+            let line = InvoiceLine::new(inv, inv.due_date, link.clone(), None, locale);
+            let c = ReminderContext::new(
+                locale,
+                business,
+                &inv.customer_name,
+                "due_today",
+                vec![line],
+            )
+            .unwrap();
+            let sms = r.sms("due_today", &c).unwrap();
+            let size = crate::segments::measure(&sms);
+            assert_eq!(
+                size.segments,
+                1,
+                "{} {}: {} units: {sms}",
+                inv.id,
+                locale.tag(),
+                size.units
+            );
+        }
+    }
+}
+
+/// A message for several invoices carries one link: its SMS is one segment
+/// however many invoices it names (up to the most a message combines).
+#[test]
+fn a_combined_sms_does_not_grow_with_its_invoices() {
+    let r = Renderer::new();
+    for locale in Locale::ALL {
+        for step in BUILT_IN_TEMPLATES {
+            for count in 2..=crate::claim::MAX_COMBINED {
+                let sms = r.sms(step, &context(locale, step, count)).unwrap();
+                let size = crate::segments::measure(&sms);
+                assert_eq!(size.segments, 1, "{} {step} x{count}: {sms}", locale.tag());
+            }
+        }
     }
 }
 

@@ -23,7 +23,7 @@ fn line(inv: &Invoice, today: &str) -> InvoiceLine {
     InvoiceLine::new(
         inv,
         today.parse().unwrap(),
-        "https://pay.example.com/i/INV-7?exp=1&sig=x".into(),
+        "https://pay.example.com/Zm9vYmFyZm9vYmFy".into(),
         None,
         Locale::En,
     )
@@ -59,14 +59,14 @@ fn every_step_renders_amount_date_and_link_in_every_part() {
         }
         for part in [&email.text, &sms] {
             assert!(
-                part.contains("https://pay.example.com/i/INV-7?exp=1&sig=x"),
+                part.contains("https://pay.example.com/Zm9vYmFyZm9vYmFy"),
                 "{step}: {part}"
             );
         }
         assert!(
             email
                 .html
-                .contains("href=\"https://pay.example.com/i/INV-7?exp=1&amp;sig=x\""),
+                .contains("href=\"https://pay.example.com/Zm9vYmFyZm9vYmFy\""),
             "{step}: {}",
             email.html
         );
@@ -91,18 +91,16 @@ fn every_step_renders_amount_date_and_link_in_every_part() {
 }
 
 #[test]
-fn default_sms_fit_one_gsm7_segment_with_a_real_signed_link() {
+fn default_sms_fit_one_gsm7_segment_with_a_real_link() {
     let r = Renderer::new();
     let mut inv = invoice("Ana Lima", "");
     // Typical sizes: an 8-character id, five-figure amounts, a short pay domain,
     // a 16-character business name. Longer ones take two segments (the default maximum).
     inv.id = "INV-1001".into();
     inv.amount.amount = rust_decimal::Decimal::new(1_234_567, 2);
-    let signer = crate::paylink::PayLinkSigner::new(
-        "https://pay.acme.example/i",
-        b"0123456789abcdef".to_vec(),
-    );
-    let link = signer.sign(&inv.id, "2026-12-31T00:00:00Z".parse().unwrap());
+    let link = crate::link::LinkToken::generate()
+        .unwrap()
+        .url("https://pay.acme.example");
     for (step, today) in [
         ("pre_due", "2026-11-23"),
         ("due_today", "2026-11-26"),
@@ -155,7 +153,7 @@ fn html_escapes_names_and_plain_text_keeps_them() {
 }
 
 #[test]
-fn a_combined_message_lists_each_invoice_with_its_own_link_and_fee() {
+fn a_combined_message_lists_each_invoice_with_its_fee_and_one_link() {
     let r = Renderer::new();
     let a = invoice("Ana", "");
     let mut b = invoice("Ana", "");
@@ -166,7 +164,8 @@ fn a_combined_message_lists_each_invoice_with_its_own_link_and_fee() {
         InvoiceLine::new(
             &b,
             "2026-11-27".parse().unwrap(),
-            "https://pay.example.com/i/INV-8?exp=1&sig=y".into(),
+            // A combined message's one link: the customer's page.
+            "https://pay.example.com/Zm9vYmFyZm9vYmFy".into(),
             Some(fee),
             Locale::En,
         ),
@@ -182,15 +181,19 @@ fn a_combined_message_lists_each_invoice_with_its_own_link_and_fee() {
             "{text}"
         );
     }
-    assert!(email
-        .text
-        .contains("https://pay.example.com/i/INV-8?exp=1&sig=y"));
-    assert!(email
-        .html
-        .contains("https://pay.example.com/i/INV-8?exp=1&amp;sig=y"));
+    // One link for the message, shown once in each part.
+    for text in [&email.text, &email.html] {
+        assert_eq!(
+            text.matches("https://pay.example.com/Zm9vYmFyZm9vYmFy")
+                .count(),
+            1,
+            "{text}"
+        );
+    }
     let sms = r.sms("overdue", &c).unwrap();
     assert!(
-        sms.contains("2 invoices overdue") && sms.contains("INV-8?exp=1&sig=y"),
+        sms.contains("2 invoices overdue")
+            && sms.contains("https://pay.example.com/Zm9vYmFyZm9vYmFy"),
         "{sms}"
     );
 }

@@ -30,9 +30,8 @@ use crate::aws::{DynamoStore, SesMailer, SnsPublisher, SnsTexter};
 use crate::compose::{load_content, Composer, ContentError};
 use crate::config::Config;
 use crate::fanout::{Shard, WorkOrder};
-use crate::paylink::PayLinkSigner;
 use crate::policy::{Action, Policy};
-use crate::ports::{EventPublisher, Mailer, Store, StoreError, Texter};
+use crate::ports::{EventPublisher, Links, Mailer, Store, StoreError, Texter};
 use crate::rate::RateLimiter;
 use crate::render::Renderer;
 use crate::summary::{RunSummary, SkipReason, Target};
@@ -41,7 +40,7 @@ use outcome::{tally, Counted, Outcome};
 /// The implementations a run talks to: AWS in production ([`Aws`]), the
 /// in-memory ones in tests (`crate::testing::InMemory`).
 pub trait Adapters {
-    type Store: Store;
+    type Store: Store + Links;
     type Mail: Mailer;
     type Sms: Texter;
     type Events: EventPublisher;
@@ -71,7 +70,6 @@ pub struct Deps<A: Adapters = Aws> {
     /// Where escalations are published (`ESCALATION_TOPIC_ARN`).
     pub events: A::Events,
     pub renderer: Renderer,
-    pub links: PayLinkSigner,
     /// The work queue a run fans out to (`WORK_QUEUE_URL`), if any.
     pub queue: Option<WorkQueue>,
 }
@@ -133,10 +131,6 @@ impl<A: Adapters> Deps<A> {
             mail,
             sms,
             events,
-            links: PayLinkSigner::new(
-                &config.messages.pay_link_base_url,
-                config.messages.pay_link_secret.as_bytes(),
-            ),
             queue: None,
             renderer,
             policy,
@@ -150,7 +144,6 @@ impl<A: Adapters> Deps<A> {
             messages: &self.config.messages,
             policy: &self.policy,
             renderer: &self.renderer,
-            links: &self.links,
         }
     }
 }

@@ -13,8 +13,9 @@ use super::{Adapters, Deps, RunRequest, Sending, Snapshot};
 use crate::claim::{Claim, ClaimOutcome, Held, Member};
 use crate::invoice::Invoice;
 use crate::ledger::{escalation_sk, ledger_key, reminder_sk, LedgerState};
+use crate::link::{LinkTarget, PayLink};
 use crate::policy::{Action, Step};
-use crate::ports::{Mailer, SendError, Store, Texter};
+use crate::ports::{Links, Mailer, SendError, Store, Texter};
 use crate::render::{InvoiceLine, Locale, ReminderContext};
 use crate::summary::SkipReason;
 
@@ -47,7 +48,8 @@ pub(super) async fn send_message<'p, A: Adapters>(
             InvoiceLine::new(
                 &c.invoice,
                 c.local_date,
-                deps.composer().pay_link(&c.invoice, req.as_of),
+                // Made once the message is claimed (`deliver`): only a sent message has a link.
+                String::new(),
                 c.late_fee,
                 locale,
             )
@@ -189,7 +191,15 @@ async fn deliver<'p, A: Adapters>(
 ) -> Vec<Counted<'p>> {
     let (step, channel) = (message.step, message.channel);
     let first = &message.members[claimed[0]].invoice;
-    let sent_lines: Vec<InvoiceLine> = claimed.iter().map(|&i| lines[i].clone()).collect();
+    let mut sent_lines: Vec<InvoiceLine> = claimed.iter().map(|&i| lines[i].clone()).collect();
+    let link = pay_link(deps, message, claimed, now).await;
+    if let Ok(url) = &link {
+        // One link for the whole message: an invoice's page, or the customer's
+        // page of the invoices it names. An SMS never grows with the invoices.
+        for line in &mut sent_lines {
+            line.pay_link.clone_from(url);
+        }
+    }
     let context = ReminderContext::new(
         locale_of(deps, first),
         &deps.config.messages.business_name,
@@ -201,7 +211,10 @@ async fn deliver<'p, A: Adapters>(
         ctx.contact_line = deps.config.messages.contact_line.clone();
         ctx
     });
-    let sent = compose_and_send(deps, sending, message, context).await;
+    let sent = match link {
+        Ok(_) => compose_and_send(deps, sending, message, context).await,
+        Err(err) => Err(err),
+    };
     let sk = reminder_sk(&step.name, channel);
     let key = ledger_key(&step.name, channel);
     match &sent {
@@ -267,6 +280,36 @@ async fn deliver<'p, A: Adapters>(
         record_superseded(deps, &c.invoice.id, &c.superseded, step).await;
     }
     out
+}
+
+/// Stores the link the message carries: to the invoice's page when it covers
+/// one invoice, else to the customer's page of the invoices it covers. A
+/// store that cannot take it makes the send fail transiently (retried).
+async fn pay_link<A: Adapters>(
+    deps: &Deps<A>,
+    message: &Message<'_, Snapshot<A>>,
+    claimed: &[usize],
+    now: DateTime<Utc>,
+) -> Result<String, SendError> {
+    let first = &message.members[claimed[0]].invoice;
+    let target = match claimed {
+        [_] => LinkTarget::Invoice(first.id.clone()),
+        _ => LinkTarget::Customer {
+            customer_id: first.customer_id.clone(),
+            invoices: claimed
+                .iter()
+                .map(|&i| message.members[i].invoice.id.clone())
+                .collect(),
+        },
+    };
+    let link = PayLink::create(target, now, deps.config.messages.pay_link_days)
+        .map_err(|e| SendError::transient("pay_link_error", e.to_string()))?;
+    match deps.store.put_link(&link).await {
+        Ok(true) => Ok(deps.composer().pay_link(&link.token)),
+        // 96 random bits met an existing token: never seen, but never overwritten.
+        Ok(false) => Err(SendError::transient("pay_link_error", "token collision")),
+        Err(err) => Err(SendError::transient("pay_link_error", err.to_string())),
+    }
 }
 
 fn render_failure(err: &crate::render::RenderError) -> SendError {

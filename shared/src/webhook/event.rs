@@ -3,7 +3,6 @@
 //! unit (JPY 0 decimals, USD 2, KWD 3) and become exact decimals.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::money::{parse_amount, Currency};
@@ -128,6 +127,13 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         .ok_or(ParseError::Invalid("currency"))?;
     let minor = object
         .get(amount_field)
+        // A succeeded intent received its whole amount; payloads without
+        // `amount_received` (API versions before it, and localstripe's) say `amount`.
+        .or_else(|| {
+            (event_type == "payment_intent.succeeded")
+                .then(|| object.get("amount"))
+                .flatten()
+        })
         .and_then(Value::as_i64)
         .ok_or(ParseError::Missing("amount"))?;
     if !(0..=1_000_000_000_000_000).contains(&minor) {
@@ -139,7 +145,9 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
             reason: "zero_amount",
         });
     }
-    let amount = Decimal::new(minor, currency.exponent());
+    // Stripe's minor units, which are not always ISO's (ISK, MGA, ...): the
+    // same rule the pay page charges with.
+    let amount = crate::stripe::from_minor(minor, currency);
     let paid_at = object
         .pointer("/status_transitions/paid_at")
         .and_then(Value::as_i64)
@@ -170,6 +178,7 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{get_text, rfc3339, text, MemoryStore, Record};
-use crate::invoice::RawValue;
-use crate::link::{LinkToken, PayLink};
+use crate::invoice::{RawInvoice, RawValue};
+use crate::link::{LinkToken, PayLink, StoredIntent};
 use crate::ports::{Links, StoreError};
 
 fn key(token: &LinkToken) -> (String, String) {
@@ -48,6 +48,63 @@ impl Links for MemoryStore {
         };
         r.entry("revoked_at".into())
             .or_insert_with(|| RawValue::Text(rfc3339(at)));
+        Ok(true)
+    }
+
+    async fn page_invoices(&self, ids: &[&str]) -> Result<Vec<RawInvoice>, StoreError> {
+        let mut ids = ids.to_vec();
+        ids.dedup();
+        Ok(ids.into_iter().filter_map(|id| self.invoice(id)).collect())
+    }
+
+    async fn get_intent(
+        &self,
+        invoice_id: &str,
+        key: &str,
+    ) -> Result<Option<StoredIntent>, StoreError> {
+        let inner = self.lock();
+        let Some(r) = inner
+            .records
+            .get(&(invoice_id.to_owned(), StoredIntent::sort_key(key)))
+        else {
+            return Ok(None);
+        };
+        Ok((|| {
+            Some(StoredIntent {
+                key: key.to_owned(),
+                intent_id: get_text(r, "intent_id")?.to_owned(),
+                created_at: get_text(r, "created_at")?.parse().ok()?,
+            })
+        })())
+    }
+
+    async fn put_intent(
+        &self,
+        invoice_id: &str,
+        intent: &StoredIntent,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let k = (invoice_id.to_owned(), StoredIntent::sort_key(&intent.key));
+        if inner.records.contains_key(&k) {
+            return Ok(false);
+        }
+        let record: Record = [
+            ("invoice_id", text(&k.0)),
+            ("sk", text(&k.1)),
+            ("intent_id", text(&intent.intent_id)),
+            ("created_at", text(rfc3339(intent.created_at))),
+            (
+                "link_ttl",
+                super::number(
+                    (intent.created_at + chrono::Duration::days(StoredIntent::KEEP_DAYS))
+                        .timestamp(),
+                ),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        inner.records.insert(k, record);
         Ok(true)
     }
 }

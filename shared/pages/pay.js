@@ -1,0 +1,66 @@
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("pay-config").textContent);
+  var panel = document.getElementById("pay-panel");
+  if (typeof Stripe !== "function" || !panel) { return; }
+  var stripe = Stripe(config.publishable_key);
+  var card = stripe.elements().create("card");
+  var message = document.getElementById("message");
+  var confirm = document.getElementById("confirm");
+  var invoice = null;
+  var mounted = false;
+  function say(text) { message.textContent = text; }
+  function open(button) {
+    invoice = button.getAttribute("data-invoice");
+    document.getElementById("paying-for").textContent = button.getAttribute("data-label");
+    panel.hidden = false;
+    if (!mounted) { card.mount("#card"); mounted = true; }
+    panel.scrollIntoView();
+  }
+  var buttons = document.querySelectorAll("button[data-invoice]");
+  Array.prototype.forEach.call(buttons, function (b) {
+    b.hidden = false;
+    b.addEventListener("click", function () { open(b); });
+  });
+  if (buttons.length === 1 && !config.many) { buttons[0].hidden = true; open(buttons[0]); }
+  document.getElementById("no-js").hidden = true;
+  function poll(tries) {
+    fetch(config.status_url + "?invoice=" + encodeURIComponent(invoice), { credentials: "omit", cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        if (s.state === "paid") { say(config.t.paid_now); window.location.reload(); }
+        else if (tries > 0) { setTimeout(function () { poll(tries - 1); }, 1500); }
+      })
+      .catch(function () { if (tries > 0) { setTimeout(function () { poll(tries - 1); }, 3000); } });
+  }
+  confirm.addEventListener("click", function () {
+    if (!invoice) { return; }
+    confirm.disabled = true;
+    say(config.t.working);
+    fetch(config.pay_url, {
+      method: "POST",
+      credentials: "omit",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "invoice=" + encodeURIComponent(invoice)
+    })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+      .then(function (answer) {
+        if (!answer.ok) { throw answer.body; }
+        if (answer.body.state === "confirming") { return { paymentIntent: { status: "processing" } }; }
+        return stripe.confirmCardPayment(answer.body.client_secret, { payment_method: { card: card } });
+      })
+      .then(function (result) {
+        if (result.error) { throw result.error; }
+        panel.hidden = true;
+        Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
+        var status = document.getElementById("status");
+        status.hidden = false;
+        status.textContent = config.t.confirming;
+        poll(40);
+      })
+      .catch(function (e) {
+        confirm.disabled = false;
+        say((e && e.message) || config.t.failed);
+      });
+  });
+})();

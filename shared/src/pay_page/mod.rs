@@ -1,0 +1,587 @@
+//! The customer's pay page (`functions/pay-page`): a reminder's link opens
+//! it, it shows what is owed in the customer's language, and it takes the
+//! payment through Stripe. The webhook then applies the payment, and the
+//! page turns to "paid". See `docs/pay-page.md`.
+//!
+//! Routes, under `PAY_LINK_BASE_URL` (any path prefix in front is ignored,
+//! so the same code serves a Function URL, a custom domain or
+//! `cargo lambda watch`):
+//! - `GET <token>`: the page (or the neutral "not valid" page: 404 for an
+//!   unknown token, 410 for an expired or revoked one; a token that is not
+//!   16 characters of the alphabet costs no lookup at all);
+//! - `POST <token>/pay` with `invoice=<id>`: a PaymentIntent for exactly the
+//!   outstanding amount, as `{"client_secret": ..}`; only from the page's own
+//!   origin;
+//! - `GET <token>/status?invoice=<id>`: `{"state": "open" | "paid" | ..}`,
+//!   which the page polls after paying until the webhook has applied it.
+//!
+//! Every answer is `Cache-Control: no-store`. Nothing here logs a token, a
+//! path or anything personal: only outcomes and invoice ids.
+
+mod strings;
+pub mod view;
+
+use chrono::{DateTime, Utc};
+use minijinja::Environment;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::config::{origin_of, PayPageConfig};
+use crate::link::{LinkState, LinkToken, PayLink, StoredIntent};
+use crate::ports::Links;
+use crate::stripe::http::StripeClient;
+use crate::stripe::{stripe_amount, IntentRequest, StripeError};
+pub use strings::Strings;
+use view::{build, page_locale, payability, Page, PageContext, PageInvoice, Payability};
+
+const CSS: &str = include_str!("../../pages/page.css");
+const SCRIPT: &str = include_str!("../../pages/pay.js");
+const PAGE: &str = include_str!("../../pages/page.html");
+const GONE: &str = include_str!("../../pages/gone.html");
+
+/// The templates and the CSP hashes of the inline style and script, built once.
+struct Assets {
+    env: Environment<'static>,
+    style_hash: String,
+    script_hash: String,
+}
+
+fn csp_hash(text: &str) -> String {
+    use base64::Engine;
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
+    )
+}
+
+impl Assets {
+    fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // Compiled in and rendered by the tests below.
+        env.add_template("page.html", PAGE)
+            .expect("page.html compiles");
+        env.add_template("gone.html", GONE)
+            .expect("gone.html compiles");
+        Self {
+            env,
+            style_hash: csp_hash(CSS),
+            script_hash: csp_hash(SCRIPT),
+        }
+    }
+}
+
+/// What the pay page needs, built once per process.
+pub struct PageDeps<S> {
+    pub store: S,
+    pub stripe: StripeClient,
+    pub config: PayPageConfig,
+    assets: Assets,
+}
+
+impl<S: Links> PageDeps<S> {
+    pub fn new(store: S, stripe: StripeClient, config: PayPageConfig) -> Self {
+        Self {
+            store,
+            stripe,
+            config,
+            assets: Assets::new(),
+        }
+    }
+}
+
+/// One HTTP request, as the function received it.
+pub struct PageRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub accept_language: Option<&'a str>,
+    pub body: &'a [u8],
+    pub now: DateTime<Utc>,
+}
+
+/// The answer: status, headers, body.
+#[derive(Debug, Clone)]
+pub struct PageAnswer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl PageAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Headers on every answer.
+fn base_headers(content_type: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", content_type.to_owned()),
+        ("cache-control", "no-store".into()),
+        ("x-content-type-options", "nosniff".into()),
+        ("referrer-policy", "no-referrer".into()),
+        ("x-frame-options", "DENY".into()),
+        ("strict-transport-security", "max-age=31536000".into()),
+    ]
+}
+
+fn json_answer(status: u16, body: serde_json::Value) -> PageAnswer {
+    PageAnswer {
+        status,
+        headers: base_headers("application/json"),
+        body: body.to_string(),
+    }
+}
+
+/// Which route a path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Page(LinkToken),
+    Pay(LinkToken),
+    Status(LinkToken),
+    Unknown,
+}
+
+fn route(path: &str) -> Route {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    match parts.as_slice() {
+        [.., token, "pay"] => LinkToken::parse(token).map_or(Route::Unknown, Route::Pay),
+        [.., token, "status"] => LinkToken::parse(token).map_or(Route::Unknown, Route::Status),
+        [.., token] => LinkToken::parse(token).map_or(Route::Unknown, Route::Page),
+        [] => Route::Unknown,
+    }
+}
+
+/// The value of `name` in a form or query string.
+fn form_value(text: &str, name: &str) -> Option<String> {
+    text.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+impl<S: Links> PageDeps<S> {
+    /// Answers one request; never fails (a store or Stripe error is an
+    /// answer that says to try again, and a log line).
+    pub async fn handle(&self, req: PageRequest<'_>) -> PageAnswer {
+        let route = route(req.path);
+        match (req.method, route) {
+            ("GET" | "HEAD", Route::Page(token)) => {
+                let mut answer = self.page(&token, &req).await;
+                if req.method == "HEAD" {
+                    answer.body.clear();
+                }
+                answer
+            }
+            ("POST", Route::Pay(token)) => self.pay(&token, &req).await,
+            ("GET", Route::Status(token)) => self.status(&token, &req).await,
+            (_, Route::Page(_) | Route::Pay(_) | Route::Status(_)) => {
+                let mut answer = json_answer(405, json!({"error": "method_not_allowed"}));
+                answer.headers.push(("allow", "GET, HEAD, POST".into()));
+                answer
+            }
+            (_, Route::Unknown) => self.gone(404, &req),
+        }
+    }
+
+    fn context<'a>(&'a self, req: &'a PageRequest<'_>) -> PageContext<'a> {
+        PageContext {
+            business_name: &self.config.business_name,
+            business_timezone: self.config.business_timezone,
+            default_locale: self.config.default_locale,
+            accept_language: req.accept_language,
+            now: req.now,
+        }
+    }
+
+    /// The link and the invoices it opens (in the link's order).
+    async fn open(&self, token: &LinkToken) -> Result<(Option<PayLink>, Vec<PageInvoice>), ()> {
+        let link = self.store.get_link(token).await.map_err(|e| {
+            tracing::error!(error = %e, "pay page: could not read a link");
+        })?;
+        let Some(link) = link else {
+            return Ok((None, Vec::new()));
+        };
+        let ids = link.target.invoice_ids();
+        let raws = self.store.page_invoices(&ids).await.map_err(|e| {
+            tracing::error!(error = %e, "pay page: could not read invoices");
+        })?;
+        let mut invoices: Vec<(usize, PageInvoice)> = Vec::new();
+        for raw in &raws {
+            match PageInvoice::parse(raw) {
+                Some(p) => {
+                    if let Some(i) = ids.iter().position(|id| *id == p.invoice.id) {
+                        invoices.push((i, p));
+                    }
+                }
+                None => tracing::warn!(
+                    invoice_id = raw.id_hint().unwrap_or("?"),
+                    "pay page: an invoice item is not valid; not shown"
+                ),
+            }
+        }
+        invoices.sort_by_key(|(i, _)| *i);
+        Ok((Some(link), invoices.into_iter().map(|(_, p)| p).collect()))
+    }
+
+    async fn page(&self, token: &LinkToken, req: &PageRequest<'_>) -> PageAnswer {
+        let Ok((link, invoices)) = self.open(token).await else {
+            return self.unavailable(req);
+        };
+        match build(link.as_ref(), &invoices, &self.context(req)) {
+            Page::Gone { status, .. } => {
+                tracing::info!(status, "pay page: link not valid");
+                self.gone(status, req)
+            }
+            Page::Redirect(url) => {
+                tracing::info!(invoice_id = %invoices[0].invoice.id, "pay page: sent to the invoice's hosted page");
+                let mut headers = base_headers("text/plain; charset=utf-8");
+                headers.push(("location", url));
+                PageAnswer {
+                    status: 303,
+                    headers,
+                    body: String::new(),
+                }
+            }
+            Page::Show(view) => {
+                let base = format!("{}/{}", self.config.base_url, token.as_str());
+                let config = json!({
+                    "publishable_key": self.config.stripe_publishable_key,
+                    "pay_url": format!("{base}/pay"),
+                    "status_url": format!("{base}/status"),
+                    "many": view.many,
+                    "t": { "working": view.t.working, "confirming": view.t.confirming,
+                           "paid_now": view.t.paid_now, "failed": view.t.failed },
+                });
+                let html = self.assets.env.get_template("page.html").and_then(|t| {
+                    t.render(minijinja::value::Serde(json!({
+                        "page": view, "css": CSS, "script": SCRIPT, "config": config,
+                        "stripe_js": self.config.stripe_js_url,
+                    })))
+                });
+                match html {
+                    Ok(body) => {
+                        let mut headers = base_headers("text/html; charset=utf-8");
+                        headers.push(("content-security-policy", self.page_csp(view.payable)));
+                        headers.push(("content-language", view.lang.to_owned()));
+                        tracing::info!(
+                            invoices = view.invoices.len(),
+                            payable = view.payable,
+                            "pay page shown"
+                        );
+                        PageAnswer {
+                            status: 200,
+                            headers,
+                            body,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "pay page: render failed");
+                        self.unavailable(req)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The policy: our inline style and script by hash, Stripe.js from
+    /// Stripe only, requests to ourselves and Stripe, Stripe's frames.
+    fn page_csp(&self, stripe: bool) -> String {
+        let mut csp = format!(
+            "default-src 'none'; style-src {}; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            self.assets.style_hash
+        );
+        if stripe {
+            let js = origin_of(&self.config.stripe_js_url).unwrap_or_default();
+            let api = origin_of(&self.config.stripe_api_base).unwrap_or_default();
+            let stripe_frames = if js == "https://js.stripe.com" {
+                " https://*.js.stripe.com https://hooks.stripe.com"
+            } else {
+                ""
+            };
+            csp.push_str(&format!(
+                "; script-src {} {js}{stripe_frames}; connect-src 'self' {api} {js}; frame-src {js}{stripe_frames}",
+                self.assets.script_hash
+            ));
+        }
+        csp
+    }
+
+    fn gone(&self, status: u16, req: &PageRequest<'_>) -> PageAnswer {
+        let locale = page_locale(None, req.accept_language, self.config.default_locale);
+        self.plain_page(status, Strings::of(locale))
+    }
+
+    fn unavailable(&self, req: &PageRequest<'_>) -> PageAnswer {
+        let locale = page_locale(None, req.accept_language, self.config.default_locale);
+        let mut answer = self.plain_page(503, Strings::of(locale));
+        answer.headers.push(("retry-after", "30".into()));
+        answer
+    }
+
+    /// The neutral page: the same words for every link that does not open.
+    fn plain_page(&self, status: u16, t: &'static Strings) -> PageAnswer {
+        let body = self
+            .assets
+            .env
+            .get_template("gone.html")
+            .and_then(|tpl| tpl.render(minijinja::value::Serde(json!({"t": t, "css": CSS}))))
+            .unwrap_or_else(|_| t.gone_title.to_owned());
+        let mut headers = base_headers("text/html; charset=utf-8");
+        headers.push((
+            "content-security-policy",
+            format!(
+                "default-src 'none'; style-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                self.assets.style_hash
+            ),
+        ));
+        PageAnswer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The active link and the one invoice of it the request names.
+    async fn invoice_on_link(
+        &self,
+        token: &LinkToken,
+        invoice_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<PageInvoice, PageAnswer> {
+        let (link, invoices) = self
+            .open(token)
+            .await
+            .map_err(|()| json_answer(503, json!({"error": "unavailable"})))?;
+        let link = link.ok_or_else(|| json_answer(404, json!({"error": "link_not_valid"})))?;
+        if link.state(now) != LinkState::Active {
+            return Err(json_answer(410, json!({"error": "link_not_valid"})));
+        }
+        let id =
+            invoice_id.ok_or_else(|| json_answer(400, json!({"error": "invoice_required"})))?;
+        invoices
+            .into_iter()
+            .find(|p| p.invoice.id == id)
+            .ok_or_else(|| json_answer(404, json!({"error": "not_on_this_link"})))
+    }
+
+    async fn status(&self, token: &LinkToken, req: &PageRequest<'_>) -> PageAnswer {
+        let id = req.query.and_then(|q| form_value(q, "invoice"));
+        match self.invoice_on_link(token, id.as_deref(), req.now).await {
+            Err(answer) => answer,
+            Ok(p) => {
+                let state = match payability(&p.invoice, p.paid_at) {
+                    Payability::Pay(_) => "open",
+                    Payability::Elsewhere { .. } => "elsewhere",
+                    Payability::Settled { .. } => "paid",
+                    Payability::Void => "void",
+                };
+                json_answer(
+                    200,
+                    json!({"state": state, "outstanding": p.invoice.outstanding().to_string()}),
+                )
+            }
+        }
+    }
+
+    async fn pay(&self, token: &LinkToken, req: &PageRequest<'_>) -> PageAnswer {
+        // A payment starts only from the page itself: a cross-site form or
+        // script cannot make intents (and a bad request costs no lookup).
+        if req.origin != Some(self.config.origin.as_str()) {
+            tracing::warn!("pay page: a payment request from another origin refused");
+            return json_answer(403, json!({"error": "origin_not_allowed"}));
+        }
+        let body = std::str::from_utf8(req.body).unwrap_or("");
+        let id = form_value(body, "invoice");
+        let p = match self.invoice_on_link(token, id.as_deref(), req.now).await {
+            Ok(p) => p,
+            Err(answer) => return answer,
+        };
+        let invoice_id = p.invoice.id.clone();
+        let locale = page_locale(
+            p.invoice.locale.as_deref(),
+            req.accept_language,
+            self.config.default_locale,
+        );
+        let t = Strings::of(locale);
+        let owed = match payability(&p.invoice, p.paid_at) {
+            Payability::Pay(owed) => owed,
+            Payability::Settled { .. } | Payability::Void => {
+                return json_answer(
+                    409,
+                    json!({"error": "nothing_to_pay", "message": t.nothing_to_pay}),
+                )
+            }
+            Payability::Elsewhere { .. } => {
+                return json_answer(
+                    409,
+                    json!({"error": "pay_elsewhere", "message": t.pay_elsewhere}),
+                )
+            }
+        };
+        let amount = match stripe_amount(owed) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(%invoice_id, error = %e, "pay page: the amount cannot be charged through Stripe");
+                return json_answer(
+                    422,
+                    json!({"error": "unsupported_amount", "message": t.busy}),
+                );
+            }
+        };
+        let request = IntentRequest {
+            description: format!("{} invoice {}", self.config.business_name, invoice_id),
+            invoice_id: invoice_id.clone(),
+            amount,
+        };
+        match self.intent_for(&request, req.now).await {
+            Ok(Some(secret)) => {
+                tracing::info!(%invoice_id, "pay page: payment intent ready");
+                json_answer(200, json!({"client_secret": secret}))
+            }
+            Ok(None) => json_answer(200, json!({"state": "confirming"})),
+            Err(e) => {
+                if e.transient {
+                    tracing::warn!(%invoice_id, code = %e.code, status = e.status, "pay page: Stripe unavailable");
+                } else {
+                    tracing::error!(%invoice_id, code = %e.code, status = e.status, "pay page: Stripe refused the intent");
+                }
+                json_answer(503, json!({"error": "unavailable", "message": t.busy}))
+            }
+        }
+    }
+
+    /// The client secret of the one intent for this invoice and amount:
+    /// the stored one when there is one and it can still be paid, else a new
+    /// one (Stripe's idempotency key makes two concurrent taps one intent;
+    /// the create-only record keeps it one after Stripe's keys expire).
+    /// `None`: that intent has already been paid and is being confirmed.
+    async fn intent_for(
+        &self,
+        request: &IntentRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StripeError> {
+        let key = request.idempotency_key();
+        let store_failed = |e: crate::ports::StoreError| StripeError {
+            status: 0,
+            code: "store".into(),
+            message: e.to_string(),
+            transient: true,
+        };
+        let stored = self
+            .store
+            .get_intent(&request.invoice_id, &key)
+            .await
+            .map_err(store_failed)?;
+        let intent = match stored {
+            Some(s) => self.stripe.retrieve_payment_intent(&s.intent_id).await?,
+            None => {
+                let created = self.stripe.create_payment_intent(request).await?;
+                let record = StoredIntent {
+                    key: key.clone(),
+                    intent_id: created.id.clone(),
+                    created_at: now,
+                };
+                if self
+                    .store
+                    .put_intent(&request.invoice_id, &record)
+                    .await
+                    .map_err(store_failed)?
+                {
+                    created
+                } else {
+                    // Another tap stored its intent first: use that one.
+                    let first = self
+                        .store
+                        .get_intent(&request.invoice_id, &key)
+                        .await
+                        .map_err(store_failed)?
+                        .ok_or_else(|| {
+                            store_failed(crate::ports::StoreError::local(
+                                "GetItem",
+                                "intent vanished",
+                            ))
+                        })?;
+                    self.stripe
+                        .retrieve_payment_intent(&first.intent_id)
+                        .await?
+                }
+            }
+        };
+        match intent.status.as_str() {
+            "succeeded" | "processing" => Ok(None),
+            _ if intent.is_open() => Ok(Some(intent.client_secret)),
+            other => Err(StripeError {
+                status: 409,
+                code: format!("intent_{other}"),
+                message: "the stored intent was canceled".into(),
+                transient: true,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Locale;
+
+    #[test]
+    fn routes_take_the_last_segments_whatever_the_prefix() {
+        let t = "Zm9vYmFyZm9vYmFy";
+        let tok = LinkToken::parse(t).unwrap();
+        assert_eq!(route(&format!("/{t}")), Route::Page(tok.clone()));
+        assert_eq!(
+            route(&format!("/lambda-url/pay-page/{t}/")),
+            Route::Page(tok.clone())
+        );
+        assert_eq!(route(&format!("/{t}/pay")), Route::Pay(tok.clone()));
+        assert_eq!(route(&format!("/p/{t}/status")), Route::Status(tok));
+        for bad in [
+            "/",
+            "",
+            "/short",
+            "/Zm9vYmFyZm9vYmF=",
+            "/pay",
+            "/Zm9vYmFyZm9vYmFy/other",
+        ] {
+            assert_eq!(route(bad), Route::Unknown, "{bad}");
+        }
+    }
+
+    #[test]
+    fn form_values_are_decoded() {
+        assert_eq!(
+            form_value("a=1&invoice=INV%201%2B2", "invoice").as_deref(),
+            Some("INV 1+2")
+        );
+        assert_eq!(form_value("invoice=A+B", "invoice").as_deref(), Some("A B"));
+        assert_eq!(form_value("x=1", "invoice"), None);
+    }
+
+    #[test]
+    fn the_inline_assets_are_allowed_by_their_hashes_and_the_templates_render() {
+        let assets = Assets::new();
+        assert!(assets.script_hash.starts_with("'sha256-") && assets.script_hash.ends_with("='"));
+        assert_ne!(assets.script_hash, assets.style_hash);
+        let t = Strings::of(Locale::ZhHant);
+        let html = assets
+            .env
+            .get_template("gone.html")
+            .unwrap()
+            .render(minijinja::value::Serde(json!({"t": t, "css": CSS})))
+            .unwrap();
+        assert!(html.contains("此連結無效") && html.contains("lang=\"zh-Hant\""));
+        // The style block is exactly the hashed text.
+        assert!(html.contains(&format!("<style>{CSS}</style>")));
+    }
+}

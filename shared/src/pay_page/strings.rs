@@ -1,0 +1,173 @@
+//! What the pay page says, in each language we write.
+
+use crate::render::Locale;
+
+/// Fixed phrases; sentences with values are the functions below.
+#[derive(Debug, serde::Serialize)]
+pub struct Strings {
+    pub lang: &'static str,
+    pub invoice: &'static str,
+    pub invoice_amount: &'static str,
+    pub paid_so_far: &'static str,
+    pub late_fee: &'static str,
+    pub outstanding: &'static str,
+    pub due_date: &'static str,
+    pub due_today: &'static str,
+    pub pay: &'static str,
+    pub card: &'static str,
+    pub confirm: &'static str,
+    pub working: &'static str,
+    pub confirming: &'static str,
+    pub paid_now: &'static str,
+    pub failed: &'static str,
+    pub busy: &'static str,
+    pub nothing_to_pay: &'static str,
+    pub void: &'static str,
+    pub gone_title: &'static str,
+    pub gone_text: &'static str,
+    pub pay_elsewhere: &'static str,
+    pub no_js: &'static str,
+    pub your_invoices: &'static str,
+    pub secure: &'static str,
+}
+
+const EN: Strings = Strings {
+    lang: "en",
+    invoice: "Invoice",
+    invoice_amount: "Invoice amount",
+    paid_so_far: "Paid so far",
+    late_fee: "Late fee",
+    outstanding: "To pay",
+    due_date: "Due date",
+    due_today: "Due today",
+    pay: "Pay",
+    card: "Card details",
+    confirm: "Pay now",
+    working: "Processing…",
+    confirming: "Thank you. We are confirming your payment; this page updates by itself.",
+    paid_now: "Paid. Thank you!",
+    failed: "The payment did not go through. Please check your card details and try again.",
+    busy: "We could not start the payment just now. Please try again in a minute.",
+    nothing_to_pay: "Nothing to pay",
+    void: "This invoice was cancelled. There is nothing to pay.",
+    gone_title: "This link is not valid",
+    gone_text: "The link may have expired or been replaced by a newer one. Please use the link in the most recent message you received, or contact us.",
+    pay_elsewhere: "Pay the invoice",
+    no_js: "Paying by card needs JavaScript. You can still read everything on this page.",
+    your_invoices: "Your invoices",
+    secure: "Card payments are processed securely by Stripe.",
+};
+
+const ZH_HANS: Strings = Strings {
+    lang: "zh-Hans",
+    invoice: "发票",
+    invoice_amount: "发票金额",
+    paid_so_far: "已付金额",
+    late_fee: "滞纳金",
+    outstanding: "应付金额",
+    due_date: "到期日",
+    due_today: "今天到期",
+    pay: "支付",
+    card: "银行卡信息",
+    confirm: "立即支付",
+    working: "处理中…",
+    confirming: "谢谢。我们正在确认您的付款，本页面会自动更新。",
+    paid_now: "已付款，谢谢！",
+    failed: "付款未成功，请检查银行卡信息后重试。",
+    busy: "暂时无法发起付款，请稍后重试。",
+    nothing_to_pay: "无需付款",
+    void: "此发票已取消，无需付款。",
+    gone_title: "此链接无效",
+    gone_text: "链接可能已过期或已被新链接取代。请使用您最近收到的消息中的链接，或与我们联系。",
+    pay_elsewhere: "支付发票",
+    no_js: "银行卡付款需要启用 JavaScript。您仍可阅读本页的全部内容。",
+    your_invoices: "您的发票",
+    secure: "银行卡付款由 Stripe 安全处理。",
+};
+
+const ZH_HANT: Strings = Strings {
+    lang: "zh-Hant",
+    invoice: "發票",
+    invoice_amount: "發票金額",
+    paid_so_far: "已付金額",
+    late_fee: "滯納金",
+    outstanding: "應付金額",
+    due_date: "到期日",
+    due_today: "今天到期",
+    pay: "支付",
+    card: "信用卡資料",
+    confirm: "立即支付",
+    working: "處理中…",
+    confirming: "謝謝。我們正在確認您的付款，本頁面會自動更新。",
+    paid_now: "已付款，謝謝！",
+    failed: "付款未成功，請檢查信用卡資料後重試。",
+    busy: "暫時無法發起付款，請稍後重試。",
+    nothing_to_pay: "無需付款",
+    void: "此發票已取消，無需付款。",
+    gone_title: "此連結無效",
+    gone_text: "連結可能已過期或已被新連結取代。請使用您最近收到的訊息中的連結，或與我們聯絡。",
+    pay_elsewhere: "支付發票",
+    no_js: "信用卡付款需要啟用 JavaScript。您仍可閱讀本頁的全部內容。",
+    your_invoices: "您的發票",
+    secure: "信用卡付款由 Stripe 安全處理。",
+};
+
+impl Strings {
+    pub fn of(locale: Locale) -> &'static Strings {
+        match locale {
+            Locale::En => &EN,
+            Locale::ZhHans => &ZH_HANS,
+            Locale::ZhHant => &ZH_HANT,
+        }
+    }
+}
+
+/// `Overdue by 3 days` / `due in 3 days`.
+pub fn overdue_by(locale: Locale, days: i64) -> String {
+    match (locale, days) {
+        (Locale::En, 1) => "1 day overdue".into(),
+        (Locale::En, d) => format!("{d} days overdue"),
+        (Locale::ZhHans, d) => format!("已逾期 {d} 天"),
+        (Locale::ZhHant, d) => format!("已逾期 {d} 天"),
+    }
+}
+
+pub fn due_in(locale: Locale, days: i64) -> String {
+    match (locale, days) {
+        (Locale::En, 1) => "Due tomorrow".into(),
+        (Locale::En, d) => format!("Due in {d} days"),
+        (Locale::ZhHans, d) => format!("{d} 天后到期"),
+        (Locale::ZhHant, d) => format!("{d} 天後到期"),
+    }
+}
+
+pub fn paid_on(locale: Locale, date: &str) -> String {
+    match locale {
+        Locale::En => format!("Paid in full. Last payment received on {date}. Thank you!"),
+        Locale::ZhHans => format!("已全额付款。最后一笔付款于{date}收到。谢谢！"),
+        Locale::ZhHant => format!("已全額付款。最後一筆付款於{date}收到。謝謝！"),
+    }
+}
+
+pub fn pay_amount(locale: Locale, amount: &str) -> String {
+    match locale {
+        Locale::En => format!("Pay {amount}"),
+        Locale::ZhHans | Locale::ZhHant => format!("支付 {amount}"),
+    }
+}
+
+/// For an invoice paid on its own hosted page, while a late fee is owed here.
+pub fn fee_after_hosted(locale: Locale, fee: &str) -> String {
+    match locale {
+        Locale::En => format!("The invoice is paid on its own page. The late fee of {fee} can be paid here once the invoice is paid."),
+        Locale::ZhHans => format!("发票请在其自身页面支付。发票付清后，可在此支付滞纳金 {fee}。"),
+        Locale::ZhHant => format!("發票請在其自身頁面支付。發票付清後，可在此支付滯納金 {fee}。"),
+    }
+}
+
+pub fn title(locale: Locale, business: &str) -> String {
+    match locale {
+        Locale::En => format!("Pay {business}"),
+        Locale::ZhHans | Locale::ZhHant => format!("向 {business} 付款"),
+    }
+}

@@ -1,0 +1,168 @@
+//! Stripe's REST API over HTTPS: the two calls the pay page makes. It uses
+//! the hyper, hyper-rustls and rustls (aws-lc-rs) the AWS SDK already
+//! builds, so the function carries one HTTP/TLS stack. The API base is a
+//! setting (`STRIPE_API_BASE`), so tests point it at localstripe.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+use super::{IntentRequest, PaymentIntent, StripeError};
+
+/// Stripe's API version the requests are written for (the fields read from
+/// a PaymentIntent are the same in every version since 2019).
+pub const STRIPE_VERSION: &str = "2026-10-28.clover";
+
+/// How long one Stripe request may take before the customer is told to try again.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// A client for one Stripe account (its secret key).
+#[derive(Clone)]
+pub struct StripeClient {
+    http: Client<Https, Full<Bytes>>,
+    base: String,
+    secret_key: String,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for StripeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeClient {
+    /// `base` is `https://api.stripe.com` in production; `http://` is
+    /// accepted for an emulator on loopback.
+    pub fn new(base: &str, secret_key: &str) -> Result<Self, StripeError> {
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| StripeError::network(format!("TLS roots: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            http: Client::builder(TokioExecutor::new()).build(https),
+            base: base.trim_end_matches('/').to_owned(),
+            secret_key: secret_key.to_owned(),
+        })
+    }
+
+    /// Creates the intent, or gets the one Stripe already made for the same
+    /// idempotency key.
+    pub async fn create_payment_intent(
+        &self,
+        req: &IntentRequest,
+    ) -> Result<PaymentIntent, StripeError> {
+        let body = form_encode(&req.form());
+        self.call(
+            http::Method::POST,
+            "/v1/payment_intents",
+            Some((body, req.idempotency_key())),
+        )
+        .await
+    }
+
+    pub async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, StripeError> {
+        if !id.starts_with("pi_") || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(StripeError::from_answer(400, b"not a PaymentIntent id"));
+        }
+        self.call(
+            http::Method::GET,
+            &format!("/v1/payment_intents/{id}"),
+            None,
+        )
+        .await
+    }
+
+    async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        form: Option<(String, String)>,
+    ) -> Result<PaymentIntent, StripeError> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.secret_key))
+            .header("stripe-version", STRIPE_VERSION);
+        let body = match form {
+            Some((body, key)) => {
+                builder = builder
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("idempotency-key", key);
+                body
+            }
+            None => String::new(),
+        };
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| StripeError::network(e.to_string()))?;
+        let answer = tokio::time::timeout(TIMEOUT, async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| StripeError::network(e.to_string()))?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| StripeError::network(e.to_string()))?
+                .to_bytes();
+            Ok::<_, StripeError>((status, bytes))
+        })
+        .await
+        .map_err(|_| StripeError::network("timed out"))??;
+        let (status, bytes) = answer;
+        if !(200..300).contains(&status) {
+            return Err(StripeError::from_answer(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| StripeError {
+            status,
+            code: "unreadable_answer".into(),
+            message: e.to_string(),
+            transient: false,
+        })
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as Stripe's API takes it.
+fn form_encode(pairs: &[(String, String)]) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forms_are_percent_encoded() {
+        let got = super::form_encode(&[
+            ("metadata[invoice_id]".into(), "INV 1&2".into()),
+            ("description".into(), "Acme — 请款".into()),
+        ]);
+        assert_eq!(
+            got,
+            "metadata%5Binvoice%5Fid%5D=INV%201%262&description=Acme%20%E2%80%94%20%E8%AF%B7%E6%AC%BE"
+        );
+    }
+}
