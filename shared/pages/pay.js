@@ -10,19 +10,19 @@
   var invoice = null;
   var mounted = false;
   function say(text) { message.textContent = text; }
-  function open(button) {
+  function open(button, scroll) {
     invoice = button.getAttribute("data-invoice");
     document.getElementById("paying-for").textContent = button.getAttribute("data-label");
     panel.hidden = false;
     if (!mounted) { card.mount("#card"); mounted = true; }
-    panel.scrollIntoView();
+    if (scroll) { panel.scrollIntoView(); }
   }
   var buttons = document.querySelectorAll("button[data-invoice]");
   Array.prototype.forEach.call(buttons, function (b) {
     b.hidden = false;
-    b.addEventListener("click", function () { open(b); });
+    b.addEventListener("click", function () { open(b, true); });
   });
-  if (buttons.length === 1 && !config.many) { buttons[0].hidden = true; open(buttons[0]); }
+  if (buttons.length === 1 && !config.many) { buttons[0].hidden = true; open(buttons[0], false); }
   document.getElementById("no-js").hidden = true;
   function poll(tries) {
     fetch(config.status_url + "?invoice=" + encodeURIComponent(invoice), { credentials: "omit", cache: "no-store" })

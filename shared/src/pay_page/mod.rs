@@ -138,6 +138,16 @@ fn json_answer(status: u16, body: serde_json::Value) -> PageAnswer {
     }
 }
 
+/// JSON to put inside a `<script type="application/json">`: `<`, `>` and `&`
+/// escaped, so that no value can close the element.
+fn script_json(value: &serde_json::Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// Which route a path names.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
@@ -264,7 +274,8 @@ impl<S: Links> PageDeps<S> {
                 });
                 let html = self.assets.env.get_template("page.html").and_then(|t| {
                     t.render(minijinja::value::Serde(json!({
-                        "page": view, "css": CSS, "script": SCRIPT, "config": config,
+                        "page": view, "css": CSS, "script": SCRIPT,
+                        "config": script_json(&config),
                         "stripe_js": self.config.stripe_js_url,
                     })))
                 });
@@ -439,7 +450,6 @@ impl<S: Links> PageDeps<S> {
             }
         };
         let request = IntentRequest {
-            description: format!("{} invoice {}", self.config.business_name, invoice_id),
             invoice_id: invoice_id.clone(),
             amount,
         };
@@ -453,7 +463,7 @@ impl<S: Links> PageDeps<S> {
                 if e.transient {
                     tracing::warn!(%invoice_id, code = %e.code, status = e.status, "pay page: Stripe unavailable");
                 } else {
-                    tracing::error!(%invoice_id, code = %e.code, status = e.status, "pay page: Stripe refused the intent");
+                    tracing::error!(%invoice_id, code = %e.code, status = e.status, message = %e.message, "pay page: Stripe refused the intent");
                 }
                 json_answer(503, json!({"error": "unavailable", "message": t.busy}))
             }
@@ -556,6 +566,14 @@ mod tests {
         ] {
             assert_eq!(route(bad), Route::Unknown, "{bad}");
         }
+    }
+
+    #[test]
+    fn json_in_a_script_element_cannot_close_it() {
+        let text = script_json(&json!({"t": "</script><script>alert(1)</script> & more"}));
+        assert!(!text.contains('<') && !text.contains('>') && !text.contains('&'), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["t"], "</script><script>alert(1)</script> & more");
     }
 
     #[test]

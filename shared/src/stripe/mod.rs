@@ -110,8 +110,6 @@ pub fn from_minor(minor: i64, currency: crate::money::Currency) -> Decimal {
 pub struct IntentRequest {
     pub invoice_id: String,
     pub amount: StripeAmount,
-    /// Shown in the Stripe dashboard.
-    pub description: String,
 }
 
 impl IntentRequest {
@@ -137,7 +135,6 @@ impl IntentRequest {
             ("amount".into(), self.amount.minor.to_string()),
             ("currency".into(), self.amount.currency.clone()),
             ("metadata[invoice_id]".into(), self.invoice_id.clone()),
-            ("description".into(), self.description.clone()),
             ("payment_method_types[]".into(), "card".into()),
         ]
     }
@@ -278,7 +275,6 @@ mod tests {
         let req = |id: &str, amount: &str| IntentRequest {
             invoice_id: id.into(),
             amount: stripe_amount(money(amount, "USD")).unwrap(),
-            description: "x".into(),
         };
         let key = req("INV-1", "10.00").idempotency_key();
         assert_eq!(key, req("INV-1", "10.00").idempotency_key());
