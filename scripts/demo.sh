@@ -8,7 +8,9 @@
 # free port, creates the table and the escalation topic, imports the invoices
 # (two rows are malformed on purpose), runs the reminders every hour of Monday
 # 23 November 2026 (each customer is reached in their own morning), shows the
-# messages, runs the same day again to show nothing is sent twice, and stops moto.
+# messages, runs the same day again to show nothing is sent twice, pays one
+# invoice through the pay page (localstripe for Stripe), shows the paid invoice
+# gets nothing on its due date, and stops everything it started.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -58,6 +60,23 @@ for hour in $(seq -w 0 23); do
   again=$((again + n))
 done
 echo "second pass over $DAY: $again sent"
+
+step "Ana Lima pays INV-1001 through the pay page (Stripe is localstripe; the page and the webhook run under cargo lambda watch)"
+# The messages say https://pay.acme.example/<token> (a custom domain in a
+# deployment); locally the same token opens the page at its Function URL.
+work="$(mktemp -d)"
+. scripts/lib/pay-stack.sh
+trap 'pay_stack_stop; scripts/moto.sh stop; rm -rf "$work"' EXIT
+pay_stack_start "$work"
+.venv/bin/python scripts/demo_pay.py "$AWS_ENDPOINT_URL" "$PAY_PAGE_URL" "$STRIPE_BASE" ana.lima@example.com
+"$admin" history INV-1001 >"$work/history.txt" && head -n 1 "$work/history.txt"
+pay_stack_stop
+
+step "26 November, INV-1001's due date: every due invoice is reminded but INV-1001, which is paid"
+before="$(.venv/bin/python scripts/show_sent.py "$AWS_ENDPOINT_URL" | grep -c -e ana.lima@example.com -e +15555550101 || true)"
+"$admin" run --as-of 2026-11-26T15:00:00Z --brief | grep -v ': sent 0' || true
+after="$(.venv/bin/python scripts/show_sent.py "$AWS_ENDPOINT_URL" | grep -c -e ana.lima@example.com -e +15555550101 || true)"
+echo "messages to INV-1001's customer on its due date: $((after - before))"
 
 step "History of INV-1003"
 "$admin" history INV-1003

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All the tests: formatting, lints, unit and property tests, the end-to-end
 # tests against the local AWS emulator (each starts its own moto server), the
-# demo, and the function under `cargo lambda watch`. `.ci/run` calls this.
+# demo, the functions under `cargo lambda watch`, and the pay page in a real
+# browser. `.ci/run` calls this.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -31,6 +32,11 @@ section "Demo (scripts/demo.sh)"
 scripts/demo.sh >"$root/target/demo.log" 2>&1 || { cat "$root/target/demo.log"; exit 1; }
 grep -E '^sent: [1-9][0-9]* emails, [1-9][0-9]* SMS$' "$root/target/demo.log"
 grep -E '^second pass over .*: 0 sent$' "$root/target/demo.log"
+grep -E '^paid through the pay page: INV-1001 USD 1,250.00$' "$root/target/demo.log"
+grep -E "^messages to INV-1001's customer on its due date: 0$" "$root/target/demo.log"
+
+section "The pay page in headless Chromium at 390 px, paid through localstripe (scripts/pay-page-e2e.sh)"
+scripts/pay-page-e2e.sh
 
 section "cargo lambda watch + invoke (scripts/lambda-local.sh)"
 scripts/lambda-local.sh

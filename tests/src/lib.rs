@@ -271,6 +271,70 @@ impl Drop for Moto {
     }
 }
 
+/// localstripe (scripts/localstripe_server.py) owned by one test, on a free loopback port.
+pub struct LocalStripe {
+    child: Child,
+    pub base: String,
+}
+
+impl LocalStripe {
+    pub fn start() -> Result<Self> {
+        let (python, _) = moto_command();
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/localstripe_server.py");
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut child = Command::new(&python)
+                .arg(&script)
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", python.display()))?;
+            let base = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut ready = false;
+            while Instant::now() < deadline {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+                if ureq::get(format!("{base}/js.stripe.com/v3/"))
+                    .call()
+                    .is_ok()
+                {
+                    ready = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if ready {
+                return Ok(Self { child, base });
+            }
+            let _ = child.kill();
+            last_error = Some(anyhow::anyhow!("localstripe did not start on {port}"));
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("localstripe did not start")))
+    }
+
+    /// A PaymentIntent as localstripe holds it.
+    pub fn intent(&self, id: &str) -> Result<serde_json::Value> {
+        let text = ureq::get(format!("{}/v1/payment_intents/{id}", self.base))
+            .header("authorization", "Bearer sk_test_localstripe")
+            .call()?
+            .body_mut()
+            .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// SDK configuration for an emulator (or a proxy in front of one) at
 /// `endpoint`: region and dummy credentials on the config itself, and the
 /// production retry and timeout settings.

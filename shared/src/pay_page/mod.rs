@@ -571,7 +571,10 @@ mod tests {
     #[test]
     fn json_in_a_script_element_cannot_close_it() {
         let text = script_json(&json!({"t": "</script><script>alert(1)</script> & more"}));
-        assert!(!text.contains('<') && !text.contains('>') && !text.contains('&'), "{text}");
+        assert!(
+            !text.contains('<') && !text.contains('>') && !text.contains('&'),
+            "{text}"
+        );
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back["t"], "</script><script>alert(1)</script> & more");
     }

@@ -1,0 +1,336 @@
+//! The pay page's handler over the in-memory store and localstripe: what
+//! each request gets back, and what it makes at Stripe. (The same pages in a
+//! real browser: scripts/pay-page-e2e.sh.)
+
+use chrono::{DateTime, Duration, Utc};
+use dunning::config::PayPageConfig;
+use dunning::link::{LinkTarget, LinkToken, PayLink};
+use dunning::pay_page::{PageAnswer, PageDeps, PageRequest};
+use dunning::ports::Links;
+use dunning::stripe::http::StripeClient;
+use dunning::testing::MemoryStore;
+use dunning_e2e::LocalStripe;
+
+const ORIGIN: &str = "https://pay.acme.example";
+
+fn now() -> DateTime<Utc> {
+    "2026-11-23T15:00:00Z".parse().unwrap()
+}
+
+fn config(stripe: &str) -> PayPageConfig {
+    PayPageConfig::from_lookup(|k| {
+        Some(
+            match k {
+                "TABLE_NAME" => "invoices",
+                "BUSINESS_NAME" => "Acme Ltd",
+                "BUSINESS_TIMEZONE" => "Europe/London",
+                "PAY_LINK_BASE_URL" => ORIGIN,
+                "STRIPE_SECRET_KEY" => "sk_test_localstripe",
+                "STRIPE_PUBLISHABLE_KEY" => "pk_test_localstripe",
+                "STRIPE_API_BASE" => stripe,
+                "STRIPE_JS_URL" => "https://js.stripe.com/v3/",
+                _ => return None,
+            }
+            .to_owned(),
+        )
+    })
+    .unwrap()
+}
+
+struct Page {
+    deps: PageDeps<MemoryStore>,
+    store: MemoryStore,
+    _stripe: Option<LocalStripe>,
+}
+
+impl Page {
+    fn new(stripe: Option<LocalStripe>) -> Self {
+        let base = stripe
+            .as_ref()
+            .map_or("http://127.0.0.1:9".to_owned(), |s| s.base.clone());
+        let store = MemoryStore::new();
+        let client = StripeClient::new(&base, "sk_test_localstripe").unwrap();
+        Self {
+            deps: PageDeps::new(store.clone(), client, config(&base)),
+            store,
+            _stripe: stripe,
+        }
+    }
+
+    fn invoice(&self, id: &str, extra: &[(&str, &str)]) {
+        let mut attrs = vec![
+            ("invoice_id", id),
+            ("sk", "invoice"),
+            ("customer_id", "C-1"),
+            ("customer_name", "Ana Lima"),
+            ("email", "ana@example.com"),
+            ("phone", "+15555550101"),
+            ("amount", "1250.00"),
+            ("currency", "USD"),
+            ("due_date", "2026-11-20"),
+            ("status", "open"),
+        ];
+        for (k, v) in extra {
+            attrs.retain(|(n, _)| n != k);
+            attrs.push((k, v));
+        }
+        self.store.put_text(&attrs);
+    }
+
+    async fn link(&self, target: LinkTarget) -> LinkToken {
+        let link = PayLink::create(target, now() - Duration::days(1), 45).unwrap();
+        assert!(self.store.put_link(&link).await.unwrap());
+        link.token
+    }
+
+    async fn get(&self, path: &str, accept: Option<&str>) -> PageAnswer {
+        self.request("GET", path, None, accept, b"").await
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        origin: Option<&str>,
+        accept: Option<&str>,
+        body: &[u8],
+    ) -> PageAnswer {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        self.deps
+            .handle(PageRequest {
+                method,
+                path,
+                query,
+                origin,
+                accept_language: accept,
+                body,
+                now: now(),
+            })
+            .await
+    }
+
+    async fn pay(&self, token: &LinkToken, invoice: &str) -> PageAnswer {
+        let body = format!("invoice={invoice}");
+        self.request(
+            "POST",
+            &format!("/{}/pay", token.as_str()),
+            Some(ORIGIN),
+            None,
+            body.as_bytes(),
+        )
+        .await
+    }
+}
+
+fn json(answer: &PageAnswer) -> serde_json::Value {
+    serde_json::from_str(&answer.body).unwrap_or_else(|_| panic!("not JSON: {}", answer.body))
+}
+
+#[tokio::test]
+async fn an_invoice_page_shows_what_is_owed_with_its_security_headers() {
+    let page = Page::new(None);
+    page.invoice(
+        "INV-1",
+        &[("late_fee#overdue", "25.00"), ("amount_paid", "250.00")],
+    );
+    let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    let answer = page
+        .get(&format!("/{}", token.as_str()), Some("zh-CN"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // The invoice has no locale: the browser's language.
+    assert!(answer.body.contains("lang=\"zh-Hans\""));
+    assert!(answer.body.contains("USD 1,025.00") && answer.body.contains("USD 25.00"));
+    assert!(answer.body.contains("已逾期 3 天"));
+    assert!(
+        !answer.body.contains("ana@example.com")
+            && !answer.body.contains("+1555")
+            && !answer.body.contains("Ana Lima")
+    );
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    let csp = answer.header("content-security-policy").unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'sha256-") && csp.contains("https://js.stripe.com"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    // Page weight before Stripe.js (the figure is in docs/benchmarks.md).
+    assert!(answer.body.len() < 20 * 1024, "{} bytes", answer.body.len());
+    // HEAD: the same answer without a body.
+    let head = page
+        .request("HEAD", &format!("/{}", token.as_str()), None, None, b"")
+        .await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+}
+
+#[tokio::test]
+async fn links_that_do_not_open_get_one_neutral_page() {
+    let page = Page::new(None);
+    page.invoice("INV-1", &[]);
+    let unknown = LinkToken::generate().unwrap();
+    let revoked = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    page.store
+        .revoke_link(&revoked, now() - Duration::hours(1))
+        .await
+        .unwrap();
+    let mut expired = PayLink::create(
+        LinkTarget::Invoice("INV-1".into()),
+        now() - Duration::days(50),
+        45,
+    )
+    .unwrap();
+    expired.expires_at = now() - Duration::days(5);
+    page.store.put_link(&expired).await.unwrap();
+    let gone = page.link(LinkTarget::Invoice("NO-SUCH".into())).await;
+    let cases = [
+        (format!("/{}", unknown.as_str()), 404),
+        (format!("/{}", revoked.as_str()), 410),
+        (format!("/{}", expired.token.as_str()), 410),
+        (format!("/{}", gone.as_str()), 404),
+        ("/not-a-token".to_owned(), 404),
+        ("/".to_owned(), 404),
+    ];
+    let mut bodies = Vec::new();
+    for (path, status) in &cases {
+        let a = page.get(path, None).await;
+        assert_eq!(a.status, *status, "{path}");
+        assert_eq!(a.header("cache-control"), Some("no-store"));
+        bodies.push(a.body);
+    }
+    // The same words whatever the reason: nothing says whether an invoice exists.
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert!(bodies[0].contains("This link is not valid") && !bodies[0].contains("INV-1"));
+    // Wrong methods are 405.
+    let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    let put = page
+        .request(
+            "PUT",
+            &format!("/{}", token.as_str()),
+            Some(ORIGIN),
+            None,
+            b"",
+        )
+        .await;
+    assert_eq!(put.status, 405);
+}
+
+#[tokio::test]
+async fn an_invoice_with_its_own_hosted_page_is_sent_there() {
+    let page = Page::new(None);
+    page.invoice(
+        "INV-1",
+        &[("pay_url", "https://invoice.stripe.com/i/acct_1/test_1")],
+    );
+    let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    let answer = page.get(&format!("/{}", token.as_str()), None).await;
+    assert_eq!(
+        (answer.status, answer.header("location")),
+        (303, Some("https://invoice.stripe.com/i/acct_1/test_1"))
+    );
+    // The page never makes an intent for it.
+    let pay = page.pay(&token, "INV-1").await;
+    assert_eq!(
+        (pay.status, json(&pay)["error"].as_str()),
+        (409, Some("pay_elsewhere"))
+    );
+}
+
+#[tokio::test]
+async fn a_payment_starts_only_from_the_page_and_only_for_its_invoices() {
+    let page = Page::new(None);
+    page.invoice("INV-1", &[]);
+    page.invoice("INV-2", &[("status", "paid"), ("amount_paid", "1250.00")]);
+    let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    let path = format!("/{}/pay", token.as_str());
+    for origin in [
+        None,
+        Some("https://evil.example"),
+        Some("https://pay.acme.example.evil.example"),
+    ] {
+        let a = page
+            .request("POST", &path, origin, None, b"invoice=INV-1")
+            .await;
+        assert_eq!(a.status, 403, "{origin:?}");
+    }
+    let other = page.pay(&token, "INV-2").await;
+    assert_eq!(
+        (other.status, json(&other)["error"].as_str()),
+        (404, Some("not_on_this_link"))
+    );
+    let paid = page.link(LinkTarget::Invoice("INV-2".into())).await;
+    let a = page.pay(&paid, "INV-2").await;
+    assert_eq!(
+        (a.status, json(&a)["error"].as_str()),
+        (409, Some("nothing_to_pay"))
+    );
+}
+
+#[tokio::test]
+async fn two_taps_make_one_intent_for_exactly_the_outstanding_amount() -> anyhow::Result<()> {
+    let page = Page::new(Some(LocalStripe::start()?));
+    page.invoice(
+        "INV-1",
+        &[("late_fee#overdue", "25.00"), ("amount_paid", "250.00")],
+    );
+    page.invoice("INV-K", &[("amount", "125.505"), ("currency", "KWD")]);
+    let token = page
+        .link(LinkTarget::Customer {
+            customer_id: "C-1".into(),
+            invoices: vec!["INV-1".into(), "INV-K".into()],
+        })
+        .await;
+    let first = page.pay(&token, "INV-1").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let secret = json(&first)["client_secret"].as_str().unwrap().to_owned();
+    let again = page.pay(&token, "INV-1").await;
+    assert_eq!(
+        json(&again)["client_secret"].as_str(),
+        Some(secret.as_str()),
+        "the same intent"
+    );
+    let intent_id = secret.split("_secret_").next().unwrap();
+    let intent = page._stripe.as_ref().unwrap().intent(intent_id)?;
+    assert_eq!(
+        intent["amount"], 102_500,
+        "USD 1,250.00 - 250.00 + 25.00 in cents"
+    );
+    assert_eq!(intent["currency"], "usd");
+    assert_eq!(intent["metadata"]["invoice_id"], "INV-1");
+    // Three decimals: rounded up to Stripe's step of 0.010.
+    let kwd = page.pay(&token, "INV-K").await;
+    let kwd_id = json(&kwd)["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        page._stripe.as_ref().unwrap().intent(&kwd_id)?["amount"],
+        125_510
+    );
+    // The status the page polls.
+    let status = page
+        .get(&format!("/{}/status?invoice=INV-1", token.as_str()), None)
+        .await;
+    assert_eq!(json(&status)["state"], "open");
+    Ok(())
+}
+
+#[tokio::test]
+async fn stripe_unreachable_is_a_clear_try_again() {
+    // Nothing listens on port 9 of loopback.
+    let page = Page::new(None);
+    page.invoice("INV-1", &[]);
+    let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    let a = page.pay(&token, "INV-1").await;
+    assert_eq!(
+        (a.status, json(&a)["error"].as_str()),
+        (503, Some("unavailable"))
+    );
+    assert!(json(&a)["message"].as_str().unwrap().contains("try again"));
+}
