@@ -2,7 +2,7 @@
 # Every figure in docs/benchmarks.md, in one command (about 25 minutes on 2
 # cores, most of it loading 100,000-invoice tables into the emulator):
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh cpu rate   only some: cpu, rate, reads, memory, coldstart
+#   scripts/bench.sh cpu rate   only some: cpu, rate, reads, memory, coldstart, paypage, sms
 # Release builds (the Lambda profile); each table benchmark starts its own moto.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +13,8 @@ want() { [ -z "$parts" ] || [[ " $parts " == *" $1 "* ]]; }
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
 # moto answers a query over a 100,000-item index in seconds, not milliseconds.
 export SDK_ATTEMPT_TIMEOUT_MS=60000
-cargo build --release --quiet -p dunning-run -p dunning-e2e --bin dunning-run --bin bench-reads --bin hello-lambda
+cargo build --release --quiet -p dunning-run -p dunning-e2e -p pay-page -p payment-webhook \
+  --bin dunning-run --bin bench-reads --bin bench-pay-page --bin hello-lambda --bin pay-page --bin payment-webhook
 if want cpu; then
   echo "== cpu: parse + decide + sign + render per invoice (criterion)"
   cargo bench --quiet -p dunning --bench decide_render 2>&1 | grep -E '^per_invoice|time:|thrpt:'
@@ -36,7 +37,17 @@ if want coldstart; then
   (
     set -a; . infra/local.env; set +a
     export ESCALATION_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:bench AWS_REGION=us-east-1
+    export STRIPE_SECRET_KEY=sk_test_bench STRIPE_PUBLISHABLE_KEY=pk_test_bench
     .venv/bin/python scripts/cold_start.py --runs 20 \
-      dunning-run=target/release/dunning-run hello-world=target/release/hello-lambda
+      dunning-run=target/release/dunning-run pay-page=target/release/pay-page \
+      payment-webhook=target/release/payment-webhook hello-world=target/release/hello-lambda
   )
+fi
+if want paypage; then
+  echo "== pay page: a warm GET, 1,000 times, on moto and over the in-memory store; page weight"
+  target/release/bench-pay-page 1000
+fi
+if want sms; then
+  echo "== sms: the demo's due-today SMS per locale, signed links (before) and stored links (after)"
+  .venv/bin/python scripts/sms_lengths.py
 fi
