@@ -8,10 +8,12 @@
   var message = document.getElementById("message");
   var confirm = document.getElementById("confirm");
   var invoice = null;
+  var amount = null;
   var mounted = false;
   function say(text) { message.textContent = text; }
   function open(button, scroll) {
     invoice = button.getAttribute("data-invoice");
+    amount = button.getAttribute("data-amount");
     document.getElementById("paying-for").textContent = button.getAttribute("data-label");
     panel.hidden = false;
     if (!mounted) { card.mount("#card"); mounted = true; }
@@ -41,16 +43,26 @@
       method: "POST",
       credentials: "omit",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: "invoice=" + encodeURIComponent(invoice)
+      body: "invoice=" + encodeURIComponent(invoice) + "&amount=" + encodeURIComponent(amount)
     })
-      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, body: j }; });
+      })
       .then(function (answer) {
-        if (!answer.ok) { throw answer.body; }
+        var error = answer.body.error;
+        // Paid meanwhile, or another amount now: the page shows what is true.
+        if (error === "amount_changed" || error === "nothing_to_pay") {
+          say(answer.body.message);
+          setTimeout(function () { window.location.reload(); }, 2500);
+          return new Promise(function () {});
+        }
+        if (!answer.ok) { throw { ours: answer.body.message || config.t.failed }; }
         if (answer.body.state === "confirming") { return { paymentIntent: { status: "processing" } }; }
         return stripe.confirmCardPayment(answer.body.client_secret, { payment_method: { card: card } });
       })
       .then(function (result) {
-        if (result.error) { throw result.error; }
+        // Stripe's own message is in English: the customer reads ours.
+        if (result.error) { throw { ours: config.t.failed }; }
         panel.hidden = true;
         Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
         var status = document.getElementById("status");
@@ -60,7 +72,7 @@
       })
       .catch(function (e) {
         confirm.disabled = false;
-        say((e && e.message) || config.t.failed);
+        say((e && e.ours) || config.t.failed);
       });
   });
 })();

@@ -213,23 +213,68 @@ impl PayLink {
     }
 }
 
-/// The intent the page made for an invoice and amount, kept beside the
-/// invoice (`intent#<key>`) so that a second tap, even days later, gets the
-/// same intent back and never a second one.
+/// The intent the pay page made last for an invoice, kept in its own item
+/// (partition `intent#<invoice_id>`, sort key `intent`, deleted by TTL), so
+/// that every tap, even days later, finds it: the same intent while the
+/// amount and the payments are unchanged; none while it is being paid; a
+/// new one (the old one canceled) once the amount changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredIntent {
-    /// The idempotency key of the intent (`crate::stripe::IntentRequest::idempotency_key`).
-    pub key: String,
     pub intent_id: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The idempotency key it was created with.
+    pub key: String,
+    /// What it charges, in Stripe's minor units and currency.
+    pub amount_minor: i64,
+    pub currency: String,
+    /// The invoice's `amount_paid` when it was made: a succeeded intent
+    /// with the same `amount_paid` has not been applied yet.
+    pub amount_paid: rust_decimal::Decimal,
+    pub created_at: DateTime<Utc>,
 }
 
 impl StoredIntent {
     /// How long the record is kept (the table's TTL, `link_ttl`).
     pub const KEEP_DAYS: i64 = 90;
+    pub const SORT_KEY: &'static str = "intent";
 
-    pub fn sort_key(key: &str) -> String {
-        format!("intent#{key}")
+    /// The item's partition: apart from the invoice's, so that the pay
+    /// page's role may write only these (IAM `dynamodb:LeadingKeys`).
+    pub fn partition(invoice_id: &str) -> String {
+        format!("intent#{invoice_id}")
+    }
+
+    /// The record's text attributes, as every store writes them (and
+    /// `link_ttl`, a number: [`StoredIntent::record_ends`]).
+    pub fn text_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("intent_id", self.intent_id.clone()),
+            ("key", self.key.clone()),
+            ("amount_minor", self.amount_minor.to_string()),
+            ("currency", self.currency.clone()),
+            ("amount_paid", self.amount_paid.to_string()),
+            (
+                "created_at",
+                self.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
+        ]
+    }
+
+    pub fn from_text_fields<'r>(text: impl Fn(&str) -> Option<&'r str>) -> Option<Self> {
+        Some(Self {
+            intent_id: text("intent_id")?.to_owned(),
+            key: text("key")?.to_owned(),
+            amount_minor: text("amount_minor")?.parse().ok()?,
+            currency: text("currency")?.to_owned(),
+            amount_paid: text("amount_paid")?.parse().ok()?,
+            created_at: DateTime::parse_from_rfc3339(text("created_at")?)
+                .ok()?
+                .with_timezone(&Utc),
+        })
+    }
+
+    pub fn record_ends(&self) -> DateTime<Utc> {
+        self.created_at + chrono::Duration::days(Self::KEEP_DAYS)
     }
 }
 

@@ -162,18 +162,20 @@ pub trait Links: Send + Sync {
         ids: &[&str],
     ) -> impl Future<Output = Result<Vec<RawInvoice>, StoreError>> + Send;
 
-    /// The intent made for `invoice_id` under `key`, if any.
+    /// The intent the page made last for `invoice_id`, if any.
     fn get_intent(
         &self,
         invoice_id: &str,
-        key: &str,
     ) -> impl Future<Output = Result<Option<StoredIntent>, StoreError>> + Send;
 
-    /// Stores an intent; `Ok(false)` when one is stored under its key already.
+    /// Stores `intent` as the invoice's: when there is none yet
+    /// (`replacing: None`), or in place of the intent `replacing` names.
+    /// `Ok(false)` when another writer got there first (nothing written).
     fn put_intent(
         &self,
         invoice_id: &str,
         intent: &StoredIntent,
+        replacing: Option<&str>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 

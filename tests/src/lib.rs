@@ -328,6 +328,39 @@ impl LocalStripe {
     }
 }
 
+impl LocalStripe {
+    /// Every PaymentIntent localstripe holds.
+    pub fn intents(&self) -> Result<Vec<serde_json::Value>> {
+        let text = ureq::get(format!("{}/v1/payment_intents?limit=100", self.base))
+            .header("authorization", "Bearer sk_test_localstripe")
+            .call()?
+            .body_mut()
+            .read_to_string()?;
+        let list: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(list["data"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// What Stripe.js does with a card: a PaymentMethod from the test card
+    /// 4242 4242 4242 4242, then the intent confirmed with it (localstripe's
+    /// gap, filled by scripts/localstripe_server.py).
+    pub fn pay_with_test_card(&self, client_secret: &str) -> Result<serde_json::Value> {
+        let id = client_secret.split("_secret_").next().unwrap_or_default();
+        let body = serde_json::json!({
+            "key": "pk_test_localstripe",
+            "client_secret": client_secret,
+            "card": {"number": "4242424242424242", "exp_month": "12", "exp_year": "2034", "cvc": "123"},
+        });
+        let text = ureq::post(format!(
+            "{}/v1/payment_intents/{id}/_confirm_with_card",
+            self.base
+        ))
+        .send(body.to_string())?
+        .body_mut()
+        .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
 impl Drop for LocalStripe {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -800,6 +800,73 @@ async fn a_revoked_link_stays_revoked_from_its_first_revocation<H: Harness>(h: &
     Ok(())
 }
 
+async fn the_pay_page_reads_invoices_and_keeps_one_intent_per_invoice<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    let store = h.store();
+    h.put(&invoice("INV-A", "2026-11-23", &[])).await?;
+    h.put(&invoice("INV-B", "2026-11-23", &[("status", "paid")]))
+        .await?;
+    // Named twice, and one that does not exist: each found once, the missing left out.
+    let mut found: Vec<String> = store
+        .page_invoices(&["INV-B", "INV-A", "NOPE", "INV-A"])
+        .await?
+        .iter()
+        .filter_map(|r| r.id_hint().map(str::to_owned))
+        .collect();
+    found.sort();
+    assert_eq!(found, ["INV-A", "INV-B"]);
+    let now: DateTime<Utc> = "2026-11-23T14:00:00Z".parse()?;
+    let intent = |id: &str, minor: i64| dunning::link::StoredIntent {
+        intent_id: id.into(),
+        key: format!("key-{id}"),
+        amount_minor: minor,
+        currency: "usd".into(),
+        amount_paid: "250.00".parse().unwrap(),
+        created_at: now,
+    };
+    assert_eq!(store.get_intent("INV-A").await?, None);
+    assert!(
+        store
+            .put_intent("INV-A", &intent("pi_1", 1000), None)
+            .await?
+    );
+    assert_eq!(store.get_intent("INV-A").await?, Some(intent("pi_1", 1000)));
+    // A second first writer loses; replacing needs the current intent's id.
+    assert!(
+        !store
+            .put_intent("INV-A", &intent("pi_2", 1000), None)
+            .await?
+    );
+    assert!(
+        !store
+            .put_intent("INV-A", &intent("pi_3", 1200), Some("pi_9"))
+            .await?
+    );
+    assert!(
+        store
+            .put_intent("INV-A", &intent("pi_3", 1200), Some("pi_1"))
+            .await?
+    );
+    assert_eq!(
+        store.get_intent("INV-A").await?.map(|i| i.intent_id),
+        Some("pi_3".into())
+    );
+    // Kept apart from the invoice (its own partition), with the table's TTL.
+    let record = h.history("intent#INV-A").await?;
+    assert_eq!(record.len(), 1);
+    assert_eq!(
+        record[0]["link_ttl"],
+        (now + chrono::Duration::days(90)).timestamp()
+    );
+    assert!(h
+        .history("INV-A")
+        .await?
+        .iter()
+        .all(|r| r["sk"] != "intent"));
+    Ok(())
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -835,4 +902,5 @@ contract!(
     the_run_state_moves_only_forward,
     a_pay_link_is_stored_once_and_read_back,
     a_revoked_link_stays_revoked_from_its_first_revocation,
+    the_pay_page_reads_invoices_and_keeps_one_intent_per_invoice,
 );

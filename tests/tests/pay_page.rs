@@ -112,8 +112,9 @@ impl Page {
             .await
     }
 
-    async fn pay(&self, token: &LinkToken, invoice: &str) -> PageAnswer {
-        let body = format!("invoice={invoice}");
+    /// A tap on Pay for `invoice` showing `amount`.
+    async fn pay(&self, token: &LinkToken, invoice: &str, amount: &str) -> PageAnswer {
+        let body = format!("invoice={invoice}&amount={amount}");
         self.request(
             "POST",
             &format!("/{}/pay", token.as_str()),
@@ -232,7 +233,7 @@ async fn an_invoice_with_its_own_hosted_page_is_sent_there() {
         (303, Some("https://invoice.stripe.com/i/acct_1/test_1"))
     );
     // The page never makes an intent for it.
-    let pay = page.pay(&token, "INV-1").await;
+    let pay = page.pay(&token, "INV-1", "1250.00").await;
     assert_eq!(
         (pay.status, json(&pay)["error"].as_str()),
         (409, Some("pay_elsewhere"))
@@ -256,22 +257,32 @@ async fn a_payment_starts_only_from_the_page_and_only_for_its_invoices() {
             .await;
         assert_eq!(a.status, 403, "{origin:?}");
     }
-    let other = page.pay(&token, "INV-2").await;
+    let other = page.pay(&token, "INV-2", "0").await;
     assert_eq!(
         (other.status, json(&other)["error"].as_str()),
         (404, Some("not_on_this_link"))
     );
     let paid = page.link(LinkTarget::Invoice("INV-2".into())).await;
-    let a = page.pay(&paid, "INV-2").await;
+    let a = page.pay(&paid, "INV-2", "0").await;
     assert_eq!(
         (a.status, json(&a)["error"].as_str()),
         (409, Some("nothing_to_pay"))
     );
+    // An amount other than the one owed (the page was stale): look again.
+    for shown in ["1000.00", "", "abc"] {
+        let a = page.pay(&token, "INV-1", shown).await;
+        assert_eq!(
+            (a.status, json(&a)["error"].as_str()),
+            (409, Some("amount_changed")),
+            "{shown:?}"
+        );
+    }
 }
 
 #[tokio::test]
-async fn two_taps_make_one_intent_for_exactly_the_outstanding_amount() -> anyhow::Result<()> {
+async fn taps_make_one_intent_for_exactly_the_outstanding_amount() -> anyhow::Result<()> {
     let page = Page::new(Some(LocalStripe::start()?));
+    let stripe = page._stripe.as_ref().unwrap();
     page.invoice(
         "INV-1",
         &[("late_fee#overdue", "25.00"), ("amount_paid", "250.00")],
@@ -283,35 +294,72 @@ async fn two_taps_make_one_intent_for_exactly_the_outstanding_amount() -> anyhow
             invoices: vec!["INV-1".into(), "INV-K".into()],
         })
         .await;
-    let first = page.pay(&token, "INV-1").await;
-    assert_eq!(first.status, 200, "{}", first.body);
-    let secret = json(&first)["client_secret"].as_str().unwrap().to_owned();
-    let again = page.pay(&token, "INV-1").await;
+    // Two first taps at once: localstripe has no idempotency keys, so each
+    // makes an intent; the create-only record keeps one, and both answers are it.
+    let (a, b) = tokio::join!(
+        page.pay(&token, "INV-1", "1025.00"),
+        page.pay(&token, "INV-1", "1025.00")
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+    let secret = json(&a)["client_secret"].as_str().unwrap().to_owned();
     assert_eq!(
-        json(&again)["client_secret"].as_str(),
+        json(&b)["client_secret"].as_str(),
         Some(secret.as_str()),
         "the same intent"
     );
-    let intent_id = secret.split("_secret_").next().unwrap();
-    let intent = page._stripe.as_ref().unwrap().intent(intent_id)?;
+    let id = |secret: &str| secret.split("_secret_").next().unwrap().to_owned();
+    let stored = page.store.get_intent("INV-1").await?.expect("stored");
+    assert_eq!(stored.intent_id, id(&secret));
+    // The race happened: two intents were made, and the one never handed out is canceled.
+    let made: Vec<(String, String)> = stripe
+        .intents()?
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap_or("").to_owned(),
+                i["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert!(
+        made.iter()
+            .any(|(i, st)| *i != id(&secret) && st == "canceled"),
+        "{made:?}"
+    );
+    let intent = stripe.intent(&id(&secret))?;
     assert_eq!(
         intent["amount"], 102_500,
         "USD 1,250.00 - 250.00 + 25.00 in cents"
     );
     assert_eq!(intent["currency"], "usd");
     assert_eq!(intent["metadata"]["invoice_id"], "INV-1");
-    // Three decimals: rounded up to Stripe's step of 0.010.
-    let kwd = page.pay(&token, "INV-K").await;
-    let kwd_id = json(&kwd)["client_secret"]
-        .as_str()
-        .unwrap()
-        .split("_secret_")
-        .next()
-        .unwrap()
-        .to_owned();
+    // A later tap: the same intent again.
+    let again = page.pay(&token, "INV-1", "1025.00").await;
     assert_eq!(
-        page._stripe.as_ref().unwrap().intent(&kwd_id)?["amount"],
-        125_510
+        json(&again)["client_secret"].as_str(),
+        Some(secret.as_str())
+    );
+    // Three decimals: rounded up to Stripe's step of 0.010.
+    let kwd = page.pay(&token, "INV-K", "125.505").await;
+    let kwd = id(json(&kwd)["client_secret"].as_str().unwrap());
+    assert_eq!(stripe.intent(&kwd)?["amount"], 125_510);
+    // A late fee since: a new intent for the new amount, the old one canceled.
+    page.store.set(
+        "INV-1",
+        "late_fee#overdue_7",
+        Some(dunning::invoice::RawValue::Text("10.00".into())),
+    );
+    let stale = page.pay(&token, "INV-1", "1025.00").await;
+    assert_eq!(json(&stale)["error"], "amount_changed");
+    let fresh = page.pay(&token, "INV-1", "1035.00").await;
+    let new_secret = json(&fresh)["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(stripe.intent(&id(&new_secret))?["amount"], 103_500);
+    assert_eq!(
+        stripe.intent(&id(&secret))?["status"],
+        "canceled",
+        "the old amount can never be paid"
     );
     // The status the page polls.
     let status = page
@@ -322,12 +370,50 @@ async fn two_taps_make_one_intent_for_exactly_the_outstanding_amount() -> anyhow
 }
 
 #[tokio::test]
+async fn an_intent_being_paid_is_never_followed_by_a_second_one() -> anyhow::Result<()> {
+    let page = Page::new(Some(LocalStripe::start()?));
+    let stripe = page._stripe.as_ref().unwrap();
+    page.invoice("INV-1", &[]);
+    let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    let first = page.pay(&token, "INV-1", "1250.00").await;
+    let secret = json(&first)["client_secret"].as_str().unwrap().to_owned();
+    stripe.pay_with_test_card(&secret)?;
+    // Paid at Stripe, not yet applied by the webhook: a tap, even for
+    // another amount now, gets no intent to pay.
+    let tap = page.pay(&token, "INV-1", "1250.00").await;
+    assert_eq!(json(&tap)["state"], "confirming", "{}", tap.body);
+    page.store.set(
+        "INV-1",
+        "late_fee#overdue",
+        Some(dunning::invoice::RawValue::Text("25.00".into())),
+    );
+    let tap = page.pay(&token, "INV-1", "1275.00").await;
+    assert_eq!(json(&tap)["state"], "confirming", "{}", tap.body);
+    // Once the payment is applied (amount_paid moved), what is left is a new intent.
+    page.store.set(
+        "INV-1",
+        "amount_paid",
+        Some(dunning::invoice::RawValue::Text("1250.00".into())),
+    );
+    let rest = page.pay(&token, "INV-1", "25.00").await;
+    let rest = json(&rest)["client_secret"]
+        .as_str()
+        .unwrap()
+        .split("_secret_")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(stripe.intent(&rest)?["amount"], 2500);
+    Ok(())
+}
+
+#[tokio::test]
 async fn stripe_unreachable_is_a_clear_try_again() {
     // Nothing listens on port 9 of loopback.
     let page = Page::new(None);
     page.invoice("INV-1", &[]);
     let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
-    let a = page.pay(&token, "INV-1").await;
+    let a = page.pay(&token, "INV-1", "1250.00").await;
     assert_eq!(
         (a.status, json(&a)["error"].as_str()),
         (503, Some("unavailable"))

@@ -83,6 +83,10 @@ impl Links for DynamoStore {
         let mut found = Vec::new();
         // At most 40 ids a link (100 a request); keys DynamoDB leaves
         // unprocessed under load are asked again, a few rounds at most.
+        // BatchGetItem refuses a key named twice.
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
         let mut keys: Vec<std::collections::HashMap<String, AttributeValue>> = ids
             .iter()
             .map(|id| {
@@ -94,7 +98,6 @@ impl Links for DynamoStore {
                 .collect()
             })
             .collect();
-        keys.dedup();
         for _ in 0..5 {
             if keys.is_empty() {
                 break;
@@ -133,31 +136,22 @@ impl Links for DynamoStore {
         Ok(found)
     }
 
-    async fn get_intent(
-        &self,
-        invoice_id: &str,
-        key: &str,
-    ) -> Result<Option<StoredIntent>, StoreError> {
+    async fn get_intent(&self, invoice_id: &str) -> Result<Option<StoredIntent>, StoreError> {
         let out = self
             .client()
             .get_item()
             .table_name(self.table())
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(StoredIntent::sort_key(key)))
+            .key(PARTITION_KEY, s(StoredIntent::partition(invoice_id)))
+            .key(SORT_KEY, s(StoredIntent::SORT_KEY))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| store_error("GetItem", e))?;
-        let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
-            item.get(name).and_then(|v| v.as_s().ok()).cloned()
-        };
         Ok(out.item.and_then(|item| {
-            Some(StoredIntent {
-                key: key.to_owned(),
-                intent_id: text(&item, "intent_id")?,
-                created_at: DateTime::parse_from_rfc3339(&text(&item, "created_at")?)
-                    .ok()?
-                    .with_timezone(&Utc),
+            StoredIntent::from_text_fields(|name| {
+                item.get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
             })
         }))
     }
@@ -166,23 +160,24 @@ impl Links for DynamoStore {
         &self,
         invoice_id: &str,
         intent: &StoredIntent,
+        replacing: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let put = self
+        let mut put = self
             .client()
             .put_item()
             .table_name(self.table())
-            .item(PARTITION_KEY, s(invoice_id))
-            .item(SORT_KEY, s(StoredIntent::sort_key(&intent.key)))
-            .item("intent_id", s(&intent.intent_id))
-            .item("created_at", s(rfc3339(intent.created_at)))
-            .item(
-                "link_ttl",
-                n(
-                    (intent.created_at + chrono::Duration::days(StoredIntent::KEEP_DAYS))
-                        .timestamp(),
-                ),
-            )
-            .condition_expression("attribute_not_exists(sk)");
+            .item(PARTITION_KEY, s(StoredIntent::partition(invoice_id)))
+            .item(SORT_KEY, s(StoredIntent::SORT_KEY))
+            .item("link_ttl", n(intent.record_ends().timestamp()));
+        for (name, value) in intent.text_fields() {
+            put = put.item(name, s(value));
+        }
+        put = match replacing {
+            None => put.condition_expression("attribute_not_exists(sk)"),
+            Some(old) => put
+                .condition_expression("intent_id = :old")
+                .expression_attribute_values(":old", s(old)),
+        };
         condition_failure_is_false(put.send().await.map(|_| ()), "PutItem")
     }
 }

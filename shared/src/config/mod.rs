@@ -170,11 +170,10 @@ impl MessageConfig {
                 )
             })?;
         let pay_link_base_url = env.required("PAY_LINK_BASE_URL")?;
-        if !(pay_link_base_url.starts_with("https://") || pay_link_base_url.starts_with("http://"))
-        {
+        if origin_of(&pay_link_base_url).is_none() {
             return Err(ConfigError::invalid(
                 "PAY_LINK_BASE_URL",
-                "must start with https://",
+                "must be an https:// URL (http:// only on loopback)",
             ));
         }
         if env.optional("PAY_LINK_TTL_DAYS").is_some() {

@@ -53,27 +53,56 @@ impl std::fmt::Debug for PayPageConfig {
     }
 }
 
-/// `scheme://authority` of an http(s) URL, or `None`.
+/// `scheme://authority` of an https URL (http only on loopback, for local
+/// runs), lower-cased and without a default port, as browsers send `Origin`;
+/// else `None`.
 pub fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    if scheme != "https" && scheme != "http" {
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty() || authority.contains('@') {
         return None;
     }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    (!authority.is_empty() && !authority.contains('@')).then(|| format!("{scheme}://{authority}"))
+    let authority = match scheme.as_str() {
+        "https" => authority
+            .strip_suffix(":443")
+            .unwrap_or(&authority)
+            .to_owned(),
+        "http" => {
+            let authority = authority
+                .strip_suffix(":80")
+                .unwrap_or(&authority)
+                .to_owned();
+            let host = if authority.starts_with("[::1]") {
+                "[::1]"
+            } else {
+                authority.split(':').next().unwrap_or_default()
+            };
+            if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+                return None;
+            }
+            authority
+        }
+        _ => return None,
+    };
+    Some(format!("{scheme}://{authority}"))
 }
 
 impl PayPageConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env::new(get);
         let base_url = env.required("PAY_LINK_BASE_URL")?;
-        let origin = origin_of(&base_url)
-            .ok_or_else(|| ConfigError::invalid("PAY_LINK_BASE_URL", "must be an https:// URL"))?;
+        let origin = origin_of(&base_url).ok_or_else(|| {
+            ConfigError::invalid(
+                "PAY_LINK_BASE_URL",
+                "must be an https:// URL (http:// only on loopback)",
+            )
+        })?;
         let url = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let value = env.optional(name).unwrap_or_else(|| default.to_owned());
-            origin_of(&value)
-                .map(|_| value.clone())
-                .ok_or_else(|| ConfigError::invalid(name, "must be an https:// URL"))
+            origin_of(&value).map(|_| value.clone()).ok_or_else(|| {
+                ConfigError::invalid(name, "must be an https:// URL (http:// only on loopback)")
+            })
         };
         let stripe_secret_key = match env.optional("STRIPE_SECRET_KEY") {
             Some(key) => key,
@@ -208,5 +237,24 @@ mod tests {
         );
         assert_eq!(origin_of("https://user@a.example/"), None);
         assert_eq!(origin_of("javascript:alert(1)"), None);
+        // As a browser sends it: lower case, no default port.
+        assert_eq!(
+            origin_of("HTTPS://Pay.Example.COM:443/x").as_deref(),
+            Some("https://pay.example.com")
+        );
+        assert_eq!(
+            origin_of("https://pay.example.com:8443").as_deref(),
+            Some("https://pay.example.com:8443")
+        );
+        // Plain http only on loopback.
+        assert_eq!(origin_of("http://pay.example.com/"), None);
+        assert_eq!(
+            origin_of("http://localhost:9000/x").as_deref(),
+            Some("http://localhost:9000")
+        );
+        assert_eq!(
+            origin_of("http://[::1]:9000/").as_deref(),
+            Some("http://[::1]:9000")
+        );
     }
 }

@@ -194,9 +194,14 @@ impl<S: Links> PageDeps<S> {
             }
             ("POST", Route::Pay(token)) => self.pay(&token, &req).await,
             ("GET", Route::Status(token)) => self.status(&token, &req).await,
-            (_, Route::Page(_) | Route::Pay(_) | Route::Status(_)) => {
+            (_, route @ (Route::Page(_) | Route::Pay(_) | Route::Status(_))) => {
+                let allow = match route {
+                    Route::Page(_) => "GET, HEAD",
+                    Route::Pay(_) => "POST",
+                    _ => "GET",
+                };
                 let mut answer = json_answer(405, json!({"error": "method_not_allowed"}));
-                answer.headers.push(("allow", "GET, HEAD, POST".into()));
+                answer.headers.push(("allow", allow.into()));
                 answer
             }
             (_, Route::Unknown) => self.gone(404, &req),
@@ -407,7 +412,7 @@ impl<S: Links> PageDeps<S> {
     async fn pay(&self, token: &LinkToken, req: &PageRequest<'_>) -> PageAnswer {
         // A payment starts only from the page itself: a cross-site form or
         // script cannot make intents (and a bad request costs no lookup).
-        if req.origin != Some(self.config.origin.as_str()) {
+        if req.origin.and_then(normal_origin).as_deref() != Some(self.config.origin.as_str()) {
             tracing::warn!("pay page: a payment request from another origin refused");
             return json_answer(403, json!({"error": "origin_not_allowed"}));
         }
@@ -439,105 +444,173 @@ impl<S: Links> PageDeps<S> {
                 )
             }
         };
+        // The customer pays what the page showed them, or nothing: a late fee
+        // or a payment since the page loaded makes them look again.
+        let shown =
+            form_value(body, "amount").and_then(|a| a.parse::<rust_decimal::Decimal>().ok());
+        if shown != Some(owed.amount) {
+            return json_answer(
+                409,
+                json!({"error": "amount_changed", "message": t.amount_changed}),
+            );
+        }
         let amount = match stripe_amount(owed) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(%invoice_id, error = %e, "pay page: the amount cannot be charged through Stripe");
                 return json_answer(
                     422,
-                    json!({"error": "unsupported_amount", "message": t.busy}),
+                    json!({"error": "unsupported_amount", "message": t.unavailable}),
                 );
             }
         };
         let request = IntentRequest {
             invoice_id: invoice_id.clone(),
             amount,
+            amount_paid: p.invoice.amount_paid,
+            replaces: None,
         };
-        match self.intent_for(&request, req.now).await {
-            Ok(Some(secret)) => {
+        match self.intent_for(request, req.now).await {
+            Ok(Intent::Pay(secret)) => {
                 tracing::info!(%invoice_id, "pay page: payment intent ready");
-                json_answer(200, json!({"client_secret": secret}))
+                json_answer(
+                    200,
+                    json!({"client_secret": secret, "amount": owed.to_string()}),
+                )
             }
-            Ok(None) => json_answer(200, json!({"state": "confirming"})),
-            Err(e) => {
-                if e.transient {
-                    tracing::warn!(%invoice_id, code = %e.code, status = e.status, "pay page: Stripe unavailable");
-                } else {
-                    tracing::error!(%invoice_id, code = %e.code, status = e.status, message = %e.message, "pay page: Stripe refused the intent");
-                }
+            Ok(Intent::BeingPaid) => json_answer(200, json!({"state": "confirming"})),
+            Err(e) if e.transient => {
+                tracing::warn!(%invoice_id, code = %e.code, status = e.status, "pay page: Stripe unavailable");
                 json_answer(503, json!({"error": "unavailable", "message": t.busy}))
+            }
+            Err(e) => {
+                tracing::error!(%invoice_id, code = %e.code, status = e.status, message = %e.message, "pay page: Stripe refused the intent");
+                json_answer(
+                    502,
+                    json!({"error": "payment_unavailable", "message": t.unavailable}),
+                )
             }
         }
     }
 
-    /// The client secret of the one intent for this invoice and amount:
-    /// the stored one when there is one and it can still be paid, else a new
-    /// one (Stripe's idempotency key makes two concurrent taps one intent;
-    /// the create-only record keeps it one after Stripe's keys expire).
-    /// `None`: that intent has already been paid and is being confirmed.
+    /// The one intent the customer may pay for this invoice now:
+    /// - the stored one, while the amount and the payments so far are as it
+    ///   was made for and it can still be paid;
+    /// - none while it is being paid (succeeded or processing, and the
+    ///   payment not applied yet: `amount_paid` unchanged), so that the same
+    ///   invoice is never paid twice through the page;
+    /// - else a new one (the old one canceled if it was still payable), made
+    ///   with an idempotency key that names what it replaces, and stored in
+    ///   its place only if nobody replaced it first.
+    ///
+    /// Two concurrent first taps make one intent: Stripe's idempotency key,
+    /// and the create-only record, whose loser answers with the winner's.
     async fn intent_for(
         &self,
-        request: &IntentRequest,
+        mut request: IntentRequest,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, StripeError> {
-        let key = request.idempotency_key();
-        let store_failed = |e: crate::ports::StoreError| StripeError {
-            status: 0,
-            code: "store".into(),
-            message: e.to_string(),
-            transient: true,
-        };
+    ) -> Result<Intent, StripeError> {
+        let invoice_id = request.invoice_id.clone();
         let stored = self
             .store
-            .get_intent(&request.invoice_id, &key)
+            .get_intent(&invoice_id)
             .await
             .map_err(store_failed)?;
-        let intent = match stored {
-            Some(s) => self.stripe.retrieve_payment_intent(&s.intent_id).await?,
-            None => {
-                let created = self.stripe.create_payment_intent(request).await?;
-                let record = StoredIntent {
-                    key: key.clone(),
-                    intent_id: created.id.clone(),
-                    created_at: now,
-                };
-                if self
-                    .store
-                    .put_intent(&request.invoice_id, &record)
-                    .await
-                    .map_err(store_failed)?
-                {
-                    created
-                } else {
-                    // Another tap stored its intent first: use that one.
-                    let first = self
-                        .store
-                        .get_intent(&request.invoice_id, &key)
-                        .await
-                        .map_err(store_failed)?
-                        .ok_or_else(|| {
-                            store_failed(crate::ports::StoreError::local(
-                                "GetItem",
-                                "intent vanished",
-                            ))
-                        })?;
-                    self.stripe
-                        .retrieve_payment_intent(&first.intent_id)
-                        .await?
+        if let Some(s) = &stored {
+            match self.stripe.retrieve_payment_intent(&s.intent_id).await {
+                Ok(pi) if matches!(pi.status.as_str(), "succeeded" | "processing") => {
+                    if s.amount_paid == request.amount_paid {
+                        return Ok(Intent::BeingPaid);
+                    }
                 }
+                Ok(pi) if pi.is_open() => {
+                    if s.amount_minor == request.amount.minor
+                        && s.currency == request.amount.currency
+                        && s.amount_paid == request.amount_paid
+                    {
+                        return Ok(Intent::Pay(pi.client_secret));
+                    }
+                    // Another amount now: the old one must never be paid.
+                    let canceled = self.stripe.cancel_payment_intent(&pi.id).await?;
+                    if !matches!(canceled.status.as_str(), "canceled") {
+                        return Ok(Intent::BeingPaid);
+                    }
+                }
+                // Canceled, or unknown to this Stripe account: replaced below.
+                Ok(_) => {}
+                Err(e) if e.status == 404 => {}
+                Err(e) => return Err(e),
             }
+            request.replaces = Some(s.intent_id.clone());
+        }
+        let created = self.stripe.create_payment_intent(&request).await?;
+        let record = StoredIntent {
+            intent_id: created.id.clone(),
+            key: request.idempotency_key(),
+            amount_minor: request.amount.minor,
+            currency: request.amount.currency.clone(),
+            amount_paid: request.amount_paid,
+            created_at: now,
         };
-        match intent.status.as_str() {
-            "succeeded" | "processing" => Ok(None),
-            _ if intent.is_open() => Ok(Some(intent.client_secret)),
-            other => Err(StripeError {
-                status: 409,
-                code: format!("intent_{other}"),
-                message: "the stored intent was canceled".into(),
-                transient: true,
-            }),
+        let replacing = stored.as_ref().map(|s| s.intent_id.as_str());
+        if self
+            .store
+            .put_intent(&invoice_id, &record, replacing)
+            .await
+            .map_err(store_failed)?
+        {
+            return Ok(Intent::Pay(created.client_secret));
+        }
+        // Another tap stored its intent first: answer with that one (with
+        // Stripe's idempotency key it is the same intent).
+        let first = self
+            .store
+            .get_intent(&invoice_id)
+            .await
+            .map_err(store_failed)?
+            .ok_or_else(|| {
+                store_failed(crate::ports::StoreError::local(
+                    "GetItem",
+                    "intent vanished",
+                ))
+            })?;
+        if first.intent_id != created.id {
+            // Ours was never handed out: make sure it is never paid.
+            let _ = self.stripe.cancel_payment_intent(&created.id).await;
+        }
+        let pi = self
+            .stripe
+            .retrieve_payment_intent(&first.intent_id)
+            .await?;
+        if pi.is_open() {
+            Ok(Intent::Pay(pi.client_secret))
+        } else {
+            Ok(Intent::BeingPaid)
         }
     }
+}
+
+/// What a tap on Pay gets.
+enum Intent {
+    /// Confirm this client secret.
+    Pay(String),
+    /// An intent for this invoice is being paid: nothing new.
+    BeingPaid,
+}
+
+fn store_failed(e: crate::ports::StoreError) -> StripeError {
+    StripeError {
+        status: 0,
+        code: "store".into(),
+        message: e.to_string(),
+        transient: true,
+    }
+}
+
+/// An `Origin` header as browsers send it, normalised as
+/// [`crate::config::origin_of`] normalises the configured one.
+fn normal_origin(origin: &str) -> Option<String> {
+    origin_of(origin)
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub struct InvoiceView {
     /// Label and value: the invoice amount, payments so far, each late fee.
     pub rows: Vec<(String, String)>,
     pub outstanding: String,
+    /// What is owed as a plain decimal (`1025.00`): the page sends it back
+    /// with a payment, so that nobody pays an amount they did not see.
+    pub owed: String,
     pub due_date: String,
     pub due_note: String,
     pub overdue: bool,
@@ -261,6 +264,7 @@ fn invoice_view(p: &PageInvoice, locale: Locale, ctx: &PageContext<'_>) -> Invoi
         } else {
             outstanding.to_string()
         },
+        owed: outstanding.amount.to_string(),
         due_date: locale.long_date(inv.due_date),
         due_note,
         overdue: days > 0 && !settled,

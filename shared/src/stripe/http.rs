@@ -12,12 +12,10 @@ use hyper_util::rt::TokioExecutor;
 
 use super::{IntentRequest, PaymentIntent, StripeError};
 
-/// Stripe's API version the requests are written for (the fields read from
-/// a PaymentIntent are the same in every version since 2019).
-pub const STRIPE_VERSION: &str = "2026-10-28.clover";
-
-/// How long one Stripe request may take before the customer is told to try again.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one Stripe request may take before the customer is told to try
+/// again: a tap makes at most three (retrieve, cancel, create), within the
+/// function's 15 s.
+const TIMEOUT: Duration = Duration::from_secs(4);
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -72,13 +70,23 @@ impl StripeClient {
     }
 
     pub async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, StripeError> {
-        if !id.starts_with("pi_") || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(StripeError::from_answer(400, b"not a PaymentIntent id"));
-        }
+        check_id(id)?;
         self.call(
             http::Method::GET,
             &format!("/v1/payment_intents/{id}"),
             None,
+        )
+        .await
+    }
+
+    /// Cancels an intent nobody paid, so that it can never be paid later.
+    pub async fn cancel_payment_intent(&self, id: &str) -> Result<PaymentIntent, StripeError> {
+        check_id(id)?;
+        let key = format!("dunning-cancel-{id}");
+        self.call(
+            http::Method::POST,
+            &format!("/v1/payment_intents/{id}/cancel"),
+            Some((String::new(), key)),
         )
         .await
     }
@@ -92,8 +100,10 @@ impl StripeClient {
         let mut builder = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.secret_key))
-            .header("stripe-version", STRIPE_VERSION);
+            // No Stripe-Version: the account's own. The fields read from a
+            // PaymentIntent (id, client_secret, status, amount, currency) are
+            // the same in every API version that has PaymentIntents.
+            .header("authorization", format!("Bearer {}", self.secret_key));
         let body = match form {
             Some((body, key)) => {
                 builder = builder
@@ -133,6 +143,15 @@ impl StripeClient {
             message: e.to_string(),
             transient: false,
         })
+    }
+}
+
+/// An intent id is `pi_` and letters, digits and `_` (it goes into a path).
+fn check_id(id: &str) -> Result<(), StripeError> {
+    if id.starts_with("pi_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(())
+    } else {
+        Err(StripeError::from_answer(400, b"not a PaymentIntent id"))
     }
 }
 

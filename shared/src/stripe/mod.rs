@@ -110,18 +110,26 @@ pub fn from_minor(minor: i64, currency: crate::money::Currency) -> Decimal {
 pub struct IntentRequest {
     pub invoice_id: String,
     pub amount: StripeAmount,
+    /// The invoice's payments so far: part of the key, so that an invoice
+    /// paid and then owing again gets a new intent.
+    pub amount_paid: Decimal,
+    /// The intent this one replaces (canceled, gone, or for another amount).
+    pub replaces: Option<String>,
 }
 
 impl IntentRequest {
-    /// One key per invoice and amount: two taps, or a retried request, never
-    /// make two intents; a changed amount (a late fee since) is a new intent.
-    /// A hash, so that any invoice id makes a valid header value.
+    /// One key per invoice, amount, payments so far and predecessor: two
+    /// taps, or a retried request, never make two intents; a changed amount
+    /// (a late fee since) or a replaced intent is a new one. A hash, so that
+    /// any invoice id makes a valid header value.
     pub fn idempotency_key(&self) -> String {
         let mut h = Sha256::new();
         for part in [
             self.invoice_id.as_bytes(),
             self.amount.currency.as_bytes(),
             self.amount.minor.to_string().as_bytes(),
+            self.amount_paid.normalize().to_string().as_bytes(),
+            self.replaces.as_deref().unwrap_or("").as_bytes(),
         ] {
             h.update(part);
             h.update([0]);
@@ -202,7 +210,8 @@ impl StripeError {
             status,
             code,
             message,
-            transient: status == 429 || status >= 500,
+            // 409: the same idempotency key in flight (two tabs at once).
+            transient: status == 409 || status == 429 || status >= 500,
         }
     }
 
@@ -275,11 +284,29 @@ mod tests {
         let req = |id: &str, amount: &str| IntentRequest {
             invoice_id: id.into(),
             amount: stripe_amount(money(amount, "USD")).unwrap(),
+            amount_paid: Decimal::ZERO,
+            replaces: None,
         };
         let key = req("INV-1", "10.00").idempotency_key();
         assert_eq!(key, req("INV-1", "10.00").idempotency_key());
         assert_ne!(key, req("INV-1", "10.01").idempotency_key());
         assert_ne!(key, req("INV-2", "10.00").idempotency_key());
+        let paid_before = IntentRequest {
+            amount_paid: Decimal::new(500, 2),
+            ..req("INV-1", "10.00")
+        };
+        assert_ne!(key, paid_before.idempotency_key());
+        // 5.00 and 5 are the same payments so far.
+        let same = IntentRequest {
+            amount_paid: Decimal::new(5, 0),
+            ..req("INV-1", "10.00")
+        };
+        assert_eq!(same.idempotency_key(), paid_before.idempotency_key());
+        let replacing = IntentRequest {
+            replaces: Some("pi_1".into()),
+            ..req("INV-1", "10.00")
+        };
+        assert_ne!(key, replacing.idempotency_key());
         assert!(key.len() < 255 && key.is_ascii());
         // Any invoice id, even one a header could not carry, makes a valid key.
         assert!(req("请款 #1\u{7f}", "1.00").idempotency_key().is_ascii());

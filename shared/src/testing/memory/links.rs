@@ -7,6 +7,13 @@ use crate::invoice::{RawInvoice, RawValue};
 use crate::link::{LinkToken, PayLink, StoredIntent};
 use crate::ports::{Links, StoreError};
 
+fn intent_key(invoice_id: &str) -> (String, String) {
+    (
+        StoredIntent::partition(invoice_id),
+        StoredIntent::SORT_KEY.to_owned(),
+    )
+}
+
 fn key(token: &LinkToken) -> (String, String) {
     (format!("link#{}", token.as_str()), "link".to_owned())
 }
@@ -53,57 +60,42 @@ impl Links for MemoryStore {
 
     async fn page_invoices(&self, ids: &[&str]) -> Result<Vec<RawInvoice>, StoreError> {
         let mut ids = ids.to_vec();
+        ids.sort_unstable();
         ids.dedup();
         Ok(ids.into_iter().filter_map(|id| self.invoice(id)).collect())
     }
 
-    async fn get_intent(
-        &self,
-        invoice_id: &str,
-        key: &str,
-    ) -> Result<Option<StoredIntent>, StoreError> {
+    async fn get_intent(&self, invoice_id: &str) -> Result<Option<StoredIntent>, StoreError> {
         let inner = self.lock();
-        let Some(r) = inner
+        Ok(inner
             .records
-            .get(&(invoice_id.to_owned(), StoredIntent::sort_key(key)))
-        else {
-            return Ok(None);
-        };
-        Ok((|| {
-            Some(StoredIntent {
-                key: key.to_owned(),
-                intent_id: get_text(r, "intent_id")?.to_owned(),
-                created_at: get_text(r, "created_at")?.parse().ok()?,
-            })
-        })())
+            .get(&intent_key(invoice_id))
+            .and_then(|r| StoredIntent::from_text_fields(|name| get_text(r, name))))
     }
 
     async fn put_intent(
         &self,
         invoice_id: &str,
         intent: &StoredIntent,
+        replacing: Option<&str>,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let k = (invoice_id.to_owned(), StoredIntent::sort_key(&intent.key));
-        if inner.records.contains_key(&k) {
+        let k = intent_key(invoice_id);
+        let current = inner.records.get(&k).and_then(|r| get_text(r, "intent_id"));
+        if current != replacing {
             return Ok(false);
         }
-        let record: Record = [
-            ("invoice_id", text(&k.0)),
-            ("sk", text(&k.1)),
-            ("intent_id", text(&intent.intent_id)),
-            ("created_at", text(rfc3339(intent.created_at))),
-            (
-                "link_ttl",
-                super::number(
-                    (intent.created_at + chrono::Duration::days(StoredIntent::KEEP_DAYS))
-                        .timestamp(),
-                ),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut record: Record = intent
+            .text_fields()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), text(value)))
+            .collect();
+        record.insert("invoice_id".into(), text(&k.0));
+        record.insert("sk".into(), text(&k.1));
+        record.insert(
+            "link_ttl".into(),
+            super::number(intent.record_ends().timestamp()),
+        );
         inner.records.insert(k, record);
         Ok(true)
     }
