@@ -12,6 +12,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/venv.sh
 scripts/browser.sh install
+# Selenium drives the Debian chromedriver given to it; it must never fetch one.
+export SE_OFFLINE=true SE_AVOID_STATS=true
 export PATH="$root/.venv/bin:$PATH"
 cargo build --quiet --workspace
 target="${CARGO_TARGET_DIR:-$root/target}"

@@ -18,6 +18,17 @@ use crate::ports::{Links, StoreError};
 /// The sort key of a link record.
 pub const LINK_SK: &str = "link";
 
+/// A text attribute of an item, for the records' `from_text_fields`.
+fn text_of<'a>(
+    item: &'a std::collections::HashMap<String, AttributeValue>,
+) -> impl Fn(&str) -> Option<&'a str> + 'a {
+    move |name| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    }
+}
+
 fn link_pk(token: &LinkToken) -> String {
     format!("link#{}", token.as_str())
 }
@@ -52,11 +63,7 @@ impl Links for DynamoStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let link = PayLink::from_text_fields(token, |name| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-        });
+        let link = PayLink::from_text_fields(token, text_of(&item));
         if link.is_none() {
             // The token is a capability: never logged.
             tracing::warn!("unreadable pay-link record ignored");
@@ -147,13 +154,9 @@ impl Links for DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("GetItem", e))?;
-        Ok(out.item.and_then(|item| {
-            StoredIntent::from_text_fields(|name| {
-                item.get(name)
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-            })
-        }))
+        Ok(out
+            .item
+            .and_then(|item| StoredIntent::from_text_fields(text_of(&item))))
     }
 
     async fn put_intent(

@@ -38,6 +38,7 @@ const CSS: &str = include_str!("../../pages/page.css");
 const SCRIPT: &str = include_str!("../../pages/pay.js");
 const PAGE: &str = include_str!("../../pages/page.html");
 const GONE: &str = include_str!("../../pages/gone.html");
+const BASE: &str = include_str!("../../pages/base.html");
 
 /// The templates and the CSP hashes of the inline style and script, built once.
 struct Assets {
@@ -59,6 +60,8 @@ impl Assets {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         // Compiled in and rendered by the tests below.
+        env.add_template("base.html", BASE)
+            .expect("base.html compiles");
         env.add_template("page.html", PAGE)
             .expect("page.html compiles");
         env.add_template("gone.html", GONE)
@@ -279,6 +282,7 @@ impl<S: Links> PageDeps<S> {
                 });
                 let html = self.assets.env.get_template("page.html").and_then(|t| {
                     t.render(minijinja::value::Serde(json!({
+                        "lang": view.lang, "title": view.title,
                         "page": view, "css": CSS, "script": SCRIPT,
                         "config": script_json(&config),
                         "stripe_js": self.config.stripe_js_url,
@@ -350,7 +354,11 @@ impl<S: Links> PageDeps<S> {
             .assets
             .env
             .get_template("gone.html")
-            .and_then(|tpl| tpl.render(minijinja::value::Serde(json!({"t": t, "css": CSS}))))
+            .and_then(|tpl| {
+                tpl.render(minijinja::value::Serde(
+                    json!({"t": t, "css": CSS, "lang": t.lang, "title": t.gone_title}),
+                ))
+            })
             .unwrap_or_else(|_| t.gone_title.to_owned());
         let mut headers = base_headers("text/html; charset=utf-8");
         headers.push((
@@ -672,7 +680,9 @@ mod tests {
             .env
             .get_template("gone.html")
             .unwrap()
-            .render(minijinja::value::Serde(json!({"t": t, "css": CSS})))
+            .render(minijinja::value::Serde(
+                json!({"t": t, "css": CSS, "lang": t.lang, "title": t.gone_title}),
+            ))
             .unwrap();
         assert!(html.contains("此連結無效") && html.contains("lang=\"zh-Hant\""));
         // The style block is exactly the hashed text.

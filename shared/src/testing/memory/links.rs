@@ -14,6 +14,22 @@ fn intent_key(invoice_id: &str) -> (String, String) {
     )
 }
 
+/// An item of text attributes under `k`, deleted by TTL at `ends`.
+fn record(
+    k: &(String, String),
+    fields: Vec<(&'static str, String)>,
+    ends: DateTime<Utc>,
+) -> Record {
+    let mut record: Record = fields
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), text(value)))
+        .collect();
+    record.insert("invoice_id".into(), text(&k.0));
+    record.insert("sk".into(), text(&k.1));
+    record.insert("link_ttl".into(), super::number(ends.timestamp()));
+    record
+}
+
 fn key(token: &LinkToken) -> (String, String) {
     (format!("link#{}", token.as_str()), "link".to_owned())
 }
@@ -25,17 +41,7 @@ impl Links for MemoryStore {
         if inner.records.contains_key(&k) {
             return Ok(false);
         }
-        let mut record: Record = link
-            .text_fields()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), text(value)))
-            .collect();
-        record.insert("invoice_id".into(), text(&k.0));
-        record.insert("sk".into(), text(&k.1));
-        record.insert(
-            "link_ttl".into(),
-            super::number(link.record_ends().timestamp()),
-        );
+        let record = record(&k, link.text_fields(), link.record_ends());
         inner.records.insert(k, record);
         Ok(true)
     }
@@ -85,17 +91,7 @@ impl Links for MemoryStore {
         if current != replacing {
             return Ok(false);
         }
-        let mut record: Record = intent
-            .text_fields()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), text(value)))
-            .collect();
-        record.insert("invoice_id".into(), text(&k.0));
-        record.insert("sk".into(), text(&k.1));
-        record.insert(
-            "link_ttl".into(),
-            super::number(intent.record_ends().timestamp()),
-        );
+        let record = record(&k, intent.text_fields(), intent.record_ends());
         inner.records.insert(k, record);
         Ok(true)
     }
