@@ -7,7 +7,8 @@ Usage: python scripts/demo_pay.py MOTO_URL PAY_PAGE_URL STRIPE_URL RECIPIENT
 1. Finds the last message moto recorded for RECIPIENT and its link; the
    token is the same whatever domain the link names.
 2. GET the page: prints what it shows.
-3. POST <token>/pay from the page's origin: a PaymentIntent's client secret.
+3. POST <token>/pay from the page's origin, with the amount it showed: a
+   PaymentIntent's client secret.
 4. Confirms it with Stripe's test card at localstripe, as Stripe.js does.
 5. Polls <token>/status until the webhook has applied the payment.
 The last line is checkable: `paid through the pay page: <invoice> <amount>`.
@@ -43,9 +44,11 @@ def main():
     body = fetch(url)
     invoice = re.search(r'data-invoice-id="([^"]+)"', body).group(1)
     owed = html.unescape(re.search(r'class="outstanding">([^<]+)<', body).group(1))
+    # What the Pay button sends back: the amount the page showed.
+    shown = re.search(r'data-amount="([^"]+)"', body).group(1)
     print(f"the page shows invoice {invoice}, to pay {owed}")
     origin = re.match(r"https?://[^/]+", page).group(0)
-    answer = json.loads(fetch(f"{url}/pay", data=urllib.parse.urlencode({"invoice": invoice}).encode(),
+    answer = json.loads(fetch(f"{url}/pay", data=urllib.parse.urlencode({"invoice": invoice, "amount": shown}).encode(),
                               headers={"Origin": origin, "Content-Type": "application/x-www-form-urlencoded"}))
     secret = answer["client_secret"]
     intent = secret.split("_secret_")[0]

@@ -26,24 +26,30 @@
   });
   if (buttons.length === 1 && !config.many) { buttons[0].hidden = true; open(buttons[0], false); }
   document.getElementById("no-js").hidden = true;
-  function poll(tries) {
-    fetch(config.status_url + "?invoice=" + encodeURIComponent(invoice), { credentials: "omit", cache: "no-store" })
+  function poll(paying, tries) {
+    // Given up after about a minute: the page as the server sees it now.
+    if (tries <= 0) { window.location.reload(); return; }
+    fetch(config.status_url + "?invoice=" + encodeURIComponent(paying), { credentials: "omit", cache: "no-store" })
       .then(function (r) { return r.json(); })
       .then(function (s) {
         if (s.state === "paid") { say(config.t.paid_now); window.location.reload(); }
-        else if (tries > 0) { setTimeout(function () { poll(tries - 1); }, 1500); }
+        else { setTimeout(function () { poll(paying, tries - 1); }, 1500); }
       })
-      .catch(function () { if (tries > 0) { setTimeout(function () { poll(tries - 1); }, 3000); } });
+      .catch(function () { setTimeout(function () { poll(paying, tries - 1); }, 3000); });
   }
   confirm.addEventListener("click", function () {
     if (!invoice) { return; }
+    // This payment's invoice and amount, whatever is clicked meanwhile.
+    var paying = invoice;
+    var shown = amount;
     confirm.disabled = true;
+    Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
     say(config.t.working);
     fetch(config.pay_url, {
       method: "POST",
       credentials: "omit",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: "invoice=" + encodeURIComponent(invoice) + "&amount=" + encodeURIComponent(amount)
+      body: "invoice=" + encodeURIComponent(paying) + "&amount=" + encodeURIComponent(shown)
     })
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, body: j }; });
@@ -64,14 +70,14 @@
         // Stripe's own message is in English: the customer reads ours.
         if (result.error) { throw { ours: config.t.failed }; }
         panel.hidden = true;
-        Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
         var status = document.getElementById("status");
         status.hidden = false;
         status.textContent = config.t.confirming;
-        poll(40);
+        poll(paying, 40);
       })
       .catch(function (e) {
         confirm.disabled = false;
+        Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
         say((e && e.ours) || config.t.failed);
       });
   });

@@ -233,8 +233,10 @@ pub struct StoredIntent {
 }
 
 impl StoredIntent {
-    /// How long the record is kept (the table's TTL, `link_ttl`).
-    pub const KEEP_DAYS: i64 = 90;
+    /// How long the record is kept (the table's TTL, `link_ttl`): longer
+    /// than any link opens (`PAY_LINK_DAYS` is at most 365), so that no tap
+    /// finds an intent's record gone while the intent may still be paid.
+    pub const KEEP_DAYS: i64 = 400;
     pub const SORT_KEY: &'static str = "intent";
 
     /// The item's partition: apart from the invoice's, so that the pay
@@ -275,6 +277,13 @@ impl StoredIntent {
 
     pub fn record_ends(&self) -> DateTime<Utc> {
         self.created_at + chrono::Duration::days(Self::KEEP_DAYS)
+    }
+
+    /// It was made for this amount, currency and payments so far.
+    pub fn made_for(&self, request: &crate::stripe::IntentRequest) -> bool {
+        self.amount_minor == request.amount.minor
+            && self.currency == request.amount.currency
+            && self.amount_paid == request.amount_paid
     }
 }
 

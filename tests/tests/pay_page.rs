@@ -389,7 +389,16 @@ async fn an_intent_being_paid_is_never_followed_by_a_second_one() -> anyhow::Res
     );
     let tap = page.pay(&token, "INV-1", "1275.00").await;
     assert_eq!(json(&tap)["state"], "confirming", "{}", tap.body);
-    // Once the payment is applied (amount_paid moved), what is left is a new intent.
+    // Another payment (a bank transfer) moved amount_paid, but not by this
+    // intent's amount: it is still not applied, so still nothing new.
+    page.store.set(
+        "INV-1",
+        "amount_paid",
+        Some(dunning::invoice::RawValue::Text("100.00".into())),
+    );
+    let tap = page.pay(&token, "INV-1", "1175.00").await;
+    assert_eq!(json(&tap)["state"], "confirming", "{}", tap.body);
+    // Once the payment is applied (amount_paid grew by its amount), what is left is a new intent.
     page.store.set(
         "INV-1",
         "amount_paid",

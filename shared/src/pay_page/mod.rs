@@ -30,7 +30,7 @@ use crate::config::{origin_of, PayPageConfig};
 use crate::link::{LinkState, LinkToken, PayLink, StoredIntent};
 use crate::ports::Links;
 use crate::stripe::http::StripeClient;
-use crate::stripe::{stripe_amount, IntentRequest, StripeError};
+use crate::stripe::{stripe_amount, IntentRequest, PaymentIntent, StripeError};
 pub use strings::Strings;
 use view::{build, page_locale, payability, Page, PageContext, PageInvoice, Payability};
 
@@ -478,7 +478,14 @@ impl<S: Links> PageDeps<S> {
             amount_paid: p.invoice.amount_paid,
             replaces: None,
         };
-        match self.intent_for(request, req.now).await {
+        // Within the function's 15 s, whatever Stripe does.
+        let intent = tokio::time::timeout(
+            std::time::Duration::from_secs(11),
+            self.intent_for(request, req.now),
+        )
+        .await
+        .unwrap_or_else(|_| Err(StripeError::network("the payment took too long to start")));
+        match intent {
             Ok(Intent::Pay(secret)) => {
                 tracing::info!(%invoice_id, "pay page: payment intent ready");
                 json_answer(
@@ -487,6 +494,10 @@ impl<S: Links> PageDeps<S> {
                 )
             }
             Ok(Intent::BeingPaid) => json_answer(200, json!({"state": "confirming"})),
+            Ok(Intent::Changed) => json_answer(
+                409,
+                json!({"error": "amount_changed", "message": t.amount_changed}),
+            ),
             Err(e) if e.transient => {
                 tracing::warn!(%invoice_id, code = %e.code, status = e.status, "pay page: Stripe unavailable");
                 json_answer(503, json!({"error": "unavailable", "message": t.busy}))
@@ -504,15 +515,17 @@ impl<S: Links> PageDeps<S> {
     /// The one intent the customer may pay for this invoice now:
     /// - the stored one, while the amount and the payments so far are as it
     ///   was made for and it can still be paid;
-    /// - none while it is being paid (succeeded or processing, and the
-    ///   payment not applied yet: `amount_paid` unchanged), so that the same
-    ///   invoice is never paid twice through the page;
-    /// - else a new one (the old one canceled if it was still payable), made
-    ///   with an idempotency key that names what it replaces, and stored in
-    ///   its place only if nobody replaced it first.
+    /// - none while one is being paid: `processing`, `requires_capture`, or
+    ///   `succeeded` and not yet applied (the invoice's payments have not
+    ///   grown by its amount since it was made), whatever the amount now, so
+    ///   that the same invoice is never paid twice through the page;
+    /// - else a new one (the old one canceled if it could still be paid),
+    ///   made with an idempotency key that names what it replaces, and stored
+    ///   in its place only if nobody replaced it first.
     ///
     /// Two concurrent first taps make one intent: Stripe's idempotency key,
-    /// and the create-only record, whose loser answers with the winner's.
+    /// and the create-only record, whose loser answers with the winner's if
+    /// it is for the same amount.
     async fn intent_for(
         &self,
         mut request: IntentRequest,
@@ -525,36 +538,37 @@ impl<S: Links> PageDeps<S> {
             .await
             .map_err(store_failed)?;
         if let Some(s) = &stored {
-            match self.stripe.retrieve_payment_intent(&s.intent_id).await {
-                Ok(pi) if matches!(pi.status.as_str(), "succeeded" | "processing") => {
-                    if s.amount_paid == request.amount_paid {
-                        return Ok(Intent::BeingPaid);
-                    }
-                }
-                Ok(pi) if pi.is_open() => {
-                    if s.amount_minor == request.amount.minor
-                        && s.currency == request.amount.currency
-                        && s.amount_paid == request.amount_paid
-                    {
-                        return Ok(Intent::Pay(pi.client_secret));
-                    }
-                    // Another amount now: the old one must never be paid.
-                    let canceled = self.stripe.cancel_payment_intent(&pi.id).await?;
-                    if !matches!(canceled.status.as_str(), "canceled") {
-                        return Ok(Intent::BeingPaid);
-                    }
-                }
-                // Canceled, or unknown to this Stripe account: replaced below.
-                Ok(_) => {}
-                Err(e) if e.status == 404 => {}
+            let current = match self.stripe.retrieve_payment_intent(&s.intent_id).await {
+                Ok(pi) => Some(pi),
+                // Unknown to this Stripe account (keys changed): replaced below.
+                Err(e) if e.status == 404 => None,
                 Err(e) => return Err(e),
+            };
+            if let Some(pi) = current {
+                match stage(&pi, s, &request) {
+                    Stage::Same => return Ok(Intent::Pay(pi.client_secret)),
+                    Stage::BeingPaid => return Ok(Intent::BeingPaid),
+                    Stage::Gone => {}
+                    Stage::Stale => {
+                        // Another amount now: the old one must never be paid.
+                        if let Err(e) = self.stripe.cancel_payment_intent(&pi.id).await {
+                            // Paid, or being paid, since we looked?
+                            let again = self.stripe.retrieve_payment_intent(&pi.id).await?;
+                            match again.status.as_str() {
+                                "canceled" => {}
+                                s if is_payable(s) => return Err(e),
+                                _ => return Ok(Intent::BeingPaid),
+                            }
+                        }
+                    }
+                }
             }
             request.replaces = Some(s.intent_id.clone());
         }
-        let created = self.stripe.create_payment_intent(&request).await?;
+        let created = self.stripe.create_payment_intent(&request, now).await?;
         let record = StoredIntent {
             intent_id: created.id.clone(),
-            key: request.idempotency_key(),
+            key: request.idempotency_key(now),
             amount_minor: request.amount.minor,
             currency: request.amount.currency.clone(),
             amount_paid: request.amount_paid,
@@ -569,8 +583,8 @@ impl<S: Links> PageDeps<S> {
         {
             return Ok(Intent::Pay(created.client_secret));
         }
-        // Another tap stored its intent first: answer with that one (with
-        // Stripe's idempotency key it is the same intent).
+        // Another tap stored its intent first (with Stripe's idempotency key
+        // it is the same intent): answer with it if it is for this amount.
         let first = self
             .store
             .get_intent(&invoice_id)
@@ -582,19 +596,25 @@ impl<S: Links> PageDeps<S> {
                     "intent vanished",
                 ))
             })?;
-        if first.intent_id != created.id {
-            // Ours was never handed out: make sure it is never paid.
-            let _ = self.stripe.cancel_payment_intent(&created.id).await;
+        if first.intent_id == created.id {
+            return Ok(Intent::Pay(created.client_secret));
+        }
+        // Ours was never handed out: make sure it is never paid.
+        if let Err(e) = self.stripe.cancel_payment_intent(&created.id).await {
+            tracing::warn!(%invoice_id, code = %e.code, "pay page: an unused intent could not be canceled");
+        }
+        if !first.made_for(&request) {
+            return Ok(Intent::Changed);
         }
         let pi = self
             .stripe
             .retrieve_payment_intent(&first.intent_id)
             .await?;
-        if pi.is_open() {
-            Ok(Intent::Pay(pi.client_secret))
-        } else {
-            Ok(Intent::BeingPaid)
-        }
+        Ok(match stage(&pi, &first, &request) {
+            Stage::Same => Intent::Pay(pi.client_secret),
+            Stage::BeingPaid => Intent::BeingPaid,
+            Stage::Gone | Stage::Stale => Intent::Changed,
+        })
     }
 }
 
@@ -604,6 +624,47 @@ enum Intent {
     Pay(String),
     /// An intent for this invoice is being paid: nothing new.
     BeingPaid,
+    /// Another tap made an intent for another amount meanwhile: look again.
+    Changed,
+}
+
+/// Where the stored intent stands for this request.
+enum Stage {
+    /// Payable, for this amount and these payments so far: hand it out.
+    Same,
+    /// Being paid, or paid and not yet applied: nothing new.
+    BeingPaid,
+    /// Payable, but for another amount or other payments so far: cancel it.
+    Stale,
+    /// Canceled: make a new one.
+    Gone,
+}
+
+/// A status in which the customer can still pay an intent.
+fn is_payable(status: &str) -> bool {
+    matches!(
+        status,
+        "requires_payment_method" | "requires_confirmation" | "requires_action"
+    )
+}
+
+fn stage(pi: &PaymentIntent, stored: &StoredIntent, request: &IntentRequest) -> Stage {
+    match pi.status.as_str() {
+        "processing" | "requires_capture" => Stage::BeingPaid,
+        "succeeded" => {
+            // Applied once the invoice's payments grew by at least this intent
+            // since it was made; until then a new intent could pay twice.
+            let paid = crate::money::Currency::parse(&pi.currency.to_ascii_uppercase())
+                .map(|c| crate::stripe::from_minor(pi.amount, c));
+            match paid {
+                Some(paid) if request.amount_paid >= stored.amount_paid + paid => Stage::Gone,
+                _ => Stage::BeingPaid,
+            }
+        }
+        s if is_payable(s) && stored.made_for(request) => Stage::Same,
+        s if is_payable(s) => Stage::Stale,
+        _ => Stage::Gone,
+    }
 }
 
 fn store_failed(e: crate::ports::StoreError) -> StripeError {

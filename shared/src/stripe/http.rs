@@ -12,10 +12,10 @@ use hyper_util::rt::TokioExecutor;
 
 use super::{IntentRequest, PaymentIntent, StripeError};
 
-/// How long one Stripe request may take before the customer is told to try
-/// again: a tap makes at most three (retrieve, cancel, create), within the
-/// function's 15 s.
-const TIMEOUT: Duration = Duration::from_secs(4);
+/// How long one Stripe request may take. A tap makes up to five (retrieve,
+/// cancel, create, and for a tap that lost a race, cancel and retrieve); the
+/// page also bounds the whole at 11 s, within the function's 15 s.
+const TIMEOUT: Duration = Duration::from_secs(3);
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -59,43 +59,41 @@ impl StripeClient {
     pub async fn create_payment_intent(
         &self,
         req: &IntentRequest,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<PaymentIntent, StripeError> {
         let body = form_encode(&req.form());
+        let key = req.idempotency_key(now);
         self.call(
             http::Method::POST,
             "/v1/payment_intents",
-            Some((body, req.idempotency_key())),
+            Some(body),
+            Some(key),
         )
         .await
     }
 
     pub async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, StripeError> {
         check_id(id)?;
-        self.call(
-            http::Method::GET,
-            &format!("/v1/payment_intents/{id}"),
-            None,
-        )
-        .await
+        let path = format!("/v1/payment_intents/{id}");
+        self.call(http::Method::GET, &path, None, None).await
     }
 
     /// Cancels an intent nobody paid, so that it can never be paid later.
     pub async fn cancel_payment_intent(&self, id: &str) -> Result<PaymentIntent, StripeError> {
         check_id(id)?;
-        let key = format!("dunning-cancel-{id}");
-        self.call(
-            http::Method::POST,
-            &format!("/v1/payment_intents/{id}/cancel"),
-            Some((String::new(), key)),
-        )
-        .await
+        // No idempotency key: canceling twice is harmless, and a key would
+        // replay a refusal (an intent paid meanwhile) for 24 hours.
+        let path = format!("/v1/payment_intents/{id}/cancel");
+        self.call(http::Method::POST, &path, Some(String::new()), None)
+            .await
     }
 
     async fn call(
         &self,
         method: http::Method,
         path: &str,
-        form: Option<(String, String)>,
+        form: Option<String>,
+        idempotency_key: Option<String>,
     ) -> Result<PaymentIntent, StripeError> {
         let mut builder = http::Request::builder()
             .method(method)
@@ -104,15 +102,13 @@ impl StripeClient {
             // PaymentIntent (id, client_secret, status, amount, currency) are
             // the same in every API version that has PaymentIntents.
             .header("authorization", format!("Bearer {}", self.secret_key));
-        let body = match form {
-            Some((body, key)) => {
-                builder = builder
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .header("idempotency-key", key);
-                body
-            }
-            None => String::new(),
-        };
+        if form.is_some() {
+            builder = builder.header("content-type", "application/x-www-form-urlencoded");
+        }
+        if let Some(key) = idempotency_key {
+            builder = builder.header("idempotency-key", key);
+        }
+        let body = form.unwrap_or_default();
         let request = builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| StripeError::network(e.to_string()))?;

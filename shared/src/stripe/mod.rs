@@ -118,11 +118,14 @@ pub struct IntentRequest {
 }
 
 impl IntentRequest {
-    /// One key per invoice, amount, payments so far and predecessor: two
-    /// taps, or a retried request, never make two intents; a changed amount
-    /// (a late fee since) or a replaced intent is a new one. A hash, so that
-    /// any invoice id makes a valid header value.
-    pub fn idempotency_key(&self) -> String {
+    /// One key per invoice, amount, payments so far, predecessor and hour:
+    /// two taps, or a retried request, never make two intents; a changed
+    /// amount (a late fee since) or a replaced intent is a new one. The hour
+    /// (UTC) is in it because Stripe replays a key's first answer for 24
+    /// hours, a 5xx included: a failure poisons a key for the rest of its
+    /// hour at most (the stored record, not the key, keeps taps across hours
+    /// to one intent). A hash, so that any invoice id makes a valid header.
+    pub fn idempotency_key(&self, now: chrono::DateTime<chrono::Utc>) -> String {
         let mut h = Sha256::new();
         for part in [
             self.invoice_id.as_bytes(),
@@ -130,6 +133,7 @@ impl IntentRequest {
             self.amount.minor.to_string().as_bytes(),
             self.amount_paid.normalize().to_string().as_bytes(),
             self.replaces.as_deref().unwrap_or("").as_bytes(),
+            now.format("%Y-%m-%dT%H").to_string().as_bytes(),
         ] {
             h.update(part);
             h.update([0]);
@@ -156,16 +160,6 @@ pub struct PaymentIntent {
     pub status: String,
     pub amount: i64,
     pub currency: String,
-}
-
-impl PaymentIntent {
-    /// The intent can still take a payment (not paid, not canceled).
-    pub fn is_open(&self) -> bool {
-        !matches!(
-            self.status.as_str(),
-            "succeeded" | "canceled" | "processing"
-        )
-    }
 }
 
 /// Stripe's error body: `{"error": {"type": .., "code": .., "message": ..}}`.
@@ -281,35 +275,41 @@ mod tests {
 
     #[test]
     fn one_key_per_invoice_and_amount() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-23T14:05:00Z".parse().unwrap();
         let req = |id: &str, amount: &str| IntentRequest {
             invoice_id: id.into(),
             amount: stripe_amount(money(amount, "USD")).unwrap(),
             amount_paid: Decimal::ZERO,
             replaces: None,
         };
-        let key = req("INV-1", "10.00").idempotency_key();
-        assert_eq!(key, req("INV-1", "10.00").idempotency_key());
-        assert_ne!(key, req("INV-1", "10.01").idempotency_key());
-        assert_ne!(key, req("INV-2", "10.00").idempotency_key());
+        let key = req("INV-1", "10.00").idempotency_key(at);
+        assert_eq!(key, req("INV-1", "10.00").idempotency_key(at));
+        assert_ne!(key, req("INV-1", "10.01").idempotency_key(at));
+        assert_ne!(key, req("INV-2", "10.00").idempotency_key(at));
         let paid_before = IntentRequest {
             amount_paid: Decimal::new(500, 2),
             ..req("INV-1", "10.00")
         };
-        assert_ne!(key, paid_before.idempotency_key());
+        assert_ne!(key, paid_before.idempotency_key(at));
         // 5.00 and 5 are the same payments so far.
         let same = IntentRequest {
             amount_paid: Decimal::new(5, 0),
             ..req("INV-1", "10.00")
         };
-        assert_eq!(same.idempotency_key(), paid_before.idempotency_key());
+        assert_eq!(same.idempotency_key(at), paid_before.idempotency_key(at));
         let replacing = IntentRequest {
             replaces: Some("pi_1".into()),
             ..req("INV-1", "10.00")
         };
-        assert_ne!(key, replacing.idempotency_key());
+        assert_ne!(key, replacing.idempotency_key(at));
         assert!(key.len() < 255 && key.is_ascii());
+        // The same hour, the same key; the next hour, another.
+        let later: chrono::DateTime<chrono::Utc> = "2026-11-23T14:59:59Z".parse().unwrap();
+        assert_eq!(req("INV-1", "10.00").idempotency_key(later), key);
+        let next: chrono::DateTime<chrono::Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+        assert_ne!(req("INV-1", "10.00").idempotency_key(next), key);
         // Any invoice id, even one a header could not carry, makes a valid key.
-        assert!(req("请款 #1\u{7f}", "1.00").idempotency_key().is_ascii());
+        assert!(req("请款 #1\u{7f}", "1.00").idempotency_key(at).is_ascii());
         let form = req("INV-1", "10.00").form();
         assert!(form.contains(&("amount".into(), "1000".into())));
         assert!(form.contains(&("metadata[invoice_id]".into(), "INV-1".into())));
