@@ -278,13 +278,6 @@ impl StoredIntent {
     pub fn record_ends(&self) -> DateTime<Utc> {
         self.created_at + chrono::Duration::days(Self::KEEP_DAYS)
     }
-
-    /// It was made for this amount, currency and payments so far.
-    pub fn made_for(&self, request: &crate::stripe::IntentRequest) -> bool {
-        self.amount_minor == request.amount.minor
-            && self.currency == request.amount.currency
-            && self.amount_paid == request.amount_paid
-    }
 }
 
 #[cfg(test)]

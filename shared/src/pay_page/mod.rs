@@ -603,7 +603,7 @@ impl<S: Links> PageDeps<S> {
         if let Err(e) = self.stripe.cancel_payment_intent(&created.id).await {
             tracing::warn!(%invoice_id, code = %e.code, "pay page: an unused intent could not be canceled");
         }
-        if !first.made_for(&request) {
+        if !made_for(&first, &request) {
             return Ok(Intent::Changed);
         }
         let pi = self
@@ -640,6 +640,13 @@ enum Stage {
     Gone,
 }
 
+/// The stored intent was made for this amount, currency and payments so far.
+fn made_for(stored: &StoredIntent, request: &IntentRequest) -> bool {
+    stored.amount_minor == request.amount.minor
+        && stored.currency == request.amount.currency
+        && stored.amount_paid == request.amount_paid
+}
+
 /// A status in which the customer can still pay an intent.
 fn is_payable(status: &str) -> bool {
     matches!(
@@ -661,7 +668,7 @@ fn stage(pi: &PaymentIntent, stored: &StoredIntent, request: &IntentRequest) -> 
                 _ => Stage::BeingPaid,
             }
         }
-        s if is_payable(s) && stored.made_for(request) => Stage::Same,
+        s if is_payable(s) && made_for(stored, request) => Stage::Same,
         s if is_payable(s) => Stage::Stale,
         _ => Stage::Gone,
     }
