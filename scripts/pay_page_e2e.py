@@ -185,6 +185,11 @@ def main():
         check(states == ["pay", "paid", "pay"], f"one of three paid, the other two still payable ({states})")
         check(admin(args, "history", "CUST-2").startswith("invoice CUST-2 paid"), "CUST-2 is paid in the table")
         check(admin(args, "history", "CUST-1").startswith("invoice CUST-1 open"), "CUST-1 is still open")
+        # The business revokes the customer's link: it no longer opens.
+        revoked = admin(args, "revoke-link", many)
+        check(revoked.startswith("revoked at "), f"dunning-admin revoke-link: {revoked.strip()}")
+        driver.get(many)
+        check("This link is not valid" in driver.find_element(By.TAG_NAME, "body").text, "a revoked link shows the neutral page")
 
         # Each locale.
         for phone, lang, words in (("+8613800138001", "zh-Hans", "应付金额"), ("+886912345678", "zh-Hant", "應付金額")):

@@ -8,6 +8,7 @@
 mod audit;
 mod history;
 mod import;
+mod links;
 mod output;
 mod preview;
 mod run;
@@ -95,6 +96,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a pay link (as the customer received it, or its token): its
+    /// page answers 410 from now on. A second revocation keeps the first instant.
+    RevokeLink {
+        link: String,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -153,6 +161,9 @@ async fn execute(command: Command) -> Result<()> {
             format,
         } => import::import(&DynamoStore::new(&aws().await?, &table), &file, format).await,
         Command::Run(args) => run::run_once(args).await,
+        Command::RevokeLink { link, table } => {
+            links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await
+        }
         Command::History {
             invoice_id,
             table,
