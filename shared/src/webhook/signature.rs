@@ -36,7 +36,17 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", hex::encode(tag))
 }
 
-/// Verifies `header` over the raw `body` at unix time `now`.
+/// At most this many `v1=` candidates of a header are considered (Stripe
+/// sends one per active endpoint secret: one, or two during a roll).
+pub const MAX_CANDIDATES: usize = 8;
+
+/// Equal bytes, compared in time that depends only on the length.
+fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Verifies `header` over the raw `body` at unix time `now`. A request costs
+/// one HMAC over the body per secret, however many candidates it carries.
 pub fn verify(
     header: Option<&str>,
     body: &[u8],
@@ -61,7 +71,7 @@ pub fn verify(
                 )
             }
             "t" => return Err(SignatureError::Malformed),
-            "v1" => {
+            "v1" if candidates.len() < MAX_CANDIDATES => {
                 // A v1 that is not 32 bytes of hex can never match; skip it like Stripe does.
                 if let Ok(bytes) = hex::decode(value) {
                     if bytes.len() == 32 {
@@ -81,9 +91,10 @@ pub fn verify(
         return Err(SignatureError::Stale);
     }
     let matched = secrets.iter().any(|secret| {
+        let tag = mac(secret, timestamp, body).finalize().into_bytes();
         candidates
             .iter()
-            .any(|c| mac(secret, timestamp, body).verify_slice(c).is_ok())
+            .any(|c| equal_in_constant_time(c, tag.as_slice()))
     });
     if matched {
         Ok(())
@@ -194,6 +205,40 @@ mod tests {
             verify(Some(&with_v0), BODY, &secrets(&["whsec_new"]), NOW, 300),
             Ok(())
         );
+    }
+
+    #[test]
+    fn only_the_first_eight_candidates_are_considered() {
+        let s = secrets(&["whsec_current"]);
+        let good = sign(b"whsec_current", NOW, BODY);
+        let good_v1 = good.split_once(",v1=").unwrap().1;
+        let junk = |n: usize| {
+            (0..n)
+                .map(|i| format!(",v1={:064x}", i + 1))
+                .collect::<String>()
+        };
+        // The right one among the first eight passes; as the ninth it is not looked at.
+        let seventh = format!("t={NOW}{},v1={good_v1}", junk(7));
+        assert_eq!(verify(Some(&seventh), BODY, &s, NOW, 300), Ok(()));
+        let ninth = format!("t={NOW}{},v1={good_v1}", junk(8));
+        assert_eq!(
+            verify(Some(&ninth), BODY, &s, NOW, 300),
+            Err(SignatureError::Mismatch)
+        );
+        // Thousands of candidates cost the same as eight.
+        let flood = format!("t={NOW}{}", junk(5_000));
+        assert_eq!(
+            verify(Some(&flood), BODY, &s, NOW, 300),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn constant_time_equality_is_equality() {
+        assert!(equal_in_constant_time(b"abc", b"abc"));
+        assert!(!equal_in_constant_time(b"abc", b"abd"));
+        assert!(!equal_in_constant_time(b"abc", b"ab"));
+        assert!(equal_in_constant_time(b"", b""));
     }
 
     proptest! {
