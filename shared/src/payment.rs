@@ -30,6 +30,38 @@ pub struct Payment {
     pub event_type: String,
 }
 
+impl Payment {
+    /// What the payment says, hashed: the invoice, the amount, the currency
+    /// and the payment key. The same event id delivered again with the same
+    /// fingerprint is a duplicate; with another, a conflict, never applied.
+    /// (A redelivered Stripe event's body differs in fields such as
+    /// `pending_webhooks`, so the raw body is not what is compared.)
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.invoice_id.as_str(),
+            &self.amount.normalize().to_string(),
+            self.currency.code(),
+            &self.payment_key,
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// The item that claims the event id across the whole table (partition
+    /// `event#<provider>#<event id>`), so that an id sent again, even for
+    /// another invoice, is recognised.
+    pub fn event_partition(&self) -> String {
+        format!("event#{}#{}", self.provider, self.event_id)
+    }
+}
+
+/// The sort key of an event's claim.
+pub const EVENT_SK: &str = "event";
+
 /// What applying a payment needs from an invoice item. Read leniently: a bad
 /// phone number or a missing contact must never stop money being recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +181,8 @@ pub enum PaymentError {
     InvalidInvoice,
     #[error("the invoice kept changing or a reminder is being sent; retry later")]
     Busy,
+    #[error("this event id was applied before with another invoice, amount or currency")]
+    Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

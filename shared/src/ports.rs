@@ -202,8 +202,11 @@ pub struct SeenInvoice<S> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
     Done,
-    /// The payment key is recorded already: nothing changed.
+    /// The payment key, or the event with the same content, is recorded
+    /// already: nothing changed.
     Duplicate,
+    /// The event id is recorded already with other content: nothing changed.
+    Conflict,
     /// The invoice changed since it was read, or a reminder went in flight.
     Changed,
 }
@@ -219,7 +222,9 @@ pub trait PaymentStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<SeenInvoice<Self::Copy>>, StoreError>> + Send;
 
-    /// In one atomic write: the payment's record, only if its key is new, and
+    /// In one atomic write: the event's claim, only if its id is new
+    /// (`Conflict` when it is recorded with another fingerprint), the
+    /// payment's record, only if its key is new, and
     /// the invoice set to `settlement`, only if it is as `seen` and nothing is
     /// in flight. `waited` goes on the record.
     fn commit_payment(
@@ -275,6 +280,7 @@ impl<T: PaymentStore> Payments for T {
                     })
                 }
                 Commit::Duplicate => return Ok(Applied::Duplicate),
+                Commit::Conflict => return Err(PaymentError::Conflict),
                 Commit::Changed if !last => {
                     tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await
                 }

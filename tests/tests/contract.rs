@@ -17,7 +17,7 @@ use dunning::invoice::RawValue;
 use dunning::ledger::{reminder_sk, ErrorClass, LedgerState, MAX_ATTEMPTS};
 use dunning::link::{LinkState, LinkTarget, LinkToken, PayLink};
 use dunning::money::Currency;
-use dunning::payment::{Applied, Payment};
+use dunning::payment::{Applied, Payment, PaymentError};
 use dunning::ports::{DueItem, Links, Payments, SendError, Store};
 use dunning::testing::MemoryStore;
 use dunning_e2e::{invoice, TestEnv};
@@ -508,6 +508,58 @@ fn payment(id: &str, amount: &str) -> Payment {
     }
 }
 
+async fn an_event_id_counts_once_across_the_table_and_other_content_is_a_conflict<H: Harness>(
+    h: &H,
+) -> Result<()> {
+    seed(h, &["INV", "OTHER"]).await?;
+    let store = h.store();
+    let now = Utc::now();
+    let first = payment("evt-1", "20.00");
+    assert!(matches!(
+        store.apply_payment(&first, now).await?,
+        Applied::Applied { .. }
+    ));
+    // The same event again: a duplicate, nothing changes.
+    assert!(matches!(
+        store.apply_payment(&first, now).await?,
+        Applied::Duplicate
+    ));
+    // The same id with another amount, or for another invoice: a conflict.
+    let more = payment("evt-1", "30.00");
+    assert!(matches!(
+        store.apply_payment(&more, now).await,
+        Err(PaymentError::Conflict)
+    ));
+    let elsewhere = Payment {
+        invoice_id: "OTHER".into(),
+        ..first.clone()
+    };
+    assert!(matches!(
+        store.apply_payment(&elsewhere, now).await,
+        Err(PaymentError::Conflict)
+    ));
+    // Another event for the same money (its payment key): a duplicate.
+    let again = Payment {
+        event_id: "evt-2".into(),
+        ..first.clone()
+    };
+    assert!(matches!(
+        store.apply_payment(&again, now).await?,
+        Applied::Duplicate
+    ));
+    let paid = |hist: Vec<serde_json::Value>| {
+        hist.into_iter()
+            .find(|r| r["sk"] == "invoice")
+            .map(|r| r["amount_paid"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(paid(h.history("INV").await?), Some("20.00".into()));
+    assert_eq!(paid(h.history("OTHER").await?), Some(String::new()));
+    let claim = h.history("event#generic#evt-1").await?;
+    assert_eq!(claim.len(), 1);
+    assert_eq!(claim[0]["fingerprint"], first.fingerprint());
+    Ok(())
+}
+
 async fn a_payment_waits_for_the_reminder_in_flight_and_counts_once<H: Harness>(
     h: &H,
 ) -> Result<()> {
@@ -903,4 +955,5 @@ contract!(
     a_pay_link_is_stored_once_and_read_back,
     a_revoked_link_stays_revoked_from_its_first_revocation,
     the_pay_page_reads_invoices_and_keeps_one_intent_per_invoice,
+    an_event_id_counts_once_across_the_table_and_other_content_is_a_conflict,
 );

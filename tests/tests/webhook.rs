@@ -113,6 +113,43 @@ async fn duplicate_and_reordered_deliveries_change_nothing_twice() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn an_event_id_sent_again_with_other_content_is_a_conflict_and_never_applied(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for id in ["INV", "OTHER"] {
+        env.put_invoice(&invoice(id, "2026-11-23", &[("email", "x@example.com")]))
+            .await?;
+    }
+    let first = generic(&env, &payment("pay_1", "INV", "20.00", "USD")).await;
+    assert_eq!(first.body["result"], "applied");
+    // The same id for another invoice (it used to apply again there), or with another amount.
+    for body in [
+        payment("pay_1", "OTHER", "20.00", "USD"),
+        payment("pay_1", "INV", "25.00", "USD"),
+    ] {
+        let answer = generic(&env, &body).await;
+        assert_eq!(
+            (answer.status, answer.body["error"].as_str()),
+            (409, Some("event_conflict")),
+            "{}",
+            answer.body
+        );
+    }
+    assert_eq!(invoice_record(&env, "INV").await?["amount_paid"], "20.00");
+    assert!(invoice_record(&env, "OTHER")
+        .await?
+        .get("amount_paid")
+        .is_none());
+    // The same delivery again is still a duplicate.
+    let again = generic(&env, &payment("pay_1", "INV", "20.00", "USD")).await;
+    assert_eq!(
+        (again.status, again.body["result"].as_str()),
+        (200, Some("duplicate"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn twenty_concurrent_payments_for_one_invoice_add_up_exactly() -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
     env.put_invoice(&invoice(

@@ -17,7 +17,7 @@ use super::errors::store_error;
 use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
 use crate::invoice::InvoiceStatus;
 use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
-use crate::payment::{PayableInvoice, Payment, Settlement};
+use crate::payment::{PayableInvoice, Payment, Settlement, EVENT_SK};
 use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
 impl PaymentStore for DynamoStore {
@@ -128,9 +128,22 @@ impl PaymentStore for DynamoStore {
             .condition_expression(condition)
             .build()
             .map_err(local)?;
+        // The event id's claim across the table: an id sent again, even for
+        // another invoice, is recognised by its fingerprint.
+        let event = Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(payment.event_partition()))
+            .item(SORT_KEY, s(EVENT_SK))
+            .item("fingerprint", s(payment.fingerprint()))
+            .item("for_invoice", s(&payment.invoice_id))
+            .item("recorded_at", s(rfc3339(Utc::now().max(now))))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(local)?;
         let result = self
             .client()
             .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(event).build())
             .transact_items(TransactWriteItem::builder().put(record).build())
             .transact_items(TransactWriteItem::builder().update(update).build())
             .send()
@@ -140,7 +153,11 @@ impl PaymentStore for DynamoStore {
             Err(SdkError::ServiceError(err)) => match err.err() {
                 TransactWriteItemsError::TransactionCanceledException(cancel) => {
                     let codes = super::store::cancellation_codes(cancel);
-                    Ok(if codes.first() == Some(&"ConditionalCheckFailed") {
+                    let failed = |i: usize| codes.get(i) == Some(&"ConditionalCheckFailed");
+                    if failed(0) {
+                        return self.seen_event(payment).await;
+                    }
+                    Ok(if failed(1) {
                         Commit::Duplicate
                     } else {
                         Commit::Changed
@@ -153,5 +170,32 @@ impl PaymentStore for DynamoStore {
             },
             Err(e) => Err(store_error("TransactWriteItems", e)),
         }
+    }
+}
+
+impl DynamoStore {
+    /// An event id already claimed: the same content is a duplicate, other
+    /// content a conflict.
+    async fn seen_event(&self, payment: &Payment) -> Result<Commit, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(payment.event_partition()))
+            .key(SORT_KEY, s(EVENT_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let fingerprint = out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("fingerprint"))
+            .and_then(|v| v.as_s().ok());
+        Ok(if fingerprint == Some(&payment.fingerprint()) {
+            Commit::Duplicate
+        } else {
+            Commit::Conflict
+        })
     }
 }

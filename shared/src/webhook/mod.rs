@@ -173,6 +173,14 @@ pub async fn handle(
             "the payment currency is not the invoice currency",
         ),
         Err(PaymentError::Busy) => error(503, "busy", "the invoice is busy; retry later"),
+        Err(PaymentError::Conflict) => {
+            tracing::warn!(invoice_id = %id, event_id = %payment.event_id, "an event id sent again with other content; not applied");
+            error(
+                409,
+                "event_conflict",
+                "this event id was received before with another invoice, amount or currency",
+            )
+        }
         Err(PaymentError::Store(err)) => {
             tracing::error!(invoice_id = %id, error = %err, "payment not applied: store failure");
             error(

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{get_number, get_text, rfc3339, text, MemoryStore, Record};
 use crate::invoice::{RawInvoice, RawValue};
 use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
-use crate::payment::{PayableInvoice, Payment, Settlement};
+use crate::payment::{PayableInvoice, Payment, Settlement, EVENT_SK};
 use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
 impl PaymentStore for MemoryStore {
@@ -40,6 +40,16 @@ impl PaymentStore for MemoryStore {
         let payment_sk = payment_sk.as_str();
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
         let mut inner = self.lock();
+        let event_key = (payment.event_partition(), EVENT_SK.to_owned());
+        if let Some(event) = inner.records.get(&event_key) {
+            return Ok(
+                if get_text(event, "fingerprint") == Some(payment.fingerprint().as_str()) {
+                    Commit::Duplicate
+                } else {
+                    Commit::Conflict
+                },
+            );
+        }
         if inner
             .records
             .contains_key(&(payment.invoice_id.clone(), payment_sk.to_owned()))
@@ -79,6 +89,17 @@ impl PaymentStore for MemoryStore {
         inner
             .records
             .insert((payment.invoice_id.clone(), payment_sk.to_owned()), record);
+        let event: Record = [
+            ("invoice_id", text(&event_key.0)),
+            ("sk", text(EVENT_SK)),
+            ("fingerprint", text(payment.fingerprint())),
+            ("for_invoice", text(&payment.invoice_id)),
+            ("recorded_at", text(rfc3339(Utc::now().max(now)))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        inner.records.insert(event_key, event);
         let r = inner
             .records
             .get_mut(&key)
