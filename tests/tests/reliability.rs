@@ -683,6 +683,7 @@ fn webhook_config() -> WebhookConfig {
         "TABLE_NAME" => Some("invoices".into()),
         "WEBHOOK_SECRETS" => Some(SECRET.into()),
         "STRIPE_WEBHOOK_SECRETS" => Some("whsec_stripe_reliability_01".into()),
+        "STRIPE_LIVEMODE" => Some("false".into()),
         _ => None,
     })
     .unwrap()

@@ -18,6 +18,9 @@ fn config() -> WebhookConfig {
         "TABLE_NAME" => Some("invoices".into()),
         "WEBHOOK_SECRETS" => Some(format!("{GENERIC_SECRET},whsec_previous_secret00")),
         "STRIPE_WEBHOOK_SECRETS" => Some(STRIPE_SECRET.into()),
+        // The fixtures are test-mode events, as a test endpoint receives them.
+        "STRIPE_LIVEMODE" => Some("false".into()),
+        "STRIPE_ACCOUNT_IDS" => Some("acct_1CONNECTED,acct_1OTHERONE".into()),
         _ => None,
     })
     .unwrap()
@@ -226,6 +229,58 @@ async fn realistic_stripe_events_of_each_type_are_applied() -> anyhow::Result<()
     assert_eq!(
         (answer.status, answer.body["result"].as_str()),
         (200, Some("ignored"))
+    );
+    // Another mode, or an account not listed: refused with a stable code, nothing applied.
+    env.put_invoice(&invoice(
+        "INV-LIVE",
+        "2026-11-23",
+        &[("email", "l@example.com"), ("amount", "1250.00")],
+    ))
+    .await?;
+    let mut live: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{dir}/invoice.paid.json"))?)?;
+    live["id"] = "evt_live_1".into();
+    live["data"]["object"]["metadata"]["invoice_id"] = "INV-LIVE".into();
+    live["livemode"] = true.into();
+    let answer = deliver(
+        &env,
+        "stripe-signature",
+        STRIPE_SECRET,
+        &serde_json::to_vec(&live)?,
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (403, Some("livemode_mismatch"))
+    );
+    live["livemode"] = false.into();
+    live["account"] = "acct_1STRANGER".into();
+    let answer = deliver(
+        &env,
+        "stripe-signature",
+        STRIPE_SECRET,
+        &serde_json::to_vec(&live)?,
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (403, Some("account_not_allowed"))
+    );
+    assert_eq!(invoice_record(&env, "INV-LIVE").await?["status"], "open");
+    // A listed connected account is taken.
+    live["account"] = "acct_1CONNECTED".into();
+    let answer = deliver(
+        &env,
+        "stripe-signature",
+        STRIPE_SECRET,
+        &serde_json::to_vec(&live)?,
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.body["status"].as_str()),
+        (200, Some("paid")),
+        "{}",
+        answer.body
     );
     // Our generic secret does not sign Stripe events.
     let body = std::fs::read(format!("{dir}/invoice.paid.json"))?;

@@ -12,6 +12,8 @@ pub const WEBHOOK_ENV_VARS: &[&str] = &[
     "WEBHOOK_SECRETS",
     "WEBHOOK_SECRETS_ARN",
     "STRIPE_WEBHOOK_SECRETS",
+    "STRIPE_LIVEMODE",
+    "STRIPE_ACCOUNT_IDS",
     "SIGNATURE_TOLERANCE_SECONDS",
     "RECEIPT_EMAILS",
     "SENDER_EMAIL",
@@ -35,6 +37,12 @@ pub struct WebhookConfig {
     /// Stripe endpoint secrets (`whsec_...`) for `Stripe-Signature`.
     pub stripe_secrets: Vec<Vec<u8>>,
     pub tolerance_secs: i64,
+    /// Stripe events of this mode only (`STRIPE_LIVEMODE`, default true: a
+    /// test-mode secret in the rotation list must never mark real invoices paid).
+    pub stripe_livemode: bool,
+    /// Connect accounts whose events are taken (`STRIPE_ACCOUNT_IDS`); empty:
+    /// any. An event without `account` is the endpoint's own account's.
+    pub stripe_account_ids: Vec<String>,
     /// When set, a payment that completes an invoice sends the customer a receipt.
     pub receipts: Option<Receipts>,
 }
@@ -75,6 +83,25 @@ impl WebhookConfig {
         }
         check_secrets(&generic_secrets, &stripe_secrets)?;
         let tolerance_secs = env.number("SIGNATURE_TOLERANCE_SECONDS", 300, 1..=3600)? as i64;
+        let stripe_livemode = match env.optional("STRIPE_LIVEMODE").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(ConfigError::invalid("STRIPE_LIVEMODE", "true or false")),
+        };
+        let stripe_account_ids: Vec<String> = env
+            .optional("STRIPE_ACCOUNT_IDS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if stripe_account_ids.iter().any(|a| !a.starts_with("acct_")) {
+            return Err(ConfigError::invalid(
+                "STRIPE_ACCOUNT_IDS",
+                "comma-separated Stripe account ids (acct_...)",
+            ));
+        }
         let receipts = if env.flag("RECEIPT_EMAILS")? {
             Some(Receipts {
                 sender: env
@@ -91,6 +118,8 @@ impl WebhookConfig {
             generic_secrets,
             stripe_secrets,
             tolerance_secs,
+            stripe_livemode,
+            stripe_account_ids,
             receipts,
         })
     }

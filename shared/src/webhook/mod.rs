@@ -66,6 +66,40 @@ async fn send_receipt(
     }
 }
 
+/// A Stripe event from the other mode (`livemode`) or from an account not in
+/// `STRIPE_ACCOUNT_IDS` is refused: a stable 403 code and one log line.
+fn stripe_origin_refused(body: &[u8], config: &WebhookConfig) -> Option<Answer> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let event_id = v.get("id").and_then(|i| i.as_str()).unwrap_or("");
+    let livemode = v.get("livemode").and_then(serde_json::Value::as_bool);
+    if livemode != Some(config.stripe_livemode) {
+        tracing::warn!(%event_id, ?livemode, expected = config.stripe_livemode, "Stripe event from the other mode refused");
+        return Some(error(
+            403,
+            "livemode_mismatch",
+            if config.stripe_livemode {
+                "this endpoint takes live-mode events only"
+            } else {
+                "this endpoint takes test-mode events only"
+            },
+        ));
+    }
+    let account = v.get("account").and_then(|a| a.as_str());
+    if let Some(account) = account {
+        if !config.stripe_account_ids.is_empty()
+            && !config.stripe_account_ids.iter().any(|a| a == account)
+        {
+            tracing::warn!(%event_id, %account, "Stripe event from an account not in STRIPE_ACCOUNT_IDS refused");
+            return Some(error(
+                403,
+                "account_not_allowed",
+                "events from this account are not taken",
+            ));
+        }
+    }
+    None
+}
+
 /// Handles one delivery. `header` looks a request header up by name
 /// (case-insensitively, as HTTP does).
 pub async fn handle(
@@ -88,6 +122,7 @@ pub async fn handle(
             (Some(sig), _) => (Some(sig), &config.stripe_secrets, parse_stripe),
             (None, sig) => (sig, &config.generic_secrets, parse_generic),
         };
+    let signature_is_stripe = header("stripe-signature").is_some();
     if let Err(err) = verify(
         signature.as_deref(),
         body,
@@ -103,6 +138,11 @@ pub async fn handle(
             SignatureError::Mismatch => "signature_invalid",
         };
         return error(401, code, &err.to_string());
+    }
+    if signature_is_stripe {
+        if let Some(refusal) = stripe_origin_refused(body, config) {
+            return refusal;
+        }
     }
     let payment = match parse(body) {
         Ok(Parsed::Payment(p)) => p,
