@@ -56,7 +56,10 @@ async fn send_receipt(
         paid_on: locale.long_date(payment.paid_at.date_naive()),
         locale,
     };
-    let sent = match crate::render::Renderer::new().receipt(&ctx) {
+    // Built once per process: every template compiled at the first receipt.
+    static RENDERER: std::sync::OnceLock<crate::render::Renderer> = std::sync::OnceLock::new();
+    let renderer = RENDERER.get_or_init(crate::render::Renderer::new);
+    let sent = match renderer.receipt(&ctx) {
         Ok(email) => mailer.send(to, &email).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
@@ -101,8 +104,48 @@ fn stripe_origin_refused(body: &[u8], config: &WebhookConfig) -> Option<Answer> 
 }
 
 /// Handles one delivery. `header` looks a request header up by name
-/// (case-insensitively, as HTTP does).
+/// (case-insensitively, as HTTP does). Every answer that is not 2xx writes
+/// one log line with its status and code and, when the body says them, the
+/// event's id and type and the invoice id (never anything personal).
 pub async fn handle(
+    store: &impl Payments,
+    mailer: Option<&impl Mailer>,
+    config: &WebhookConfig,
+    method: &str,
+    header: impl Fn(&str) -> Option<String>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Answer {
+    let answer = answer(store, mailer, config, method, header, body, now).await;
+    if !(200..300).contains(&answer.status) {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        // Ids from the body, shortened: the body may be unauthenticated.
+        let field = |pointer: &str| -> String {
+            v.pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .map(|s| s.chars().take(80).collect())
+                .unwrap_or_default()
+        };
+        let invoice_id = [
+            field("/invoice_id"),
+            field("/data/object/metadata/invoice_id"),
+        ]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
+        tracing::warn!(
+            status = answer.status,
+            code = answer.body["error"].as_str().unwrap_or(""),
+            event_id = %field("/id"),
+            event_type = %field("/type"),
+            %invoice_id,
+            "webhook answered"
+        );
+    }
+    answer
+}
+
+async fn answer(
     store: &impl Payments,
     mailer: Option<&impl Mailer>,
     config: &WebhookConfig,
