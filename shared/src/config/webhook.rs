@@ -13,6 +13,7 @@ pub const WEBHOOK_ENV_VARS: &[&str] = &[
     "WEBHOOK_SECRETS_ARN",
     "STRIPE_WEBHOOK_SECRETS",
     "STRIPE_LIVEMODE",
+    "METRIC_NAMESPACE",
     "STRIPE_ACCOUNT_IDS",
     "SIGNATURE_TOLERANCE_SECONDS",
     "RECEIPT_EMAILS",
@@ -43,6 +44,8 @@ pub struct WebhookConfig {
     /// Connect accounts whose events are taken (`STRIPE_ACCOUNT_IDS`); empty:
     /// any. An event without `account` is the endpoint's own account's.
     pub stripe_account_ids: Vec<String>,
+    /// CloudWatch namespace of the answers' Embedded Metric Format records.
+    pub metric_namespace: String,
     /// When set, a payment that completes an invoice sends the customer a receipt.
     pub receipts: Option<Receipts>,
 }
@@ -120,6 +123,9 @@ impl WebhookConfig {
             tolerance_secs,
             stripe_livemode,
             stripe_account_ids,
+            metric_namespace: env
+                .optional("METRIC_NAMESPACE")
+                .unwrap_or_else(|| "Dunning".to_owned()),
             receipts,
         })
     }

@@ -103,6 +103,42 @@ fn stripe_origin_refused(body: &[u8], config: &WebhookConfig) -> Option<Answer> 
     None
 }
 
+/// The answer as one CloudWatch Embedded Metric Format record, for the
+/// function to print: `WebhookAnswers` by `Code` (`applied`, `duplicate`,
+/// `ignored`, or the error code), and `WebhookServerErrors` (5xx answers,
+/// which the template alarms on), under dimension `Function=payment-webhook`.
+pub fn answer_metrics(
+    answer: &Answer,
+    namespace: &str,
+    timestamp: DateTime<Utc>,
+) -> serde_json::Value {
+    let code = answer.body["error"]
+        .as_str()
+        .or_else(|| answer.body["result"].as_str())
+        .unwrap_or("unknown");
+    json!({
+        "_aws": {
+            "Timestamp": timestamp.timestamp_millis(),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [["Function", "Code"]],
+                    "Metrics": [{"Name": "WebhookAnswers", "Unit": "Count"}],
+                },
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [["Function"]],
+                    "Metrics": [{"Name": "WebhookServerErrors", "Unit": "Count"}],
+                },
+            ],
+        },
+        "Function": "payment-webhook",
+        "Code": code,
+        "WebhookAnswers": 1,
+        "WebhookServerErrors": u8::from(answer.status >= 500),
+    })
+}
+
 /// Handles one delivery. `header` looks a request header up by name
 /// (case-insensitively, as HTTP does). Every answer that is not 2xx writes
 /// one log line with its status and code and, when the body says them, the
@@ -272,5 +308,53 @@ async fn answer(
                 "the payment could not be recorded; retry later",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+
+    #[test]
+    fn each_answer_is_counted_by_its_code_and_5xx_are_server_errors() {
+        let at: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        let busy = error(503, "busy", "retry");
+        let record = answer_metrics(&busy, "Dunning", at);
+        assert_eq!(
+            (
+                record["Code"].as_str(),
+                record["WebhookServerErrors"].as_u64()
+            ),
+            (Some("busy"), Some(1))
+        );
+        let declared: Vec<&str> = record["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| {
+                d["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["Name"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(declared, ["WebhookAnswers", "WebhookServerErrors"]);
+        for name in declared {
+            assert!(record[name].is_u64(), "{name} is declared and carried");
+        }
+        let applied = Answer {
+            status: 200,
+            body: json!({"result": "applied"}),
+        };
+        let record = answer_metrics(&applied, "Dunning", at);
+        assert_eq!(
+            (
+                record["Code"].as_str(),
+                record["WebhookServerErrors"].as_u64()
+            ),
+            (Some("applied"), Some(0))
+        );
+        assert_eq!(record["_aws"]["Timestamp"], at.timestamp_millis());
     }
 }
