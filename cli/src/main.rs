@@ -10,6 +10,7 @@ mod history;
 mod import;
 mod links;
 mod output;
+mod payments;
 mod preview;
 mod run;
 mod setup;
@@ -96,6 +97,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Record money received outside any provider (a bank transfer, a cheque):
+    /// applied as the webhook applies payments, once per --reference.
+    RecordPayment {
+        invoice_id: String,
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        currency: String,
+        /// Your reference for the money (e.g. the bank's); recording it again changes nothing.
+        #[arg(long)]
+        reference: String,
+        /// When the money arrived (RFC 3339; default now).
+        #[arg(long)]
+        paid_at: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
     /// Revoke a pay link (as the customer received it, or its token): its
     /// page answers 410 from now on. A second revocation keeps the first instant.
     RevokeLink {
@@ -161,6 +179,23 @@ async fn execute(command: Command) -> Result<()> {
             format,
         } => import::import(&DynamoStore::new(&aws().await?, &table), &file, format).await,
         Command::Run(args) => run::run_once(args).await,
+        Command::RecordPayment {
+            invoice_id,
+            amount,
+            currency,
+            reference,
+            paid_at,
+            table,
+        } => {
+            let payment = payments::offline_payment(
+                &invoice_id,
+                &amount,
+                &currency,
+                &reference,
+                paid_at.unwrap_or_else(chrono::Utc::now),
+            )?;
+            payments::record(&DynamoStore::new(&aws().await?, &table), &payment).await
+        }
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await
         }

@@ -1,0 +1,150 @@
+//! `dunning-admin`'s commands that change the table, run as a finance person
+//! runs them, against the emulator (`scripts/test.sh` builds the binary first).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use dunning_e2e::{invoice, TestEnv};
+
+fn admin(env: &TestEnv, args: &[&str]) -> Output {
+    // target/debug/deps/admin-<hash> -> target/debug/dunning-admin
+    let exe = std::env::current_exe().expect("the test's own path");
+    let bin: PathBuf = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug")
+        .join("dunning-admin");
+    Command::new(bin)
+        .args(args)
+        .env_clear()
+        .envs(env.moto.process_env())
+        .env("TABLE_NAME", "invoices")
+        .output()
+        .expect("dunning-admin runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn amount_paid(env: &TestEnv, id: &str) -> anyhow::Result<(String, String)> {
+    let inv = env
+        .deps
+        .store
+        .history(id)
+        .await?
+        .into_iter()
+        .find(|r| r["sk"] == "invoice")
+        .ok_or_else(|| anyhow::anyhow!("no invoice {id}"))?;
+    Ok((
+        inv["amount_paid"].as_str().unwrap_or("").to_owned(),
+        inv["status"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn an_offline_payment_is_recorded_once_per_reference() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    let record = |amount: &'static str, reference: &'static str| {
+        let env = &env;
+        move || {
+            admin(
+                env,
+                &[
+                    "record-payment",
+                    "INV",
+                    "--amount",
+                    amount,
+                    "--currency",
+                    "USD",
+                    "--reference",
+                    reference,
+                    "--paid-at",
+                    "2026-11-24T10:00:00Z",
+                ],
+            )
+        }
+    };
+    let first = record("20.00", "BANK-2026-1187")();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).starts_with("applied 20.00 USD to INV: amount_paid 20.00"),
+        "{}",
+        text(&first)
+    );
+    // The same reference again: nothing changes.
+    let again = record("20.00", "BANK-2026-1187")();
+    assert!(
+        again.status.success() && text(&again).starts_with("already recorded"),
+        "{}",
+        text(&again)
+    );
+    // The same reference with another amount: refused, nothing changes.
+    let other = record("25.00", "BANK-2026-1187")();
+    assert!(
+        !other.status.success() && text(&other).contains("recorded before"),
+        "{}",
+        text(&other)
+    );
+    assert_eq!(
+        amount_paid(&env, "INV").await?,
+        ("20.00".into(), "open".into())
+    );
+    // The rest, under its own reference: paid in full, and in the history.
+    let rest = record("100.00", "BANK-2026-1190")();
+    assert!(text(&rest).contains("paid in full"), "{}", text(&rest));
+    assert_eq!(
+        amount_paid(&env, "INV").await?,
+        ("120.00".into(), "paid".into())
+    );
+    let history = admin(&env, &["history", "INV"]);
+    assert!(
+        text(&history).contains("payment#offline:BANK-2026-1187"),
+        "{}",
+        text(&history)
+    );
+    // An unknown invoice, or too many decimals: a clear error.
+    let unknown = admin(
+        &env,
+        &[
+            "record-payment",
+            "NOPE",
+            "--amount",
+            "1",
+            "--currency",
+            "USD",
+            "--reference",
+            "R1",
+        ],
+    );
+    assert!(
+        !unknown.status.success() && text(&unknown).contains("no such invoice"),
+        "{}",
+        text(&unknown)
+    );
+    let precise = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV",
+            "--amount",
+            "1.001",
+            "--currency",
+            "USD",
+            "--reference",
+            "R2",
+        ],
+    );
+    assert!(
+        !precise.status.success() && text(&precise).contains("--amount"),
+        "{}",
+        text(&precise)
+    );
+    Ok(())
+}
