@@ -50,7 +50,9 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, ParseError> {
         return Err(ParseError::NotJson);
     }
     let event_id = text(&v, "id")?;
-    if event_id.len() > 255 {
+    // `offline:` keys are the payments `dunning-admin record-payment` records:
+    // a generic id of that shape would be taken for one of them.
+    if event_id.len() > 255 || event_id.starts_with("offline:") {
         return Err(ParseError::Invalid("id"));
     }
     let currency = Currency::parse(text(&v, "currency")?).ok_or(ParseError::Invalid("currency"))?;
@@ -283,7 +285,8 @@ mod tests {
         let ok = br#"{"id":"pay_1","invoice_id":"INV-1","amount":"120.50","currency":"USD","paid_at":"2026-11-24T10:00:00Z"}"#;
         let p = payment(parse_generic(ok).unwrap());
         assert_eq!((p.amount, p.provider), (Decimal::new(12_050, 2), "generic"));
-        let cases: [(&[u8], ParseError); 7] = [
+        let cases: [(&[u8], ParseError); 8] = [
+            (br#"{"id":"offline:BANK-1","invoice_id":"INV-1","amount":"1","currency":"USD","paid_at":"2026-11-24T10:00:00Z"}"#, ParseError::Invalid("id")),
             (b"not json", ParseError::NotJson),
             (b"[1]", ParseError::NotJson),
             (br#"{"invoice_id":"INV-1","amount":"1","currency":"USD","paid_at":"2026-11-24T10:00:00Z"}"#, ParseError::Missing("id")),
