@@ -92,7 +92,16 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         .ok_or(ParseError::Missing("data.object"))?;
     let amount_field = match event_type.as_str() {
         "invoice.paid" => "amount_paid",
-        "checkout.session.completed" => "amount_total",
+        // A delayed method (SEPA, ACH debit) completes the session unpaid;
+        // the money is this later event, on the same session.
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => "amount_total",
+        "checkout.session.async_payment_failed" => {
+            tracing::warn!(%event_id, "a delayed Checkout payment failed; nothing applied");
+            return Ok(Parsed::Ignored {
+                event_type,
+                reason: "payment_failed",
+            });
+        }
         "payment_intent.succeeded" => "amount_received",
         _ => {
             return Ok(Parsed::Ignored {
@@ -101,7 +110,7 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
             })
         }
     };
-    if event_type == "checkout.session.completed"
+    if event_type.starts_with("checkout.session.")
         && object.get("payment_status").and_then(Value::as_str) != Some("paid")
     {
         // Delayed payment methods complete the session before the money arrives.
@@ -275,6 +284,35 @@ mod tests {
             parse_stripe(&serde_json::to_vec(&unpaid).unwrap()).unwrap(),
             Parsed::Ignored {
                 reason: "not_paid_yet",
+                ..
+            }
+        ));
+        // The delayed payment of that session: succeeded is the money, keyed
+        // like the session's other events; failed applies nothing.
+        let completed = payment(parse_stripe(&fixture("checkout.session.completed.json")).unwrap());
+        let mut later = unpaid.clone();
+        later["id"] = "evt_async_1".into();
+        later["type"] = "checkout.session.async_payment_succeeded".into();
+        later["data"]["object"]["payment_status"] = "paid".into();
+        let async_paid = payment(parse_stripe(&serde_json::to_vec(&later).unwrap()).unwrap());
+        assert_eq!(
+            (
+                async_paid.amount,
+                async_paid.invoice_id.as_str(),
+                async_paid.payment_key.as_str()
+            ),
+            (
+                completed.amount,
+                completed.invoice_id.as_str(),
+                completed.payment_key.as_str()
+            )
+        );
+        later["type"] = "checkout.session.async_payment_failed".into();
+        later["data"]["object"]["payment_status"] = "unpaid".into();
+        assert!(matches!(
+            parse_stripe(&serde_json::to_vec(&later).unwrap()).unwrap(),
+            Parsed::Ignored {
+                reason: "payment_failed",
                 ..
             }
         ));
