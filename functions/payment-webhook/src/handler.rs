@@ -34,10 +34,11 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, Err
         Utc::now(),
     )
     .await;
-    // One Embedded Metric Format line per answer (CloudWatch makes the metrics).
+    // A log line when refused, and one Embedded Metric Format line per
+    // answer (CloudWatch makes the metrics).
     println!(
         "{}",
-        webhook::answer_metrics(&answer, &deps.config.metric_namespace, Utc::now())
+        webhook::observe(&answer, body, &deps.config.metric_namespace, Utc::now())
     );
     Ok(Response::builder()
         .status(answer.status)

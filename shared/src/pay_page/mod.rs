@@ -420,7 +420,7 @@ impl<S: Links> PageDeps<S> {
     async fn pay(&self, token: &LinkToken, req: &PageRequest<'_>) -> PageAnswer {
         // A payment starts only from the page itself: a cross-site form or
         // script cannot make intents (and a bad request costs no lookup).
-        if req.origin.and_then(normal_origin).as_deref() != Some(self.config.origin.as_str()) {
+        if req.origin.and_then(origin_of).as_deref() != Some(self.config.origin.as_str()) {
             tracing::warn!("pay page: a payment request from another origin refused");
             return json_answer(403, json!({"error": "origin_not_allowed"}));
         }
@@ -681,12 +681,6 @@ fn store_failed(e: crate::ports::StoreError) -> StripeError {
         message: e.to_string(),
         transient: true,
     }
-}
-
-/// An `Origin` header as browsers send it, normalised as
-/// [`crate::config::origin_of`] normalises the configured one.
-fn normal_origin(origin: &str) -> Option<String> {
-    origin_of(origin)
 }
 
 #[cfg(test)]

@@ -103,6 +103,44 @@ fn stripe_origin_refused(body: &[u8], config: &WebhookConfig) -> Option<Answer> 
     None
 }
 
+/// What the function does with each answer besides returning it: one log
+/// line when it is not 2xx (status, code and, when the body says them, the
+/// event's id and type and the invoice id; never anything personal), and its
+/// Embedded Metric Format record ([`answer_metrics`]), returned for printing.
+pub fn observe(
+    answer: &Answer,
+    body: &[u8],
+    namespace: &str,
+    timestamp: DateTime<Utc>,
+) -> serde_json::Value {
+    if !(200..300).contains(&answer.status) {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        // Ids from the body, shortened: the body may be unauthenticated.
+        let field = |pointer: &str| -> String {
+            v.pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .map(|s| s.chars().take(80).collect())
+                .unwrap_or_default()
+        };
+        let invoice_id = [
+            field("/invoice_id"),
+            field("/data/object/metadata/invoice_id"),
+        ]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
+        tracing::warn!(
+            status = answer.status,
+            code = answer.body["error"].as_str().unwrap_or(""),
+            event_id = %field("/id"),
+            event_type = %field("/type"),
+            %invoice_id,
+            "webhook answered"
+        );
+    }
+    answer_metrics(answer, namespace, timestamp)
+}
+
 /// The answer as one CloudWatch Embedded Metric Format record, for the
 /// function to print: `WebhookAnswers` by `Code` (`applied`, `duplicate`,
 /// `ignored`, or the error code), and `WebhookServerErrors` (5xx answers,
@@ -140,48 +178,8 @@ pub fn answer_metrics(
 }
 
 /// Handles one delivery. `header` looks a request header up by name
-/// (case-insensitively, as HTTP does). Every answer that is not 2xx writes
-/// one log line with its status and code and, when the body says them, the
-/// event's id and type and the invoice id (never anything personal).
+/// (case-insensitively, as HTTP does).
 pub async fn handle(
-    store: &impl Payments,
-    mailer: Option<&impl Mailer>,
-    config: &WebhookConfig,
-    method: &str,
-    header: impl Fn(&str) -> Option<String>,
-    body: &[u8],
-    now: DateTime<Utc>,
-) -> Answer {
-    let answer = answer(store, mailer, config, method, header, body, now).await;
-    if !(200..300).contains(&answer.status) {
-        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-        // Ids from the body, shortened: the body may be unauthenticated.
-        let field = |pointer: &str| -> String {
-            v.pointer(pointer)
-                .and_then(serde_json::Value::as_str)
-                .map(|s| s.chars().take(80).collect())
-                .unwrap_or_default()
-        };
-        let invoice_id = [
-            field("/invoice_id"),
-            field("/data/object/metadata/invoice_id"),
-        ]
-        .into_iter()
-        .find(|s| !s.is_empty())
-        .unwrap_or_default();
-        tracing::warn!(
-            status = answer.status,
-            code = answer.body["error"].as_str().unwrap_or(""),
-            event_id = %field("/id"),
-            event_type = %field("/type"),
-            %invoice_id,
-            "webhook answered"
-        );
-    }
-    answer
-}
-
-async fn answer(
     store: &impl Payments,
     mailer: Option<&impl Mailer>,
     config: &WebhookConfig,
