@@ -30,16 +30,16 @@ pub fn offline_payment(
     if reference.is_empty() || reference.len() > 200 || reference.contains('#') {
         bail!("--reference must be 1-200 characters without '#'");
     }
-    Ok(Payment {
-        event_id: reference.to_owned(),
-        payment_key: format!("offline:{reference}"),
-        invoice_id: invoice_id.to_owned(),
+    Ok(Payment::once(
+        reference,
+        format!("offline:{reference}"),
+        invoice_id,
         amount,
         currency,
         paid_at,
-        provider: "offline",
-        event_type: "offline_payment".into(),
-    })
+        "offline",
+        "offline_payment",
+    ))
 }
 
 pub async fn record(store: &DynamoStore, payment: &Payment) -> Result<()> {

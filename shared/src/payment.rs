@@ -10,35 +10,113 @@ use rust_decimal::Decimal;
 use crate::contact::EmailAddress;
 use crate::failure::StoreError;
 use crate::invoice::{AmountProblem, InvalidReason, InvoiceStatus, RawInvoice, RawValue};
+use crate::ledger::PAYMENT_PREFIX;
 use crate::money::{parse_amount, Currency, Money};
 
-/// A payment to apply to an invoice.
+mod plan;
+pub use plan::{plan, Plan, RecordGuard, Tally};
+
+/// Which way money moves: to the business (a payment) or back to the
+/// customer (a refund, a dispute lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    In,
+    Back,
+}
+
+/// How an event's amount counts toward an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Basis {
+    /// Once per key: the record `payment#<key>` (money in) or `refund#<key>`
+    /// (money back), written only if new.
+    Once,
+    /// The provider's running total for a group: a Stripe invoice's
+    /// cumulative `amount_paid`, a charge's cumulative `amount_refunded`.
+    Total(String),
+    /// One part of a group, once per key: one payment of a Stripe invoice,
+    /// one refund of a charge.
+    Part(String),
+}
+
+/// What an event does to a dispute on the invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeChange {
+    /// Opened: the invoice is marked disputed (reminders stop).
+    Opened,
+    /// Closed: the mark is lifted; lost comes with its money back.
+    Closed,
+}
+
+/// A movement of money (or a dispute's change) to apply to an invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     /// The provider's event id.
     pub event_id: String,
-    /// What makes this payment unique: it is applied once per key. For Stripe
-    /// the PaymentIntent id, so `invoice.paid` and `payment_intent.succeeded`
-    /// for the same money count once; otherwise the event id.
+    /// What makes this movement unique: it is applied once per key (within
+    /// its group, for [`Basis::Part`]). For Stripe the PaymentIntent id, so
+    /// every event about the same money has the same key; otherwise the event id.
     pub payment_key: String,
+    /// Our invoice; empty when the event names none and the invoice is to be
+    /// found by `refs` ([`crate::ports::PaymentStore::find_invoice`]).
     pub invoice_id: String,
+    /// Never negative: `flow` says which way it moves.
     pub amount: Decimal,
     pub currency: Currency,
     pub paid_at: DateTime<Utc>,
-    /// `stripe` or `generic`.
+    /// `stripe`, `generic` or `offline`.
     pub provider: &'static str,
     pub event_type: String,
+    pub flow: Flow,
+    pub basis: Basis,
+    /// The provider's ids of the objects behind this money (PaymentIntent,
+    /// charge, Stripe invoice), remembered for the invoice so that a later
+    /// refund or dispute, which names only them, finds it.
+    pub refs: Vec<String>,
+    pub dispute: Option<DisputeChange>,
 }
 
 impl Payment {
+    /// A payment in, applied once per key, naming its invoice.
+    #[allow(clippy::too_many_arguments)]
+    pub fn once(
+        event_id: impl Into<String>,
+        payment_key: impl Into<String>,
+        invoice_id: impl Into<String>,
+        amount: Decimal,
+        currency: Currency,
+        paid_at: DateTime<Utc>,
+        provider: &'static str,
+        event_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            event_id: event_id.into(),
+            payment_key: payment_key.into(),
+            invoice_id: invoice_id.into(),
+            amount,
+            currency,
+            paid_at,
+            provider,
+            event_type: event_type.into(),
+            flow: Flow::In,
+            basis: Basis::Once,
+            refs: Vec::new(),
+            dispute: None,
+        }
+    }
+
     /// What the payment says, hashed: the invoice, the amount, the currency
-    /// and the payment key. The same event id delivered again with the same
-    /// fingerprint is a duplicate; with another, a conflict, never applied.
-    /// (A redelivered Stripe event's body differs in fields such as
-    /// `pending_webhooks`, so the raw body is not what is compared.)
+    /// and the payment key (and, for anything but a payment in applied once,
+    /// its flow, basis and dispute change). The same event id delivered again
+    /// with the same fingerprint is a duplicate; with another, a conflict,
+    /// never applied. (A redelivered Stripe event's body differs in fields
+    /// such as `pending_webhooks`, so the raw body is not what is compared.)
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
+        let extra = match (&self.flow, &self.basis, self.dispute) {
+            (Flow::In, Basis::Once, None) => String::new(),
+            (flow, basis, dispute) => format!("{flow:?}{basis:?}{dispute:?}"),
+        };
         for part in [
             self.invoice_id.as_str(),
             &self.amount.normalize().to_string(),
@@ -46,6 +124,10 @@ impl Payment {
             &self.payment_key,
         ] {
             h.update(part.as_bytes());
+            h.update([0]);
+        }
+        if !extra.is_empty() {
+            h.update(extra.as_bytes());
             h.update([0]);
         }
         hex::encode(&h.finalize()[..16])
@@ -57,10 +139,42 @@ impl Payment {
     pub fn event_partition(&self) -> String {
         format!("event#{}#{}", self.provider, self.event_id)
     }
+
+    /// The sort key of the record this movement writes under its invoice.
+    pub fn record_sk(&self) -> String {
+        match (&self.basis, self.flow, self.dispute) {
+            (Basis::Total(group) | Basis::Part(group), _, _) => {
+                let flow = if self.flow == Flow::In { "in" } else { "back" };
+                format!("{TALLY_PREFIX}{flow}#{group}")
+            }
+            (Basis::Once, _, Some(change)) => {
+                let phase = match change {
+                    DisputeChange::Opened => "opened",
+                    DisputeChange::Closed => "closed",
+                };
+                format!("{DISPUTE_PREFIX}{}#{phase}", self.payment_key)
+            }
+            (Basis::Once, Flow::In, None) => format!("{PAYMENT_PREFIX}{}", self.payment_key),
+            (Basis::Once, Flow::Back, None) => format!("{REFUND_PREFIX}{}", self.payment_key),
+        }
+    }
+}
+
+/// The partition that remembers which invoice a provider's object is for.
+pub fn ref_partition(provider: &str, id: &str) -> String {
+    format!("ref#{provider}#{id}")
 }
 
 /// The sort key of an event's claim.
 pub const EVENT_SK: &str = "event";
+/// The sort key of a provider reference (`ref#<provider>#<id>`).
+pub const REF_SK: &str = "ref";
+/// Sort-key prefix of a running total's record (`tally#in#<group>`).
+pub const TALLY_PREFIX: &str = "tally#";
+/// Sort-key prefix of a refund's record.
+pub const REFUND_PREFIX: &str = "refund#";
+/// Sort-key prefix of a dispute change's record.
+pub const DISPUTE_PREFIX: &str = "dispute#";
 
 /// What applying a payment needs from an invoice item. Read leniently: a bad
 /// phone number or a missing contact must never stop money being recorded.
@@ -76,6 +190,8 @@ pub struct PayableInvoice {
     /// For a receipt, when the address is usable.
     pub email: Option<EmailAddress>,
     pub locale: Option<String>,
+    /// The provider dispute that marked the invoice disputed, if one did.
+    pub dispute_id: Option<String>,
 }
 
 impl PayableInvoice {
@@ -122,19 +238,23 @@ impl PayableInvoice {
                 .flatten()
                 .and_then(EmailAddress::parse),
             locale: raw.text("locale").ok().flatten().map(str::to_owned),
+            dispute_id: raw.text("dispute_id").ok().flatten().map(str::to_owned),
         })
     }
 }
 
-/// What a payment does to an invoice.
+/// What a movement does to an invoice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settlement {
-    /// `amount_paid` after the payment.
+    /// `amount_paid` after the movement.
     pub amount_paid: Decimal,
     /// The invoice is paid in full (late fees included).
     pub fully_paid: bool,
     /// More than the total has been paid.
     pub overpaid: bool,
+    /// A paid invoice owes money again (a refund, a dispute lost): it is
+    /// open again, back in the due index, and its ladder goes on.
+    pub reopened: bool,
 }
 
 impl PayableInvoice {
@@ -143,14 +263,19 @@ impl PayableInvoice {
         self.amount.amount + self.late_fees
     }
 
-    /// The settlement after `amount` more is paid.
-    pub fn settle(&self, amount: Decimal) -> Settlement {
+    /// The settlement after `amount` more is paid (`Flow::In`) or paid back
+    /// (`Flow::Back`; never below zero).
+    pub fn settle(&self, flow: Flow, amount: Decimal) -> Settlement {
         let total = self.total();
-        let amount_paid = self.amount_paid + amount;
+        let amount_paid = match flow {
+            Flow::In => self.amount_paid + amount,
+            Flow::Back => (self.amount_paid - amount).max(Decimal::ZERO),
+        };
         Settlement {
             amount_paid,
             fully_paid: amount_paid >= total,
             overpaid: amount_paid > total,
+            reopened: self.status == InvoiceStatus::Paid && amount_paid < total,
         }
     }
 }
@@ -160,10 +285,16 @@ impl PayableInvoice {
 pub enum Applied {
     Applied {
         settlement: Settlement,
+        /// How much `amount_paid` moved (zero for a part already counted in
+        /// its group's total, or a dispute's mark).
+        delta: Decimal,
         /// Rounds the store waited for a reminder in flight before committing.
         waited: u32,
         /// The invoice as read before this payment (for a receipt).
         invoice: Box<PayableInvoice>,
+        /// The invoice the payment went to (found by its references when the
+        /// event named none).
+        invoice_id: String,
     },
     Duplicate,
 }
@@ -225,6 +356,7 @@ mod tests {
             customer_name: String::new(),
             email: None,
             locale: None,
+            dispute_id: None,
         }
     }
 
@@ -232,11 +364,11 @@ mod tests {
     fn late_fees_count_toward_what_is_owed() {
         let inv = invoice("100.00", "40.00", "5.00");
         assert_eq!(inv.total(), "105.00".parse::<Decimal>().unwrap());
-        let part = inv.settle("60.00".parse().unwrap());
+        let part = inv.settle(Flow::In, "60.00".parse().unwrap());
         assert_eq!((part.fully_paid, part.overpaid), (false, false));
-        let exact = inv.settle("65.00".parse().unwrap());
+        let exact = inv.settle(Flow::In, "65.00".parse().unwrap());
         assert_eq!((exact.fully_paid, exact.overpaid), (true, false));
-        let over = inv.settle("65.01".parse().unwrap());
+        let over = inv.settle(Flow::In, "65.01".parse().unwrap());
         assert_eq!((over.fully_paid, over.overpaid), (true, true));
         assert_eq!(over.amount_paid, "105.01".parse::<Decimal>().unwrap());
     }
@@ -250,7 +382,7 @@ mod tests {
             let mut inv = invoice(&Decimal::new(total, 2).to_string(), "0", "0");
             let mut paid_from = None;
             for (i, c) in cents.iter().enumerate() {
-                let s = inv.settle(Decimal::new(*c, 2));
+                let s = inv.settle(Flow::In, Decimal::new(*c, 2));
                 inv.amount_paid = s.amount_paid;
                 prop_assert_eq!(s.overpaid, s.amount_paid > inv.total());
                 if s.fully_paid && paid_from.is_none() {
@@ -262,7 +394,7 @@ mod tests {
             prop_assert_eq!(inv.amount_paid, Decimal::new(sum, 2));
             let mut reversed = invoice(&Decimal::new(total, 2).to_string(), "0", "0");
             for c in cents.iter().rev() {
-                reversed.amount_paid = reversed.settle(Decimal::new(*c, 2)).amount_paid;
+                reversed.amount_paid = reversed.settle(Flow::In, Decimal::new(*c, 2)).amount_paid;
             }
             prop_assert_eq!(reversed.amount_paid, inv.amount_paid);
         }

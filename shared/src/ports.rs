@@ -22,7 +22,7 @@ use crate::invoice::RawInvoice;
 use crate::ledger::LedgerState;
 use crate::link::{LinkToken, PayLink, StoredIntent};
 use crate::payment::{
-    check, Applied, PayableInvoice, Payment, PaymentError, Settlement, PAYMENT_BACKOFF,
+    check, plan, Applied, Basis, PayableInvoice, Payment, PaymentError, Plan, PAYMENT_BACKOFF,
 };
 use crate::reads::ReadState;
 use crate::render::EmailContent;
@@ -196,6 +196,8 @@ pub struct SeenInvoice<S> {
     pub raw: RawInvoice,
     /// A reminder for the invoice is between its claim and its outcome.
     pub sending: bool,
+    /// The record the read asked for (a group's tally), if there is one.
+    pub record: Option<RawInvoice>,
 }
 
 /// What a payment's conditional commit found.
@@ -207,52 +209,82 @@ pub enum Commit {
     Duplicate,
     /// The event id is recorded already with other content: nothing changed.
     Conflict,
-    /// The invoice changed since it was read, or a reminder went in flight.
+    /// The invoice or the tally changed since they were read, or a reminder
+    /// went in flight.
     Changed,
 }
 
-/// The two operations a store does for a payment; [`Payments`] is built on them.
+/// The operations a store does for a payment; [`Payments`] is built on them.
 pub trait PaymentStore: Send + Sync {
     type Copy: Send + Sync;
 
-    /// The invoice item at `now`; `None` when there is no such invoice.
+    /// The invoice item at `now`, and the record `record_sk` names under it
+    /// when asked; `None` when there is no such invoice.
     fn read_for_payment(
         &self,
         invoice_id: &str,
+        record_sk: Option<&str>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<SeenInvoice<Self::Copy>>, StoreError>> + Send;
 
     /// In one atomic write: the event's claim, only if its id is new
-    /// (`Conflict` when it is recorded with another fingerprint), the
-    /// payment's record, only if its key is new, and
-    /// the invoice set to `settlement`, only if it is as `seen` and nothing is
-    /// in flight. `waited` goes on the record.
+    /// (`Conflict` when it is recorded with another fingerprint); the plan's
+    /// record, as its [`RecordGuard`](crate::payment::RecordGuard) says
+    /// (`Duplicate` when a once-only record exists); the plan's changes to
+    /// the invoice, only if it is as `seen` and nothing is in flight; and the
+    /// payment's provider references (`ref#<provider>#<id>`).
     fn commit_payment(
         &self,
         payment: &Payment,
+        plan: &Plan,
         seen: &Self::Copy,
         invoice: &PayableInvoice,
-        settlement: Settlement,
-        waited: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Commit, StoreError>> + Send;
+
+    /// The invoice a provider's object was remembered for: the first of
+    /// `refs` that names one.
+    fn find_invoice(
+        &self,
+        provider: &str,
+        refs: &[String],
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
 impl<T: PaymentStore> Payments for T {
-    /// Reads the invoice, checks the payment against it, waits while a
-    /// reminder is in flight, settles and commits; a change in between starts
-    /// again from a fresh read. At most [`PAYMENT_BACKOFF`]`.attempts` rounds,
-    /// then busy (the provider retries later).
+    /// Finds the invoice when the event names none, reads it (with the
+    /// group's tally), checks the payment against it, waits while a reminder
+    /// is in flight, plans and commits; a change in between starts again from
+    /// a fresh read. At most [`PAYMENT_BACKOFF`]`.attempts` rounds, then busy
+    /// (the provider retries later).
     async fn apply_payment(
         &self,
         payment: &Payment,
         now: DateTime<Utc>,
     ) -> Result<Applied, PaymentError> {
+        let found;
+        let payment = if payment.invoice_id.is_empty() {
+            let id = self
+                .find_invoice(payment.provider, &payment.refs)
+                .await?
+                .ok_or(PaymentError::UnknownInvoice)?;
+            found = Payment {
+                invoice_id: id,
+                ..payment.clone()
+            };
+            &found
+        } else {
+            payment
+        };
+        let record_sk = match payment.basis {
+            Basis::Once => None,
+            _ => Some(payment.record_sk()),
+        };
         // Rounds spent waiting for a reminder in flight: kept on the payment record.
         let mut waited = 0u32;
         for attempt in 1..=PAYMENT_BACKOFF.attempts {
             let seen = self
-                .read_for_payment(&payment.invoice_id, now)
+                .read_for_payment(&payment.invoice_id, record_sk.as_deref(), now)
                 .await?
                 .ok_or(PaymentError::UnknownInvoice)?;
             let invoice =
@@ -267,16 +299,20 @@ impl<T: PaymentStore> Payments for T {
                 }
                 continue;
             }
-            let settlement = invoice.settle(payment.amount);
+            let Some(plan) = plan(&invoice, seen.record.as_ref(), payment, waited)? else {
+                return Ok(Applied::Duplicate);
+            };
             match self
-                .commit_payment(payment, &seen.copy, &invoice, settlement, waited, now)
+                .commit_payment(payment, &plan, &seen.copy, &invoice, now)
                 .await?
             {
                 Commit::Done => {
                     return Ok(Applied::Applied {
-                        settlement,
+                        settlement: plan.settlement,
+                        delta: plan.delta,
                         waited,
                         invoice: Box::new(invoice),
+                        invoice_id: payment.invoice_id.clone(),
                     })
                 }
                 Commit::Duplicate => return Ok(Applied::Duplicate),

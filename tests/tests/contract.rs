@@ -496,16 +496,16 @@ async fn a_skipped_step_is_recorded_once_and_never_over_another_record<H: Harnes
 }
 
 fn payment(id: &str, amount: &str) -> Payment {
-    Payment {
-        event_id: id.into(),
-        payment_key: id.into(),
-        invoice_id: "INV".into(),
-        amount: amount.parse().unwrap(),
-        currency: Currency::parse("USD").unwrap(),
-        paid_at: "2026-11-23T15:00:00Z".parse().unwrap(),
-        provider: "generic",
-        event_type: "payment".into(),
-    }
+    Payment::once(
+        id,
+        id,
+        "INV",
+        amount.parse().unwrap(),
+        Currency::parse("USD").unwrap(),
+        "2026-11-23T15:00:00Z".parse().unwrap(),
+        "generic",
+        "payment",
+    )
 }
 
 async fn an_event_id_counts_once_across_the_table_and_other_content_is_a_conflict<H: Harness>(

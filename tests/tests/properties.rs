@@ -76,16 +76,16 @@ async fn simulate(
     for (i, gap) in s.gaps.iter().enumerate() {
         now += Duration::hours(*gap);
         if !paid && paid_at.is_some_and(|t| t <= now) {
-            let payment = Payment {
-                event_id: "pay-1".into(),
-                payment_key: "pay-1".into(),
-                invoice_id: "INV-1".into(),
-                amount: "120.00".parse()?,
-                currency: Currency::parse("USD").unwrap(),
-                paid_at: paid_at.unwrap(),
-                provider: "generic",
-                event_type: "payment".into(),
-            };
+            let payment = Payment::once(
+                "pay-1",
+                "pay-1",
+                "INV-1",
+                "120.00".parse()?,
+                Currency::parse("USD").unwrap(),
+                paid_at.unwrap(),
+                "generic",
+                "payment",
+            );
             env.deps.store.apply_payment(&payment, now).await?;
             paid = true;
         }

@@ -176,59 +176,193 @@ async fn twenty_concurrent_payments_for_one_invoice_add_up_exactly() -> anyhow::
     Ok(())
 }
 
-#[tokio::test]
-async fn realistic_stripe_events_of_each_type_are_applied() -> anyhow::Result<()> {
-    let env = TestEnv::start().await?;
-    env.put_invoice(&invoice(
-        "INV-1001",
-        "2026-11-26",
-        &[("email", "a@example.com"), ("amount", "1250.00")],
-    ))
-    .await?;
-    env.put_invoice(&invoice(
-        "INV-1003",
-        "2026-11-22",
-        &[
-            ("email", "c@example.com"),
-            ("amount", "54000"),
-            ("currency", "JPY"),
-        ],
-    ))
-    .await?;
-    env.put_invoice(&invoice(
-        "INV-1005",
-        "2026-11-23",
-        &[
-            ("email", "e@example.com"),
-            ("amount", "125.500"),
-            ("currency", "KWD"),
-        ],
-    ))
-    .await?;
-    let dir = format!(
-        "{}/../shared/tests/fixtures/stripe",
+const API_VERSIONS: [&str; 3] = ["2024-06-20", "2025-03-31.basil", "2026-10-28.clover"];
+
+fn stripe_fixture(version: &str, name: &str) -> Option<Vec<u8>> {
+    std::fs::read(format!(
+        "{}/../shared/tests/fixtures/stripe/{version}/{name}.json",
         env!("CARGO_MANIFEST_DIR")
-    );
-    for (file, id) in [
-        ("invoice.paid.json", "INV-1001"),
-        ("checkout.session.completed.json", "INV-1003"),
-        ("payment_intent.succeeded.json", "INV-1005"),
-    ] {
-        let body = std::fs::read(format!("{dir}/{file}"))?;
-        let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
-        assert_eq!(
-            (answer.status, answer.body["status"].as_str()),
-            (200, Some("paid")),
-            "{file}: {:?}",
-            answer.body
-        );
-        assert_eq!(invoice_record(&env, id).await?["status"], "paid");
+    ))
+    .ok()
+}
+
+/// Each fixture of one API version, delivered in the order Stripe may send
+/// them, then all of them again: each payment counts once, a refund lowers
+/// what was paid once and reopens the invoice, a dispute marks it and, lost,
+/// takes its money back.
+#[tokio::test]
+async fn every_event_kind_on_every_api_version_counts_each_payment_once() -> anyhow::Result<()> {
+    for version in API_VERSIONS {
+        let env = TestEnv::start().await?;
+        for (id, amount, currency) in [
+            ("INV-1001", "1250.00", "USD"),
+            ("INV-1003", "54000", "JPY"),
+            ("INV-1004", "300.00", "EUR"),
+            ("INV-1005", "125.500", "KWD"),
+        ] {
+            env.put_invoice(&invoice(
+                id,
+                "2026-11-20",
+                &[
+                    ("email", "a@example.com"),
+                    ("amount", amount),
+                    ("currency", currency),
+                ],
+            ))
+            .await?;
+        }
+        // (fixture, expected result, invoice, amount_paid and status after)
+        let steps: [(&str, &str, &str, &str, &str); 16] = [
+            // A Stripe invoice's payment: its part before the invoice is known
+            // cannot be placed; its running total counts it; the rest add nothing.
+            ("invoice_payment.paid", "ignored", "INV-1001", "", "open"),
+            (
+                "payment_intent.succeeded.invoice",
+                "*",
+                "INV-1001",
+                "*",
+                "*",
+            ),
+            ("invoice.paid", "*", "INV-1001", "1250.00", "paid"),
+            (
+                "invoice.payment_succeeded",
+                "duplicate",
+                "INV-1001",
+                "1250.00",
+                "paid",
+            ),
+            ("invoice_payment.paid", "*", "INV-1001", "1250.00", "paid"),
+            (
+                "checkout.session.completed",
+                "applied",
+                "INV-1003",
+                "54000",
+                "paid",
+            ),
+            (
+                "checkout.session.completed.unpaid",
+                "ignored",
+                "INV-1004",
+                "",
+                "open",
+            ),
+            (
+                "checkout.session.async_payment_failed",
+                "ignored",
+                "INV-1004",
+                "",
+                "open",
+            ),
+            (
+                "checkout.session.async_payment_succeeded",
+                "applied",
+                "INV-1004",
+                "300.00",
+                "paid",
+            ),
+            (
+                "payment_intent.succeeded",
+                "applied",
+                "INV-1005",
+                "125.500",
+                "paid",
+            ),
+            ("charge.refunded", "refunded", "INV-1005", "100.000", "open"),
+            ("refund.updated", "covered", "INV-1005", "100.000", "open"),
+            (
+                "charge.dispute.created",
+                "dispute_opened",
+                "INV-1003",
+                "54000",
+                "paid",
+            ),
+            (
+                "charge.dispute.closed",
+                "dispute_closed",
+                "INV-1003",
+                "0",
+                "open",
+            ),
+            ("customer.created", "ignored", "", "", ""),
+            (
+                "checkout.session.completed",
+                "duplicate",
+                "INV-1003",
+                "0",
+                "open",
+            ),
+        ];
+        for (name, result, id, paid, status) in steps {
+            let Some(body) = stripe_fixture(version, name) else {
+                assert_eq!(name, "invoice_payment.paid", "{version} lacks {name}");
+                continue;
+            };
+            let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
+            assert_eq!(answer.status, 200, "{version}/{name}: {}", answer.body);
+            if result != "*" {
+                assert_eq!(
+                    answer.body["result"].as_str(),
+                    Some(result),
+                    "{version}/{name}: {}",
+                    answer.body
+                );
+            }
+            if id.is_empty() {
+                continue;
+            }
+            let inv = invoice_record(&env, id).await?;
+            if paid != "*" {
+                assert_eq!(
+                    inv["amount_paid"].as_str().unwrap_or(""),
+                    paid,
+                    "{version}/{name}: {inv}"
+                );
+                assert_eq!(inv["status"], status, "{version}/{name}: {inv}");
+            }
+            match name {
+                "charge.dispute.created" => assert_eq!(inv["disputed"], true, "{inv}"),
+                "charge.dispute.closed" => assert!(inv.get("disputed").is_none(), "{inv}"),
+                _ => {}
+            }
+        }
+        // Everything once more, in reverse: nothing moves.
+        let before: Vec<serde_json::Value> = {
+            let mut v = Vec::new();
+            for id in ["INV-1001", "INV-1003", "INV-1004", "INV-1005"] {
+                v.push(invoice_record(&env, id).await?["amount_paid"].clone());
+            }
+            v
+        };
+        for (name, ..) in steps.iter().rev() {
+            if let Some(body) = stripe_fixture(version, name) {
+                let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
+                assert_eq!(
+                    answer.status, 200,
+                    "{version}/{name} again: {}",
+                    answer.body
+                );
+            }
+        }
+        for (i, id) in ["INV-1001", "INV-1003", "INV-1004", "INV-1005"]
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(
+                invoice_record(&env, id).await?["amount_paid"],
+                before[i],
+                "{version}: {id} moved on redelivery"
+            );
+        }
     }
-    let other = std::fs::read(format!("{dir}/customer.created.json"))?;
-    let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &other).await;
-    assert_eq!(
-        (answer.status, answer.body["result"].as_str()),
-        (200, Some("ignored"))
+    Ok(())
+}
+
+#[tokio::test]
+async fn stripe_events_from_another_mode_or_account_are_refused() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let dir = format!(
+        "{}/../shared/tests/fixtures/stripe/2026-10-28.clover",
+        env!("CARGO_MANIFEST_DIR")
     );
     // Another mode, or an account not listed: refused with a stable code, nothing applied.
     env.put_invoice(&invoice(

@@ -1,12 +1,12 @@
-//! A payment's two store operations on DynamoDB ([`PaymentStore`]; the
-//! protocol over them, with its retries and its wait for a reminder in
-//! flight, is `Payments` in `ports`): a strongly consistent read of the
-//! invoice, and one transaction that records the payment under the invoice
-//! (keyed by its payment key, so a redelivery changes nothing), sets
-//! `amount_paid` to what [`PayableInvoice::settle`] decided, and marks the
-//! invoice paid when it is fully paid, which takes it out of the due index.
-//! The invoice update is conditional on what was read and on no reminder
-//! being in flight.
+//! A payment's store operations on DynamoDB ([`PaymentStore`]; the protocol
+//! over them, with its retries and its wait for a reminder in flight, is
+//! `Payments` in `ports`): strongly consistent reads of the invoice (and of a
+//! group's tally), and one transaction that carries out a
+//! [`Plan`](crate::payment::Plan): the event's claim, the movement's record
+//! under the invoice (once per key, or a tally replaced at its version), the
+//! invoice's changes (paid takes it out of the due index, reopened puts it
+//! back), conditional on what was read and on no reminder being in flight,
+//! and the provider references a later refund or dispute is found by.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -15,10 +15,21 @@ use chrono::{DateTime, Utc};
 
 use super::errors::store_error;
 use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
-use crate::invoice::InvoiceStatus;
-use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
-use crate::payment::{PayableInvoice, Payment, Settlement, EVENT_SK};
+use crate::invoice::RawValue;
+use crate::ledger::INVOICE_SK;
+use crate::payment::{ref_partition, PayableInvoice, Payment, Plan, RecordGuard, EVENT_SK, REF_SK};
 use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
+
+/// A record's value as DynamoDB stores it (a list as a string set).
+fn attribute(value: &RawValue) -> AttributeValue {
+    match value {
+        RawValue::Text(t) => s(t),
+        RawValue::Number(t) => AttributeValue::N(t.clone()),
+        RawValue::Bool(b) => AttributeValue::Bool(*b),
+        RawValue::List(list) => AttributeValue::Ss(list.clone()),
+        RawValue::Other(_) => AttributeValue::Null(true),
+    }
+}
 
 impl PaymentStore for DynamoStore {
     type Copy = Item;
@@ -26,19 +37,33 @@ impl PaymentStore for DynamoStore {
     async fn read_for_payment(
         &self,
         invoice_id: &str,
+        record_sk: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<SeenInvoice<Item>>, StoreError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(INVOICE_SK))
-            .consistent_read(true)
-            .send()
+        let get = |sk: &str| {
+            self.client()
+                .get_item()
+                .table_name(self.table())
+                .key(PARTITION_KEY, s(invoice_id))
+                .key(SORT_KEY, s(sk))
+                .consistent_read(true)
+                .send()
+        };
+        let out = get(INVOICE_SK)
             .await
             .map_err(|e| store_error("GetItem", e))?;
-        Ok(out.item.map(|item| SeenInvoice {
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let record = match record_sk {
+            Some(sk) => get(sk)
+                .await
+                .map_err(|e| store_error("GetItem", e))?
+                .item
+                .map(|r| raw_invoice(&r)),
+            None => None,
+        };
+        Ok(Some(SeenInvoice {
             raw: raw_invoice(&item),
             sending: item
                 .get("sending_until")
@@ -46,88 +71,41 @@ impl PaymentStore for DynamoStore {
                 .and_then(|v| v.parse::<i64>().ok())
                 .is_some_and(|until| until >= now.timestamp()),
             copy: item,
+            record,
         }))
     }
 
     async fn commit_payment(
         &self,
         payment: &Payment,
+        plan: &Plan,
         item: &Item,
         invoice: &PayableInvoice,
-        settlement: Settlement,
-        waited: u32,
         now: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
-        let Settlement {
-            amount_paid: paid,
-            fully_paid,
-            overpaid,
-        } = settlement;
         let local = |e: aws_sdk_dynamodb::error::BuildError| {
             StoreError::local("TransactWriteItems", e.to_string())
         };
-        let record = Put::builder()
+        let recorded_at = s(rfc3339(Utc::now().max(now)));
+        let mut record = Put::builder()
             .table_name(self.table())
             .item(PARTITION_KEY, s(&payment.invoice_id))
-            .item(
-                SORT_KEY,
-                s(format!("{PAYMENT_PREFIX}{}", payment.payment_key)),
-            )
-            .item("event_id", s(&payment.event_id))
-            .item("provider", s(payment.provider))
-            .item("event_type", s(&payment.event_type))
-            .item("amount", s(payment.amount.to_string()))
-            .item("currency", s(payment.currency.code()))
-            .item("paid_at", s(rfc3339(payment.paid_at)))
+            .item(SORT_KEY, s(&plan.record_sk))
             // The commit's own time, for the history and the payment-during-run guarantee.
-            .item("recorded_at", s(rfc3339(Utc::now().max(now))))
-            .item("amount_paid_after", s(paid.to_string()))
-            .item("waited_for_reminder", n(waited))
-            .item("overpaid", AttributeValue::Bool(overpaid))
-            .condition_expression("attribute_not_exists(sk)")
-            .build()
-            .map_err(local)?;
-        let mut set = String::from("SET amount_paid = :paid");
-        let mut condition = String::from(
-            "#status = :seen AND (attribute_not_exists(sending_until) OR sending_until < :now)",
-        );
-        let mut update = Update::builder()
-            .table_name(self.table())
-            .key(PARTITION_KEY, s(&payment.invoice_id))
-            .key(SORT_KEY, s(INVOICE_SK))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", s(paid.to_string()))
-            .expression_attribute_values(":seen", s(invoice.status.as_str()))
-            .expression_attribute_values(":now", n(now.timestamp()));
-        // As read: payments so far, and the step marker (a claim that adds a late
-        // fee moves it, so the total this payment was compared with still holds).
-        for (attr, placeholder) in [
-            ("amount_paid", ":before"),
-            ("reminder_offset", ":offset_before"),
-        ] {
-            match item.get(attr) {
-                Some(v) => {
-                    condition.push_str(&format!(" AND {attr} = {placeholder}"));
-                    update = update.expression_attribute_values(placeholder, v.clone());
-                }
-                None => condition.push_str(&format!(" AND attribute_not_exists({attr})")),
+            .item("recorded_at", recorded_at.clone());
+        for (name, value) in &plan.record {
+            record = record.item(*name, attribute(value));
+        }
+        let record = match plan.guard {
+            RecordGuard::Once | RecordGuard::Version(0) => {
+                record.condition_expression("attribute_not_exists(sk)")
             }
+            RecordGuard::Version(v) => record
+                .condition_expression("version = :version")
+                .expression_attribute_values(":version", n(v)),
         }
-        if fully_paid && invoice.status == InvoiceStatus::Open {
-            set.push_str(", #status = :paid_status, paid_at = :paid_at");
-            update = update
-                .expression_attribute_values(":paid_status", s("paid"))
-                .expression_attribute_values(":paid_at", s(rfc3339(payment.paid_at)));
-        }
-        if overpaid {
-            set.push_str(", overpaid = :true");
-            update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
-        }
-        let update = update
-            .update_expression(set)
-            .condition_expression(condition)
-            .build()
-            .map_err(local)?;
+        .build()
+        .map_err(local)?;
         // The event id's claim across the table: an id sent again, even for
         // another invoice, is recognised by its fingerprint.
         let event = Put::builder()
@@ -136,16 +114,36 @@ impl PaymentStore for DynamoStore {
             .item(SORT_KEY, s(EVENT_SK))
             .item("fingerprint", s(payment.fingerprint()))
             .item("for_invoice", s(&payment.invoice_id))
-            .item("recorded_at", s(rfc3339(Utc::now().max(now))))
+            .item("recorded_at", recorded_at.clone())
             .condition_expression("attribute_not_exists(sk)")
             .build()
             .map_err(local)?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(event).build(),
+            TransactWriteItem::builder().put(record).build(),
+        ];
+        if !(plan.set.is_empty() && plan.remove.is_empty()) {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.invoice_update(payment, plan, item, invoice, now)?)
+                    .build(),
+            );
+        }
+        for id in &payment.refs {
+            let reference = Put::builder()
+                .table_name(self.table())
+                .item(PARTITION_KEY, s(ref_partition(payment.provider, id)))
+                .item(SORT_KEY, s(REF_SK))
+                .item("for_invoice", s(&payment.invoice_id))
+                .item("recorded_at", recorded_at.clone())
+                .build()
+                .map_err(local)?;
+            items.push(TransactWriteItem::builder().put(reference).build());
+        }
         let result = self
             .client()
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(event).build())
-            .transact_items(TransactWriteItem::builder().put(record).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
@@ -157,7 +155,7 @@ impl PaymentStore for DynamoStore {
                     if failed(0) {
                         return self.seen_event(payment).await;
                     }
-                    Ok(if failed(1) {
+                    Ok(if failed(1) && plan.guard == RecordGuard::Once {
                         Commit::Duplicate
                     } else {
                         Commit::Changed
@@ -171,9 +169,91 @@ impl PaymentStore for DynamoStore {
             Err(e) => Err(store_error("TransactWriteItems", e)),
         }
     }
+
+    async fn find_invoice(
+        &self,
+        provider: &str,
+        refs: &[String],
+    ) -> Result<Option<String>, StoreError> {
+        for id in refs {
+            let out = self
+                .client()
+                .get_item()
+                .table_name(self.table())
+                .key(PARTITION_KEY, s(ref_partition(provider, id)))
+                .key(SORT_KEY, s(REF_SK))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| store_error("GetItem", e))?;
+            if let Some(invoice) = out
+                .item
+                .as_ref()
+                .and_then(|i| i.get("for_invoice"))
+                .and_then(|v| v.as_s().ok())
+            {
+                return Ok(Some(invoice.clone()));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl DynamoStore {
+    /// The plan's changes to the invoice, conditional on the invoice being as
+    /// read: its status, its payments so far, and the step marker (a claim
+    /// that adds a late fee moves it, so the total this payment was compared
+    /// with still holds), and on no reminder in flight.
+    fn invoice_update(
+        &self,
+        payment: &Payment,
+        plan: &Plan,
+        item: &Item,
+        invoice: &PayableInvoice,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StoreError> {
+        let mut condition = String::from(
+            "#status = :seen AND (attribute_not_exists(sending_until) OR sending_until < :now)",
+        );
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(&payment.invoice_id))
+            .key(SORT_KEY, s(INVOICE_SK))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":seen", s(invoice.status.as_str()))
+            .expression_attribute_values(":now", n(now.timestamp()));
+        for (attr, placeholder) in [
+            ("amount_paid", ":before"),
+            ("reminder_offset", ":offset_before"),
+        ] {
+            match item.get(attr) {
+                Some(v) => {
+                    condition.push_str(&format!(" AND {attr} = {placeholder}"));
+                    update = update.expression_attribute_values(placeholder, v.clone());
+                }
+                None => condition.push_str(&format!(" AND attribute_not_exists({attr})")),
+            }
+        }
+        let mut expression = String::new();
+        for (i, (name, value)) in plan.set.iter().enumerate() {
+            expression.push_str(if i == 0 { "SET " } else { ", " });
+            expression.push_str(&format!("#s{i} = :s{i}"));
+            update = update
+                .expression_attribute_names(format!("#s{i}"), *name)
+                .expression_attribute_values(format!(":s{i}"), attribute(value));
+        }
+        for (i, name) in plan.remove.iter().enumerate() {
+            expression.push_str(if i == 0 { " REMOVE " } else { ", " });
+            expression.push_str(&format!("#r{i}"));
+            update = update.expression_attribute_names(format!("#r{i}"), *name);
+        }
+        update
+            .update_expression(expression.trim_start())
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))
+    }
+
     /// An event id already claimed: the same content is a duplicate, other
     /// content a conflict.
     async fn seen_event(&self, payment: &Payment) -> Result<Commit, StoreError> {

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::money::{parse_amount, Currency};
 pub use crate::payment::Payment;
+use crate::payment::{Basis, DisputeChange, Flow};
 
 /// What a body turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,21 +65,54 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, ParseError> {
     let paid_at = DateTime::parse_from_rfc3339(text(&v, "paid_at")?)
         .map_err(|_| ParseError::Invalid("paid_at"))?
         .with_timezone(&Utc);
-    Ok(Parsed::Payment(Payment {
-        event_id: event_id.to_owned(),
-        payment_key: event_id.to_owned(),
-        invoice_id: invoice_id(text(&v, "invoice_id")?, "invoice_id")?,
+    Ok(Parsed::Payment(Payment::once(
+        event_id,
+        event_id,
+        invoice_id(text(&v, "invoice_id")?, "invoice_id")?,
         amount,
         currency,
         paid_at,
-        provider: "generic",
-        event_type: "payment".into(),
-    }))
+        "generic",
+        "payment",
+    )))
 }
 
-/// A Stripe event (`invoice.paid`, `checkout.session.completed`,
-/// `payment_intent.succeeded`); our invoice id comes from
-/// `metadata.invoice_id`, or `client_reference_id` on a Checkout Session.
+/// The Stripe events this endpoint acts on; every other type is answered
+/// `ignored`. `docs/webhook.md` says which is authoritative for which kind of
+/// payment and why the others cannot count the same money twice.
+pub const STRIPE_EVENTS: [&str; 12] = [
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice_payment.paid",
+    "payment_intent.succeeded",
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+];
+
+/// A string field of a Stripe object, or the `id` of an expanded one.
+fn id_of<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    let v = object.get(field)?;
+    v.as_str()
+        .or_else(|| v.get("id").and_then(Value::as_str))
+        .filter(|s| !s.is_empty() && s.len() <= 255 && !s.contains('#'))
+}
+
+/// The group of a Stripe invoice's payments.
+fn stripe_invoice_group(id: &str) -> String {
+    format!("stripe_invoice:{id}")
+}
+
+/// A Stripe event: a payment (of a Stripe invoice, a PaymentIntent, a
+/// Checkout Session), a refund or a dispute, on any API version from
+/// `2024-06-20` on. Our invoice id comes from `metadata.invoice_id`, or
+/// `client_reference_id` on a Checkout Session; refunds and disputes, which
+/// carry neither, find it by the PaymentIntent or charge a payment recorded.
 pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
     let v: Value = serde_json::from_slice(body).map_err(|_| ParseError::NotJson)?;
     if !v.is_object() {
@@ -90,45 +124,215 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         .pointer("/data/object")
         .filter(|o| o.is_object())
         .ok_or(ParseError::Missing("data.object"))?;
-    let amount_field = match event_type.as_str() {
-        "invoice.paid" => "amount_paid",
-        // A delayed method (SEPA, ACH debit) completes the session unpaid;
-        // the money is this later event, on the same session.
-        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => "amount_total",
-        "checkout.session.async_payment_failed" => {
-            tracing::warn!(%event_id, "a delayed Checkout payment failed; nothing applied");
-            return Ok(Parsed::Ignored {
-                event_type,
-                reason: "payment_failed",
-            });
-        }
-        "payment_intent.succeeded" => "amount_received",
-        _ => {
-            return Ok(Parsed::Ignored {
-                event_type,
-                reason: "event_type_not_handled",
-            })
-        }
+    let ignored = |reason: &'static str| {
+        Ok(Parsed::Ignored {
+            event_type: event_type.clone(),
+            reason,
+        })
     };
-    if event_type.starts_with("checkout.session.")
-        && object.get("payment_status").and_then(Value::as_str) != Some("paid")
-    {
-        // Delayed payment methods complete the session before the money arrives.
-        return Ok(Parsed::Ignored {
-            event_type,
-            reason: "not_paid_yet",
-        });
+    if !STRIPE_EVENTS.contains(&event_type.as_str()) {
+        return ignored("event_type_not_handled");
     }
-    let reference = object
+    let metadata_invoice = object
         .pointer("/metadata/invoice_id")
         .and_then(Value::as_str)
-        .or_else(|| object.get("client_reference_id").and_then(Value::as_str))
         .filter(|s| !s.is_empty());
-    let Some(reference) = reference else {
-        return Ok(Parsed::Ignored {
-            event_type,
-            reason: "no_invoice_reference",
-        });
+    let intent = id_of(object, "payment_intent");
+    let charge = id_of(object, "charge");
+    // (amount field, basis, key, our invoice id if named, refs, flow, dispute)
+    let (amount_field, basis, key, reference, refs, flow, dispute) = match event_type.as_str() {
+        // A Stripe invoice's `amount_paid` is its running total: counted as
+        // such, with the invoice's own payments as its parts.
+        "invoice.paid" | "invoice.payment_succeeded" => {
+            let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
+            let mut refs = vec![id.to_owned()];
+            // Before 2025-03-31.basil the invoice named its PaymentIntent and charge.
+            refs.extend([intent, charge].into_iter().flatten().map(str::to_owned));
+            let Some(reference) = metadata_invoice else {
+                return ignored("no_invoice_reference");
+            };
+            (
+                "amount_paid",
+                Basis::Total(stripe_invoice_group(id)),
+                id.to_owned(),
+                reference.to_owned(),
+                refs,
+                Flow::In,
+                None,
+            )
+        }
+        // One payment of a Stripe invoice (2025-03-31.basil on). It names the
+        // Stripe invoice, not ours: found by a reference an earlier event of
+        // that invoice left, else counted by the invoice's total when it comes.
+        "invoice_payment.paid" => {
+            if object.get("status").and_then(Value::as_str) != Some("paid") {
+                return ignored("not_paid_yet");
+            }
+            let stripe_invoice =
+                id_of(object, "invoice").ok_or(ParseError::Missing("data.object.invoice"))?;
+            let payment = object.get("payment").unwrap_or(&Value::Null);
+            let paid_by = id_of(payment, "payment_intent").or_else(|| id_of(payment, "charge"));
+            let key = paid_by
+                .or_else(|| id_of(object, "id"))
+                .ok_or(ParseError::Missing("data.object.id"))?;
+            let mut refs = vec![stripe_invoice.to_owned()];
+            refs.extend(paid_by.map(str::to_owned));
+            let reference = object
+                .pointer("/invoice/metadata/invoice_id")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            (
+                "amount_paid",
+                Basis::Part(stripe_invoice_group(stripe_invoice)),
+                key.to_owned(),
+                reference.to_owned(),
+                refs,
+                Flow::In,
+                None,
+            )
+        }
+        "payment_intent.succeeded" => {
+            let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
+            let Some(reference) = metadata_invoice else {
+                return ignored("no_invoice_reference");
+            };
+            // Before basil an intent a Stripe invoice created names it: then
+            // the intent is one of that invoice's payments.
+            let basis = match id_of(object, "invoice") {
+                Some(stripe_invoice) => Basis::Part(stripe_invoice_group(stripe_invoice)),
+                None => Basis::Once,
+            };
+            let mut refs = vec![id.to_owned()];
+            refs.extend(
+                [id_of(object, "latest_charge"), id_of(object, "invoice")]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_owned),
+            );
+            (
+                "amount_received",
+                basis,
+                id.to_owned(),
+                reference.to_owned(),
+                refs,
+                Flow::In,
+                None,
+            )
+        }
+        "checkout.session.async_payment_failed" => {
+            tracing::warn!(%event_id, "a delayed Checkout payment failed; nothing applied");
+            return ignored("payment_failed");
+        }
+        // A delayed method (SEPA, ACH debit) completes the session unpaid;
+        // the money is `async_payment_succeeded`, on the same session.
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            if object.get("payment_status").and_then(Value::as_str) != Some("paid") {
+                return ignored("not_paid_yet");
+            }
+            let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
+            let reference = metadata_invoice.or_else(|| {
+                object
+                    .get("client_reference_id")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            });
+            let Some(reference) = reference else {
+                return ignored("no_invoice_reference");
+            };
+            let key = intent.unwrap_or(id);
+            // A session that created a Stripe invoice pays that invoice, whose
+            // `invoice.paid` reports the same money as its total.
+            let basis = match id_of(object, "invoice") {
+                Some(stripe_invoice) => Basis::Part(stripe_invoice_group(stripe_invoice)),
+                None => Basis::Once,
+            };
+            let refs = [intent, id_of(object, "invoice")]
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect();
+            (
+                "amount_total",
+                basis,
+                key.to_owned(),
+                reference.to_owned(),
+                refs,
+                Flow::In,
+                None,
+            )
+        }
+        // A charge's `amount_refunded` is its running total of refunds; each
+        // refund is one part. Grouped by the PaymentIntent (else the charge),
+        // which both name.
+        "charge.refunded" | "refund.created" | "refund.updated" => {
+            let (group, key, amount_field) = if event_type == "charge.refunded" {
+                let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
+                (intent.unwrap_or(id), id, "amount_refunded")
+            } else {
+                if object.get("status").and_then(Value::as_str) != Some("succeeded") {
+                    return ignored("refund_not_succeeded");
+                }
+                let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
+                let group = intent
+                    .or(charge)
+                    .ok_or(ParseError::Missing("data.object.charge"))?;
+                (group, id, "amount")
+            };
+            let basis = if event_type == "charge.refunded" {
+                Basis::Total(format!("refunds:{group}"))
+            } else {
+                Basis::Part(format!("refunds:{group}"))
+            };
+            let refs = [
+                intent,
+                charge,
+                id_of(object, "id").filter(|_| event_type == "charge.refunded"),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
+            (
+                amount_field,
+                basis,
+                key.to_owned(),
+                metadata_invoice.unwrap_or("").to_owned(),
+                refs,
+                Flow::Back,
+                None,
+            )
+        }
+        "charge.dispute.created" | "charge.dispute.closed" => {
+            let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
+            let status = object.get("status").and_then(Value::as_str).unwrap_or("");
+            let change = if event_type == "charge.dispute.created" {
+                DisputeChange::Opened
+            } else {
+                DisputeChange::Closed
+            };
+            let refs = [intent, charge]
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect();
+            // Lost: the money goes back as a refund does. Won (or an inquiry
+            // closed): nothing moves; the mark is lifted.
+            let amount_field = match (change, status) {
+                (DisputeChange::Closed, "lost") => "amount",
+                (DisputeChange::Closed, _) => "",
+                (DisputeChange::Opened, _) => "amount",
+            };
+            (
+                amount_field,
+                Basis::Once,
+                id.to_owned(),
+                metadata_invoice.unwrap_or("").to_owned(),
+                refs,
+                Flow::Back,
+                Some(change),
+            )
+        }
+        _ => return ignored("event_type_not_handled"),
     };
     let currency_code = object
         .get("currency")
@@ -136,25 +340,26 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         .ok_or(ParseError::Missing("currency"))?;
     let currency = Currency::parse(&currency_code.to_ascii_uppercase())
         .ok_or(ParseError::Invalid("currency"))?;
-    let minor = object
-        .get(amount_field)
-        // A succeeded intent received its whole amount; payloads without
-        // `amount_received` (API versions before it, and localstripe's) say `amount`.
-        .or_else(|| {
-            (event_type == "payment_intent.succeeded")
-                .then(|| object.get("amount"))
-                .flatten()
-        })
-        .and_then(Value::as_i64)
-        .ok_or(ParseError::Missing("amount"))?;
+    let minor = if amount_field.is_empty() {
+        0
+    } else {
+        object
+            .get(amount_field)
+            // A succeeded intent received its whole amount; payloads without
+            // `amount_received` (localstripe's) say `amount`.
+            .or_else(|| {
+                (event_type == "payment_intent.succeeded")
+                    .then(|| object.get("amount"))
+                    .flatten()
+            })
+            .and_then(Value::as_i64)
+            .ok_or(ParseError::Missing("amount"))?
+    };
     if !(0..=1_000_000_000_000_000).contains(&minor) {
         return Err(ParseError::Invalid("amount"));
     }
-    if minor == 0 {
-        return Ok(Parsed::Ignored {
-            event_type,
-            reason: "zero_amount",
-        });
+    if minor == 0 && dispute.is_none() {
+        return ignored("zero_amount");
     }
     // Stripe's minor units, which are not always ISO's (ISK, MGA, ...): the
     // same rule the pay page charges with.
@@ -165,24 +370,24 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         .or_else(|| v.get("created").and_then(Value::as_i64))
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .ok_or(ParseError::Missing("created"))?;
-    let payment_intent = match event_type.as_str() {
-        "payment_intent.succeeded" => object.get("id"),
-        _ => object.get("payment_intent"),
+    let invoice_id = if reference.is_empty() {
+        String::new()
+    } else {
+        invoice_id(&reference, "metadata.invoice_id")?
     };
-    let payment_key = payment_intent
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty() && id.len() <= 255)
-        .unwrap_or(event_id)
-        .to_owned();
     Ok(Parsed::Payment(Payment {
         event_id: event_id.to_owned(),
-        payment_key,
-        invoice_id: invoice_id(reference, "metadata.invoice_id")?,
+        payment_key: key,
+        invoice_id,
         amount,
         currency,
         paid_at,
         provider: "stripe",
         event_type,
+        flow,
+        basis,
+        refs,
+        dispute,
     }))
 }
 
@@ -191,9 +396,11 @@ mod tests {
     use super::*;
     use rust_decimal::Decimal;
 
-    fn fixture(name: &str) -> Vec<u8> {
+    const VERSIONS: [&str; 3] = ["2024-06-20", "2025-03-31.basil", "2026-10-28.clover"];
+
+    fn fixture(version: &str, name: &str) -> Vec<u8> {
         std::fs::read(format!(
-            "{}/tests/fixtures/stripe/{name}",
+            "{}/tests/fixtures/stripe/{version}/{name}.json",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()
@@ -206,113 +413,210 @@ mod tests {
         }
     }
 
-    #[test]
-    fn stripe_invoice_paid_uses_metadata_and_minor_units() {
-        let p = payment(parse_stripe(&fixture("invoice.paid.json")).unwrap());
-        assert_eq!(
-            (p.event_id.as_str(), p.invoice_id.as_str()),
-            ("evt_1QaInvoicePaid00000001", "INV-1001")
-        );
-        assert_eq!(
-            (p.amount, p.currency.code()),
-            (Decimal::new(125_000, 2), "USD")
-        );
-        assert_eq!(p.paid_at.to_rfc3339(), "2026-11-24T10:15:00+00:00");
+    fn parsed(version: &str, name: &str) -> Payment {
+        payment(parse_stripe(&fixture(version, name)).unwrap())
+    }
+
+    fn reason(version: &str, name: &str) -> &'static str {
+        match parse_stripe(&fixture(version, name)).unwrap() {
+            Parsed::Ignored { reason, .. } => reason,
+            other => panic!("{version}/{name}: expected ignored, got {other:?}"),
+        }
+    }
+
+    fn group(p: &Payment) -> &str {
+        match &p.basis {
+            Basis::Total(g) | Basis::Part(g) => g,
+            Basis::Once => "",
+        }
     }
 
     #[test]
-    fn stripe_checkout_session_uses_client_reference_id_and_jpy_has_no_decimals() {
-        let p = payment(parse_stripe(&fixture("checkout.session.completed.json")).unwrap());
-        assert_eq!(
-            (p.invoice_id.as_str(), p.amount, p.currency.code()),
-            ("INV-1003", Decimal::from(54_000), "JPY")
-        );
+    fn a_stripe_invoice_is_a_running_total_on_every_version() {
+        for v in VERSIONS {
+            let paid = parsed(v, "invoice.paid");
+            assert!(matches!(paid.basis, Basis::Total(_)), "{v}");
+            assert_eq!(
+                (
+                    paid.invoice_id.as_str(),
+                    paid.amount,
+                    paid.currency.code(),
+                    paid.flow
+                ),
+                ("INV-1001", Decimal::new(125_000, 2), "USD", Flow::In),
+                "{v}"
+            );
+            assert_eq!(paid.paid_at.to_rfc3339(), "2026-11-24T10:15:00+00:00");
+            let succeeded = parsed(v, "invoice.payment_succeeded");
+            assert_eq!(
+                (group(&succeeded), succeeded.amount),
+                (group(&paid), paid.amount)
+            );
+            // Its own payment, whichever event reports it, is a part of the
+            // same group under the PaymentIntent's id.
+            let parts: Vec<Payment> = ["invoice_payment.paid", "payment_intent.succeeded.invoice"]
+                .into_iter()
+                .filter_map(
+                    |name| match parse_stripe(&fixture_or_none(v, name)?).unwrap() {
+                        Parsed::Payment(p) => Some(p),
+                        Parsed::Ignored { .. } => None,
+                    },
+                )
+                .collect();
+            assert_eq!(parts.len(), 1, "{v}: one event names the payment as a part");
+            let part = &parts[0];
+            assert!(matches!(part.basis, Basis::Part(_)), "{v}");
+            assert_eq!(
+                (
+                    group(part),
+                    part.amount,
+                    part.payment_key.starts_with("pi_")
+                ),
+                (group(&paid), paid.amount, true),
+                "{v}"
+            );
+            assert!(part.refs.iter().any(|r| r.starts_with("in_")), "{v}");
+        }
+        // Before basil the invoice named its intent; from basil on the intent
+        // a Stripe invoice creates carries no reference to ours and is ignored.
+        assert!(parsed("2024-06-20", "invoice.paid")
+            .refs
+            .iter()
+            .any(|r| r.starts_with("pi_")));
+        for v in &VERSIONS[1..] {
+            assert_eq!(
+                reason(v, "payment_intent.succeeded.invoice"),
+                "no_invoice_reference"
+            );
+            // invoice_payment.paid names the Stripe invoice, not ours.
+            assert_eq!(parsed(v, "invoice_payment.paid").invoice_id, "");
+        }
+    }
+
+    fn fixture_or_none(version: &str, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/stripe/{version}/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .ok()
     }
 
     #[test]
-    fn stripe_payment_intent_in_kwd_has_three_decimals() {
-        let p = payment(parse_stripe(&fixture("payment_intent.succeeded.json")).unwrap());
-        assert_eq!(
-            (
-                p.invoice_id.as_str(),
-                p.amount.to_string(),
-                p.currency.code()
-            ),
-            ("INV-1005", "125.500".into(), "KWD")
-        );
+    fn intents_and_sessions_are_once_per_payment_intent_in_their_minor_units() {
+        for v in VERSIONS {
+            let pi = parsed(v, "payment_intent.succeeded");
+            assert_eq!(
+                (
+                    pi.invoice_id.as_str(),
+                    pi.amount.to_string(),
+                    pi.currency.code(),
+                    &pi.basis
+                ),
+                ("INV-1005", "125.500".into(), "KWD", &Basis::Once),
+                "{v}"
+            );
+            assert_eq!(pi.refs.len(), 2, "{v}: the intent and its charge");
+            let cs = parsed(v, "checkout.session.completed");
+            assert_eq!(
+                (cs.invoice_id.as_str(), cs.amount, cs.currency.code()),
+                ("INV-1003", Decimal::from(54_000), "JPY"),
+                "{v}"
+            );
+            assert!(cs.payment_key.starts_with("pi_"), "{v}");
+            // A delayed method: completed unpaid, then the money, keyed alike.
+            assert_eq!(
+                reason(v, "checkout.session.completed.unpaid"),
+                "not_paid_yet"
+            );
+            let later = parsed(v, "checkout.session.async_payment_succeeded");
+            assert_eq!(
+                (
+                    later.invoice_id.as_str(),
+                    later.amount,
+                    later.currency.code()
+                ),
+                ("INV-1004", Decimal::from(300), "EUR"),
+                "{v}"
+            );
+            assert_eq!(
+                reason(v, "checkout.session.async_payment_failed"),
+                "payment_failed"
+            );
+            assert_eq!(reason(v, "customer.created"), "event_type_not_handled");
+        }
     }
 
     #[test]
-    fn the_same_stripe_payment_has_one_key_whichever_event_reports_it() {
-        let invoice_paid = payment(parse_stripe(&fixture("invoice.paid.json")).unwrap());
-        let mut pi: Value =
-            serde_json::from_slice(&fixture("payment_intent.succeeded.json")).unwrap();
-        pi["data"]["object"]["id"] = "pi_3QaInvoice1001".into();
-        let intent = payment(parse_stripe(&serde_json::to_vec(&pi).unwrap()).unwrap());
-        assert_eq!(invoice_paid.payment_key, "pi_3QaInvoice1001");
-        assert_eq!(intent.payment_key, invoice_paid.payment_key);
-        assert_ne!(intent.event_id, invoice_paid.event_id);
-        let checkout = payment(parse_stripe(&fixture("checkout.session.completed.json")).unwrap());
-        assert_eq!(checkout.payment_key, "pi_3QaCheckout3");
-    }
-
-    #[test]
-    fn other_stripe_events_and_unreferenced_payments_are_ignored() {
-        let ignored = parse_stripe(&fixture("customer.created.json")).unwrap();
-        assert_eq!(
-            ignored,
-            Parsed::Ignored {
-                event_type: "customer.created".into(),
-                reason: "event_type_not_handled"
+    fn refunds_are_money_back_counted_per_intent_and_disputes_change_the_mark() {
+        for v in VERSIONS {
+            let pi = parsed(v, "payment_intent.succeeded");
+            let total = parsed(v, "charge.refunded");
+            let part = parsed(v, "refund.updated");
+            for r in [&total, &part] {
+                assert_eq!(
+                    (
+                        r.flow,
+                        r.amount.to_string(),
+                        r.invoice_id.as_str(),
+                        group(r)
+                    ),
+                    (
+                        Flow::Back,
+                        "25.500".into(),
+                        "",
+                        format!("refunds:{}", pi.payment_key).as_str()
+                    ),
+                    "{v}: {}",
+                    r.event_type
+                );
+                // Found by the intent the payment remembered.
+                assert!(r.refs.contains(&pi.payment_key), "{v}");
             }
-        );
+            assert!(matches!(total.basis, Basis::Total(_)) && matches!(part.basis, Basis::Part(_)));
+            let opened = parsed(v, "charge.dispute.created");
+            let closed = parsed(v, "charge.dispute.closed");
+            assert_eq!(
+                (opened.dispute, closed.dispute),
+                (Some(DisputeChange::Opened), Some(DisputeChange::Closed))
+            );
+            assert_eq!(opened.payment_key, closed.payment_key);
+            assert_ne!(opened.record_sk(), closed.record_sk());
+            assert_eq!(
+                closed.amount,
+                Decimal::from(54_000),
+                "{v}: lost, the money goes back"
+            );
+            let mut won: Value =
+                serde_json::from_slice(&fixture(v, "charge.dispute.closed")).unwrap();
+            won["data"]["object"]["status"] = "won".into();
+            let won = payment(parse_stripe(&serde_json::to_vec(&won).unwrap()).unwrap());
+            assert_eq!(
+                (won.amount, won.dispute),
+                (Decimal::ZERO, Some(DisputeChange::Closed))
+            );
+            // A refund still pending moves nothing.
+            let mut pending: Value = serde_json::from_slice(&fixture(v, "refund.updated")).unwrap();
+            pending["data"]["object"]["status"] = "pending".into();
+            assert!(matches!(
+                parse_stripe(&serde_json::to_vec(&pending).unwrap()).unwrap(),
+                Parsed::Ignored {
+                    reason: "refund_not_succeeded",
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn unreferenced_payments_are_ignored() {
         let mut v: Value =
-            serde_json::from_slice(&fixture("payment_intent.succeeded.json")).unwrap();
+            serde_json::from_slice(&fixture("2026-10-28.clover", "payment_intent.succeeded"))
+                .unwrap();
         v["data"]["object"]["metadata"] = serde_json::json!({});
-        let parsed = parse_stripe(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert!(matches!(
-            parsed,
+            parse_stripe(&serde_json::to_vec(&v).unwrap()).unwrap(),
             Parsed::Ignored {
                 reason: "no_invoice_reference",
-                ..
-            }
-        ));
-        let mut unpaid: Value =
-            serde_json::from_slice(&fixture("checkout.session.completed.json")).unwrap();
-        unpaid["data"]["object"]["payment_status"] = "unpaid".into();
-        assert!(matches!(
-            parse_stripe(&serde_json::to_vec(&unpaid).unwrap()).unwrap(),
-            Parsed::Ignored {
-                reason: "not_paid_yet",
-                ..
-            }
-        ));
-        // The delayed payment of that session: succeeded is the money, keyed
-        // like the session's other events; failed applies nothing.
-        let completed = payment(parse_stripe(&fixture("checkout.session.completed.json")).unwrap());
-        let mut later = unpaid.clone();
-        later["id"] = "evt_async_1".into();
-        later["type"] = "checkout.session.async_payment_succeeded".into();
-        later["data"]["object"]["payment_status"] = "paid".into();
-        let async_paid = payment(parse_stripe(&serde_json::to_vec(&later).unwrap()).unwrap());
-        assert_eq!(
-            (
-                async_paid.amount,
-                async_paid.invoice_id.as_str(),
-                async_paid.payment_key.as_str()
-            ),
-            (
-                completed.amount,
-                completed.invoice_id.as_str(),
-                completed.payment_key.as_str()
-            )
-        );
-        later["type"] = "checkout.session.async_payment_failed".into();
-        later["data"]["object"]["payment_status"] = "unpaid".into();
-        assert!(matches!(
-            parse_stripe(&serde_json::to_vec(&later).unwrap()).unwrap(),
-            Parsed::Ignored {
-                reason: "payment_failed",
                 ..
             }
         ));

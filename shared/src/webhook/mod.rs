@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::config::WebhookConfig;
-use crate::payment::{Applied, PayableInvoice, Payment, PaymentError};
+use crate::payment::{Applied, DisputeChange, Flow, PayableInvoice, Payment, PaymentError};
 use crate::ports::{Mailer, Payments};
 use event::{parse_generic, parse_stripe, Parsed};
 use signature::{verify, SignatureError};
@@ -240,30 +240,52 @@ pub async fn handle(
     match outcome {
         Ok(Applied::Applied {
             settlement,
+            delta,
             waited,
             invoice,
+            invoice_id,
         }) => {
             let crate::payment::Settlement {
                 amount_paid,
                 fully_paid,
                 overpaid,
+                reopened,
             } = settlement;
-            if fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
+            let money_in = payment.flow == Flow::In && !delta.is_zero();
+            if money_in && fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
                 send_receipt(mailer, config, &invoice, &payment).await;
             }
-            tracing::info!(invoice_id = %id, event_id = %payment.event_id, fully_paid, overpaid, waited_for_reminder = waited, "payment applied");
+            let result = match (payment.dispute, delta.is_zero(), payment.flow) {
+                (Some(DisputeChange::Opened), _, _) => "dispute_opened",
+                (Some(DisputeChange::Closed), _, _) => "dispute_closed",
+                (None, true, _) => "covered",
+                (None, false, Flow::In) => "applied",
+                (None, false, Flow::Back) => "refunded",
+            };
+            tracing::info!(%invoice_id, event_id = %payment.event_id, event_type = %payment.event_type, result, %delta, fully_paid, overpaid, reopened, waited_for_reminder = waited, "payment applied");
             if overpaid {
-                tracing::warn!(invoice_id = %id, "overpayment recorded and flagged on the invoice");
+                tracing::warn!(%invoice_id, "overpayment recorded and flagged on the invoice");
             }
+            let status = if reopened {
+                "open"
+            } else if money_in
+                && fully_paid
+                && invoice.status == crate::invoice::InvoiceStatus::Open
+            {
+                "paid"
+            } else {
+                invoice.status.as_str()
+            };
             Answer {
                 status: 200,
                 body: json!({
-                    "result": "applied",
-                    "invoice_id": id,
+                    "result": result,
+                    "invoice_id": invoice_id,
                     "amount_paid": amount_paid.to_string(),
                     "currency": payment.currency.code(),
-                    "status": if fully_paid { "paid" } else { "open" },
+                    "status": status,
                     "overpaid": overpaid,
+                    "reopened": reopened,
                 }),
             }
         }
@@ -272,6 +294,16 @@ pub async fn handle(
             Answer {
                 status: 200,
                 body: json!({ "result": "duplicate", "invoice_id": id }),
+            }
+        }
+        // A refund, a dispute or a Stripe invoice's payment that names none
+        // of our invoices, for money we never recorded: not ours (or, for a
+        // Stripe invoice's payment, counted by its total when that comes).
+        Err(PaymentError::UnknownInvoice) if payment.invoice_id.is_empty() => {
+            tracing::info!(event_id = %payment.event_id, event_type = %payment.event_type, "no recorded payment matches this event; ignored");
+            Answer {
+                status: 200,
+                body: json!({ "result": "ignored", "event_type": payment.event_type, "reason": "unknown_payment" }),
             }
         }
         Err(PaymentError::UnknownInvoice) => error(404, "unknown_invoice", "no such invoice"),

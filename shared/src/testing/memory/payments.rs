@@ -1,12 +1,12 @@
-//! A payment's two store operations in memory: the same read and the same
+//! A payment's store operations in memory: the same reads and the same
 //! transaction as `aws::payments`.
 
 use chrono::{DateTime, Utc};
 
 use super::{get_number, get_text, rfc3339, text, MemoryStore, Record};
-use crate::invoice::{RawInvoice, RawValue};
-use crate::ledger::{INVOICE_SK, PAYMENT_PREFIX};
-use crate::payment::{PayableInvoice, Payment, Settlement, EVENT_SK};
+use crate::invoice::RawInvoice;
+use crate::ledger::INVOICE_SK;
+use crate::payment::{ref_partition, PayableInvoice, Payment, Plan, RecordGuard, EVENT_SK, REF_SK};
 use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
 impl PaymentStore for MemoryStore {
@@ -15,29 +15,34 @@ impl PaymentStore for MemoryStore {
     async fn read_for_payment(
         &self,
         invoice_id: &str,
+        record_sk: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<SeenInvoice<Record>>, StoreError> {
+        let inner = self.lock();
         let key = (invoice_id.to_owned(), INVOICE_SK.to_owned());
-        Ok(self.lock().records.get(&key).map(|r| SeenInvoice {
+        let record = record_sk
+            .and_then(|sk| inner.records.get(&(invoice_id.to_owned(), sk.to_owned())))
+            .map(|r| RawInvoice(r.clone()));
+        Ok(inner.records.get(&key).map(|r| SeenInvoice {
             raw: RawInvoice(r.clone()),
             sending: get_number(r, "sending_until").is_some_and(|t| t >= now.timestamp()),
             copy: r.clone(),
+            record,
         }))
     }
 
-    /// The payment's transaction: its record (only if new) and the invoice
-    /// update (only if unchanged since `seen` and nothing in flight).
+    /// The payment's transaction: the event's claim (only if new), the
+    /// plan's record (as its guard says), the invoice's changes (only if
+    /// unchanged since `seen` and nothing in flight) and the references.
     async fn commit_payment(
         &self,
         payment: &Payment,
+        plan: &Plan,
         seen: &Record,
         invoice: &PayableInvoice,
-        settlement: Settlement,
-        waited: u32,
         now: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
-        let payment_sk = format!("{PAYMENT_PREFIX}{}", payment.payment_key);
-        let payment_sk = payment_sk.as_str();
+        let record_key = (payment.invoice_id.clone(), plan.record_sk.clone());
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
         let mut inner = self.lock();
         let event_key = (payment.event_partition(), EVENT_SK.to_owned());
@@ -50,71 +55,92 @@ impl PaymentStore for MemoryStore {
                 },
             );
         }
-        if inner
-            .records
-            .contains_key(&(payment.invoice_id.clone(), payment_sk.to_owned()))
-        {
-            return Ok(Commit::Duplicate);
+        let existing = inner.records.get(&record_key);
+        match plan.guard {
+            RecordGuard::Once if existing.is_some() => return Ok(Commit::Duplicate),
+            RecordGuard::Version(v) => {
+                let version = existing.map_or(Some(0), |r| get_number(r, "version"));
+                if version != i64::try_from(v).ok() {
+                    return Ok(Commit::Changed);
+                }
+            }
+            RecordGuard::Once => {}
         }
-        let current = inner.records.get(&key);
-        let unchanged = current.is_some_and(|r| {
-            get_text(r, "status") == Some(invoice.status.as_str())
-                && get_number(r, "sending_until").is_none_or(|t| t < now.timestamp())
-                && super::same_value(r.get("amount_paid"), seen.get("amount_paid"))
-                && super::same_value(r.get("reminder_offset"), seen.get("reminder_offset"))
-        });
-        if !unchanged {
-            return Ok(Commit::Changed);
+        let writes_invoice = !(plan.set.is_empty() && plan.remove.is_empty());
+        if writes_invoice {
+            let unchanged = inner.records.get(&key).is_some_and(|r| {
+                get_text(r, "status") == Some(invoice.status.as_str())
+                    && get_number(r, "sending_until").is_none_or(|t| t < now.timestamp())
+                    && super::same_value(r.get("amount_paid"), seen.get("amount_paid"))
+                    && super::same_value(r.get("reminder_offset"), seen.get("reminder_offset"))
+            });
+            if !unchanged {
+                return Ok(Commit::Changed);
+            }
         }
-        let record: Record = [
-            ("invoice_id", text(&payment.invoice_id)),
-            ("sk", text(payment_sk)),
-            ("event_id", text(&payment.event_id)),
-            ("provider", text(payment.provider)),
-            ("event_type", text(&payment.event_type)),
-            ("amount", text(payment.amount.to_string())),
-            ("currency", text(payment.currency.code())),
-            ("paid_at", text(rfc3339(payment.paid_at))),
-            ("recorded_at", text(rfc3339(Utc::now().max(now)))),
-            (
-                "amount_paid_after",
-                text(settlement.amount_paid.to_string()),
-            ),
-            ("waited_for_reminder", super::number(waited)),
-            ("overpaid", RawValue::Bool(settlement.overpaid)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        inner
-            .records
-            .insert((payment.invoice_id.clone(), payment_sk.to_owned()), record);
+        let recorded_at = text(rfc3339(Utc::now().max(now)));
+        let mut record: Record = plan
+            .record
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        record.insert("invoice_id".into(), text(&payment.invoice_id));
+        record.insert("sk".into(), text(&plan.record_sk));
+        record.insert("recorded_at".into(), recorded_at.clone());
+        inner.records.insert(record_key, record);
         let event: Record = [
             ("invoice_id", text(&event_key.0)),
             ("sk", text(EVENT_SK)),
             ("fingerprint", text(payment.fingerprint())),
             ("for_invoice", text(&payment.invoice_id)),
-            ("recorded_at", text(rfc3339(Utc::now().max(now)))),
+            ("recorded_at", recorded_at.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         inner.records.insert(event_key, event);
-        let r = inner
-            .records
-            .get_mut(&key)
-            .expect("checked above under the same lock");
-        r.insert(
-            "amount_paid".into(),
-            text(settlement.amount_paid.to_string()),
-        );
-        if settlement.fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
-            r.insert("status".into(), text("paid"));
-            r.insert("paid_at".into(), text(rfc3339(payment.paid_at)));
+        for id in &payment.refs {
+            let partition = ref_partition(payment.provider, id);
+            let reference: Record = [
+                ("invoice_id", text(&partition)),
+                ("sk", text(REF_SK)),
+                ("for_invoice", text(&payment.invoice_id)),
+                ("recorded_at", recorded_at.clone()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            inner
+                .records
+                .insert((partition, REF_SK.to_owned()), reference);
         }
-        if settlement.overpaid {
-            r.insert("overpaid".into(), RawValue::Bool(true));
+        if writes_invoice {
+            let r = inner
+                .records
+                .get_mut(&key)
+                .expect("checked above under the same lock");
+            for (name, value) in &plan.set {
+                r.insert((*name).to_owned(), value.clone());
+            }
+            for name in &plan.remove {
+                r.remove(*name);
+            }
         }
         Ok(Commit::Done)
+    }
+
+    async fn find_invoice(
+        &self,
+        provider: &str,
+        refs: &[String],
+    ) -> Result<Option<String>, StoreError> {
+        let inner = self.lock();
+        Ok(refs.iter().find_map(|id| {
+            inner
+                .records
+                .get(&(ref_partition(provider, id), REF_SK.to_owned()))
+                .and_then(|r| get_text(r, "for_invoice"))
+                .map(str::to_owned)
+        }))
     }
 }
