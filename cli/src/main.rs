@@ -101,13 +101,17 @@ enum Command {
     /// applied as the webhook applies payments, once per --reference.
     RecordPayment {
         invoice_id: String,
-        #[arg(long)]
-        amount: String,
-        #[arg(long)]
-        currency: String,
+        #[arg(long, required_unless_present = "reverse")]
+        amount: Option<String>,
+        #[arg(long, required_unless_present = "reverse")]
+        currency: Option<String>,
         /// Your reference for the money (e.g. the bank's); recording it again changes nothing.
         #[arg(long)]
         reference: String,
+        /// Take back the payment recorded with this reference (recorded by
+        /// mistake): its amount comes off `amount_paid`, once.
+        #[arg(long)]
+        reverse: bool,
         /// When the money arrived (RFC 3339; default now).
         #[arg(long)]
         paid_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -184,17 +188,30 @@ async fn execute(command: Command) -> Result<()> {
             amount,
             currency,
             reference,
+            reverse,
             paid_at,
             table,
         } => {
-            let payment = payments::offline_payment(
-                &invoice_id,
-                &amount,
-                &currency,
-                &reference,
-                paid_at.unwrap_or_else(chrono::Utc::now),
-            )?;
-            payments::record(&DynamoStore::new(&aws().await?, &table), &payment).await
+            let store = DynamoStore::new(&aws().await?, &table);
+            let at = paid_at.unwrap_or_else(chrono::Utc::now);
+            if reverse {
+                let payment = payments::reversal(
+                    &store,
+                    &invoice_id,
+                    &reference,
+                    amount.as_deref(),
+                    currency.as_deref(),
+                    at,
+                )
+                .await?;
+                return payments::record(&store, &payment).await;
+            }
+            let (Some(amount), Some(currency)) = (amount, currency) else {
+                anyhow::bail!("--amount and --currency are required to record a payment");
+            };
+            let payment =
+                payments::offline_payment(&invoice_id, &amount, &currency, &reference, at)?;
+            payments::record(&store, &payment).await
         }
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await

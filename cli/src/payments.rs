@@ -24,12 +24,9 @@ pub fn offline_payment(
     let amount = parse_amount(amount, currency)
         .map_err(|e| anyhow::anyhow!("--amount {amount}: {e:?} for {}", currency.code()))?;
     if amount.is_zero() {
-        bail!("--amount must be more than zero (a reversal is not supported yet)");
+        bail!("--amount must be more than zero (to take a payment back, --reverse)");
     }
-    let reference = reference.trim();
-    if reference.is_empty() || reference.len() > 200 || reference.contains('#') {
-        bail!("--reference must be 1-200 characters without '#'");
-    }
+    let reference = checked_reference(reference)?;
     Ok(Payment::once(
         reference,
         format!("offline:{reference}"),
@@ -42,17 +39,87 @@ pub fn offline_payment(
     ))
 }
 
+fn checked_reference(reference: &str) -> Result<&str> {
+    let reference = reference.trim();
+    if reference.is_empty() || reference.len() > 200 || reference.contains('#') {
+        bail!("--reference must be 1-200 characters without '#'");
+    }
+    Ok(reference)
+}
+
+/// The reversal of the offline payment `reference` recorded for the invoice:
+/// its amount back, once (record `refund#offline:<reference>`, event
+/// `reverse:<reference>`). `--amount` and `--currency`, when given, must be
+/// the recorded ones.
+pub async fn reversal(
+    store: &DynamoStore,
+    invoice_id: &str,
+    reference: &str,
+    amount: Option<&str>,
+    currency: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<Payment> {
+    let reference = checked_reference(reference)?;
+    let key = format!("offline:{reference}");
+    let Some(item) = store
+        .get_record(
+            invoice_id,
+            &format!("{}{key}", dunning::ledger::PAYMENT_PREFIX),
+        )
+        .await?
+    else {
+        bail!("no offline payment with reference {reference} is recorded for {invoice_id}; nothing changed");
+    };
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let currency_code = text("currency");
+    let recorded_currency = Currency::parse(&currency_code)
+        .ok_or_else(|| anyhow::anyhow!("the recorded payment has no valid currency"))?;
+    let recorded_amount = parse_amount(&text("amount"), recorded_currency)
+        .map_err(|_| anyhow::anyhow!("the recorded payment has no valid amount"))?;
+    if let Some(c) = currency {
+        if !c.eq_ignore_ascii_case(&currency_code) {
+            bail!("{reference} was recorded in {currency_code}, not {c}; nothing changed");
+        }
+    }
+    if let Some(a) = amount {
+        if parse_amount(a, recorded_currency).ok() != Some(recorded_amount) {
+            bail!("{reference} was recorded as {recorded_amount} {currency_code}, not {a}; nothing changed");
+        }
+    }
+    let mut payment = Payment::once(
+        format!("reverse:{reference}"),
+        key,
+        invoice_id,
+        recorded_amount,
+        recorded_currency,
+        at,
+        "offline",
+        "offline_reversal",
+    );
+    payment.flow = dunning::payment::Flow::Back;
+    Ok(payment)
+}
+
 pub async fn record(store: &DynamoStore, payment: &Payment) -> Result<()> {
     match store.apply_payment(payment, Utc::now()).await {
         Ok(Applied::Applied { settlement, .. }) => {
+            let back = payment.flow == dunning::payment::Flow::Back;
             println!(
-                "applied {} {} to {}: amount_paid {}{}{}",
+                "{} {} {} {} {}: amount_paid {}{}{}{}",
+                if back { "reversed" } else { "applied" },
                 payment.amount,
                 payment.currency.code(),
+                if back { "on" } else { "to" },
                 payment.invoice_id,
                 settlement.amount_paid,
                 if settlement.fully_paid { ", paid in full" } else { "" },
                 if settlement.overpaid { " (overpaid)" } else { "" },
+                if settlement.reopened { ", open again" } else { "" },
             );
             Ok(())
         }

@@ -85,7 +85,10 @@ pub async fn deliver_webhook(
     let lookup = |name: &str| (name == header).then(|| signature.clone());
     dunning::webhook::handle(
         store,
-        None::<&dunning::aws::SesMailer>,
+        &dunning::webhook::Outbound {
+            mailer: None::<&dunning::aws::SesMailer>,
+            publisher: None::<&dunning::aws::SnsPublisher>,
+        },
         config,
         "POST",
         lookup,

@@ -103,12 +103,59 @@ async fn an_offline_payment_is_recorded_once_per_reference() -> anyhow::Result<(
         amount_paid(&env, "INV").await?,
         ("120.00".into(), "paid".into())
     );
-    let history = admin(&env, &["history", "INV"]);
+    // A payment recorded by mistake, taken back: once, and the invoice is open again.
+    let reverse = |extra: &[&str]| {
+        let mut args = vec![
+            "record-payment",
+            "INV",
+            "--reference",
+            "BANK-2026-1190",
+            "--reverse",
+        ];
+        args.extend_from_slice(extra);
+        admin(&env, &args)
+    };
+    let wrong = reverse(&["--amount", "99.00", "--currency", "USD"]);
     assert!(
-        text(&history).contains("payment#offline:BANK-2026-1187"),
+        !wrong.status.success() && text(&wrong).contains("was recorded as 100.00 USD"),
         "{}",
-        text(&history)
+        text(&wrong)
     );
+    let back = reverse(&[]);
+    assert!(
+        back.status.success()
+            && text(&back).starts_with("reversed 100.00 USD on INV: amount_paid 20.00, open again"),
+        "{}",
+        text(&back)
+    );
+    assert!(text(&reverse(&[])).starts_with("already recorded"));
+    assert_eq!(
+        amount_paid(&env, "INV").await?,
+        ("20.00".into(), "open".into())
+    );
+    let never = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV",
+            "--reference",
+            "NEVER-1",
+            "--reverse",
+        ],
+    );
+    assert!(
+        !never.status.success()
+            && text(&never).contains("no offline payment with reference NEVER-1"),
+        "{}",
+        text(&never)
+    );
+    let history = admin(&env, &["history", "INV"]);
+    for sk in [
+        "payment#offline:BANK-2026-1187",
+        "refund#offline:BANK-2026-1190",
+    ] {
+        assert!(text(&history).contains(sk), "{sk}: {}", text(&history));
+    }
     // An unknown invoice, or too many decimals: a clear error.
     let unknown = admin(
         &env,

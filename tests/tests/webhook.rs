@@ -6,9 +6,15 @@ use chrono::Utc;
 use dunning::config::WebhookConfig;
 use dunning::run::{run, RunRequest};
 use dunning::webhook::signature::sign;
-use dunning::webhook::{handle, Answer};
-use dunning_e2e::{deliver_webhook, invoice, Outbox, TestEnv, MONDAY_2PM};
+use dunning::webhook::{handle, Answer, Outbound};
+use dunning_e2e::{deliver_webhook, invoice, outcome, Outbox, TestEnv, MONDAY_2PM};
 use futures::future::join_all;
+
+/// No receipts, no escalations.
+const SILENT: Outbound<'static, dunning::aws::SesMailer, dunning::aws::SnsPublisher> = Outbound {
+    mailer: None,
+    publisher: None,
+};
 
 const GENERIC_SECRET: &str = "whsec_generic_0123456789";
 const STRIPE_SECRET: &str = "whsec_stripe_0123456789a";
@@ -472,7 +478,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
-                None::<&dunning::aws::SesMailer>,
+                &SILENT,
                 &config(),
                 "POST",
                 |_| None,
@@ -486,7 +492,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
-                None::<&dunning::aws::SesMailer>,
+                &SILENT,
                 &config(),
                 "POST",
                 |h| (h == "dunning-signature").then(|| stale.clone()),
@@ -500,7 +506,7 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (
             handle(
                 &env.deps.store,
-                None::<&dunning::aws::SesMailer>,
+                &SILENT,
                 &config(),
                 "GET",
                 |_| None,
@@ -558,7 +564,10 @@ async fn a_receipt_goes_out_once_when_enabled_and_the_invoice_is_paid_in_full() 
             let lookup = |name: &str| (name == "dunning-signature").then(|| signature.clone());
             handle(
                 &env.deps.store,
-                Some(&env.deps.mail),
+                &Outbound {
+                    mailer: Some(&env.deps.mail),
+                    publisher: None::<&dunning::aws::SnsPublisher>,
+                },
                 &cfg,
                 "POST",
                 lookup,
@@ -725,5 +734,225 @@ async fn no_reminder_is_sent_after_a_payment_commits_during_a_run() -> anyhow::R
         summary.skipped(dunning::summary::SkipReason::InvoiceChanged) > 0,
         "no payment beat its claim: {summary:?}"
     );
+    Ok(())
+}
+
+/// A clover fixture rewritten for one invoice: `invoice_id` in its metadata
+/// (payments), the PaymentIntent `pi`, USD `cents`, and a fresh event id.
+fn clover_event(name: &str, event_id: &str, invoice_id: &str, pi: &str, cents: i64) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&stripe_fixture("2026-10-28.clover", name).unwrap()).unwrap();
+    v["id"] = event_id.into();
+    let o = &mut v["data"]["object"];
+    o["currency"] = "usd".into();
+    match name {
+        "payment_intent.succeeded" => {
+            o["id"] = pi.into();
+            o["metadata"]["invoice_id"] = invoice_id.into();
+            o["amount"] = cents.into();
+            o["amount_received"] = cents.into();
+            o["latest_charge"] = format!("ch_of_{pi}").into();
+        }
+        "charge.refunded" => {
+            o["id"] = format!("ch_of_{pi}").into();
+            o["payment_intent"] = pi.into();
+            o["amount_refunded"] = cents.into();
+        }
+        _ => {
+            o["payment_intent"] = pi.into();
+            o["charge"] = format!("ch_of_{pi}").into();
+            o["amount"] = cents.into();
+        }
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Paid in full after its first overdue reminder, then half refunded: the
+/// invoice is open again, in the due index, and its ladder goes on from the
+/// step it had reached: nothing the next day, the 7-day step on its day,
+/// never the steps before.
+#[tokio::test]
+async fn a_refund_reopens_the_invoice_and_its_ladder_goes_on_from_where_it_was(
+) -> anyhow::Result<()> {
+    use dunning_e2e::at;
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV-R",
+        "2026-11-22",
+        &[("email", "r@example.com")],
+    ))
+    .await?;
+    let sent = |summary: &dunning::summary::RunSummary| -> Vec<String> {
+        summary
+            .steps
+            .iter()
+            .filter(|(_, c)| c.values().any(|o| o.sent > 0))
+            .map(|(s, _)| s.clone())
+            .collect()
+    };
+    let first = run(&env.deps, &at("2026-11-23T14:00:00Z", "r1")).await?;
+    assert_eq!(sent(&first), ["overdue"], "{first:?}");
+    let body = clover_event(
+        "payment_intent.succeeded",
+        "evt_pay_r",
+        "INV-R",
+        "pi_r",
+        12_000,
+    );
+    let paid = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
+    assert_eq!(paid.body["status"], "paid", "{}", paid.body);
+    let body = clover_event("charge.refunded", "evt_refund_r", "", "pi_r", 6_000);
+    let refunded = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
+    assert_eq!(
+        (
+            refunded.body["result"].as_str(),
+            refunded.body["invoice_id"].as_str(),
+            refunded.body["amount_paid"].as_str(),
+            refunded.body["status"].as_str(),
+            refunded.body["reopened"].as_bool()
+        ),
+        (
+            Some("refunded"),
+            Some("INV-R"),
+            Some("60.00"),
+            Some("open"),
+            Some(true)
+        ),
+        "{}",
+        refunded.body
+    );
+    let inv = invoice_record(&env, "INV-R").await?;
+    assert!(
+        inv.get("paid_at").is_none() && inv["reopened_at"].is_string(),
+        "{inv}"
+    );
+    // The same refund again, as a running total and as its own event: nothing more.
+    assert_eq!(
+        deliver(&env, "stripe-signature", STRIPE_SECRET, &body)
+            .await
+            .body["result"],
+        "duplicate"
+    );
+    let next_day = run(&env.deps, &at("2026-11-24T14:00:00Z", "r2")).await?;
+    assert!(
+        sent(&next_day).is_empty(),
+        "nothing is due the next day: {next_day:?}"
+    );
+    let week = run(&env.deps, &at("2026-11-29T14:00:00Z", "r3")).await?;
+    assert_eq!(sent(&week), ["overdue_7"], "{week:?}");
+    let ledger = env.ledger("INV-R").await?;
+    let steps: Vec<&str> = ledger
+        .iter()
+        .filter(|r| r["state"] == "sent")
+        .filter_map(|r| r["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        ["overdue", "overdue_7"],
+        "never the first steps again"
+    );
+    // The refund is in the history, with what it left paid.
+    assert!(ledger.iter().any(|r| r["sk"] == "tally#back#refunds:pi_r"
+        && r["amount_paid_after"] == "60.00"
+        && r["reopened"] == true));
+    Ok(())
+}
+
+/// An opened dispute stops the reminders and is published for people; lost,
+/// its money goes back and the ladder goes on.
+#[tokio::test]
+async fn a_dispute_stops_reminders_is_published_and_lost_reopens() -> anyhow::Result<()> {
+    use dunning_e2e::{at, TOPIC_ARN};
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV-D",
+        "2026-11-22",
+        &[("email", "d@example.com")],
+    ))
+    .await?;
+    let body = clover_event(
+        "payment_intent.succeeded",
+        "evt_pay_d",
+        "INV-D",
+        "pi_d",
+        5_000,
+    );
+    let part = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
+    assert_eq!(part.body["amount_paid"], "50.00", "{}", part.body);
+    let mut cfg = config();
+    cfg.escalation_topic_arn = Some(TOPIC_ARN.into());
+    let publisher = dunning::aws::SnsPublisher::new(&env.moto.sdk_config().await);
+    let out = Outbound {
+        mailer: None::<&dunning::aws::SesMailer>,
+        publisher: Some(&publisher),
+    };
+    let signed = |body: &[u8]| sign(STRIPE_SECRET.as_bytes(), Utc::now().timestamp(), body);
+    let opened = clover_event("charge.dispute.created", "evt_dp_open", "", "pi_d", 5_000);
+    let sig = signed(&opened);
+    let answer = handle(
+        &env.deps.store,
+        &out,
+        &cfg,
+        "POST",
+        |h| (h == "stripe-signature").then(|| sig.clone()),
+        &opened,
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(answer.body["result"], "dispute_opened", "{}", answer.body);
+    let events = env.moto.published(TOPIC_ARN)?;
+    assert_eq!(events.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(&events[0].1)?;
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["invoice_id"].as_str(),
+            event["amount"].as_str()
+        ),
+        (Some("invoice.disputed"), Some("INV-D"), Some("50.00"))
+    );
+    let inv = invoice_record(&env, "INV-D").await?;
+    assert_eq!(
+        (inv["disputed"].as_bool(), inv["status"].as_str()),
+        (Some(true), Some("open"))
+    );
+    let during = run(&env.deps, &at("2026-11-23T14:00:00Z", "r1")).await?;
+    assert_eq!(
+        during
+            .steps
+            .values()
+            .flat_map(|c| c.values())
+            .map(|o| o.sent)
+            .sum::<u64>(),
+        0,
+        "{during:?}"
+    );
+    assert!(
+        during.held.keys().any(|k| k.contains("disputed")),
+        "{:?}",
+        during.held
+    );
+    let lost = clover_event("charge.dispute.closed", "evt_dp_lost", "", "pi_d", 5_000);
+    let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &lost).await;
+    assert_eq!(
+        (
+            answer.body["result"].as_str(),
+            answer.body["amount_paid"].as_str()
+        ),
+        (Some("dispute_closed"), Some("0.00")),
+        "{}",
+        answer.body
+    );
+    let inv = invoice_record(&env, "INV-D").await?;
+    assert!(inv.get("disputed").is_none(), "{inv}");
+    let after = run(&env.deps, &at("2026-11-23T15:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&after, "overdue", "email").0, 1, "{after:?}");
+    let history = env.history("INV-D").await?;
+    for sk in [
+        "dispute#dp_1QCDispute1003#opened",
+        "dispute#dp_1QCDispute1003#closed",
+    ] {
+        assert!(history.iter().any(|r| r["sk"] == sk), "{sk} in the history");
+    }
     Ok(())
 }

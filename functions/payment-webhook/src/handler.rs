@@ -3,7 +3,7 @@
 //! its answer becomes a JSON response.
 
 use chrono::Utc;
-use dunning::aws::{DynamoStore, SesMailer};
+use dunning::aws::{DynamoStore, SesMailer, SnsPublisher};
 use dunning::config::WebhookConfig;
 use dunning::webhook;
 use lambda_http::{Body, Error, Request, Response};
@@ -12,6 +12,8 @@ pub struct Deps {
     pub store: DynamoStore,
     /// Present when receipts are enabled.
     pub mailer: Option<SesMailer>,
+    /// Present when there is an escalation topic (opened disputes).
+    pub publisher: Option<SnsPublisher>,
     pub config: WebhookConfig,
 }
 
@@ -26,7 +28,10 @@ pub async fn handle(deps: &Deps, request: Request) -> Result<Response<Body>, Err
     let body: &[u8] = request.body().as_ref();
     let answer = webhook::handle(
         &deps.store,
-        deps.mailer.as_ref(),
+        &webhook::Outbound {
+            mailer: deps.mailer.as_ref(),
+            publisher: deps.publisher.as_ref(),
+        },
         &deps.config,
         request.method().as_str(),
         header,

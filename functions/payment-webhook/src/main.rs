@@ -3,7 +3,7 @@
 
 mod handler;
 
-use dunning::aws::{DynamoStore, SesMailer};
+use dunning::aws::{DynamoStore, SesMailer, SnsPublisher};
 use dunning::config::WebhookConfig;
 use lambda_http::{service_fn, Error};
 
@@ -18,9 +18,14 @@ async fn main() -> Result<(), Error> {
         .receipts
         .as_ref()
         .map(|r| SesMailer::new(&sdk, r.sender.clone(), None));
+    let publisher = config
+        .escalation_topic_arn
+        .as_ref()
+        .map(|_| SnsPublisher::new(&sdk));
     let deps = handler::Deps {
         store,
         mailer,
+        publisher,
         config,
     };
     lambda_http::run(service_fn(|request| handler::handle(&deps, request))).await

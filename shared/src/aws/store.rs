@@ -300,12 +300,18 @@ impl DynamoStore {
 
     /// The invoice item, as stored.
     pub async fn get_invoice(&self, invoice_id: &str) -> Result<Option<Item>, StoreError> {
+        self.get_record(invoice_id, INVOICE_SK).await
+    }
+
+    /// One record under an invoice (strongly consistent), as stored.
+    pub async fn get_record(&self, invoice_id: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(PARTITION_KEY, s(invoice_id))
-            .key(SORT_KEY, s(INVOICE_SK))
+            .key(SORT_KEY, s(sk))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| store_error("GetItem", e))?;

@@ -20,6 +20,7 @@ pub const WEBHOOK_ENV_VARS: &[&str] = &[
     "SENDER_EMAIL",
     "BUSINESS_NAME",
     "DEFAULT_LOCALE",
+    "ESCALATION_TOPIC_ARN",
 ];
 
 /// Receipt emails: off unless `RECEIPT_EMAILS=true`.
@@ -48,6 +49,9 @@ pub struct WebhookConfig {
     pub metric_namespace: String,
     /// When set, a payment that completes an invoice sends the customer a receipt.
     pub receipts: Option<Receipts>,
+    /// SNS topic an opened dispute is published to (`ESCALATION_TOPIC_ARN`,
+    /// the run's escalation topic); unset: the dispute is only recorded and logged.
+    pub escalation_topic_arn: Option<String>,
 }
 
 /// Never prints a secret.
@@ -127,6 +131,7 @@ impl WebhookConfig {
                 .optional("METRIC_NAMESPACE")
                 .unwrap_or_else(|| "Dunning".to_owned()),
             receipts,
+            escalation_topic_arn: env.optional("ESCALATION_TOPIC_ARN"),
         })
     }
 }

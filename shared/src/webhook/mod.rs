@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::config::WebhookConfig;
 use crate::payment::{Applied, DisputeChange, Flow, PayableInvoice, Payment, PaymentError};
-use crate::ports::{Mailer, Payments};
+use crate::ports::{EventPublisher, Mailer, Payments};
 use event::{parse_generic, parse_stripe, Parsed};
 use signature::{verify, SignatureError};
 
@@ -32,6 +32,49 @@ fn error(status: u16, code: &str, message: &str) -> Answer {
     Answer {
         status,
         body: json!({ "error": code, "message": message }),
+    }
+}
+
+/// Whom the webhook tells besides answering: the customer (a receipt, when
+/// receipts are on) and the business's people (an opened dispute, on the
+/// escalation topic).
+pub struct Outbound<'a, M, P> {
+    pub mailer: Option<&'a M>,
+    pub publisher: Option<&'a P>,
+}
+
+/// Publishes an opened dispute for people to act on. `Err` when it could
+/// not be published: the answer is then 503, so the provider delivers the
+/// event again, and a redelivery (a duplicate) publishes again.
+async fn publish_dispute(
+    publisher: Option<&impl EventPublisher>,
+    config: &WebhookConfig,
+    payment: &Payment,
+    invoice_id: &str,
+) -> Result<(), ()> {
+    let (Some(publisher), Some(topic)) = (publisher, config.escalation_topic_arn.as_deref()) else {
+        tracing::warn!(%invoice_id, dispute_id = %payment.payment_key, "invoice disputed; no escalation topic to publish to");
+        return Ok(());
+    };
+    let event = json!({
+        "type": "invoice.disputed",
+        "invoice_id": invoice_id,
+        "dispute_id": payment.payment_key,
+        "amount": payment.amount.to_string(),
+        "currency": payment.currency.code(),
+        "provider": payment.provider,
+        "disputed_at": payment.paid_at.to_rfc3339(),
+    });
+    let subject = format!("Invoice {invoice_id} disputed");
+    match publisher.publish(topic, &subject, &event).await {
+        Ok(message_id) => {
+            tracing::info!(%invoice_id, %message_id, "dispute published for people");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(%invoice_id, code = %error.code, class = ?error.class, "dispute not published; the provider will deliver it again");
+            Err(())
+        }
     }
 }
 
@@ -181,7 +224,7 @@ pub fn answer_metrics(
 /// (case-insensitively, as HTTP does).
 pub async fn handle(
     store: &impl Payments,
-    mailer: Option<&impl Mailer>,
+    out: &Outbound<'_, impl Mailer, impl EventPublisher>,
     config: &WebhookConfig,
     method: &str,
     header: impl Fn(&str) -> Option<String>,
@@ -253,7 +296,7 @@ pub async fn handle(
             } = settlement;
             let money_in = payment.flow == Flow::In && !delta.is_zero();
             if money_in && fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
-                send_receipt(mailer, config, &invoice, &payment).await;
+                send_receipt(out.mailer, config, &invoice, &payment).await;
             }
             let result = match (payment.dispute, delta.is_zero(), payment.flow) {
                 (Some(DisputeChange::Opened), _, _) => "dispute_opened",
@@ -265,6 +308,17 @@ pub async fn handle(
             tracing::info!(%invoice_id, event_id = %payment.event_id, event_type = %payment.event_type, result, %delta, fully_paid, overpaid, reopened, waited_for_reminder = waited, "payment applied");
             if overpaid {
                 tracing::warn!(%invoice_id, "overpayment recorded and flagged on the invoice");
+            }
+            if payment.dispute == Some(DisputeChange::Opened)
+                && publish_dispute(out.publisher, config, &payment, &invoice_id)
+                    .await
+                    .is_err()
+            {
+                return error(
+                    503,
+                    "escalation_failed",
+                    "the dispute is recorded but could not be published; retry",
+                );
             }
             let status = if reopened {
                 "open"
@@ -291,6 +345,18 @@ pub async fn handle(
         }
         Ok(Applied::Duplicate) => {
             tracing::info!(invoice_id = %id, event_id = %payment.event_id, "duplicate delivery");
+            // A dispute whose publication failed comes back as a duplicate.
+            if payment.dispute == Some(DisputeChange::Opened)
+                && publish_dispute(out.publisher, config, &payment, id)
+                    .await
+                    .is_err()
+            {
+                return error(
+                    503,
+                    "escalation_failed",
+                    "the dispute is recorded but could not be published; retry",
+                );
+            }
             Answer {
                 status: 200,
                 body: json!({ "result": "duplicate", "invoice_id": id }),
