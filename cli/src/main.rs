@@ -14,6 +14,7 @@ mod payments;
 mod preview;
 mod run;
 mod setup;
+mod unapplied;
 mod webhook;
 
 use std::path::PathBuf;
@@ -118,6 +119,28 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
+    /// List the payments the webhook kept aside instead of applying them (an
+    /// unknown or void invoice, another currency, an invalid invoice item, an
+    /// overpayment's excess), oldest first.
+    Unapplied {
+        /// Also those applied since.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
+    /// Apply an unapplied payment (its id from `unapplied`) to an invoice,
+    /// once; an overpayment's excess is moved off the invoice it overpaid.
+    ApplyUnapplied {
+        id: String,
+        #[arg(long)]
+        invoice: String,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
     /// Revoke a pay link (as the customer received it, or its token): its
     /// page answers 410 from now on. A second revocation keeps the first instant.
     RevokeLink {
@@ -212,6 +235,13 @@ async fn execute(command: Command) -> Result<()> {
             let payment =
                 payments::offline_payment(&invoice_id, &amount, &currency, &reference, at)?;
             payments::record(&store, &payment).await
+        }
+        Command::Unapplied { all, json, table } => {
+            unapplied::list(&DynamoStore::new(&aws().await?, &table), all, json).await
+        }
+        Command::ApplyUnapplied { id, invoice, table } => {
+            let store = DynamoStore::new(&aws().await?, &table);
+            unapplied::apply(&store, &id, &invoice, chrono::Utc::now()).await
         }
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await

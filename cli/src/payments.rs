@@ -118,12 +118,16 @@ pub async fn record(store: &DynamoStore, payment: &Payment) -> Result<()> {
                 payment.invoice_id,
                 settlement.amount_paid,
                 if settlement.fully_paid { ", paid in full" } else { "" },
-                if settlement.overpaid { " (overpaid)" } else { "" },
+                if settlement.overpaid && !back {
+                    " (overpaid: the excess is listed by dunning-admin unapplied)"
+                } else {
+                    ""
+                },
                 if settlement.reopened { ", open again" } else { "" },
             );
             Ok(())
         }
-        Ok(Applied::Duplicate) => {
+        Ok(Applied::Duplicate | Applied::Unapplied { .. }) => {
             println!("already recorded: reference {} (nothing changed)", payment.event_id);
             Ok(())
         }

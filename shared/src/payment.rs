@@ -176,6 +176,163 @@ pub const REFUND_PREFIX: &str = "refund#";
 /// Sort-key prefix of a dispute change's record.
 pub const DISPUTE_PREFIX: &str = "dispute#";
 
+/// Why money was kept aside (an *unapplied payment*) instead of applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnappliedReason {
+    /// The event names an invoice we do not have.
+    UnknownInvoice,
+    Void,
+    CurrencyMismatch,
+    /// The invoice item fails validation (fix it, then apply).
+    InvalidInvoice,
+    /// Applied, and more than was owed: the excess, to move or refund.
+    Overpaid,
+}
+
+impl UnappliedReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownInvoice => "unknown_invoice",
+            Self::Void => "invoice_void",
+            Self::CurrencyMismatch => "currency_mismatch",
+            Self::InvalidInvoice => "invoice_invalid",
+            Self::Overpaid => "overpaid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::UnknownInvoice,
+            Self::Void,
+            Self::CurrencyMismatch,
+            Self::InvalidInvoice,
+            Self::Overpaid,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+
+    /// The payment errors whose money is kept aside rather than refused.
+    pub fn of(error: &PaymentError) -> Option<Self> {
+        match error {
+            PaymentError::UnknownInvoice => Some(Self::UnknownInvoice),
+            PaymentError::Void => Some(Self::Void),
+            PaymentError::CurrencyMismatch => Some(Self::CurrencyMismatch),
+            PaymentError::InvalidInvoice => Some(Self::InvalidInvoice),
+            _ => None,
+        }
+    }
+}
+
+/// The partition of unapplied payments (sort key: [`Payment::unapplied_id`]).
+pub const UNAPPLIED_PARTITION: &str = "unapplied";
+
+fn provider_name(text: &str) -> Option<&'static str> {
+    ["stripe", "generic", "offline"]
+        .into_iter()
+        .find(|p| *p == text)
+}
+
+impl Payment {
+    /// The id of the unapplied payment this event would keep: `<provider>:<event id>`.
+    pub fn unapplied_id(&self) -> String {
+        format!("{}:{}", self.provider, self.event_id)
+    }
+
+    /// The attributes of the record that keeps `amount` of this payment aside
+    /// (the store adds its keys and `received_at`): enough to apply it later
+    /// as it came.
+    pub fn unapplied_record(
+        &self,
+        reason: UnappliedReason,
+        amount: Decimal,
+    ) -> Vec<(&'static str, RawValue)> {
+        let text = |v: &str| RawValue::Text(v.to_owned());
+        let (basis, group) = match &self.basis {
+            Basis::Once => ("once", ""),
+            Basis::Total(g) => ("total", g.as_str()),
+            Basis::Part(g) => ("part", g.as_str()),
+        };
+        let mut attrs = vec![
+            ("reason", text(reason.as_str())),
+            ("state", text("open")),
+            ("amount", text(&amount.to_string())),
+            ("currency", text(self.currency.code())),
+            (
+                "paid_at",
+                text(
+                    &self
+                        .paid_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+            ),
+            ("provider", text(self.provider)),
+            ("event_id", text(&self.event_id)),
+            ("event_type", text(&self.event_type)),
+            ("payment_key", text(&self.payment_key)),
+            (
+                "flow",
+                text(if self.flow == Flow::In { "in" } else { "back" }),
+            ),
+            ("basis", text(basis)),
+            ("for_invoice", text(&self.invoice_id)),
+        ];
+        if !group.is_empty() {
+            attrs.push(("group", text(group)));
+        }
+        if !self.refs.is_empty() {
+            attrs.push(("refs", RawValue::List(self.refs.clone())));
+        }
+        attrs
+    }
+
+    /// The payment an unapplied record kept, with its reason; `None` when the
+    /// record is not one.
+    pub fn from_unapplied(record: &RawInvoice) -> Option<(Self, UnappliedReason)> {
+        let text = |name: &str| match record.0.get(name) {
+            Some(RawValue::Text(t)) => Some(t.as_str()),
+            _ => None,
+        };
+        let reason = UnappliedReason::parse(text("reason")?)?;
+        let currency = Currency::parse(text("currency")?)?;
+        let amount = text("amount")?.parse::<Decimal>().ok()?;
+        let group = text("group").unwrap_or_default().to_owned();
+        let basis = match text("basis")? {
+            "once" => Basis::Once,
+            "total" => Basis::Total(group),
+            "part" => Basis::Part(group),
+            _ => return None,
+        };
+        let refs = match record.0.get("refs") {
+            Some(RawValue::List(l)) => l.clone(),
+            _ => Vec::new(),
+        };
+        Some((
+            Self {
+                event_id: text("event_id")?.to_owned(),
+                payment_key: text("payment_key")?.to_owned(),
+                invoice_id: text("for_invoice").unwrap_or_default().to_owned(),
+                amount,
+                currency,
+                paid_at: DateTime::parse_from_rfc3339(text("paid_at")?)
+                    .ok()?
+                    .with_timezone(&Utc),
+                provider: provider_name(text("provider")?)?,
+                event_type: text("event_type")?.to_owned(),
+                flow: if text("flow")? == "back" {
+                    Flow::Back
+                } else {
+                    Flow::In
+                },
+                basis,
+                refs,
+                dispute: None,
+            },
+            reason,
+        ))
+    }
+}
+
 /// What applying a payment needs from an invoice item. Read leniently: a bad
 /// phone number or a missing contact must never stop money being recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +454,11 @@ pub enum Applied {
         invoice_id: String,
     },
     Duplicate,
+    /// Kept aside as an unapplied payment (`id`), not applied.
+    Unapplied {
+        id: String,
+        reason: UnappliedReason,
+    },
 }
 
 /// Why a payment was not applied.

@@ -22,7 +22,8 @@ use crate::invoice::RawInvoice;
 use crate::ledger::LedgerState;
 use crate::link::{LinkToken, PayLink, StoredIntent};
 use crate::payment::{
-    check, plan, Applied, Basis, PayableInvoice, Payment, PaymentError, Plan, PAYMENT_BACKOFF,
+    check, plan, Applied, Basis, PayableInvoice, Payment, PaymentError, Plan, UnappliedReason,
+    PAYMENT_BACKOFF,
 };
 use crate::reads::ReadState;
 use crate::render::EmailContent;
@@ -187,6 +188,16 @@ pub trait Payments: Send + Sync {
         payment: &Payment,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Applied, PaymentError>> + Send;
+
+    /// Keeps a payment that cannot be applied aside, with the event's claim:
+    /// `Applied::Unapplied` once stored, `Duplicate` when this event was kept
+    /// (or applied) before, `Conflict` when its id came with other content.
+    fn keep_unapplied(
+        &self,
+        payment: &Payment,
+        reason: UnappliedReason,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Applied, PaymentError>> + Send;
 }
 
 /// The invoice item as a payment reads it (strongly consistent).
@@ -239,6 +250,18 @@ pub trait PaymentStore: Send + Sync {
         plan: &Plan,
         seen: &Self::Copy,
         invoice: &PayableInvoice,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Commit, StoreError>> + Send;
+
+    /// In one atomic write: the event's claim (as in
+    /// [`commit_payment`](Self::commit_payment)) and the unapplied payment
+    /// (partition `unapplied`, sort key [`Payment::unapplied_id`]) holding
+    /// `amount` of it, only if new.
+    fn commit_unapplied(
+        &self,
+        payment: &Payment,
+        reason: UnappliedReason,
+        amount: rust_decimal::Decimal,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Commit, StoreError>> + Send;
 
@@ -324,6 +347,25 @@ impl<T: PaymentStore> Payments for T {
             }
         }
         Err(PaymentError::Busy)
+    }
+
+    async fn keep_unapplied(
+        &self,
+        payment: &Payment,
+        reason: UnappliedReason,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, PaymentError> {
+        match self
+            .commit_unapplied(payment, reason, payment.amount, now)
+            .await?
+        {
+            Commit::Done => Ok(Applied::Unapplied {
+                id: payment.unapplied_id(),
+                reason,
+            }),
+            Commit::Conflict => Err(PaymentError::Conflict),
+            Commit::Duplicate | Commit::Changed => Ok(Applied::Duplicate),
+        }
     }
 }
 

@@ -195,3 +195,131 @@ async fn an_offline_payment_is_recorded_once_per_reference() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// A generic payment delivered to the webhook (signed with its secret).
+async fn webhook_payment(
+    env: &TestEnv,
+    id: &str,
+    invoice: &str,
+    amount: &str,
+    currency: &str,
+) -> serde_json::Value {
+    const SECRET: &str = "whsec_admin_test_0123456";
+    let config = dunning::config::WebhookConfig::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("invoices".into()),
+        "WEBHOOK_SECRETS" => Some(SECRET.into()),
+        _ => None,
+    })
+    .unwrap();
+    let body = serde_json::json!({"id": id, "invoice_id": invoice, "amount": amount, "currency": currency, "paid_at": "2026-11-24T10:00:00Z"}).to_string();
+    let now = chrono::Utc::now();
+    let signature =
+        dunning::webhook::signature::sign(SECRET.as_bytes(), now.timestamp(), body.as_bytes());
+    dunning_e2e::deliver_webhook(
+        &env.deps.store,
+        &config,
+        "dunning-signature",
+        signature,
+        body.as_bytes(),
+        now,
+    )
+    .await
+    .body
+}
+
+#[tokio::test]
+async fn unapplied_payments_are_listed_and_applied_once() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for id in ["INV-A", "INV-B"] {
+        env.put_invoice(&invoice(id, "2026-11-23", &[("email", "x@example.com")]))
+            .await?;
+    }
+    // A payment naming an invoice we do not have, and an overpayment.
+    assert_eq!(
+        webhook_payment(&env, "pay_typo", "INV-AA", "50.00", "USD").await["result"],
+        "unapplied"
+    );
+    assert_eq!(
+        webhook_payment(&env, "pay_over", "INV-B", "150.00", "USD").await["overpaid"],
+        true
+    );
+    let list = admin(&env, &["unapplied"]);
+    let listed = text(&list);
+    assert!(list.status.success(), "{listed}");
+    for (id, reason, amount) in [
+        ("generic:pay_typo", "unknown_invoice", "50.00"),
+        ("generic:pay_over", "overpaid", "30.00"),
+    ] {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in {listed}"));
+        assert!(
+            line.contains(reason) && line.contains(amount) && line.contains("open"),
+            "{line}"
+        );
+    }
+    // The typo's money to the invoice it was meant for, once.
+    let applied = admin(
+        &env,
+        &["apply-unapplied", "generic:pay_typo", "--invoice", "INV-A"],
+    );
+    assert!(
+        text(&applied).starts_with("applied 50.00 USD to INV-A: amount_paid 50.00"),
+        "{}",
+        text(&applied)
+    );
+    let again = admin(
+        &env,
+        &["apply-unapplied", "generic:pay_typo", "--invoice", "INV-A"],
+    );
+    assert!(
+        text(&again).starts_with("already applied to INV-A"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        amount_paid(&env, "INV-A").await?,
+        ("50.00".into(), "open".into())
+    );
+    // The excess moves: off INV-B (still paid in full), onto INV-A.
+    let moved = admin(
+        &env,
+        &["apply-unapplied", "generic:pay_over", "--invoice", "INV-A"],
+    );
+    let out = text(&moved);
+    assert!(
+        out.contains("took 30.00 USD off INV-B: amount_paid 120.00"),
+        "{out}"
+    );
+    assert!(
+        out.contains("applied 30.00 USD to INV-A: amount_paid 80.00"),
+        "{out}"
+    );
+    assert_eq!(
+        amount_paid(&env, "INV-B").await?,
+        ("120.00".into(), "paid".into())
+    );
+    assert_eq!(
+        amount_paid(&env, "INV-A").await?,
+        ("80.00".into(), "open".into())
+    );
+    let inv_b = env.deps.store.history("INV-B").await?;
+    assert!(inv_b
+        .iter()
+        .find(|r| r["sk"] == "invoice")
+        .unwrap()
+        .get("overpaid")
+        .is_none());
+    // Nothing open any more; --all shows where each went.
+    assert!(text(&admin(&env, &["unapplied"])).starts_with("no unapplied payments open"));
+    let all = text(&admin(&env, &["unapplied", "--all"]));
+    assert!(all.contains("applied to INV-A"), "{all}");
+    // A clear error for an id that is not there.
+    let nope = admin(
+        &env,
+        &["apply-unapplied", "generic:nope", "--invoice", "INV-A"],
+    );
+    assert!(!nope.status.success() && text(&nope).contains("no unapplied payment generic:nope"));
+    Ok(())
+}

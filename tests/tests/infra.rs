@@ -126,3 +126,53 @@ fn the_template_table_has_the_keys_and_index_the_store_uses() {
     assert!(text.contains(&format!("IndexName: {DUE_INDEX}")));
     assert!(text.contains("ProjectionType: ALL"));
 }
+
+/// The alarms on the webhook's own metrics watch names its Embedded Metric
+/// Format records really carry.
+#[test]
+fn the_webhook_alarms_watch_metrics_the_webhook_emits() {
+    let text = template();
+    let answer = dunning::webhook::Answer {
+        status: 200,
+        body: serde_json::json!({"result": "applied"}),
+    };
+    let record = dunning::webhook::answer_metrics(&answer, "Dunning", chrono::Utc::now());
+    let emitted: BTreeSet<&str> = record["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["Metrics"].as_array().unwrap())
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    // Each alarm block that names the webhook's dimension.
+    let mut watched = BTreeSet::new();
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in text.lines() {
+        let resource_start = line.starts_with("  ") && !line[2..].starts_with(' ');
+        if resource_start || blocks.is_empty() {
+            blocks.push(Vec::new());
+        }
+        blocks.last_mut().unwrap().push(line);
+    }
+    for block in blocks
+        .iter()
+        .filter(|b| b.iter().any(|l| l.trim() == "Value: payment-webhook"))
+    {
+        if let Some(name) = block
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("MetricName: "))
+        {
+            watched.insert(name.trim().to_owned());
+        }
+    }
+    assert!(
+        watched.contains("WebhookServerErrors") && watched.contains("UnappliedPayments"),
+        "{watched:?}"
+    );
+    for name in &watched {
+        assert!(
+            emitted.contains(name.as_str()),
+            "{name} is alarmed on but never emitted"
+        );
+    }
+}

@@ -439,12 +439,6 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
     let env = TestEnv::start().await?;
     env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
         .await?;
-    env.put_invoice(&invoice(
-        "VOID",
-        "2026-11-23",
-        &[("email", "v@example.com"), ("status", "void")],
-    ))
-    .await?;
     let big = vec![b' '; 64 * 1024 + 1];
     let good = payment("pay_1", "INV", "10.00", "USD");
     let stale = sign(
@@ -456,19 +450,9 @@ async fn bad_requests_get_their_4xx_with_a_stable_code_and_nothing_is_written() 
         (generic(&env, &big).await, 413, "body_too_large"),
         (generic(&env, b"{not json").await, 400, "malformed"),
         (
-            generic(&env, &payment("pay_2", "INV", "10.00", "EUR")).await,
-            422,
-            "currency_mismatch",
-        ),
-        (
-            generic(&env, &payment("pay_3", "NOPE", "10.00", "USD")).await,
-            404,
-            "unknown_invoice",
-        ),
-        (
-            generic(&env, &payment("pay_4", "VOID", "10.00", "USD")).await,
-            409,
-            "invoice_void",
+            generic(&env, &payment("apply:pay_2", "INV", "10.00", "USD")).await,
+            400,
+            "malformed",
         ),
         (
             deliver(&env, "dunning-signature", "whsec_wrong_secret_000", &good).await,
@@ -597,7 +581,7 @@ async fn a_receipt_goes_out_once_when_enabled_and_the_invoice_is_paid_in_full() 
 }
 
 #[tokio::test]
-async fn an_overpayment_is_recorded_and_flagged() -> anyhow::Result<()> {
+async fn an_overpayment_is_applied_flagged_and_its_excess_kept() -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
     env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
         .await?;
@@ -621,6 +605,18 @@ async fn an_overpayment_is_recorded_and_flagged() -> anyhow::Result<()> {
         .find(|r| r["sk"] == "payment#pay_1")
         .unwrap();
     assert_eq!(record["overpaid"], true);
+    // The excess is kept as an unapplied payment, to move or refund.
+    assert_eq!(answer.body["unapplied_id"], "generic:pay_1");
+    let kept = env.deps.store.unapplied(false).await?;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        (
+            kept[0]["reason"].as_str(),
+            kept[0]["amount"].as_str(),
+            kept[0]["for_invoice"].as_str()
+        ),
+        (Some("overpaid"), Some("30.00"), Some("INV"))
+    );
     Ok(())
 }
 
@@ -954,5 +950,89 @@ async fn a_dispute_stops_reminders_is_published_and_lost_reopens() -> anyhow::Re
     ] {
         assert!(history.iter().any(|r| r["sk"] == sk), "{sk} in the history");
     }
+    Ok(())
+}
+
+/// Money that cannot be applied is kept, answered 2xx (so Stripe stops
+/// retrying), counted, and listed; a redelivery keeps it once.
+#[tokio::test]
+async fn money_that_cannot_be_applied_is_kept_aside_once() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice("INV", "2026-11-23", &[("email", "x@example.com")]))
+        .await?;
+    env.put_invoice(&invoice(
+        "VOID",
+        "2026-11-23",
+        &[("email", "v@example.com"), ("status", "void")],
+    ))
+    .await?;
+    env.put_invoice(&invoice(
+        "BROKEN",
+        "2026-11-23",
+        &[("email", "b@example.com"), ("amount", "lots")],
+    ))
+    .await?;
+    let cases = [
+        (payment("pay_2", "INV", "10.00", "EUR"), "currency_mismatch"),
+        (payment("pay_3", "NOPE", "10.00", "USD"), "unknown_invoice"),
+        (payment("pay_4", "VOID", "10.00", "USD"), "invoice_void"),
+        (
+            payment("pay_5", "BROKEN", "10.00", "USD"),
+            "invoice_invalid",
+        ),
+    ];
+    for (body, reason) in &cases {
+        let answer = generic(&env, body).await;
+        assert_eq!(
+            (
+                answer.status,
+                answer.body["result"].as_str(),
+                answer.body["reason"].as_str()
+            ),
+            (200, Some("unapplied"), Some(*reason)),
+            "{}",
+            answer.body
+        );
+        let metrics = dunning::webhook::answer_metrics(&answer, "Dunning", Utc::now());
+        assert_eq!(metrics["UnappliedPayments"], 1);
+        // Delivered again: kept once.
+        assert_eq!(generic(&env, body).await.body["result"], "duplicate");
+    }
+    let kept = env.deps.store.unapplied(false).await?;
+    let reasons: Vec<&str> = kept.iter().filter_map(|k| k["reason"].as_str()).collect();
+    assert_eq!(reasons.len(), 4, "{kept:?}");
+    for (_, reason) in &cases {
+        assert!(reasons.contains(reason), "{reason} in {reasons:?}");
+    }
+    let mismatch = kept
+        .iter()
+        .find(|k| k["reason"] == "currency_mismatch")
+        .unwrap();
+    assert_eq!(
+        (
+            mismatch["sk"].as_str(),
+            mismatch["amount"].as_str(),
+            mismatch["currency"].as_str(),
+            mismatch["for_invoice"].as_str()
+        ),
+        (
+            Some("generic:pay_2"),
+            Some("10.00"),
+            Some("EUR"),
+            Some("INV")
+        )
+    );
+    assert!(invoice_record(&env, "INV")
+        .await?
+        .get("amount_paid")
+        .is_none());
+    assert_eq!(invoice_record(&env, "VOID").await?["status"], "void");
+    // The same id with another amount is a conflict, not a second entry.
+    let other = generic(&env, &payment("pay_3", "NOPE", "11.00", "USD")).await;
+    assert_eq!(
+        (other.status, other.body["error"].as_str()),
+        (409, Some("event_conflict"))
+    );
+    assert_eq!(env.deps.store.unapplied(false).await?.len(), 4);
     Ok(())
 }

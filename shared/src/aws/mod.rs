@@ -25,4 +25,4 @@ pub use errors::classify;
 pub use events::SnsPublisher;
 pub use mail::SesMailer;
 pub use sms::SnsTexter;
-pub use store::DynamoStore;
+pub use store::{raw_invoice, DynamoStore, Item};

@@ -17,7 +17,10 @@ use super::errors::store_error;
 use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
 use crate::invoice::RawValue;
 use crate::ledger::INVOICE_SK;
-use crate::payment::{ref_partition, PayableInvoice, Payment, Plan, RecordGuard, EVENT_SK, REF_SK};
+use crate::payment::{
+    ref_partition, PayableInvoice, Payment, Plan, RecordGuard, UnappliedReason, EVENT_SK, REF_SK,
+    UNAPPLIED_PARTITION,
+};
 use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
 /// A record's value as DynamoDB stores it (a list as a string set).
@@ -129,6 +132,13 @@ impl PaymentStore for DynamoStore {
                     .build(),
             );
         }
+        if let Some(excess) = plan.excess {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.unapplied_put(payment, UnappliedReason::Overpaid, excess, now)?)
+                    .build(),
+            );
+        }
         for id in &payment.refs {
             let reference = Put::builder()
                 .table_name(self.table())
@@ -160,6 +170,53 @@ impl PaymentStore for DynamoStore {
                     } else {
                         Commit::Changed
                     })
+                }
+                _ => Err(store_error(
+                    "TransactWriteItems",
+                    SdkError::ServiceError(err),
+                )),
+            },
+            Err(e) => Err(store_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn commit_unapplied(
+        &self,
+        payment: &Payment,
+        reason: UnappliedReason,
+        amount: rust_decimal::Decimal,
+        now: DateTime<Utc>,
+    ) -> Result<Commit, StoreError> {
+        let local = |e: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::local("TransactWriteItems", e.to_string())
+        };
+        let event = Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(payment.event_partition()))
+            .item(SORT_KEY, s(EVENT_SK))
+            .item("fingerprint", s(payment.fingerprint()))
+            .item("for_invoice", s(UNAPPLIED_PARTITION))
+            .item("recorded_at", s(rfc3339(Utc::now().max(now))))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(local)?;
+        let entry = self.unapplied_put(payment, reason, amount, now)?;
+        let result = self
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(event).build())
+            .transact_items(TransactWriteItem::builder().put(entry).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Commit::Done),
+            Err(SdkError::ServiceError(err)) => match err.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancel) => {
+                    let codes = super::store::cancellation_codes(cancel);
+                    if codes.first() == Some(&"ConditionalCheckFailed") {
+                        return self.seen_event(payment).await;
+                    }
+                    Ok(Commit::Duplicate)
                 }
                 _ => Err(store_error(
                     "TransactWriteItems",
@@ -252,6 +309,96 @@ impl DynamoStore {
             .condition_expression(condition)
             .build()
             .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))
+    }
+
+    /// The put of an unapplied payment's record, only if new.
+    fn unapplied_put(
+        &self,
+        payment: &Payment,
+        reason: UnappliedReason,
+        amount: rust_decimal::Decimal,
+        now: DateTime<Utc>,
+    ) -> Result<Put, StoreError> {
+        let mut put = Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(UNAPPLIED_PARTITION))
+            .item(SORT_KEY, s(payment.unapplied_id()))
+            .item("received_at", s(rfc3339(Utc::now().max(now))));
+        for (name, value) in payment.unapplied_record(reason, amount) {
+            put = put.item(name, attribute(&value));
+        }
+        put.condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))
+    }
+
+    /// The unapplied payments (`state` open, or all) as JSON, oldest first.
+    pub async fn unapplied(&self, all: bool) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("invoice_id = :p")
+                .expression_attribute_values(":p", s(UNAPPLIED_PARTITION))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            items.extend(out.items.unwrap_or_default().into_iter().filter(|i| {
+                all || i
+                    .get("state")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("open")
+            }));
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                break;
+            }
+        }
+        items.sort_by_key(|i| i.get("received_at").and_then(|v| v.as_s().ok()).cloned());
+        items
+            .into_iter()
+            .map(|i| {
+                serde_dynamo::from_item(i).map_err(|e| StoreError::local("Query", e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Marks an unapplied payment applied to `invoice_id`; `false` when it
+    /// was not open (applied before).
+    pub async fn mark_unapplied_applied(
+        &self,
+        id: &str,
+        invoice_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(UNAPPLIED_PARTITION))
+            .key(SORT_KEY, s(id))
+            .update_expression("SET #state = :applied, applied_to = :to, applied_at = :at")
+            .condition_expression("#state = :open")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":applied", s("applied"))
+            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":to", s(invoice_id))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
     }
 
     /// An event id already claimed: the same content is a duplicate, other

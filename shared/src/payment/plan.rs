@@ -111,6 +111,9 @@ pub struct Plan {
     pub settlement: Settlement,
     /// How much `amount_paid` moves.
     pub delta: Decimal,
+    /// Money in beyond what was owed: applied, and also kept as an unapplied
+    /// payment (reason `overpaid`) so that someone moves or refunds it.
+    pub excess: Option<Decimal>,
 }
 
 fn text(v: impl Into<String>) -> RawValue {
@@ -212,7 +215,10 @@ pub fn plan(
         }
         _ => {}
     }
+    let excess = (payment.flow == Flow::In && settlement.overpaid && !delta.is_zero())
+        .then(|| delta.min(settlement.amount_paid - invoice.total()));
     Ok(Some(Plan {
+        excess,
         record_sk: payment.record_sk(),
         record: attrs,
         guard,

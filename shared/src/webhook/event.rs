@@ -51,9 +51,14 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, ParseError> {
         return Err(ParseError::NotJson);
     }
     let event_id = text(&v, "id")?;
-    // `offline:` keys are the payments `dunning-admin record-payment` records:
-    // a generic id of that shape would be taken for one of them.
-    if event_id.len() > 255 || event_id.starts_with("offline:") {
+    // `offline:` keys are the payments `dunning-admin record-payment` records,
+    // `apply:` and `move:` ids those `apply-unapplied` makes: a generic id of
+    // that shape would be taken for one of them.
+    if event_id.len() > 255
+        || ["offline:", "apply:", "move:"]
+            .iter()
+            .any(|p| event_id.starts_with(p))
+    {
         return Err(ParseError::Invalid("id"));
     }
     let currency = Currency::parse(text(&v, "currency")?).ok_or(ParseError::Invalid("currency"))?;

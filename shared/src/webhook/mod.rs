@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::config::WebhookConfig;
-use crate::payment::{Applied, DisputeChange, Flow, PayableInvoice, Payment, PaymentError};
+use crate::payment::{
+    Applied, DisputeChange, Flow, PayableInvoice, Payment, PaymentError, UnappliedReason,
+};
 use crate::ports::{EventPublisher, Mailer, Payments};
 use event::{parse_generic, parse_stripe, Parsed};
 use signature::{verify, SignatureError};
@@ -186,8 +188,9 @@ pub fn observe(
 
 /// The answer as one CloudWatch Embedded Metric Format record, for the
 /// function to print: `WebhookAnswers` by `Code` (`applied`, `duplicate`,
-/// `ignored`, or the error code), and `WebhookServerErrors` (5xx answers,
-/// which the template alarms on), under dimension `Function=payment-webhook`.
+/// `ignored`, ... or the error code), `WebhookServerErrors` (5xx answers) and
+/// `UnappliedPayments` (money kept aside), both alarmed on by the template,
+/// under dimension `Function=payment-webhook`.
 pub fn answer_metrics(
     answer: &Answer,
     namespace: &str,
@@ -209,7 +212,10 @@ pub fn answer_metrics(
                 {
                     "Namespace": namespace,
                     "Dimensions": [["Function"]],
-                    "Metrics": [{"Name": "WebhookServerErrors", "Unit": "Count"}],
+                    "Metrics": [
+                        {"Name": "WebhookServerErrors", "Unit": "Count"},
+                        {"Name": "UnappliedPayments", "Unit": "Count"},
+                    ],
                 },
             ],
         },
@@ -217,6 +223,10 @@ pub fn answer_metrics(
         "Code": code,
         "WebhookAnswers": 1,
         "WebhookServerErrors": u8::from(answer.status >= 500),
+        // Money kept aside: a new unapplied payment, or an overpayment's excess.
+        "UnappliedPayments": u8::from(
+            code == "unapplied" || answer.body["unapplied_id"].is_string()
+        ),
     })
 }
 
@@ -278,7 +288,16 @@ pub async fn handle(
             return error(400, "malformed", &err.to_string());
         }
     };
-    let outcome = store.apply_payment(&payment, now).await;
+    let mut outcome = store.apply_payment(&payment, now).await;
+    // Money that cannot be applied is kept aside, answered 2xx once stored
+    // (so the provider stops retrying), listed by `dunning-admin unapplied`.
+    // Not a refund or dispute for money we never recorded: that is not ours.
+    if let Err(e) = &outcome {
+        let unplaced = matches!(e, PaymentError::UnknownInvoice) && payment.invoice_id.is_empty();
+        if let (Some(reason), false) = (UnappliedReason::of(e), unplaced) {
+            outcome = store.keep_unapplied(&payment, reason, now).await;
+        }
+    }
     let id = &payment.invoice_id;
     match outcome {
         Ok(Applied::Applied {
@@ -306,8 +325,8 @@ pub async fn handle(
                 (None, false, Flow::Back) => "refunded",
             };
             tracing::info!(%invoice_id, event_id = %payment.event_id, event_type = %payment.event_type, result, %delta, fully_paid, overpaid, reopened, waited_for_reminder = waited, "payment applied");
-            if overpaid {
-                tracing::warn!(%invoice_id, "overpayment recorded and flagged on the invoice");
+            if overpaid && money_in {
+                tracing::warn!(%invoice_id, unapplied_id = %payment.unapplied_id(), "overpayment applied and flagged; its excess is kept as unapplied");
             }
             if payment.dispute == Some(DisputeChange::Opened)
                 && publish_dispute(out.publisher, config, &payment, &invoice_id)
@@ -340,6 +359,7 @@ pub async fn handle(
                     "status": status,
                     "overpaid": overpaid,
                     "reopened": reopened,
+                    "unapplied_id": (overpaid && money_in).then(|| payment.unapplied_id()),
                 }),
             }
         }
@@ -372,21 +392,35 @@ pub async fn handle(
                 body: json!({ "result": "ignored", "event_type": payment.event_type, "reason": "unknown_payment" }),
             }
         }
-        Err(PaymentError::UnknownInvoice) => error(404, "unknown_invoice", "no such invoice"),
-        Err(PaymentError::Void) => error(409, "invoice_void", "the invoice is void"),
-        Err(PaymentError::InvalidInvoice) => {
-            tracing::error!(invoice_id = %id, "payment for an invoice item that fails validation; not applied");
+        Ok(Applied::Unapplied {
+            id: unapplied_id,
+            reason,
+        }) => {
+            tracing::warn!(invoice_id = %id, event_id = %payment.event_id, event_type = %payment.event_type, reason = reason.as_str(), %unapplied_id, "payment kept as unapplied; see dunning-admin unapplied");
+            Answer {
+                status: 200,
+                body: json!({
+                    "result": "unapplied",
+                    "reason": reason.as_str(),
+                    "unapplied_id": unapplied_id,
+                    "invoice_id": id,
+                }),
+            }
+        }
+        // Kept aside above; here only if keeping it failed in another way.
+        Err(
+            e @ (PaymentError::UnknownInvoice
+            | PaymentError::Void
+            | PaymentError::InvalidInvoice
+            | PaymentError::CurrencyMismatch),
+        ) => {
+            tracing::error!(invoice_id = %id, error = %e, "payment neither applied nor kept");
             error(
-                409,
-                "invoice_invalid",
-                "the invoice cannot take payments until it is corrected",
+                500,
+                "internal",
+                "the payment could not be recorded; retry later",
             )
         }
-        Err(PaymentError::CurrencyMismatch) => error(
-            422,
-            "currency_mismatch",
-            "the payment currency is not the invoice currency",
-        ),
         Err(PaymentError::Busy) => error(503, "busy", "the invoice is busy; retry later"),
         Err(PaymentError::Conflict) => {
             tracing::warn!(invoice_id = %id, event_id = %payment.event_id, "an event id sent again with other content; not applied");
@@ -435,7 +469,10 @@ mod metric_tests {
                     .map(|m| m["Name"].as_str().unwrap())
             })
             .collect();
-        assert_eq!(declared, ["WebhookAnswers", "WebhookServerErrors"]);
+        assert_eq!(
+            declared,
+            ["WebhookAnswers", "WebhookServerErrors", "UnappliedPayments"]
+        );
         for name in declared {
             assert!(record[name].is_u64(), "{name} is declared and carried");
         }

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use super::{get_number, get_text, rfc3339, text, MemoryStore, Record};
 use crate::invoice::RawInvoice;
 use crate::ledger::INVOICE_SK;
-use crate::payment::{ref_partition, PayableInvoice, Payment, Plan, RecordGuard, EVENT_SK, REF_SK};
+use crate::payment::{
+    ref_partition, PayableInvoice, Payment, Plan, RecordGuard, UnappliedReason, EVENT_SK, REF_SK,
+    UNAPPLIED_PARTITION,
+};
 use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
 impl PaymentStore for MemoryStore {
@@ -114,6 +117,14 @@ impl PaymentStore for MemoryStore {
                 .records
                 .insert((partition, REF_SK.to_owned()), reference);
         }
+        if let Some(excess) = plan.excess {
+            let id = payment.unapplied_id();
+            let mut entry = unapplied_entry(payment, UnappliedReason::Overpaid, excess, &id);
+            entry.insert("received_at".into(), recorded_at.clone());
+            inner
+                .records
+                .insert((UNAPPLIED_PARTITION.to_owned(), id), entry);
+        }
         if writes_invoice {
             let r = inner
                 .records
@@ -126,6 +137,47 @@ impl PaymentStore for MemoryStore {
                 r.remove(*name);
             }
         }
+        Ok(Commit::Done)
+    }
+
+    async fn commit_unapplied(
+        &self,
+        payment: &Payment,
+        reason: UnappliedReason,
+        amount: rust_decimal::Decimal,
+        now: DateTime<Utc>,
+    ) -> Result<Commit, StoreError> {
+        let mut inner = self.lock();
+        let event_key = (payment.event_partition(), EVENT_SK.to_owned());
+        if let Some(event) = inner.records.get(&event_key) {
+            return Ok(
+                if get_text(event, "fingerprint") == Some(payment.fingerprint().as_str()) {
+                    Commit::Duplicate
+                } else {
+                    Commit::Conflict
+                },
+            );
+        }
+        let id = payment.unapplied_id();
+        let key = (UNAPPLIED_PARTITION.to_owned(), id.clone());
+        if inner.records.contains_key(&key) {
+            return Ok(Commit::Duplicate);
+        }
+        let recorded_at = text(rfc3339(Utc::now().max(now)));
+        let mut entry = unapplied_entry(payment, reason, amount, &id);
+        entry.insert("received_at".into(), recorded_at.clone());
+        inner.records.insert(key, entry);
+        let event: Record = [
+            ("invoice_id", text(&event_key.0)),
+            ("sk", text(EVENT_SK)),
+            ("fingerprint", text(payment.fingerprint())),
+            ("for_invoice", text(UNAPPLIED_PARTITION)),
+            ("recorded_at", recorded_at),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        inner.records.insert(event_key, event);
         Ok(Commit::Done)
     }
 
@@ -143,4 +195,20 @@ impl PaymentStore for MemoryStore {
                 .map(str::to_owned)
         }))
     }
+}
+
+fn unapplied_entry(
+    payment: &Payment,
+    reason: UnappliedReason,
+    amount: rust_decimal::Decimal,
+    id: &str,
+) -> Record {
+    let mut entry: Record = payment
+        .unapplied_record(reason, amount)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    entry.insert("invoice_id".into(), text(UNAPPLIED_PARTITION));
+    entry.insert("sk".into(), text(id));
+    entry
 }
