@@ -20,6 +20,12 @@ use signature::{verify, SignatureError};
 /// Parses a verified body into a payment (or an ignored event).
 type Parser = fn(&[u8]) -> Result<Parsed, event::ParseError>;
 
+/// How long after its event a refund, a dispute or a Stripe invoice's
+/// payment that matches no recorded payment is refused (so the provider
+/// delivers it again, after the payment's own event) before it is taken as
+/// not ours and ignored.
+pub const PAYMENT_NOT_SEEN_WAIT: chrono::Duration = chrono::Duration::hours(1);
+
 /// Bodies larger than this are refused unread (413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -383,8 +389,21 @@ pub async fn handle(
             }
         }
         // A refund, a dispute or a Stripe invoice's payment that names none
-        // of our invoices, for money we never recorded: not ours (or, for a
-        // Stripe invoice's payment, counted by its total when that comes).
+        // of our invoices, for money we have not recorded. Within an hour of
+        // the event it may have overtaken the payment's own event (Stripe
+        // does not order deliveries): refused, so Stripe delivers it again.
+        // Later it is not ours (or, for a Stripe invoice's payment, counted
+        // by its total when that comes).
+        Err(PaymentError::UnknownInvoice)
+            if payment.invoice_id.is_empty() && now - payment.paid_at < PAYMENT_NOT_SEEN_WAIT =>
+        {
+            tracing::info!(event_id = %payment.event_id, event_type = %payment.event_type, "no recorded payment matches this event yet; the provider delivers it again");
+            error(
+                409,
+                "payment_not_seen",
+                "no payment this event refers to is recorded yet; retry later",
+            )
+        }
         Err(PaymentError::UnknownInvoice) if payment.invoice_id.is_empty() => {
             tracing::info!(event_id = %payment.event_id, event_type = %payment.event_type, "no recorded payment matches this event; ignored");
             Answer {
