@@ -379,11 +379,9 @@ fn run_scenario(s: &Scenario) -> Result<(usize, usize), TestCaseError> {
 
 #[test]
 fn amount_paid_is_distinct_payments_less_distinct_refunds_in_any_interleaving() {
-    let cases = if std::env::var_os("RELIABILITY_HEAVY").is_some() {
-        2000
-    } else {
-        200
-    };
+    // scripts/reliability.sh runs the heavy size (RELIABILITY=heavy).
+    let heavy = std::env::var("RELIABILITY").as_deref() == Ok("heavy");
+    let cases = if heavy { 2000 } else { 200 };
     let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
         cases,
         failure_persistence: None,
