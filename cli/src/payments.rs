@@ -127,7 +127,7 @@ pub async fn record(store: &DynamoStore, payment: &Payment) -> Result<()> {
             );
             Ok(())
         }
-        Ok(Applied::Duplicate | Applied::Unapplied { .. }) => {
+        Ok(Applied::Duplicate { .. } | Applied::Unapplied { .. }) => {
             println!("already recorded: reference {} (nothing changed)", payment.event_id);
             Ok(())
         }

@@ -453,12 +453,11 @@ pub enum Applied {
         /// event named none).
         invoice_id: String,
     },
-    Duplicate,
+    /// Recorded before: nothing changed. `invoice_id` is the invoice it was
+    /// for (found by the references when the event named none).
+    Duplicate { invoice_id: String },
     /// Kept aside as an unapplied payment (`id`), not applied.
-    Unapplied {
-        id: String,
-        reason: UnappliedReason,
-    },
+    Unapplied { id: String, reason: UnappliedReason },
 }
 
 /// Why a payment was not applied.

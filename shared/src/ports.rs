@@ -322,8 +322,11 @@ impl<T: PaymentStore> Payments for T {
                 }
                 continue;
             }
+            let duplicate = || Applied::Duplicate {
+                invoice_id: payment.invoice_id.clone(),
+            };
             let Some(plan) = plan(&invoice, seen.record.as_ref(), payment, waited)? else {
-                return Ok(Applied::Duplicate);
+                return Ok(duplicate());
             };
             match self
                 .commit_payment(payment, &plan, &seen.copy, &invoice, now)
@@ -338,7 +341,7 @@ impl<T: PaymentStore> Payments for T {
                         invoice_id: payment.invoice_id.clone(),
                     })
                 }
-                Commit::Duplicate => return Ok(Applied::Duplicate),
+                Commit::Duplicate => return Ok(duplicate()),
                 Commit::Conflict => return Err(PaymentError::Conflict),
                 Commit::Changed if !last => {
                     tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await
@@ -364,7 +367,9 @@ impl<T: PaymentStore> Payments for T {
                 reason,
             }),
             Commit::Conflict => Err(PaymentError::Conflict),
-            Commit::Duplicate | Commit::Changed => Ok(Applied::Duplicate),
+            Commit::Duplicate | Commit::Changed => Ok(Applied::Duplicate {
+                invoice_id: payment.invoice_id.clone(),
+            }),
         }
     }
 }

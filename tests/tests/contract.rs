@@ -522,7 +522,7 @@ async fn an_event_id_counts_once_across_the_table_and_other_content_is_a_conflic
     // The same event again: a duplicate, nothing changes.
     assert!(matches!(
         store.apply_payment(&first, now).await?,
-        Applied::Duplicate
+        Applied::Duplicate { .. }
     ));
     // The same id with another amount, or for another invoice: a conflict.
     let more = payment("evt-1", "30.00");
@@ -545,7 +545,7 @@ async fn an_event_id_counts_once_across_the_table_and_other_content_is_a_conflic
     };
     assert!(matches!(
         store.apply_payment(&again, now).await?,
-        Applied::Duplicate
+        Applied::Duplicate { .. }
     ));
     let paid = |hist: Vec<serde_json::Value>| {
         hist.into_iter()
@@ -625,7 +625,9 @@ async fn a_payment_waits_for_the_reminder_in_flight_and_counts_once<H: Harness>(
     // The same payment again changes nothing; a payment for a void invoice is refused.
     assert_eq!(
         store.apply_payment(&payment("p1", "120.00"), now).await?,
-        Applied::Duplicate
+        Applied::Duplicate {
+            invoice_id: "INV".into()
+        }
     );
     h.set("INV", "status", Some(Value::Text("void"))).await?;
     assert!(matches!(

@@ -907,6 +907,29 @@ async fn a_dispute_stops_reminders_is_published_and_lost_reopens() -> anyhow::Re
         ),
         (Some("invoice.disputed"), Some("INV-D"), Some("50.00"))
     );
+    // Delivered again (as after a failed publication): a duplicate, published
+    // again for the invoice the references found.
+    let again = handle(
+        &env.deps.store,
+        &out,
+        &cfg,
+        "POST",
+        |h| (h == "stripe-signature").then(|| sig.clone()),
+        &opened,
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(
+        (
+            again.body["result"].as_str(),
+            again.body["invoice_id"].as_str()
+        ),
+        (Some("duplicate"), Some("INV-D"))
+    );
+    let events = env.moto.published(TOPIC_ARN)?;
+    assert_eq!(events.len(), 2);
+    let event: serde_json::Value = serde_json::from_str(&events[1].1)?;
+    assert_eq!(event["invoice_id"], "INV-D");
     let inv = invoice_record(&env, "INV-D").await?;
     assert_eq!(
         (inv["disputed"].as_bool(), inv["status"].as_str()),

@@ -109,18 +109,7 @@ impl PaymentStore for DynamoStore {
         }
         .build()
         .map_err(local)?;
-        // The event id's claim across the table: an id sent again, even for
-        // another invoice, is recognised by its fingerprint.
-        let event = Put::builder()
-            .table_name(self.table())
-            .item(PARTITION_KEY, s(payment.event_partition()))
-            .item(SORT_KEY, s(EVENT_SK))
-            .item("fingerprint", s(payment.fingerprint()))
-            .item("for_invoice", s(&payment.invoice_id))
-            .item("recorded_at", recorded_at.clone())
-            .condition_expression("attribute_not_exists(sk)")
-            .build()
-            .map_err(local)?;
+        let event = self.event_claim(payment, &payment.invoice_id, recorded_at.clone())?;
         let mut items = vec![
             TransactWriteItem::builder().put(event).build(),
             TransactWriteItem::builder().put(record).build(),
@@ -150,34 +139,19 @@ impl PaymentStore for DynamoStore {
                 .map_err(local)?;
             items.push(TransactWriteItem::builder().put(reference).build());
         }
-        let result = self
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Commit::Done),
-            Err(SdkError::ServiceError(err)) => match err.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancel) => {
-                    let codes = super::store::cancellation_codes(cancel);
-                    let failed = |i: usize| codes.get(i) == Some(&"ConditionalCheckFailed");
-                    if failed(0) {
-                        return self.seen_event(payment).await;
-                    }
-                    Ok(if failed(1) && plan.guard == RecordGuard::Once {
-                        Commit::Duplicate
-                    } else {
-                        Commit::Changed
-                    })
-                }
-                _ => Err(store_error(
-                    "TransactWriteItems",
-                    SdkError::ServiceError(err),
-                )),
-            },
-            Err(e) => Err(store_error("TransactWriteItems", e)),
+        let Some(failed) = self.transact(items).await? else {
+            return Ok(Commit::Done);
+        };
+        if failed.first() == Some(&true) {
+            return self.seen_event(payment).await;
         }
+        Ok(
+            if failed.get(1) == Some(&true) && plan.guard == RecordGuard::Once {
+                Commit::Duplicate
+            } else {
+                Commit::Changed
+            },
+        )
     }
 
     async fn commit_unapplied(
@@ -187,43 +161,20 @@ impl PaymentStore for DynamoStore {
         amount: rust_decimal::Decimal,
         now: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
-        let local = |e: aws_sdk_dynamodb::error::BuildError| {
-            StoreError::local("TransactWriteItems", e.to_string())
-        };
-        let event = Put::builder()
-            .table_name(self.table())
-            .item(PARTITION_KEY, s(payment.event_partition()))
-            .item(SORT_KEY, s(EVENT_SK))
-            .item("fingerprint", s(payment.fingerprint()))
-            .item("for_invoice", s(UNAPPLIED_PARTITION))
-            .item("recorded_at", s(rfc3339(Utc::now().max(now))))
-            .condition_expression("attribute_not_exists(sk)")
-            .build()
-            .map_err(local)?;
+        let event = self.event_claim(
+            payment,
+            UNAPPLIED_PARTITION,
+            s(rfc3339(Utc::now().max(now))),
+        )?;
         let entry = self.unapplied_put(payment, reason, amount, now)?;
-        let result = self
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(event).build())
-            .transact_items(TransactWriteItem::builder().put(entry).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Commit::Done),
-            Err(SdkError::ServiceError(err)) => match err.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancel) => {
-                    let codes = super::store::cancellation_codes(cancel);
-                    if codes.first() == Some(&"ConditionalCheckFailed") {
-                        return self.seen_event(payment).await;
-                    }
-                    Ok(Commit::Duplicate)
-                }
-                _ => Err(store_error(
-                    "TransactWriteItems",
-                    SdkError::ServiceError(err),
-                )),
-            },
-            Err(e) => Err(store_error("TransactWriteItems", e)),
+        let items = vec![
+            TransactWriteItem::builder().put(event).build(),
+            TransactWriteItem::builder().put(entry).build(),
+        ];
+        match self.transact(items).await? {
+            None => Ok(Commit::Done),
+            Some(failed) if failed.first() == Some(&true) => self.seen_event(payment).await,
+            Some(_) => Ok(Commit::Duplicate),
         }
     }
 
@@ -309,6 +260,56 @@ impl DynamoStore {
             .condition_expression(condition)
             .build()
             .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))
+    }
+
+    /// The event id's claim across the table, only if new: an id sent again,
+    /// even for another invoice, is recognised by its fingerprint.
+    fn event_claim(
+        &self,
+        payment: &Payment,
+        for_invoice: &str,
+        recorded_at: AttributeValue,
+    ) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(payment.event_partition()))
+            .item(SORT_KEY, s(EVENT_SK))
+            .item("fingerprint", s(payment.fingerprint()))
+            .item("for_invoice", s(for_invoice))
+            .item("recorded_at", recorded_at)
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))
+    }
+
+    /// Writes a payment's items in one transaction: `None` when it
+    /// committed, else which items' conditions failed, in order.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(err)) => match err.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancel) => Ok(Some(
+                    super::store::cancellation_codes(cancel)
+                        .into_iter()
+                        .map(|c| c == "ConditionalCheckFailed")
+                        .collect(),
+                )),
+                _ => Err(store_error(
+                    "TransactWriteItems",
+                    SdkError::ServiceError(err),
+                )),
+            },
+            Err(e) => Err(store_error("TransactWriteItems", e)),
+        }
     }
 
     /// The put of an unapplied payment's record, only if new.

@@ -51,18 +51,22 @@ pub struct Outbound<'a, M, P> {
     pub publisher: Option<&'a P>,
 }
 
-/// Publishes an opened dispute for people to act on. `Err` when it could
-/// not be published: the answer is then 503, so the provider delivers the
-/// event again, and a redelivery (a duplicate) publishes again.
+/// Publishes an opened dispute for people to act on (nothing for any other
+/// event). When it cannot be published, the answer to give instead: 503, so
+/// the provider delivers the event again, and the redelivery (a duplicate)
+/// publishes again.
 async fn publish_dispute(
     publisher: Option<&impl EventPublisher>,
     config: &WebhookConfig,
     payment: &Payment,
     invoice_id: &str,
-) -> Result<(), ()> {
+) -> Option<Answer> {
+    if payment.dispute != Some(DisputeChange::Opened) {
+        return None;
+    }
     let (Some(publisher), Some(topic)) = (publisher, config.escalation_topic_arn.as_deref()) else {
         tracing::warn!(%invoice_id, dispute_id = %payment.payment_key, "invoice disputed; no escalation topic to publish to");
-        return Ok(());
+        return None;
     };
     let event = json!({
         "type": "invoice.disputed",
@@ -77,11 +81,15 @@ async fn publish_dispute(
     match publisher.publish(topic, &subject, &event).await {
         Ok(message_id) => {
             tracing::info!(%invoice_id, %message_id, "dispute published for people");
-            Ok(())
+            None
         }
-        Err(error) => {
-            tracing::error!(%invoice_id, code = %error.code, class = ?error.class, "dispute not published; the provider will deliver it again");
-            Err(())
+        Err(e) => {
+            tracing::error!(%invoice_id, code = %e.code, class = ?e.class, "dispute not published; the provider will deliver it again");
+            Some(error(
+                503,
+                "escalation_failed",
+                "the dispute is recorded but could not be published; retry",
+            ))
         }
     }
 }
@@ -334,16 +342,10 @@ pub async fn handle(
             if overpaid && money_in {
                 tracing::warn!(%invoice_id, unapplied_id = %payment.unapplied_id(), "overpayment applied and flagged; its excess is kept as unapplied");
             }
-            if payment.dispute == Some(DisputeChange::Opened)
-                && publish_dispute(out.publisher, config, &payment, &invoice_id)
-                    .await
-                    .is_err()
+            if let Some(refusal) =
+                publish_dispute(out.publisher, config, &payment, &invoice_id).await
             {
-                return error(
-                    503,
-                    "escalation_failed",
-                    "the dispute is recorded but could not be published; retry",
-                );
+                return refusal;
             }
             let status = if reopened {
                 "open"
@@ -369,23 +371,17 @@ pub async fn handle(
                 }),
             }
         }
-        Ok(Applied::Duplicate) => {
-            tracing::info!(invoice_id = %id, event_id = %payment.event_id, "duplicate delivery");
+        Ok(Applied::Duplicate { invoice_id }) => {
+            tracing::info!(%invoice_id, event_id = %payment.event_id, "duplicate delivery");
             // A dispute whose publication failed comes back as a duplicate.
-            if payment.dispute == Some(DisputeChange::Opened)
-                && publish_dispute(out.publisher, config, &payment, id)
-                    .await
-                    .is_err()
+            if let Some(refusal) =
+                publish_dispute(out.publisher, config, &payment, &invoice_id).await
             {
-                return error(
-                    503,
-                    "escalation_failed",
-                    "the dispute is recorded but could not be published; retry",
-                );
+                return refusal;
             }
             Answer {
                 status: 200,
-                body: json!({ "result": "duplicate", "invoice_id": id }),
+                body: json!({ "result": "duplicate", "invoice_id": invoice_id }),
             }
         }
         // A refund, a dispute or a Stripe invoice's payment that names none

@@ -49,14 +49,8 @@ impl PaymentStore for MemoryStore {
         let key = (payment.invoice_id.clone(), INVOICE_SK.to_owned());
         let mut inner = self.lock();
         let event_key = (payment.event_partition(), EVENT_SK.to_owned());
-        if let Some(event) = inner.records.get(&event_key) {
-            return Ok(
-                if get_text(event, "fingerprint") == Some(payment.fingerprint().as_str()) {
-                    Commit::Duplicate
-                } else {
-                    Commit::Conflict
-                },
-            );
+        if let Some(seen) = seen_claim(inner.records.get(&event_key), payment) {
+            return Ok(seen);
         }
         let existing = inner.records.get(&record_key);
         match plan.guard {
@@ -91,16 +85,7 @@ impl PaymentStore for MemoryStore {
         record.insert("sk".into(), text(&plan.record_sk));
         record.insert("recorded_at".into(), recorded_at.clone());
         inner.records.insert(record_key, record);
-        let event: Record = [
-            ("invoice_id", text(&event_key.0)),
-            ("sk", text(EVENT_SK)),
-            ("fingerprint", text(payment.fingerprint())),
-            ("for_invoice", text(&payment.invoice_id)),
-            ("recorded_at", recorded_at.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let event = claim(payment, &payment.invoice_id, recorded_at.clone());
         inner.records.insert(event_key, event);
         for id in &payment.refs {
             let partition = ref_partition(payment.provider, id);
@@ -149,14 +134,8 @@ impl PaymentStore for MemoryStore {
     ) -> Result<Commit, StoreError> {
         let mut inner = self.lock();
         let event_key = (payment.event_partition(), EVENT_SK.to_owned());
-        if let Some(event) = inner.records.get(&event_key) {
-            return Ok(
-                if get_text(event, "fingerprint") == Some(payment.fingerprint().as_str()) {
-                    Commit::Duplicate
-                } else {
-                    Commit::Conflict
-                },
-            );
+        if let Some(seen) = seen_claim(inner.records.get(&event_key), payment) {
+            return Ok(seen);
         }
         let id = payment.unapplied_id();
         let key = (UNAPPLIED_PARTITION.to_owned(), id.clone());
@@ -167,17 +146,9 @@ impl PaymentStore for MemoryStore {
         let mut entry = unapplied_entry(payment, reason, amount, &id);
         entry.insert("received_at".into(), recorded_at.clone());
         inner.records.insert(key, entry);
-        let event: Record = [
-            ("invoice_id", text(&event_key.0)),
-            ("sk", text(EVENT_SK)),
-            ("fingerprint", text(payment.fingerprint())),
-            ("for_invoice", text(UNAPPLIED_PARTITION)),
-            ("recorded_at", recorded_at),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        inner.records.insert(event_key, event);
+        inner
+            .records
+            .insert(event_key, claim(payment, UNAPPLIED_PARTITION, recorded_at));
         Ok(Commit::Done)
     }
 
@@ -211,4 +182,30 @@ fn unapplied_entry(
     entry.insert("invoice_id".into(), text(UNAPPLIED_PARTITION));
     entry.insert("sk".into(), text(id));
     entry
+}
+
+/// What an existing claim of the payment's event id makes of it: the same
+/// content a duplicate, other content a conflict; `None` when unclaimed.
+fn seen_claim(claim: Option<&Record>, payment: &Payment) -> Option<Commit> {
+    claim.map(|event| {
+        if get_text(event, "fingerprint") == Some(payment.fingerprint().as_str()) {
+            Commit::Duplicate
+        } else {
+            Commit::Conflict
+        }
+    })
+}
+
+/// The claim of the payment's event id.
+fn claim(payment: &Payment, for_invoice: &str, recorded_at: crate::invoice::RawValue) -> Record {
+    [
+        ("invoice_id", text(payment.event_partition())),
+        ("sk", text(EVENT_SK)),
+        ("fingerprint", text(payment.fingerprint())),
+        ("for_invoice", text(for_invoice)),
+        ("recorded_at", recorded_at),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
