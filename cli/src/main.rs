@@ -141,6 +141,16 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
+    /// Claim the event id of every payment recorded before event claims
+    /// existed, so that such an id sent again for another invoice is refused
+    /// (run once after upgrading; claims already there are left alone).
+    BackfillClaims {
+        /// Count what would be claimed, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
     /// Revoke a pay link (as the customer received it, or its token): its
     /// page answers 410 from now on. A second revocation keeps the first instant.
     RevokeLink {
@@ -242,6 +252,27 @@ async fn execute(command: Command) -> Result<()> {
         Command::ApplyUnapplied { id, invoice, table } => {
             let store = DynamoStore::new(&aws().await?, &table);
             unapplied::apply(&store, &id, &invoice, chrono::Utc::now()).await
+        }
+        Command::BackfillClaims { dry_run, table } => {
+            let store = DynamoStore::new(&aws().await?, &table);
+            let done = store.backfill_event_claims(dry_run).await?;
+            println!(
+                "{} payment records: {} {}, {} claimed before, {} unreadable",
+                done.payments,
+                if dry_run {
+                    done.payments - done.unreadable
+                } else {
+                    done.claimed
+                },
+                if dry_run {
+                    "to check (dry run)"
+                } else {
+                    "claimed"
+                },
+                done.claimed_before,
+                done.unreadable
+            );
+            Ok(())
         }
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await

@@ -227,7 +227,8 @@ impl UnappliedReason {
 /// The partition of unapplied payments (sort key: [`Payment::unapplied_id`]).
 pub const UNAPPLIED_PARTITION: &str = "unapplied";
 
-fn provider_name(text: &str) -> Option<&'static str> {
+/// A provider's name as the code spells it (`stripe`, `generic`, `offline`).
+pub fn provider_name(text: &str) -> Option<&'static str> {
     ["stripe", "generic", "offline"]
         .into_iter()
         .find(|p| *p == text)

@@ -323,3 +323,63 @@ async fn unapplied_payments_are_listed_and_applied_once() -> anyhow::Result<()> 
     assert!(!nope.status.success() && text(&nope).contains("no unapplied payment generic:nope"));
     Ok(())
 }
+
+/// A payment recorded before event claims existed: its id, sent again for
+/// another invoice, applied again until `backfill-claims` claims it.
+#[tokio::test]
+async fn backfilled_claims_make_an_old_event_id_sent_for_another_invoice_a_conflict(
+) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let env = TestEnv::start().await?;
+    for id in ["INV-A", "INV-B"] {
+        env.put_invoice(&invoice(id, "2026-11-23", &[("email", "x@example.com")]))
+            .await?;
+    }
+    let legacy = |id: &str| {
+        vec![
+            ("invoice_id", S("INV-A".into())),
+            ("sk", S(format!("payment#{id}"))),
+            ("event_id", S(id.into())),
+            ("provider", S("generic".into())),
+            ("event_type", S("payment".into())),
+            ("amount", S("10.00".into())),
+            ("currency", S("USD".into())),
+            ("recorded_at", S("2026-11-01T10:00:00.000Z".into())),
+        ]
+    };
+    env.put_raw(&legacy("pay_old")).await?;
+    env.put_raw(&legacy("pay_old_2")).await?;
+    let dry = admin(&env, &["backfill-claims", "--dry-run"]);
+    assert!(
+        text(&dry).starts_with("2 payment records: 2 to check (dry run), 0 claimed before"),
+        "{}",
+        text(&dry)
+    );
+    // The gap the dry run leaves: the old id applies again to another invoice.
+    assert_eq!(
+        webhook_payment(&env, "pay_old_2", "INV-B", "10.00", "USD").await["result"],
+        "applied"
+    );
+    let run = admin(&env, &["backfill-claims"]);
+    // pay_old_2 was claimed by its second application, for INV-B: only
+    // pay_old is claimed now.
+    assert!(
+        text(&run).starts_with("3 payment records: 1 claimed, 2 claimed before, 0 unreadable"),
+        "{}",
+        text(&run)
+    );
+    let again = webhook_payment(&env, "pay_old", "INV-B", "10.00", "USD").await;
+    assert_eq!(again["error"], "event_conflict", "{again}");
+    assert_eq!(
+        webhook_payment(&env, "pay_old", "INV-A", "10.00", "USD").await["result"],
+        "duplicate"
+    );
+    assert_eq!(amount_paid(&env, "INV-B").await?.0, "10.00");
+    let twice = admin(&env, &["backfill-claims"]);
+    assert!(
+        text(&twice).starts_with("3 payment records: 0 claimed, 3 claimed before"),
+        "{}",
+        text(&twice)
+    );
+    Ok(())
+}

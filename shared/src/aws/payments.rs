@@ -34,6 +34,37 @@ fn attribute(value: &RawValue) -> AttributeValue {
     }
 }
 
+/// The payment a `payment#` record holds, as the webhook applied it.
+fn recorded_payment(item: &Item) -> Option<Payment> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let key = text(SORT_KEY)?
+        .strip_prefix(crate::ledger::PAYMENT_PREFIX)?
+        .to_owned();
+    Some(Payment::once(
+        text("event_id")?,
+        key,
+        text(PARTITION_KEY)?,
+        text("amount")?.parse().ok()?,
+        crate::money::Currency::parse(&text("currency")?)?,
+        Utc::now(),
+        crate::payment::provider_name(&text("provider")?)?,
+        text("event_type").unwrap_or_default(),
+    ))
+}
+
+/// What [`DynamoStore::backfill_event_claims`] found and did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backfill {
+    /// Payment records read.
+    pub payments: u64,
+    /// Claims written.
+    pub claimed: u64,
+    /// Records whose event id was claimed already.
+    pub claimed_before: u64,
+    /// Records without a readable event id, amount, currency or provider.
+    pub unreadable: u64,
+}
+
 impl PaymentStore for DynamoStore {
     type Copy = Item;
 
@@ -399,6 +430,66 @@ impl DynamoStore {
                 Ok(false)
             }
             Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    /// Claims the event id of every payment record written before event
+    /// claims existed (a parallel-free Scan of `payment#` records; run once
+    /// after upgrading), with the fingerprint the webhook would compute, so
+    /// that such an id sent again for another invoice is a conflict. Claims
+    /// already there are left alone. `dry_run` counts without writing.
+    pub async fn backfill_event_claims(&self, dry_run: bool) -> Result<Backfill, StoreError> {
+        let mut done = Backfill::default();
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .scan()
+                .table_name(self.table())
+                .filter_expression("begins_with(sk, :payment)")
+                .expression_attribute_values(":payment", s(crate::ledger::PAYMENT_PREFIX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Scan", e))?;
+            for item in out.items.unwrap_or_default() {
+                done.payments += 1;
+                let payment = recorded_payment(&item);
+                let Some(payment) = payment else {
+                    done.unreadable += 1;
+                    continue;
+                };
+                if dry_run {
+                    continue;
+                }
+                // Claimed when the payment was recorded, as the webhook would have.
+                let recorded_at = item
+                    .get("recorded_at")
+                    .cloned()
+                    .unwrap_or_else(|| s(rfc3339(Utc::now())));
+                let claim = self.event_claim(&payment, &payment.invoice_id, recorded_at)?;
+                match self
+                    .client()
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(claim.item().clone()))
+                    .condition_expression("attribute_not_exists(sk)")
+                    .send()
+                    .await
+                {
+                    Ok(_) => done.claimed += 1,
+                    Err(SdkError::ServiceError(e))
+                        if e.err().is_conditional_check_failed_exception() =>
+                    {
+                        done.claimed_before += 1
+                    }
+                    Err(e) => return Err(store_error("PutItem", e)),
+                }
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(done);
+            }
         }
     }
 
