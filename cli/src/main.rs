@@ -141,6 +141,15 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
+    /// Dismiss an unapplied payment (refunded outside, not ours): no longer
+    /// open, never applied.
+    DismissUnapplied {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
     /// Claim the event id of every payment recorded before event claims
     /// existed, so that such an id sent again for another invoice is refused
     /// (run once after upgrading; claims already there are left alone).
@@ -253,11 +262,15 @@ async fn execute(command: Command) -> Result<()> {
             let store = DynamoStore::new(&aws().await?, &table);
             unapplied::apply(&store, &id, &invoice, chrono::Utc::now()).await
         }
+        Command::DismissUnapplied { id, reason, table } => {
+            let store = DynamoStore::new(&aws().await?, &table);
+            unapplied::dismiss(&store, &id, &reason, chrono::Utc::now()).await
+        }
         Command::BackfillClaims { dry_run, table } => {
             let store = DynamoStore::new(&aws().await?, &table);
             let done = store.backfill_event_claims(dry_run).await?;
             println!(
-                "{} payment records: {} {}, {} claimed before, {} unreadable",
+                "{} payment records: {} {}, {} claimed before, {} unreadable, {} payment references",
                 done.payments,
                 if dry_run {
                     done.payments - done.unreadable
@@ -270,7 +283,8 @@ async fn execute(command: Command) -> Result<()> {
                     "claimed"
                 },
                 done.claimed_before,
-                done.unreadable
+                done.unreadable,
+                done.references
             );
             Ok(())
         }

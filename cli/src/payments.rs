@@ -44,6 +44,13 @@ fn checked_reference(reference: &str) -> Result<&str> {
     if reference.is_empty() || reference.len() > 200 || reference.contains('#') {
         bail!("--reference must be 1-200 characters without '#'");
     }
+    // The ids this command and apply-unapplied make of references.
+    if ["reverse:", "apply:", "move:"]
+        .iter()
+        .any(|p| reference.starts_with(p))
+    {
+        bail!("--reference may not start with reverse:, apply: or move:");
+    }
     Ok(reference)
 }
 
@@ -91,11 +98,42 @@ pub async fn reversal(
             bail!("{reference} was recorded as {recorded_amount} {currency_code}, not {a}; nothing changed");
         }
     }
+    // An overpayment's excess kept aside: still open, it would be counted
+    // twice; moved to another invoice, it is no longer here to take back.
+    let mut back_amount = recorded_amount;
+    let excess_id = format!("offline:{reference}");
+    if let Some(excess) = store
+        .get_record(dunning::payment::UNAPPLIED_PARTITION, &excess_id)
+        .await?
+    {
+        let field = |name: &str| {
+            excess
+                .get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        match field("state").as_str() {
+            "open" => bail!(
+                "the excess of {reference} ({} {currency_code}) is listed as unapplied {excess_id}: apply or dismiss it first; nothing changed",
+                field("amount")
+            ),
+            "applied" => {
+                let moved = parse_amount(&field("amount"), recorded_currency).unwrap_or_default();
+                back_amount -= moved;
+                println!(
+                    "{moved} {currency_code} of it was moved to {}: taking back {back_amount}",
+                    field("applied_to")
+                );
+            }
+            _ => {}
+        }
+    }
     let mut payment = Payment::once(
         format!("reverse:{reference}"),
         key,
         invoice_id,
-        recorded_amount,
+        back_amount,
         recorded_currency,
         at,
         "offline",

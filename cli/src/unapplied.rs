@@ -65,16 +65,35 @@ pub async fn apply(store: &DynamoStore, id: &str, target: &str, now: DateTime<Ut
     let Some(item) = store.get_record(UNAPPLIED_PARTITION, id).await? else {
         bail!("no unapplied payment {id} (see dunning-admin unapplied)");
     };
-    if text(&item, "state") == "applied" {
-        println!(
-            "already applied to {} (nothing changed)",
-            text(&item, "applied_to")
-        );
-        return Ok(());
+    match text(&item, "state").as_str() {
+        "applied" => {
+            println!(
+                "already applied to {} (nothing changed)",
+                text(&item, "applied_to")
+            );
+            return Ok(());
+        }
+        "dismissed" => bail!("{id} was dismissed; nothing changed"),
+        _ => {}
     }
     let Some((kept, reason)) = Payment::from_unapplied(&raw_invoice(&item)) else {
         bail!("{id} is not a readable unapplied payment; nothing changed");
     };
+    // The target must take it before anything moves.
+    let Some(target_item) = store
+        .get_record(target, dunning::ledger::INVOICE_SK)
+        .await?
+    else {
+        bail!("no invoice {target}; nothing changed");
+    };
+    let target_invoice = PayableInvoice::parse(&raw_invoice(&target_item)).map_err(|e| {
+        anyhow::anyhow!(
+            "invoice {target} fails validation: {}; nothing changed",
+            e.code()
+        )
+    })?;
+    dunning::payment::check(&target_invoice, &kept)
+        .map_err(|e| anyhow::anyhow!("not applied to {target}: {e}; nothing changed"))?;
     let payment = if reason == UnappliedReason::Overpaid {
         let source = kept.invoice_id.clone();
         if source == target {
@@ -192,4 +211,23 @@ fn report(
             payment.invoice_id
         ),
     }
+}
+
+/// Dismisses an unapplied payment (refunded outside, not ours, kept by the
+/// business): it is no longer listed as open, and is never applied.
+pub async fn dismiss(
+    store: &DynamoStore,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if store.get_record(UNAPPLIED_PARTITION, id).await?.is_none() {
+        bail!("no unapplied payment {id} (see dunning-admin unapplied)");
+    }
+    if store.dismiss_unapplied(id, reason, now).await? {
+        println!("dismissed {id}: {reason}");
+    } else {
+        println!("{id} is not open (applied or dismissed before); nothing changed");
+    }
+    Ok(())
 }

@@ -73,6 +73,8 @@ pub struct Payment {
     /// refund or dispute, which names only them, finds it.
     pub refs: Vec<String>,
     pub dispute: Option<DisputeChange>,
+    /// `invoice_id` was found by `refs`, not named by the event.
+    pub found: bool,
 }
 
 impl Payment {
@@ -101,6 +103,7 @@ impl Payment {
             basis: Basis::Once,
             refs: Vec::new(),
             dispute: None,
+            found: false,
         }
     }
 
@@ -117,8 +120,15 @@ impl Payment {
             (Flow::In, Basis::Once, None) => String::new(),
             (flow, basis, dispute) => format!("{flow:?}{basis:?}{dispute:?}"),
         };
+        // The invoice as the event named it: one found by its references is
+        // not part of what the event said.
+        let named = if self.found {
+            ""
+        } else {
+            self.invoice_id.as_str()
+        };
         for part in [
-            self.invoice_id.as_str(),
+            named,
             &self.amount.normalize().to_string(),
             self.currency.code(),
             &self.payment_key,
@@ -140,6 +150,56 @@ impl Payment {
         format!("event#{}#{}", self.provider, self.event_id)
     }
 
+    /// The records under the invoice that applying this movement reads
+    /// besides the invoice (strongly consistent), in the order
+    /// [`plan`] takes them: a group's tally and, for a part, the once-only
+    /// record of its key (the same money reported on its own); for an opened
+    /// dispute, its closing (a closing that came first).
+    pub fn reads(&self) -> Vec<String> {
+        match (&self.basis, self.dispute) {
+            (Basis::Total(_), _) => vec![self.record_sk()],
+            (Basis::Part(_), _) => vec![self.record_sk(), self.once_sk()],
+            (Basis::Once, Some(DisputeChange::Opened)) => vec![Self {
+                dispute: Some(DisputeChange::Closed),
+                ..self.clone()
+            }
+            .record_sk()],
+            (Basis::Once, _) => Vec::new(),
+        }
+    }
+
+    /// The attributes of the once-only record a part writes for its key (the
+    /// store adds its keys and `recorded_at`): the money, and the group's
+    /// record that counts it (`counted_in`).
+    pub fn marker_record(&self, counted_in: &str) -> Vec<(&'static str, RawValue)> {
+        let text = |v: &str| RawValue::Text(v.to_owned());
+        vec![
+            ("event_id", text(&self.event_id)),
+            ("provider", text(self.provider)),
+            ("event_type", text(&self.event_type)),
+            ("amount", text(&self.amount.to_string())),
+            ("currency", text(self.currency.code())),
+            (
+                "paid_at",
+                text(
+                    &self
+                        .paid_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
+            ),
+            ("counted_in", text(counted_in)),
+        ]
+    }
+
+    /// The once-only record of this movement's key (`payment#<key>` or
+    /// `refund#<key>`), whatever its basis.
+    pub fn once_sk(&self) -> String {
+        match self.flow {
+            Flow::In => format!("{PAYMENT_PREFIX}{}", self.payment_key),
+            Flow::Back => format!("{REFUND_PREFIX}{}", self.payment_key),
+        }
+    }
+
     /// The sort key of the record this movement writes under its invoice.
     pub fn record_sk(&self) -> String {
         match (&self.basis, self.flow, self.dispute) {
@@ -154,8 +214,7 @@ impl Payment {
                 };
                 format!("{DISPUTE_PREFIX}{}#{phase}", self.payment_key)
             }
-            (Basis::Once, Flow::In, None) => format!("{PAYMENT_PREFIX}{}", self.payment_key),
-            (Basis::Once, Flow::Back, None) => format!("{REFUND_PREFIX}{}", self.payment_key),
+            (Basis::Once, _, None) => self.once_sk(),
         }
     }
 }
@@ -187,6 +246,8 @@ pub enum UnappliedReason {
     InvalidInvoice,
     /// Applied, and more than was owed: the excess, to move or refund.
     Overpaid,
+    /// Money back (a refund, a dispute lost) for a payment we have no record of.
+    UnknownPayment,
 }
 
 impl UnappliedReason {
@@ -197,6 +258,7 @@ impl UnappliedReason {
             Self::CurrencyMismatch => "currency_mismatch",
             Self::InvalidInvoice => "invoice_invalid",
             Self::Overpaid => "overpaid",
+            Self::UnknownPayment => "unknown_payment",
         }
     }
 
@@ -207,6 +269,7 @@ impl UnappliedReason {
             Self::CurrencyMismatch,
             Self::InvalidInvoice,
             Self::Overpaid,
+            Self::UnknownPayment,
         ]
         .into_iter()
         .find(|r| r.as_str() == text)
@@ -328,6 +391,7 @@ impl Payment {
                 basis,
                 refs,
                 dispute: None,
+                found: false,
             },
             reason,
         ))
@@ -348,6 +412,8 @@ pub struct PayableInvoice {
     /// For a receipt, when the address is usable.
     pub email: Option<EmailAddress>,
     pub locale: Option<String>,
+    /// Marked disputed (by a provider's dispute or by hand).
+    pub disputed: bool,
     /// The provider dispute that marked the invoice disputed, if one did.
     pub dispute_id: Option<String>,
 }
@@ -396,6 +462,11 @@ impl PayableInvoice {
                 .flatten()
                 .and_then(EmailAddress::parse),
             locale: raw.text("locale").ok().flatten().map(str::to_owned),
+            disputed: match raw.0.get("disputed") {
+                Some(RawValue::Bool(b)) => *b,
+                Some(RawValue::Text(t)) => t == "true",
+                _ => false,
+            },
             dispute_id: raw.text("dispute_id").ok().flatten().map(str::to_owned),
         })
     }
@@ -421,19 +492,25 @@ impl PayableInvoice {
         self.amount.amount + self.late_fees
     }
 
-    /// The settlement after `amount` more is paid (`Flow::In`) or paid back
-    /// (`Flow::Back`; never below zero).
+    /// The settlement after `amount` more is paid (`Flow::In`; negative when
+    /// a group's count is corrected down) or paid back (`Flow::Back`);
+    /// never below zero.
     pub fn settle(&self, flow: Flow, amount: Decimal) -> Settlement {
         let total = self.total();
         let amount_paid = match flow {
-            Flow::In => self.amount_paid + amount,
+            Flow::In => (self.amount_paid + amount).max(Decimal::ZERO),
             Flow::Back => (self.amount_paid - amount).max(Decimal::ZERO),
         };
         Settlement {
             amount_paid,
             fully_paid: amount_paid >= total,
             overpaid: amount_paid > total,
-            reopened: self.status == InvoiceStatus::Paid && amount_paid < total,
+            // Only less paid than before reopens (money back, or a running
+            // total's correction): a payment never does, even to an invoice
+            // marked paid without its payments recorded.
+            reopened: amount_paid < self.amount_paid
+                && self.status == InvoiceStatus::Paid
+                && amount_paid < total,
         }
     }
 }
@@ -518,6 +595,7 @@ mod tests {
             customer_name: String::new(),
             email: None,
             locale: None,
+            disputed: false,
             dispute_id: None,
         }
     }

@@ -22,7 +22,7 @@ use crate::invoice::RawInvoice;
 use crate::ledger::LedgerState;
 use crate::link::{LinkToken, PayLink, StoredIntent};
 use crate::payment::{
-    check, plan, Applied, Basis, PayableInvoice, Payment, PaymentError, Plan, UnappliedReason,
+    check, plan, Applied, PayableInvoice, Payment, PaymentError, Plan, UnappliedReason,
     PAYMENT_BACKOFF,
 };
 use crate::reads::ReadState;
@@ -207,8 +207,9 @@ pub struct SeenInvoice<S> {
     pub raw: RawInvoice,
     /// A reminder for the invoice is between its claim and its outcome.
     pub sending: bool,
-    /// The record the read asked for (a group's tally), if there is one.
-    pub record: Option<RawInvoice>,
+    /// The records the read asked for ([`Payment::reads`]), in order, each
+    /// `None` when absent.
+    pub records: Vec<Option<RawInvoice>>,
 }
 
 /// What a payment's conditional commit found.
@@ -229,12 +230,12 @@ pub enum Commit {
 pub trait PaymentStore: Send + Sync {
     type Copy: Send + Sync;
 
-    /// The invoice item at `now`, and the record `record_sk` names under it
-    /// when asked; `None` when there is no such invoice.
+    /// The invoice item at `now`, and the records `record_sks` name under
+    /// it; `None` when there is no such invoice.
     fn read_for_payment(
         &self,
         invoice_id: &str,
-        record_sk: Option<&str>,
+        record_sks: &[String],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<SeenInvoice<Self::Copy>>, StoreError>> + Send;
 
@@ -293,21 +294,19 @@ impl<T: PaymentStore> Payments for T {
                 .ok_or(PaymentError::UnknownInvoice)?;
             found = Payment {
                 invoice_id: id,
+                found: true,
                 ..payment.clone()
             };
             &found
         } else {
             payment
         };
-        let record_sk = match payment.basis {
-            Basis::Once => None,
-            _ => Some(payment.record_sk()),
-        };
+        let reads = payment.reads();
         // Rounds spent waiting for a reminder in flight: kept on the payment record.
         let mut waited = 0u32;
         for attempt in 1..=PAYMENT_BACKOFF.attempts {
             let seen = self
-                .read_for_payment(&payment.invoice_id, record_sk.as_deref(), now)
+                .read_for_payment(&payment.invoice_id, &reads, now)
                 .await?
                 .ok_or(PaymentError::UnknownInvoice)?;
             let invoice =
@@ -325,7 +324,7 @@ impl<T: PaymentStore> Payments for T {
             let duplicate = || Applied::Duplicate {
                 invoice_id: payment.invoice_id.clone(),
             };
-            let Some(plan) = plan(&invoice, seen.record.as_ref(), payment, waited)? else {
+            let Some(plan) = plan(&invoice, &seen.records, payment, waited)? else {
                 return Ok(duplicate());
             };
             match self
@@ -367,9 +366,11 @@ impl<T: PaymentStore> Payments for T {
                 reason,
             }),
             Commit::Conflict => Err(PaymentError::Conflict),
-            Commit::Duplicate | Commit::Changed => Ok(Applied::Duplicate {
+            Commit::Duplicate => Ok(Applied::Duplicate {
                 invoice_id: payment.invoice_id.clone(),
             }),
+            // A conflicting write or throttling: the provider retries.
+            Commit::Changed => Err(PaymentError::Busy),
         }
     }
 }

@@ -133,6 +133,24 @@ async fn an_offline_payment_is_recorded_once_per_reference() -> anyhow::Result<(
         amount_paid(&env, "INV").await?,
         ("20.00".into(), "open".into())
     );
+    let reserved = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV",
+            "--amount",
+            "1.00",
+            "--currency",
+            "USD",
+            "--reference",
+            "apply:X",
+        ],
+    );
+    assert!(
+        !reserved.status.success() && text(&reserved).contains("may not start with"),
+        "{}",
+        text(&reserved)
+    );
     let never = admin(
         &env,
         &[
@@ -282,6 +300,20 @@ async fn unapplied_payments_are_listed_and_applied_once() -> anyhow::Result<()> 
         amount_paid(&env, "INV-A").await?,
         ("50.00".into(), "open".into())
     );
+    // A target that cannot take it: refused before anything moves.
+    let nowhere = admin(
+        &env,
+        &["apply-unapplied", "generic:pay_over", "--invoice", "INV-ZZ"],
+    );
+    assert!(
+        !nowhere.status.success() && text(&nowhere).contains("no invoice INV-ZZ; nothing changed"),
+        "{}",
+        text(&nowhere)
+    );
+    assert_eq!(
+        amount_paid(&env, "INV-B").await?,
+        ("150.00".into(), "paid".into())
+    );
     // The excess moves: off INV-B (still paid in full), onto INV-A.
     let moved = admin(
         &env,
@@ -315,6 +347,35 @@ async fn unapplied_payments_are_listed_and_applied_once() -> anyhow::Result<()> 
     assert!(text(&admin(&env, &["unapplied"])).starts_with("no unapplied payments open"));
     let all = text(&admin(&env, &["unapplied", "--all"]));
     assert!(all.contains("applied to INV-A"), "{all}");
+    // One that is not ours is dismissed: no longer open, never applied.
+    assert_eq!(
+        webhook_payment(&env, "pay_stray", "INV-X9", "5.00", "USD").await["result"],
+        "unapplied"
+    );
+    let dismissed = admin(
+        &env,
+        &[
+            "dismiss-unapplied",
+            "generic:pay_stray",
+            "--reason",
+            "not ours",
+        ],
+    );
+    assert!(
+        text(&dismissed).starts_with("dismissed generic:pay_stray: not ours"),
+        "{}",
+        text(&dismissed)
+    );
+    assert!(text(&admin(&env, &["unapplied"])).starts_with("no unapplied payments open"));
+    let late = admin(
+        &env,
+        &["apply-unapplied", "generic:pay_stray", "--invoice", "INV-A"],
+    );
+    assert!(
+        !late.status.success() && text(&late).contains("was dismissed"),
+        "{}",
+        text(&late)
+    );
     // A clear error for an id that is not there.
     let nope = admin(
         &env,
@@ -380,6 +441,72 @@ async fn backfilled_claims_make_an_old_event_id_sent_for_another_invoice_a_confl
         text(&twice).starts_with("3 payment records: 0 claimed, 3 claimed before"),
         "{}",
         text(&twice)
+    );
+    Ok(())
+}
+
+/// Reversing an overpaid offline payment: refused while its excess is open;
+/// once the excess moved elsewhere, only what stayed is taken back.
+#[tokio::test]
+async fn reversing_an_overpayment_respects_its_excess() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for id in ["INV-A", "INV-B"] {
+        env.put_invoice(&invoice(id, "2026-11-23", &[("email", "x@example.com")]))
+            .await?;
+    }
+    let over = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV-A",
+            "--amount",
+            "150.00",
+            "--currency",
+            "USD",
+            "--reference",
+            "BANK-9",
+        ],
+    );
+    assert!(text(&over).contains("overpaid"), "{}", text(&over));
+    let open = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV-A",
+            "--reference",
+            "BANK-9",
+            "--reverse",
+        ],
+    );
+    assert!(
+        !open.status.success() && text(&open).contains("listed as unapplied offline:BANK-9"),
+        "{}",
+        text(&open)
+    );
+    let moved = admin(
+        &env,
+        &["apply-unapplied", "offline:BANK-9", "--invoice", "INV-B"],
+    );
+    assert!(moved.status.success(), "{}", text(&moved));
+    let back = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV-A",
+            "--reference",
+            "BANK-9",
+            "--reverse",
+        ],
+    );
+    assert!(
+        text(&back).contains("30.00 USD of it was moved to INV-B: taking back 120.00")
+            && text(&back).contains("reversed 120.00 USD on INV-A: amount_paid 0.00, open again"),
+        "{}",
+        text(&back)
+    );
+    assert_eq!(
+        amount_paid(&env, "INV-B").await?,
+        ("30.00".into(), "open".into())
     );
     Ok(())
 }

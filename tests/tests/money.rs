@@ -50,6 +50,10 @@ enum Route {
     Generic,
     Intent,
     Checkout,
+    /// Checkout in payment mode with invoice creation: the session, its
+    /// intent (sometimes with our metadata too) and the Stripe invoice it
+    /// created (with ours), three reports of the same money.
+    CheckoutInvoice,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +75,12 @@ struct Scenario {
     /// A Stripe invoice paid in these parts, each reported once and by the
     /// running totals after it.
     stripe_invoice: Vec<i64>,
+    /// The Stripe invoice's first part was paid through a subscription's
+    /// Checkout Session (no PaymentIntent on the session).
+    subscription_checkout: bool,
+    /// Delivered two hours after the events: a refund that overtakes its
+    /// payment is no longer waited for but kept as unapplied.
+    late: bool,
     /// How many times each event is delivered (1-3), and the order (sort keys).
     copies: Vec<u8>,
     order: Vec<u32>,
@@ -97,7 +107,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop_oneof![
             Just(Route::Generic),
             Just(Route::Intent),
-            Just(Route::Checkout)
+            Just(Route::Checkout),
+            Just(Route::CheckoutInvoice)
         ],
         1i64..60_000,
     )
@@ -107,17 +118,32 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         10_000i64..150_000,
         prop::collection::vec(payment, 0..5),
         prop::collection::vec(1i64..40_000, 0..4),
+        any::<bool>(),
+        prop::bool::weighted(0.3),
         prop::collection::vec(1u8..=3, 64),
         prop::collection::vec(any::<u32>(), 192),
     )
         .prop_map(
-            |(version, total_cents, payments, stripe_invoice, copies, order)| Scenario {
+            |(
                 version,
                 total_cents,
                 payments,
                 stripe_invoice,
+                subscription_checkout,
+                late,
                 copies,
                 order,
+            )| {
+                Scenario {
+                    version,
+                    total_cents,
+                    payments,
+                    stripe_invoice,
+                    subscription_checkout,
+                    late,
+                    copies,
+                    order,
+                }
             },
         )
 }
@@ -155,10 +181,21 @@ fn events(s: &Scenario) -> (Vec<Delivery>, i64) {
                 json!({"id": pi, "object": "payment_intent", "amount": cents, "amount_received": cents,
                     "currency": "usd", "latest_charge": ch, "metadata": {"invoice_id": INVOICE}, "status": "succeeded"}),
             ),
-            Route::Checkout => {
+            Route::Checkout | Route::CheckoutInvoice => {
+                let with_invoice = matches!(route, Route::CheckoutInvoice);
+                let created_invoice = format!("in_c{i}");
                 let session = json!({"id": format!("cs_m{i}"), "object": "checkout.session", "amount_total": cents,
                     "client_reference_id": INVOICE, "currency": "usd", "mode": "payment",
+                    "invoice": if with_invoice { Value::from(created_invoice.clone()) } else { Value::Null },
                     "payment_intent": pi, "payment_status": "paid", "status": "complete"});
+                if with_invoice {
+                    stripe(
+                        format!("evt_csinv_{i}"),
+                        "invoice.paid",
+                        json!({"id": created_invoice, "object": "invoice", "amount_paid": cents, "currency": "usd",
+                            "metadata": {"invoice_id": INVOICE}, "status": "paid"}),
+                    );
+                }
                 stripe(format!("evt_cs_{i}"), "checkout.session.completed", session);
                 // Its intent: with no metadata of ours, as Checkout creates it,
                 // or (odd amounts) with ours, set through payment_intent_data:
@@ -220,6 +257,16 @@ fn events(s: &Scenario) -> (Vec<Delivery>, i64) {
     }
     // A Stripe invoice paid in parts: each part, and the running total after it.
     let stripe_invoice = "in_m1";
+    if s.subscription_checkout && !s.stripe_invoice.is_empty() {
+        // The subscription's session: the first part, as the invoice's total then.
+        stripe(
+            "evt_sub_cs".into(),
+            "checkout.session.completed",
+            json!({"id": "cs_sub", "object": "checkout.session", "amount_total": s.stripe_invoice[0],
+                "client_reference_id": INVOICE, "currency": "usd", "invoice": stripe_invoice, "mode": "subscription",
+                "payment_intent": null, "payment_status": "paid", "status": "complete"}),
+        );
+    }
     let mut running = 0;
     for (j, cents) in s.stripe_invoice.iter().enumerate() {
         running += cents;
@@ -276,24 +323,17 @@ async fn deliver_all(store: &MemoryStore, s: &Scenario, events: &[Delivery]) -> 
         }
     }
     copies.sort();
-    // A dispute closes only after it opened at Stripe: its closing event is
-    // delivered after the first delivery of its opening.
     let mut queue: VecDeque<usize> = copies.into_iter().map(|(_, i)| i).collect();
-    let now = created() + Duration::minutes(1);
+    let now = created()
+        + if s.late {
+            Duration::hours(2)
+        } else {
+            Duration::minutes(1)
+        };
     let (mut delivered, mut overtook, mut since_progress) = (0, 0, 0);
-    let mut opened = std::collections::BTreeSet::new();
     while let Some(i) = queue.pop_front() {
         let (header, body) = &events[i];
         let text = String::from_utf8_lossy(body);
-        if text.contains("charge.dispute.closed") {
-            let dp = serde_json::from_slice::<Value>(body).unwrap()["data"]["object"]["id"].clone();
-            if !opened.contains(&dp.to_string()) {
-                queue.push_back(i);
-                since_progress += 1;
-                assert!(since_progress < 10 * events.len() + 100, "no progress");
-                continue;
-            }
-        }
         let secret = if *header == "stripe-signature" {
             STRIPE
         } else {
@@ -313,10 +353,6 @@ async fn deliver_all(store: &MemoryStore, s: &Scenario, events: &[Delivery]) -> 
         delivered += 1;
         if answer.status == 200 {
             since_progress = 0;
-            if text.contains("charge.dispute.created") {
-                let v: Value = serde_json::from_slice(body).unwrap();
-                opened.insert(v["data"]["object"]["id"].to_string());
-            }
             continue;
         }
         assert_eq!(
@@ -361,19 +397,37 @@ fn run_scenario(s: &Scenario) -> Result<(usize, usize), TestCaseError> {
         _ => String::new(),
     };
     let paid: Decimal = text("amount_paid").parse().unwrap_or_default();
+    // Delivered late, a refund or lost dispute that overtook its payment is
+    // kept aside (unknown_payment) rather than waited for: nothing is lost.
+    let kept_back: Decimal = store
+        .history(dunning::payment::UNAPPLIED_PARTITION)
+        .iter()
+        .filter(|r| r["reason"] == "unknown_payment")
+        .filter_map(|r| r["amount"].as_str()?.parse::<Decimal>().ok())
+        .sum();
+    if !s.late {
+        prop_assert_eq!(kept_back, Decimal::ZERO);
+    }
     prop_assert_eq!(
-        paid,
+        paid - kept_back,
         Decimal::new(expect, 2),
         "{:?}",
         store.history(INVOICE)
     );
-    let want = if expect >= s.total_cents {
+    let want = if paid >= Decimal::new(s.total_cents, 2) {
         "paid"
     } else {
         "open"
     };
     prop_assert_eq!(text("status"), want);
-    prop_assert!(inv.0.get("disputed").is_none(), "every dispute was closed");
+    // Late, a closing that overtook its payment names no invoice we can
+    // find and is ignored; an opening delivered again after the payment then
+    // marks the invoice for good (reminders stop: the safe side, and people
+    // have the dispute's event). On time, every mark is lifted.
+    prop_assert!(
+        inv.0.get("disputed").is_none() || s.late,
+        "every dispute was closed, whatever the order of its events"
+    );
     Ok(counts)
 }
 

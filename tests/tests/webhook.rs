@@ -273,8 +273,9 @@ async fn every_event_kind_on_every_api_version_counts_each_payment_once() -> any
                 "125.500",
                 "paid",
             ),
-            ("charge.refunded", "refunded", "INV-1005", "100.000", "open"),
-            ("refund.updated", "covered", "INV-1005", "100.000", "open"),
+            // The charge's running total counts pending refunds: each refund's own event counts.
+            ("charge.refunded", "ignored", "INV-1005", "125.500", "paid"),
+            ("refund.updated", "refunded", "INV-1005", "100.000", "open"),
             (
                 "charge.dispute.created",
                 "dispute_opened",
@@ -749,11 +750,6 @@ fn clover_event(name: &str, event_id: &str, invoice_id: &str, pi: &str, cents: i
             o["amount_received"] = cents.into();
             o["latest_charge"] = format!("ch_of_{pi}").into();
         }
-        "charge.refunded" => {
-            o["id"] = format!("ch_of_{pi}").into();
-            o["payment_intent"] = pi.into();
-            o["amount_refunded"] = cents.into();
-        }
         _ => {
             o["payment_intent"] = pi.into();
             o["charge"] = format!("ch_of_{pi}").into();
@@ -797,7 +793,7 @@ async fn a_refund_reopens_the_invoice_and_its_ladder_goes_on_from_where_it_was(
     );
     let paid = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
     assert_eq!(paid.body["status"], "paid", "{}", paid.body);
-    let body = clover_event("charge.refunded", "evt_refund_r", "", "pi_r", 6_000);
+    let body = clover_event("refund.updated", "evt_refund_r", "", "pi_r", 6_000);
     let refunded = deliver(&env, "stripe-signature", STRIPE_SECRET, &body).await;
     assert_eq!(
         (
@@ -822,7 +818,7 @@ async fn a_refund_reopens_the_invoice_and_its_ladder_goes_on_from_where_it_was(
         inv.get("paid_at").is_none() && inv["reopened_at"].is_string(),
         "{inv}"
     );
-    // The same refund again, as a running total and as its own event: nothing more.
+    // The same refund again: nothing more.
     assert_eq!(
         deliver(&env, "stripe-signature", STRIPE_SECRET, &body)
             .await
@@ -848,7 +844,7 @@ async fn a_refund_reopens_the_invoice_and_its_ladder_goes_on_from_where_it_was(
         "never the first steps again"
     );
     // The refund is in the history, with what it left paid.
-    assert!(ledger.iter().any(|r| r["sk"] == "tally#back#refunds:pi_r"
+    assert!(ledger.iter().any(|r| r["sk"] == "refund#re_3QCRefund1005"
         && r["amount_paid_after"] == "60.00"
         && r["reopened"] == true));
     Ok(())
@@ -1050,12 +1046,85 @@ async fn money_that_cannot_be_applied_is_kept_aside_once() -> anyhow::Result<()>
         .get("amount_paid")
         .is_none());
     assert_eq!(invoice_record(&env, "VOID").await?["status"], "void");
+    // Stripe: a reference that cannot be an invoice id is kept; a refund for
+    // a payment we never recorded, an hour after it, is kept as money back;
+    // an opened dispute for one moves no money and is ignored.
+    let stripe_cases = [
+        (
+            clover_event(
+                "payment_intent.succeeded",
+                "evt_badref",
+                "INV#1",
+                "pi_badref",
+                1_000,
+            ),
+            "unapplied",
+            "unknown_invoice",
+        ),
+        (
+            clover_event(
+                "refund.updated",
+                "evt_lost_refund",
+                "",
+                "pi_never_seen",
+                2_500,
+            ),
+            "unapplied",
+            "unknown_payment",
+        ),
+        (
+            clover_event(
+                "charge.dispute.created",
+                "evt_lost_dispute",
+                "",
+                "pi_never_seen",
+                2_500,
+            ),
+            "ignored",
+            "unknown_payment",
+        ),
+    ];
+    for (body, result, reason) in &stripe_cases {
+        let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, body).await;
+        assert_eq!(
+            (
+                answer.status,
+                answer.body["result"].as_str(),
+                answer.body["reason"].as_str()
+            ),
+            (200, Some(*result), Some(*reason)),
+            "{}",
+            answer.body
+        );
+    }
+    let kept = env.deps.store.unapplied(false).await?;
+    assert_eq!(kept.len(), 6, "{kept:?}");
+    let refund = kept
+        .iter()
+        .find(|k| k["reason"] == "unknown_payment")
+        .unwrap();
+    assert_eq!(
+        (refund["flow"].as_str(), refund["amount"].as_str()),
+        (Some("back"), Some("25.00"))
+    );
+    // Within the hour after it, the same refund waits for its payment.
+    let fresh = {
+        let mut v: serde_json::Value = serde_json::from_slice(&stripe_cases[1].0)?;
+        v["id"] = "evt_fresh_refund".into();
+        v["created"] = Utc::now().timestamp().into();
+        serde_json::to_vec(&v)?
+    };
+    let answer = deliver(&env, "stripe-signature", STRIPE_SECRET, &fresh).await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (409, Some("payment_not_seen"))
+    );
     // The same id with another amount is a conflict, not a second entry.
     let other = generic(&env, &payment("pay_3", "NOPE", "11.00", "USD")).await;
     assert_eq!(
         (other.status, other.body["error"].as_str()),
         (409, Some("event_conflict"))
     );
-    assert_eq!(env.deps.store.unapplied(false).await?.len(), 4);
+    assert_eq!(env.deps.store.unapplied(false).await?.len(), 6);
     Ok(())
 }

@@ -63,6 +63,9 @@ pub struct Backfill {
     pub claimed_before: u64,
     /// Records without a readable event id, amount, currency or provider.
     pub unreadable: u64,
+    /// Stripe PaymentIntents remembered for their invoice (`ref#stripe#<pi>`),
+    /// so that their refunds and disputes find it.
+    pub references: u64,
 }
 
 impl PaymentStore for DynamoStore {
@@ -71,7 +74,7 @@ impl PaymentStore for DynamoStore {
     async fn read_for_payment(
         &self,
         invoice_id: &str,
-        record_sk: Option<&str>,
+        record_sks: &[String],
         now: DateTime<Utc>,
     ) -> Result<Option<SeenInvoice<Item>>, StoreError> {
         let get = |sk: &str| {
@@ -89,14 +92,16 @@ impl PaymentStore for DynamoStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let record = match record_sk {
-            Some(sk) => get(sk)
-                .await
-                .map_err(|e| store_error("GetItem", e))?
-                .item
-                .map(|r| raw_invoice(&r)),
-            None => None,
-        };
+        let mut records = Vec::with_capacity(record_sks.len());
+        for sk in record_sks {
+            records.push(
+                get(sk)
+                    .await
+                    .map_err(|e| store_error("GetItem", e))?
+                    .item
+                    .map(|r| raw_invoice(&r)),
+            );
+        }
         Ok(Some(SeenInvoice {
             raw: raw_invoice(&item),
             sending: item
@@ -105,7 +110,7 @@ impl PaymentStore for DynamoStore {
                 .and_then(|v| v.parse::<i64>().ok())
                 .is_some_and(|until| until >= now.timestamp()),
             copy: item,
-            record,
+            records,
         }))
     }
 
@@ -145,6 +150,21 @@ impl PaymentStore for DynamoStore {
             TransactWriteItem::builder().put(event).build(),
             TransactWriteItem::builder().put(record).build(),
         ];
+        if let Some(sk) = &plan.marker {
+            let mut marker = Put::builder()
+                .table_name(self.table())
+                .item(PARTITION_KEY, s(&payment.invoice_id))
+                .item(SORT_KEY, s(sk))
+                .item("recorded_at", recorded_at.clone());
+            for (name, value) in payment.marker_record(&plan.record_sk) {
+                marker = marker.item(name, attribute(&value));
+            }
+            let marker = marker
+                .condition_expression("attribute_not_exists(sk)")
+                .build()
+                .map_err(local)?;
+            items.push(TransactWriteItem::builder().put(marker).build());
+        }
         if !(plan.set.is_empty() && plan.remove.is_empty()) {
             items.push(
                 TransactWriteItem::builder()
@@ -205,7 +225,9 @@ impl PaymentStore for DynamoStore {
         match self.transact(items).await? {
             None => Ok(Commit::Done),
             Some(failed) if failed.first() == Some(&true) => self.seen_event(payment).await,
-            Some(_) => Ok(Commit::Duplicate),
+            Some(failed) if failed.get(1) == Some(&true) => Ok(Commit::Duplicate),
+            // A conflicting transaction or throttling: nothing was kept.
+            Some(_) => Ok(Commit::Changed),
         }
     }
 
@@ -409,18 +431,42 @@ impl DynamoStore {
         invoice_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.close_unapplied(id, "applied", ("applied_to", invoice_id), now)
+            .await
+    }
+
+    /// Marks an unapplied payment dismissed, with the reason; `false` when
+    /// it was not open.
+    pub async fn dismiss_unapplied(
+        &self,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.close_unapplied(id, "dismissed", ("dismiss_reason", reason), now)
+            .await
+    }
+
+    async fn close_unapplied(
+        &self,
+        id: &str,
+        state: &str,
+        (attr, value): (&str, &str),
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client()
             .update_item()
             .table_name(self.table())
             .key(PARTITION_KEY, s(UNAPPLIED_PARTITION))
             .key(SORT_KEY, s(id))
-            .update_expression("SET #state = :applied, applied_to = :to, applied_at = :at")
+            .update_expression("SET #state = :state, #attr = :value, closed_at = :at")
             .condition_expression("#state = :open")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":applied", s("applied"))
+            .expression_attribute_names("#attr", attr)
+            .expression_attribute_values(":state", s(state))
             .expression_attribute_values(":open", s("open"))
-            .expression_attribute_values(":to", s(invoice_id))
+            .expression_attribute_values(":value", s(value))
             .expression_attribute_values(":at", s(rfc3339(now)))
             .send()
             .await;
@@ -434,10 +480,12 @@ impl DynamoStore {
     }
 
     /// Claims the event id of every payment record written before event
-    /// claims existed (a parallel-free Scan of `payment#` records; run once
-    /// after upgrading), with the fingerprint the webhook would compute, so
-    /// that such an id sent again for another invoice is a conflict. Claims
-    /// already there are left alone. `dry_run` counts without writing.
+    /// claims existed (a Scan of `payment#` records; run once after
+    /// upgrading), with the fingerprint the webhook would compute, so that
+    /// such an id sent again for another invoice is a conflict, and remembers
+    /// each Stripe PaymentIntent for its invoice, so that its refunds and
+    /// disputes find it. What is there already is left alone. `dry_run`
+    /// counts without writing.
     pub async fn backfill_event_claims(&self, dry_run: bool) -> Result<Backfill, StoreError> {
         let mut done = Backfill::default();
         let mut start = None;
@@ -461,6 +509,40 @@ impl DynamoStore {
                 };
                 if dry_run {
                     continue;
+                }
+                if payment.provider == "stripe" && payment.payment_key.starts_with("pi_") {
+                    let reference = Put::builder()
+                        .table_name(self.table())
+                        .item(
+                            PARTITION_KEY,
+                            s(ref_partition("stripe", &payment.payment_key)),
+                        )
+                        .item(SORT_KEY, s(REF_SK))
+                        .item("for_invoice", s(&payment.invoice_id))
+                        .item("recorded_at", s(rfc3339(Utc::now())))
+                        .build()
+                        .map_err(|e| StoreError::local("PutItem", e.to_string()))?;
+                    self.client()
+                        .put_item()
+                        .table_name(self.table())
+                        .set_item(Some(reference.item().clone()))
+                        .condition_expression("attribute_not_exists(sk)")
+                        .send()
+                        .await
+                        .map_or_else(
+                            |e| match e {
+                                SdkError::ServiceError(e)
+                                    if e.err().is_conditional_check_failed_exception() =>
+                                {
+                                    Ok(())
+                                }
+                                e => Err(store_error("PutItem", e)),
+                            },
+                            |_| {
+                                done.references += 1;
+                                Ok(())
+                            },
+                        )?;
                 }
                 // Claimed when the payment was recorded, as the webhook would have.
                 let recorded_at = item

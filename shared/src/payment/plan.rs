@@ -11,8 +11,15 @@
 //! Both are lower bounds of the true amount, so the count never exceeds it,
 //! and it reaches it once either the last total or every part has arrived,
 //! in any order, with any duplicates.
+//!
+//! **One key, counted once.** A part is also the money of its key (a
+//! PaymentIntent id), which another event may report on its own (a Checkout
+//! Session's intent with our metadata). Both write the key's once-only record
+//! (`payment#<key>`): a part whose key was counted on its own joins its group
+//! as *outside* (its money is in the group's count but not added again), and
+//! an event on its own whose key a part counted is a duplicate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
@@ -26,6 +33,8 @@ pub struct Tally {
     pub total: Decimal,
     /// Each part once, by key.
     pub parts: BTreeMap<String, Decimal>,
+    /// Parts whose money was counted on its own before it joined the group.
+    pub outside: BTreeSet<String>,
     /// The record's version (0: no record yet); a write requires it unchanged.
     pub version: u64,
 }
@@ -55,6 +64,11 @@ impl Tally {
             None => {}
             Some(_) => return Err(bad()),
         }
+        let outside = match record.0.get("outside") {
+            Some(RawValue::List(list)) => list.iter().cloned().collect(),
+            None => BTreeSet::new(),
+            Some(_) => return Err(bad()),
+        };
         let version = match record.0.get("version") {
             Some(RawValue::Number(n)) => n.parse().map_err(|_| bad())?,
             _ => return Err(bad()),
@@ -62,6 +76,7 @@ impl Tally {
         Ok(Self {
             total,
             parts,
+            outside,
             version,
         })
     }
@@ -71,14 +86,36 @@ impl Tally {
         self.total.max(self.parts.values().copied().sum())
     }
 
+    /// What the group adds to `amount_paid`: its count less the parts
+    /// counted on their own.
+    pub fn contribution(&self) -> Decimal {
+        let outside: Decimal = self
+            .outside
+            .iter()
+            .filter_map(|k| self.parts.get(k))
+            .copied()
+            .sum();
+        self.counted() - outside
+    }
+
     /// The tally after one more report; `None` when it says nothing new (a
-    /// total no higher than one seen, a part seen before).
-    pub fn observe(&self, basis: &Basis, key: &str, amount: Decimal) -> Option<Self> {
+    /// total no higher than one seen, a part seen before). `outside`: the
+    /// part's money was counted on its own already.
+    pub fn observe(
+        &self,
+        basis: &Basis,
+        key: &str,
+        amount: Decimal,
+        outside: bool,
+    ) -> Option<Self> {
         let mut next = self.clone();
         match basis {
             Basis::Total(_) if amount > self.total => next.total = amount,
             Basis::Part(_) if !self.parts.contains_key(key) => {
                 next.parts.insert(key.to_owned(), amount);
+                if outside {
+                    next.outside.insert(key.to_owned());
+                }
             }
             _ => return None,
         }
@@ -111,6 +148,10 @@ pub struct Plan {
     pub settlement: Settlement,
     /// How much `amount_paid` moves.
     pub delta: Decimal,
+    /// For a part whose key has no once-only record yet: that record's sort
+    /// key, written with the part (only if still absent; else the read is
+    /// stale), so the same money reported on its own is a duplicate.
+    pub marker: Option<String>,
     /// Money in beyond what was owed: applied, and also kept as an unapplied
     /// payment (reason `overpaid`) so that someone moves or refunds it.
     pub excess: Option<Decimal>,
@@ -120,15 +161,17 @@ fn text(v: impl Into<String>) -> RawValue {
     RawValue::Text(v.into())
 }
 
-/// What applying `payment` to `invoice` writes, given the record the
-/// payment's [`Payment::record_sk`] names as read (`record`, for a group's
-/// tally). `Ok(None)`: nothing new (a total or part already counted).
+/// What applying `payment` to `invoice` writes, given the records its
+/// [`Payment::reads`] names as read (`reads`, in that order).
+/// `Ok(None)`: nothing new (a total or part already counted).
 pub fn plan(
     invoice: &PayableInvoice,
-    record: Option<&RawInvoice>,
+    reads: &[Option<RawInvoice>],
     payment: &Payment,
     waited: u32,
 ) -> Result<Option<Plan>, PaymentError> {
+    let read = |i: usize| reads.get(i).and_then(Option::as_ref);
+    let mut marker = None;
     let (delta, guard, mut attrs) = match &payment.basis {
         Basis::Once => {
             let delta = match payment.dispute {
@@ -138,12 +181,21 @@ pub fn plan(
             (delta, RecordGuard::Once, Vec::new())
         }
         Basis::Total(_) | Basis::Part(_) => {
-            let tally = Tally::read(record)?;
-            let Some(next) = tally.observe(&payment.basis, &payment.payment_key, payment.amount)
-            else {
+            let tally = Tally::read(read(0))?;
+            let part = matches!(payment.basis, Basis::Part(_));
+            let counted_alone = part && read(1).is_some();
+            let Some(next) = tally.observe(
+                &payment.basis,
+                &payment.payment_key,
+                payment.amount,
+                counted_alone,
+            ) else {
                 return Ok(None);
             };
-            let delta = next.counted() - tally.counted();
+            if part && !counted_alone {
+                marker = Some(payment.once_sk());
+            }
+            let delta = next.contribution() - tally.contribution();
             let mut attrs = vec![
                 ("total", text(next.total.to_string())),
                 ("counted", text(next.counted().to_string())),
@@ -153,6 +205,12 @@ pub fn plan(
                 attrs.push((
                     "parts",
                     RawValue::List(next.parts.iter().map(|(k, a)| format!("{k}={a}")).collect()),
+                ));
+            }
+            if !next.outside.is_empty() {
+                attrs.push((
+                    "outside",
+                    RawValue::List(next.outside.iter().cloned().collect()),
                 ));
             }
             (delta, RecordGuard::Version(tally.version), attrs)
@@ -202,7 +260,9 @@ pub fn plan(
         }
     }
     match payment.dispute {
-        Some(DisputeChange::Opened) => {
+        // Not when its closing came first, nor over a mark already there
+        // (set by hand, or by another dispute), which stays as it is.
+        Some(DisputeChange::Opened) if read(0).is_none() && !invoice.disputed => {
             set.push(("disputed", RawValue::Bool(true)));
             set.push(("dispute_id", text(&payment.payment_key)));
         }
@@ -215,9 +275,10 @@ pub fn plan(
         }
         _ => {}
     }
-    let excess = (payment.flow == Flow::In && settlement.overpaid && !delta.is_zero())
+    let excess = (payment.flow == Flow::In && settlement.overpaid && delta > Decimal::ZERO)
         .then(|| delta.min(settlement.amount_paid - invoice.total()));
     Ok(Some(Plan {
+        marker,
         excess,
         record_sk: payment.record_sk(),
         record: attrs,
@@ -246,7 +307,7 @@ mod tests {
             } else {
                 Basis::Part("g".into())
             };
-            if let Some(next) = t.observe(&basis, key, Decimal::new(*cents, 2)) {
+            if let Some(next) = t.observe(&basis, key, Decimal::new(*cents, 2), false) {
                 t = next;
             }
         }
@@ -314,7 +375,7 @@ mod tests {
             for i in seq {
                 let (total, key, cents) = &reports[i];
                 let basis = if *total { Basis::Total("g".into()) } else { Basis::Part("g".into()) };
-                if let Some(next) = t.observe(&basis, key, Decimal::new(*cents, 2)) {
+                if let Some(next) = t.observe(&basis, key, Decimal::new(*cents, 2), false) {
                     prop_assert!(next.counted() >= t.counted());
                     t = next;
                 }

@@ -13,6 +13,9 @@ use crate::payment::{Basis, DisputeChange, Flow};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     Payment(Payment),
+    /// Money whose invoice reference cannot name an invoice of ours: kept
+    /// aside as an unapplied payment (`unknown_invoice`).
+    Unplaceable(Payment),
     /// A well-formed event we do not act on (answered 200 so the provider does not retry).
     Ignored {
         event_type: String,
@@ -85,7 +88,7 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, ParseError> {
 /// The Stripe events this endpoint acts on; every other type is answered
 /// `ignored`. `docs/webhook.md` says which is authoritative for which kind of
 /// payment and why the others cannot count the same money twice.
-pub const STRIPE_EVENTS: [&str; 12] = [
+pub const STRIPE_EVENTS: [&str; 11] = [
     "invoice.paid",
     "invoice.payment_succeeded",
     "invoice_payment.paid",
@@ -93,7 +96,6 @@ pub const STRIPE_EVENTS: [&str; 12] = [
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
-    "charge.refunded",
     "refund.created",
     "refund.updated",
     "charge.dispute.created",
@@ -135,6 +137,12 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
             reason,
         })
     };
+    // A charge's `amount_refunded` counts refunds still pending, and goes
+    // down again when one fails: a running total that cannot be trusted to
+    // only grow. Each refund's own event, once it has succeeded, counts.
+    if event_type == "charge.refunded" {
+        return ignored("counted_by_refund_events");
+    }
     if !STRIPE_EVENTS.contains(&event_type.as_str()) {
         return ignored("event_type_not_handled");
     }
@@ -246,10 +254,15 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
             };
             let key = intent.unwrap_or(id);
             // A session that created a Stripe invoice pays that invoice, whose
-            // `invoice.paid` reports the same money as its total.
-            let basis = match id_of(object, "invoice") {
-                Some(stripe_invoice) => Basis::Part(stripe_invoice_group(stripe_invoice)),
-                None => Basis::Once,
+            // `invoice.paid` reports the same money as its total: a part of
+            // it under its PaymentIntent, or (a subscription's session, which
+            // has no intent) that invoice's running total itself.
+            let basis = match (id_of(object, "invoice"), intent) {
+                (Some(stripe_invoice), Some(_)) => {
+                    Basis::Part(stripe_invoice_group(stripe_invoice))
+                }
+                (Some(stripe_invoice), None) => Basis::Total(stripe_invoice_group(stripe_invoice)),
+                (None, _) => Basis::Once,
             };
             let refs = [intent, id_of(object, "invoice")]
                 .into_iter()
@@ -266,41 +279,21 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
                 None,
             )
         }
-        // A charge's `amount_refunded` is its running total of refunds; each
-        // refund is one part. Grouped by the PaymentIntent (else the charge),
-        // which both name.
-        "charge.refunded" | "refund.created" | "refund.updated" => {
-            let (group, key, amount_field) = if event_type == "charge.refunded" {
-                let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
-                (intent.unwrap_or(id), id, "amount_refunded")
-            } else {
-                if object.get("status").and_then(Value::as_str) != Some("succeeded") {
-                    return ignored("refund_not_succeeded");
-                }
-                let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
-                let group = intent
-                    .or(charge)
-                    .ok_or(ParseError::Missing("data.object.charge"))?;
-                (group, id, "amount")
-            };
-            let basis = if event_type == "charge.refunded" {
-                Basis::Total(format!("refunds:{group}"))
-            } else {
-                Basis::Part(format!("refunds:{group}"))
-            };
-            let refs = [
-                intent,
-                charge,
-                id_of(object, "id").filter(|_| event_type == "charge.refunded"),
-            ]
-            .into_iter()
-            .flatten()
-            .map(str::to_owned)
-            .collect();
+        // One refund, once it has succeeded.
+        "refund.created" | "refund.updated" => {
+            if object.get("status").and_then(Value::as_str) != Some("succeeded") {
+                return ignored("refund_not_succeeded");
+            }
+            let id = id_of(object, "id").ok_or(ParseError::Missing("data.object.id"))?;
+            let refs = [intent, charge]
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect();
             (
-                amount_field,
-                basis,
-                key.to_owned(),
+                "amount",
+                Basis::Once,
+                id.to_owned(),
                 metadata_invoice.unwrap_or("").to_owned(),
                 refs,
                 Flow::Back,
@@ -375,12 +368,16 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         .or_else(|| v.get("created").and_then(Value::as_i64))
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .ok_or(ParseError::Missing("created"))?;
-    let invoice_id = if reference.is_empty() {
-        String::new()
-    } else {
-        invoice_id(&reference, "metadata.invoice_id")?
+    // A reference that cannot be one of our invoice ids (a `#`, control
+    // characters, too long) names no invoice: the money is kept aside.
+    let (invoice_id, unplaceable) = match reference.as_str() {
+        "" => (String::new(), false),
+        r => match invoice_id(r, "metadata.invoice_id") {
+            Ok(id) => (id, false),
+            Err(_) => (String::new(), true),
+        },
     };
-    Ok(Parsed::Payment(Payment {
+    let payment = Payment {
         event_id: event_id.to_owned(),
         payment_key: key,
         invoice_id,
@@ -393,7 +390,13 @@ pub fn parse_stripe(body: &[u8]) -> Result<Parsed, ParseError> {
         basis,
         refs,
         dispute,
-    }))
+        found: false,
+    };
+    Ok(if unplaceable {
+        Parsed::Unplaceable(payment)
+    } else {
+        Parsed::Payment(payment)
+    })
 }
 
 #[cfg(test)]
@@ -464,7 +467,7 @@ mod tests {
                 .filter_map(
                     |name| match parse_stripe(&fixture_or_none(v, name)?).unwrap() {
                         Parsed::Payment(p) => Some(p),
-                        Parsed::Ignored { .. } => None,
+                        _ => None,
                     },
                 )
                 .collect();
@@ -555,29 +558,25 @@ mod tests {
     fn refunds_are_money_back_counted_per_intent_and_disputes_change_the_mark() {
         for v in VERSIONS {
             let pi = parsed(v, "payment_intent.succeeded");
-            let total = parsed(v, "charge.refunded");
-            let part = parsed(v, "refund.updated");
-            for r in [&total, &part] {
-                assert_eq!(
-                    (
-                        r.flow,
-                        r.amount.to_string(),
-                        r.invoice_id.as_str(),
-                        group(r)
-                    ),
-                    (
-                        Flow::Back,
-                        "25.500".into(),
-                        "",
-                        format!("refunds:{}", pi.payment_key).as_str()
-                    ),
-                    "{v}: {}",
-                    r.event_type
-                );
-                // Found by the intent the payment remembered.
-                assert!(r.refs.contains(&pi.payment_key), "{v}");
-            }
-            assert!(matches!(total.basis, Basis::Total(_)) && matches!(part.basis, Basis::Part(_)));
+            // The charge's running total counts pending refunds: not trusted.
+            assert_eq!(reason(v, "charge.refunded"), "counted_by_refund_events");
+            let refund = parsed(v, "refund.updated");
+            assert_eq!(
+                (
+                    refund.flow,
+                    refund.amount.to_string(),
+                    refund.invoice_id.as_str(),
+                    &refund.basis
+                ),
+                (Flow::Back, "25.500".into(), "", &Basis::Once),
+                "{v}"
+            );
+            assert!(
+                refund.payment_key.starts_with("re_")
+                    && refund.record_sk().starts_with("refund#re_")
+            );
+            // Found by the intent the payment remembered.
+            assert!(refund.refs.contains(&pi.payment_key), "{v}");
             let opened = parsed(v, "charge.dispute.created");
             let closed = parsed(v, "charge.dispute.closed");
             assert_eq!(
@@ -610,6 +609,39 @@ mod tests {
                 }
             ));
         }
+    }
+
+    #[test]
+    fn a_reference_that_cannot_be_an_invoice_id_is_money_to_keep_aside() {
+        let mut v: Value =
+            serde_json::from_slice(&fixture("2026-10-28.clover", "payment_intent.succeeded"))
+                .unwrap();
+        v["data"]["object"]["metadata"]["invoice_id"] = "INV#1".into();
+        match parse_stripe(&serde_json::to_vec(&v).unwrap()).unwrap() {
+            Parsed::Unplaceable(p) => assert_eq!(
+                (p.invoice_id.as_str(), p.amount.to_string()),
+                ("", "125.500".into())
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_subscription_checkout_is_its_stripe_invoice_s_running_total() {
+        let mut v: Value =
+            serde_json::from_slice(&fixture("2026-10-28.clover", "checkout.session.completed"))
+                .unwrap();
+        v["data"]["object"]["mode"] = "subscription".into();
+        v["data"]["object"]["invoice"] = "in_sub_1".into();
+        v["data"]["object"]["payment_intent"] = Value::Null;
+        let p = payment(parse_stripe(&serde_json::to_vec(&v).unwrap()).unwrap());
+        assert_eq!(p.basis, Basis::Total("stripe_invoice:in_sub_1".into()));
+        v["data"]["object"]["payment_intent"] = "pi_x".into();
+        let p = payment(parse_stripe(&serde_json::to_vec(&v).unwrap()).unwrap());
+        assert_eq!(
+            (p.basis, p.payment_key.as_str()),
+            (Basis::Part("stripe_invoice:in_sub_1".into()), "pi_x")
+        );
     }
 
     #[test]

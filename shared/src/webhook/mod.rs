@@ -43,6 +43,52 @@ fn error(status: u16, code: &str, message: &str) -> Answer {
     }
 }
 
+/// What becomes of an event that could not be applied.
+enum SetAside {
+    /// Kept as an unapplied payment.
+    Keep(UnappliedReason),
+    /// Refused for now (409 `payment_not_seen`): it may have overtaken its payment.
+    Wait,
+    /// Answered 200 `ignored` with this reason: no money of ours moves.
+    Ignore(&'static str),
+    /// Not a case for setting aside: answered as the error says.
+    No,
+}
+
+/// Where an event that could not be applied goes. Money is kept: a payment
+/// for an unknown, void, other-currency or invalid invoice, or one whose
+/// reference names none (`unplaceable`); a refund or lost dispute for a
+/// payment we have no record of, once it had an hour to arrive after its
+/// payment (Stripe does not order deliveries). What moves no money (an
+/// opened or won dispute, a Stripe invoice's part no event of ours named,
+/// counted by that invoice's total) is ignored.
+fn set_aside(
+    payment: &Payment,
+    error: &PaymentError,
+    unplaceable: bool,
+    now: DateTime<Utc>,
+) -> SetAside {
+    let moves_money = payment.dispute != Some(DisputeChange::Opened) && !payment.amount.is_zero();
+    let not_found = matches!(error, PaymentError::UnknownInvoice)
+        && payment.invoice_id.is_empty()
+        && !unplaceable;
+    if not_found {
+        if now - payment.paid_at < PAYMENT_NOT_SEEN_WAIT {
+            return SetAside::Wait;
+        }
+        return if moves_money && payment.flow == Flow::Back {
+            SetAside::Keep(UnappliedReason::UnknownPayment)
+        } else {
+            SetAside::Ignore("unknown_payment")
+        };
+    }
+    match UnappliedReason::of(error) {
+        Some(reason) if moves_money => SetAside::Keep(reason),
+        Some(_) => SetAside::Ignore("dispute_not_placeable"),
+        None => SetAside::No,
+    }
+}
+
 /// Whom the webhook tells besides answering: the customer (a receipt, when
 /// receipts are on) and the business's people (an opened dispute, on the
 /// escalation topic).
@@ -288,8 +334,9 @@ pub async fn handle(
             return refusal;
         }
     }
-    let payment = match parse(body) {
-        Ok(Parsed::Payment(p)) => p,
+    let (payment, unplaceable) = match parse(body) {
+        Ok(Parsed::Payment(p)) => (p, false),
+        Ok(Parsed::Unplaceable(p)) => (p, true),
         Ok(Parsed::Ignored { event_type, reason }) => {
             tracing::info!(%event_type, reason, "webhook event ignored");
             return Answer {
@@ -302,14 +349,32 @@ pub async fn handle(
             return error(400, "malformed", &err.to_string());
         }
     };
-    let mut outcome = store.apply_payment(&payment, now).await;
+    let mut outcome = if unplaceable {
+        Err(PaymentError::UnknownInvoice)
+    } else {
+        store.apply_payment(&payment, now).await
+    };
     // Money that cannot be applied is kept aside, answered 2xx once stored
     // (so the provider stops retrying), listed by `dunning-admin unapplied`.
-    // Not a refund or dispute for money we never recorded: that is not ours.
     if let Err(e) = &outcome {
-        let unplaced = matches!(e, PaymentError::UnknownInvoice) && payment.invoice_id.is_empty();
-        if let (Some(reason), false) = (UnappliedReason::of(e), unplaced) {
-            outcome = store.keep_unapplied(&payment, reason, now).await;
+        match set_aside(&payment, e, unplaceable, now) {
+            SetAside::Keep(reason) => outcome = store.keep_unapplied(&payment, reason, now).await,
+            SetAside::Wait => {
+                tracing::info!(event_id = %payment.event_id, event_type = %payment.event_type, "no recorded payment matches this event yet; the provider delivers it again");
+                return error(
+                    409,
+                    "payment_not_seen",
+                    "no payment this event refers to is recorded yet; retry later",
+                );
+            }
+            SetAside::Ignore(reason) => {
+                tracing::info!(event_id = %payment.event_id, event_type = %payment.event_type, reason, "no invoice of ours takes this event; ignored");
+                return Answer {
+                    status: 200,
+                    body: json!({ "result": "ignored", "event_type": payment.event_type, "reason": reason }),
+                };
+            }
+            SetAside::No => {}
         }
     }
     let id = &payment.invoice_id;
@@ -327,7 +392,7 @@ pub async fn handle(
                 overpaid,
                 reopened,
             } = settlement;
-            let money_in = payment.flow == Flow::In && !delta.is_zero();
+            let money_in = payment.flow == Flow::In && delta > rust_decimal::Decimal::ZERO;
             if money_in && fully_paid && invoice.status == crate::invoice::InvoiceStatus::Open {
                 send_receipt(out.mailer, config, &invoice, &payment).await;
             }
@@ -335,6 +400,9 @@ pub async fn handle(
                 (Some(DisputeChange::Opened), _, _) => "dispute_opened",
                 (Some(DisputeChange::Closed), _, _) => "dispute_closed",
                 (None, true, _) => "covered",
+                // A running total's count corrected down (the same money had
+                // been counted on its own first).
+                (None, false, Flow::In) if delta < rust_decimal::Decimal::ZERO => "corrected",
                 (None, false, Flow::In) => "applied",
                 (None, false, Flow::Back) => "refunded",
             };
@@ -382,29 +450,6 @@ pub async fn handle(
             Answer {
                 status: 200,
                 body: json!({ "result": "duplicate", "invoice_id": invoice_id }),
-            }
-        }
-        // A refund, a dispute or a Stripe invoice's payment that names none
-        // of our invoices, for money we have not recorded. Within an hour of
-        // the event it may have overtaken the payment's own event (Stripe
-        // does not order deliveries): refused, so Stripe delivers it again.
-        // Later it is not ours (or, for a Stripe invoice's payment, counted
-        // by its total when that comes).
-        Err(PaymentError::UnknownInvoice)
-            if payment.invoice_id.is_empty() && now - payment.paid_at < PAYMENT_NOT_SEEN_WAIT =>
-        {
-            tracing::info!(event_id = %payment.event_id, event_type = %payment.event_type, "no recorded payment matches this event yet; the provider delivers it again");
-            error(
-                409,
-                "payment_not_seen",
-                "no payment this event refers to is recorded yet; retry later",
-            )
-        }
-        Err(PaymentError::UnknownInvoice) if payment.invoice_id.is_empty() => {
-            tracing::info!(event_id = %payment.event_id, event_type = %payment.event_type, "no recorded payment matches this event; ignored");
-            Answer {
-                status: 200,
-                body: json!({ "result": "ignored", "event_type": payment.event_type, "reason": "unknown_payment" }),
             }
         }
         Ok(Applied::Unapplied {

@@ -18,19 +18,25 @@ impl PaymentStore for MemoryStore {
     async fn read_for_payment(
         &self,
         invoice_id: &str,
-        record_sk: Option<&str>,
+        record_sks: &[String],
         now: DateTime<Utc>,
     ) -> Result<Option<SeenInvoice<Record>>, StoreError> {
         let inner = self.lock();
         let key = (invoice_id.to_owned(), INVOICE_SK.to_owned());
-        let record = record_sk
-            .and_then(|sk| inner.records.get(&(invoice_id.to_owned(), sk.to_owned())))
-            .map(|r| RawInvoice(r.clone()));
+        let records = record_sks
+            .iter()
+            .map(|sk| {
+                inner
+                    .records
+                    .get(&(invoice_id.to_owned(), sk.clone()))
+                    .map(|r| RawInvoice(r.clone()))
+            })
+            .collect();
         Ok(inner.records.get(&key).map(|r| SeenInvoice {
             raw: RawInvoice(r.clone()),
             sending: get_number(r, "sending_until").is_some_and(|t| t >= now.timestamp()),
             copy: r.clone(),
-            record,
+            records,
         }))
     }
 
@@ -63,6 +69,20 @@ impl PaymentStore for MemoryStore {
             }
             RecordGuard::Once => {}
         }
+        let marker_key = plan
+            .marker
+            .as_ref()
+            .map(|sk| (payment.invoice_id.clone(), sk.clone()));
+        if marker_key
+            .as_ref()
+            .is_some_and(|k| inner.records.contains_key(k))
+        {
+            return Ok(Commit::Changed);
+        }
+        let unapplied_key = (UNAPPLIED_PARTITION.to_owned(), payment.unapplied_id());
+        if plan.excess.is_some() && inner.records.contains_key(&unapplied_key) {
+            return Ok(Commit::Changed);
+        }
         let writes_invoice = !(plan.set.is_empty() && plan.remove.is_empty());
         if writes_invoice {
             let unchanged = inner.records.get(&key).is_some_and(|r| {
@@ -84,6 +104,10 @@ impl PaymentStore for MemoryStore {
         record.insert("invoice_id".into(), text(&payment.invoice_id));
         record.insert("sk".into(), text(&plan.record_sk));
         record.insert("recorded_at".into(), recorded_at.clone());
+        if let Some(marker_key) = marker_key {
+            let marker = marker_record(payment, plan, &marker_key.1, recorded_at.clone());
+            inner.records.insert(marker_key, marker);
+        }
         inner.records.insert(record_key, record);
         let event = claim(payment, &payment.invoice_id, recorded_at.clone());
         inner.records.insert(event_key, event);
@@ -208,4 +232,24 @@ fn claim(payment: &Payment, for_invoice: &str, recorded_at: crate::invoice::RawV
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// The once-only record a part writes for its key: the money, and the group
+/// that counts it.
+fn marker_record(
+    payment: &Payment,
+    plan: &Plan,
+    sk: &str,
+    recorded_at: crate::invoice::RawValue,
+) -> Record {
+    payment
+        .marker_record(&plan.record_sk)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain([
+            ("invoice_id".to_owned(), text(&payment.invoice_id)),
+            ("sk".to_owned(), text(sk)),
+            ("recorded_at".to_owned(), recorded_at),
+        ])
+        .collect()
 }
