@@ -152,7 +152,12 @@ pub async fn apply(store: &DynamoStore, id: &str, target: &str, now: DateTime<Ut
         }
     };
     report(&store.apply_payment(&payment, now).await, &payment)?;
-    store.mark_unapplied_applied(id, target, now).await?;
+    if !store.mark_unapplied_applied(id, target, now).await? {
+        bail!(
+            "{id} was applied to {target}, but meanwhile closed by someone else (dismissed?): \
+             check dunning-admin unapplied --all and history {target}"
+        );
+    }
     Ok(())
 }
 

@@ -463,3 +463,80 @@ fn amount_paid_is_distinct_payments_less_distinct_refunds_in_any_interleaving() 
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join("money_interleavings.json"), figures.to_string());
 }
+
+/// An event that counts nothing new still leaves its references: a
+/// subscription's session counts a Stripe invoice first, then `invoice.paid`
+/// (before basil naming the intent) adds nothing, and a refund naming only
+/// that intent still finds the invoice.
+#[test]
+fn an_event_already_counted_still_leaves_its_references() {
+    let store = MemoryStore::new();
+    store.put(&[
+        ("invoice_id", RawValue::Text(INVOICE.into())),
+        ("sk", RawValue::Text("invoice".into())),
+        ("customer_id", RawValue::Text("C".into())),
+        ("customer_name", RawValue::Text("Ana".into())),
+        ("amount", RawValue::Text("100.00".into())),
+        ("currency", RawValue::Text("USD".into())),
+        ("due_date", RawValue::Text("2026-11-20".into())),
+        ("status", RawValue::Text("open".into())),
+    ]);
+    let v = "2024-06-20";
+    let events = [
+        stripe_event(
+            v,
+            "evt_s1",
+            "checkout.session.completed",
+            json!({"id": "cs_s", "object": "checkout.session",
+            "amount_total": 10_000, "client_reference_id": INVOICE, "currency": "usd", "invoice": "in_s",
+            "mode": "subscription", "payment_intent": null, "payment_status": "paid", "status": "complete"}),
+        ),
+        stripe_event(
+            v,
+            "evt_s2",
+            "invoice.paid",
+            json!({"id": "in_s", "object": "invoice", "amount_paid": 10_000,
+            "charge": "ch_s", "currency": "usd", "metadata": {"invoice_id": INVOICE}, "payment_intent": "pi_s", "status": "paid"}),
+        ),
+        stripe_event(
+            v,
+            "evt_s3",
+            "refund.updated",
+            json!({"id": "re_s", "object": "refund", "amount": 5_000,
+            "charge": "ch_s", "currency": "usd", "payment_intent": "pi_s", "status": "succeeded"}),
+        ),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let now = created() + Duration::minutes(1);
+    let results: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let body = e.to_string().into_bytes();
+            let signature = sign(STRIPE.as_bytes(), now.timestamp(), &body);
+            let out = Outbound {
+                mailer: None::<&dunning::aws::SesMailer>,
+                publisher: None::<&dunning::aws::SnsPublisher>,
+            };
+            let answer = rt.block_on(handle(
+                &store,
+                &out,
+                &config(),
+                "POST",
+                |h| (h == "stripe-signature").then(|| signature.clone()),
+                &body,
+                now,
+            ));
+            answer.body["result"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    assert_eq!(results, ["applied", "covered", "refunded"]);
+    let inv = store.invoice(INVOICE).unwrap();
+    assert_eq!(
+        inv.0.get("amount_paid"),
+        Some(&RawValue::Text("50.00".into()))
+    );
+    assert_eq!(inv.0.get("status"), Some(&RawValue::Text("open".into())));
+}

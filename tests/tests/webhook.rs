@@ -232,7 +232,7 @@ async fn every_event_kind_on_every_api_version_counts_each_payment_once() -> any
             ("invoice.paid", "*", "INV-1001", "1250.00", "paid"),
             (
                 "invoice.payment_succeeded",
-                "duplicate",
+                "covered",
                 "INV-1001",
                 "1250.00",
                 "paid",

@@ -137,19 +137,21 @@ impl PaymentStore for DynamoStore {
         }
         let record = match plan.guard {
             RecordGuard::Once | RecordGuard::Version(0) => {
-                record.condition_expression("attribute_not_exists(sk)")
+                Some(record.condition_expression("attribute_not_exists(sk)"))
             }
-            RecordGuard::Version(v) => record
-                .condition_expression("version = :version")
-                .expression_attribute_values(":version", n(v)),
-        }
-        .build()
-        .map_err(local)?;
+            RecordGuard::Version(v) => Some(
+                record
+                    .condition_expression("version = :version")
+                    .expression_attribute_values(":version", n(v)),
+            ),
+            RecordGuard::Skip => None,
+        };
         let event = self.event_claim(payment, &payment.invoice_id, recorded_at.clone())?;
-        let mut items = vec![
-            TransactWriteItem::builder().put(event).build(),
-            TransactWriteItem::builder().put(record).build(),
-        ];
+        let mut items = vec![TransactWriteItem::builder().put(event).build()];
+        if let Some(record) = record {
+            let record = record.build().map_err(local)?;
+            items.push(TransactWriteItem::builder().put(record).build());
+        }
         if let Some(sk) = &plan.marker {
             let mut marker = Put::builder()
                 .table_name(self.table())

@@ -132,6 +132,9 @@ pub enum RecordGuard {
     /// Only if the record's `version` is still this (0: no record); another
     /// means the read is stale (read again).
     Version(u64),
+    /// Not written: the event says nothing new (a total or part counted
+    /// already), and only its claim and references are recorded.
+    Skip,
 }
 
 /// What one movement writes.
@@ -162,8 +165,9 @@ fn text(v: impl Into<String>) -> RawValue {
 }
 
 /// What applying `payment` to `invoice` writes, given the records its
-/// [`Payment::reads`] names as read (`reads`, in that order).
-/// `Ok(None)`: nothing new (a total or part already counted).
+/// [`Payment::reads`] names as read (`reads`, in that order). A total or
+/// part already counted gives a plan that writes only the event's claim and
+/// references ([`RecordGuard::Skip`]).
 pub fn plan(
     invoice: &PayableInvoice,
     reads: &[Option<RawInvoice>],
@@ -190,7 +194,19 @@ pub fn plan(
                 payment.amount,
                 counted_alone,
             ) else {
-                return Ok(None);
+                // Nothing new to count, but the event's claim and its
+                // references (a later refund may name only them) are kept.
+                return Ok(Some(Plan {
+                    record_sk: payment.record_sk(),
+                    record: Vec::new(),
+                    guard: RecordGuard::Skip,
+                    set: Vec::new(),
+                    remove: Vec::new(),
+                    settlement: invoice.settle(payment.flow, Decimal::ZERO),
+                    delta: Decimal::ZERO,
+                    marker: None,
+                    excess: None,
+                }));
             };
             if part && !counted_alone {
                 marker = Some(payment.once_sk());
@@ -255,7 +271,7 @@ pub fn plan(
         }
         if settlement.overpaid {
             set.push(("overpaid", RawValue::Bool(true)));
-        } else if payment.flow == Flow::Back {
+        } else if payment.flow == Flow::Back || delta < Decimal::ZERO {
             remove.push("overpaid");
         }
     }

@@ -67,7 +67,7 @@ impl PaymentStore for MemoryStore {
                     return Ok(Commit::Changed);
                 }
             }
-            RecordGuard::Once => {}
+            RecordGuard::Once | RecordGuard::Skip => {}
         }
         let marker_key = plan
             .marker
@@ -108,7 +108,9 @@ impl PaymentStore for MemoryStore {
             let marker = marker_record(payment, plan, &marker_key.1, recorded_at.clone());
             inner.records.insert(marker_key, marker);
         }
-        inner.records.insert(record_key, record);
+        if plan.guard != RecordGuard::Skip {
+            inner.records.insert(record_key, record);
+        }
         let event = claim(payment, &payment.invoice_id, recorded_at.clone());
         inner.records.insert(event_key, event);
         for id in &payment.refs {
