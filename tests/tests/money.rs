@@ -372,19 +372,24 @@ async fn deliver_all(store: &MemoryStore, s: &Scenario, events: &[Delivery]) -> 
     (delivered, overtook)
 }
 
-fn run_scenario(s: &Scenario) -> Result<(usize, usize), TestCaseError> {
+/// A store holding one open USD invoice of `total`.
+fn open_invoice(total: &str) -> MemoryStore {
     let store = MemoryStore::new();
-    let total = Decimal::new(s.total_cents, 2).to_string();
     store.put(&[
         ("invoice_id", RawValue::Text(INVOICE.into())),
         ("sk", RawValue::Text("invoice".into())),
         ("customer_id", RawValue::Text("C".into())),
         ("customer_name", RawValue::Text("Ana".into())),
-        ("amount", RawValue::Text(total)),
+        ("amount", RawValue::Text(total.into())),
         ("currency", RawValue::Text("USD".into())),
         ("due_date", RawValue::Text("2026-11-20".into())),
         ("status", RawValue::Text("open".into())),
     ]);
+    store
+}
+
+fn run_scenario(s: &Scenario) -> Result<(usize, usize), TestCaseError> {
+    let store = open_invoice(&Decimal::new(s.total_cents, 2).to_string());
     let (events, expect) = events(s);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -470,17 +475,7 @@ fn amount_paid_is_distinct_payments_less_distinct_refunds_in_any_interleaving() 
 /// that intent still finds the invoice.
 #[test]
 fn an_event_already_counted_still_leaves_its_references() {
-    let store = MemoryStore::new();
-    store.put(&[
-        ("invoice_id", RawValue::Text(INVOICE.into())),
-        ("sk", RawValue::Text("invoice".into())),
-        ("customer_id", RawValue::Text("C".into())),
-        ("customer_name", RawValue::Text("Ana".into())),
-        ("amount", RawValue::Text("100.00".into())),
-        ("currency", RawValue::Text("USD".into())),
-        ("due_date", RawValue::Text("2026-11-20".into())),
-        ("status", RawValue::Text("open".into())),
-    ]);
+    let store = open_invoice("100.00");
     let v = "2024-06-20";
     let events = [
         stripe_event(
