@@ -130,8 +130,8 @@ async fn handle_orders(
         }
         let mut request = RunRequest::worker(order);
         request.deadline = deadline;
-        // A redelivered order runs under its own claim tokens.
-        request.run_id = format!("{}/{request_id}", request.run_id);
+        // A redelivered order, or a retried invocation, runs under its own claim tokens.
+        request.run_id = dunning::run::attempt_run_id(&format!("{}/{request_id}", request.run_id));
         let result = run(deps, &request).await;
         let metrics = match &result {
             Ok(summary) => summary.clone(),
@@ -156,7 +156,11 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
     }
     let now = Utc::now();
     let (as_of, dry_run) = parse_event(event.payload, now)?;
-    let mut request = RunRequest::new(as_of, event.context.request_id.clone());
+    // Lambda reuses a request id when it retries an asynchronous invocation.
+    let mut request = RunRequest::new(
+        as_of,
+        dunning::run::attempt_run_id(&event.context.request_id),
+    );
     request.dry_run = dry_run;
     request.deadline = deadline;
     // Only a run for about now is part of the hourly series; a rehearsal for

@@ -194,7 +194,7 @@ impl DynamoStore {
     ) -> Result<ClaimOutcome, StoreError> {
         let mut remaining: Vec<usize> = (0..c.members.len()).collect();
         let mut lost = Vec::new();
-        for _ in 0..CLAIM_ROUNDS {
+        for round in 0..CLAIM_ROUNDS {
             let contacts = match c.cap {
                 None => None,
                 Some(cap) => {
@@ -216,13 +216,26 @@ impl DynamoStore {
                 items.push(self.invoice_claim(c, &c.members[i])?);
             }
             let first_member = usize::from(contacts.is_some());
+            let members: Vec<(&str, &str)> = remaining
+                .iter()
+                .map(|&i| (c.members[i].invoice_id, c.members[i].sk.as_str()))
+                .collect();
+            let token = request_token(
+                &c.token,
+                round,
+                &members,
+                contacts.as_ref().map(|(_, v)| *v),
+            );
             match self
                 .client()
                 .transact_write_items()
                 .set_transact_items(Some(items))
-                // The same token on the SDK's own retries: a claim that committed but
-                // whose answer was lost is not refused as a conflict on retry.
-                .client_request_token(request_token(&c.token))
+                // The same token on the SDK's own retries of this one request: a
+                // claim that committed but whose answer was lost is not refused as
+                // a conflict on retry. Another round sends other items, so
+                // another token (DynamoDB refuses a token reused with other
+                // items: IdempotentParameterMismatch).
+                .client_request_token(token)
                 .send()
                 .await
             {
@@ -275,8 +288,56 @@ impl DynamoStore {
     }
 }
 
-/// A `ClientRequestToken` (at most 36 characters) derived from a claim token.
-fn request_token(claim_token: &str) -> String {
+/// A `ClientRequestToken` (at most 36 characters) for one round of a claim:
+/// derived from the claim's token, the round, the members it writes
+/// (invoice, ledger key) and the contact log's version it expects, so it is
+/// never reused with other items.
+fn request_token(
+    claim_token: &str,
+    round: usize,
+    members: &[(&str, &str)],
+    contacts_version: Option<Option<i64>>,
+) -> String {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(claim_token.as_bytes())[..16])
+    let mut h = sha2::Sha256::new();
+    h.update(claim_token.as_bytes());
+    h.update([0]);
+    h.update((round as u64).to_be_bytes());
+    for (invoice, sk) in members {
+        h.update(invoice.as_bytes());
+        h.update([0]);
+        h.update(sk.as_bytes());
+        h.update([0]);
+    }
+    h.update(format!("{contacts_version:?}").as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::request_token;
+
+    #[test]
+    fn a_request_token_changes_with_the_items_and_holds_for_the_same_ones() {
+        let members = [
+            ("INV-1", "reminder#due#email"),
+            ("INV-2", "reminder#due#email"),
+        ];
+        let first = request_token("run-1:7", 0, &members, Some(Some(3)));
+        assert_eq!(first.len(), 32);
+        // The SDK's retries of one request: the same items, the same token.
+        assert_eq!(first, request_token("run-1:7", 0, &members, Some(Some(3))));
+        // A later round without a member lost to a race, or expecting another
+        // contact-log version, or another claim: each another token.
+        let others = [
+            request_token("run-1:7", 1, &members[..1], Some(Some(3))),
+            request_token("run-1:7", 1, &members, Some(Some(3))),
+            request_token("run-1:7", 0, &members, Some(Some(4))),
+            request_token("run-1:7", 0, &members, None),
+            request_token("run-1:8", 0, &members, Some(Some(3))),
+        ];
+        for (i, other) in others.iter().enumerate() {
+            assert_ne!(&first, other, "case {i}");
+        }
+    }
 }

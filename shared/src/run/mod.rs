@@ -168,6 +168,19 @@ pub struct RunRequest {
     pub record_reads: bool,
 }
 
+/// A run id unique to one invocation attempt: `base` (Lambda's request id,
+/// which an asynchronous retry reuses) and 8 random hex digits, so that a
+/// retried invocation never makes the claim tokens of the attempt before it.
+pub fn attempt_run_id(base: &str) -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness: the clock's nanoseconds still differ per attempt.
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        bytes = (nanos as u32).to_be_bytes();
+    }
+    format!("{base}/{}", hex::encode(bytes))
+}
+
 impl RunRequest {
     pub fn new(as_of: DateTime<Utc>, run_id: impl Into<String>) -> Self {
         Self {
@@ -365,4 +378,19 @@ pub async fn run<A: Adapters>(deps: &Deps<A>, req: &RunRequest) -> Result<RunSum
         "run finished"
     );
     Ok(summary)
+}
+
+#[cfg(test)]
+mod attempt_tests {
+    use super::attempt_run_id;
+
+    #[test]
+    fn each_attempt_of_one_request_has_its_own_run_id() {
+        let ids: std::collections::BTreeSet<String> =
+            (0..50).map(|_| attempt_run_id("req-1")).collect();
+        assert_eq!(ids.len(), 50);
+        assert!(ids
+            .iter()
+            .all(|id| id.starts_with("req-1/") && id.len() == "req-1/".len() + 8));
+    }
 }
