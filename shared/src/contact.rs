@@ -37,11 +37,10 @@ impl EmailAddress {
         &self.0
     }
 
-    /// `j***@example.com`: enough to tell addresses apart in a log, no more.
+    /// `j***@e***.com`: enough to tell addresses apart in a log, no more
+    /// (a full domain can name a small business, or a person).
     pub fn masked(&self) -> String {
-        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
-        let first: String = local.chars().take(1).collect();
-        format!("{first}***@{domain}")
+        mask_email(&self.0)
     }
 }
 
@@ -84,6 +83,52 @@ impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// `j***@e***.com` for an address-like text (its local part's and domain's
+/// first characters, and the domain's last label).
+fn mask_email(text: &str) -> String {
+    let (local, domain) = text.split_once('@').unwrap_or((text, ""));
+    let first: String = local.chars().take(1).collect();
+    let domain_first: String = domain.chars().take(1).collect();
+    let tld = domain.rsplit_once('.').map_or("", |(_, t)| t);
+    format!("{first}***@{domain_first}***.{tld}")
+}
+
+/// `text` with every e-mail address and phone number in it masked, for a
+/// provider's error message that may name the recipient ("Email address is
+/// not verified. The following identities failed the check: ana@...").
+pub fn redact(text: &str) -> String {
+    let breaks = |c: char| c.is_whitespace() || "<>()[]{}\"',;:".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let trimmed = word.trim_end_matches(['.', '!', '?']);
+        let tail = &word[trimmed.len()..];
+        let digits = trimmed.trim_start_matches('+');
+        if trimmed.contains('@') && trimmed.len() > 2 {
+            out.push_str(&mask_email(trimmed));
+            out.push_str(tail);
+        } else if digits.len() >= 7 && digits.chars().all(|c| c.is_ascii_digit()) {
+            let n = trimmed.len();
+            out.push_str(&"*".repeat(n.saturating_sub(4)));
+            out.push_str(&trimmed[n.saturating_sub(4)..]);
+            out.push_str(tail);
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if breaks(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -139,10 +184,32 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_message_loses_its_addresses_and_numbers() {
+        let message = "Email address is not verified. The following identities failed the check in region US-EAST-1: ana.lima@acme-widgets.example, <bo@x.org>; phone +15555550100.";
+        let clean = redact(message);
+        for secret in ["ana.lima", "acme-widgets", "bo@x.org", "5555550"] {
+            assert!(!clean.contains(secret), "{secret} in {clean}");
+        }
+        assert!(
+            clean.contains("a***@a***.example") && clean.contains("<b***@x***.org>"),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("region US-EAST-1") && clean.ends_with("0100."),
+            "{clean}"
+        );
+        // Nothing personal: unchanged.
+        assert_eq!(
+            redact("Throttling: rate exceeded 14/s"),
+            "Throttling: rate exceeded 14/s"
+        );
+    }
+
+    #[test]
     fn masks_hide_most_of_the_contact() {
         assert_eq!(
             EmailAddress::parse("jane@example.com").unwrap().masked(),
-            "j***@example.com"
+            "j***@e***.com"
         );
         assert_eq!(
             PhoneNumber::parse("+15555550100").unwrap().masked(),

@@ -93,7 +93,12 @@ where
             } else {
                 ErrorClass::Permanent
             };
-            (class, code, e.message().unwrap_or_default().to_owned())
+            // SES names the recipient in some messages: never kept whole.
+            (
+                class,
+                code,
+                crate::contact::redact(e.message().unwrap_or_default()),
+            )
         }
         SdkError::TimeoutError(_) => (ErrorClass::Transient, "Timeout".into(), err.to_string()),
         SdkError::DispatchFailure(_) => (
