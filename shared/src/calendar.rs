@@ -124,6 +124,28 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
 
 #[cfg(test)]
 mod tests {
+    /// Holidays close a day whether or not weekends are skipped, as
+    /// `infra/policy.toml` says.
+    #[test]
+    fn holidays_close_a_day_with_or_without_skipped_weekends() {
+        let christmas = chrono::NaiveDate::from_ymd_opt(2026, 12, 25).unwrap();
+        let saturday = chrono::NaiveDate::from_ymd_opt(2026, 12, 26).unwrap();
+        for skip_weekends in [false, true] {
+            let cal = super::Calendar {
+                skip_weekends,
+                holidays: [christmas].into(),
+                ..super::Calendar::defaults()
+            };
+            assert!(!cal.is_business_day(christmas));
+            assert_eq!(cal.is_business_day(saturday), !skip_weekends);
+            let next = if skip_weekends { 28 } else { 26 };
+            assert_eq!(
+                cal.effective_day(christmas),
+                chrono::NaiveDate::from_ymd_opt(2026, 12, next).unwrap()
+            );
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 
