@@ -172,12 +172,20 @@ impl Payment {
     /// store adds its keys and `recorded_at`): the money, and the group's
     /// record that counts it (`counted_in`).
     pub fn marker_record(&self, counted_in: &str) -> Vec<(&'static str, RawValue)> {
+        let mut attrs = self.described(self.amount);
+        attrs.push(("counted_in", RawValue::Text(counted_in.to_owned())));
+        attrs
+    }
+
+    /// What every record of this movement says of it: the event (id,
+    /// provider, type), `amount` in its currency, and when it was paid.
+    pub fn described(&self, amount: Decimal) -> Vec<(&'static str, RawValue)> {
         let text = |v: &str| RawValue::Text(v.to_owned());
         vec![
             ("event_id", text(&self.event_id)),
             ("provider", text(self.provider)),
             ("event_type", text(&self.event_type)),
-            ("amount", text(&self.amount.to_string())),
+            ("amount", text(&amount.to_string())),
             ("currency", text(self.currency.code())),
             (
                 "paid_at",
@@ -187,7 +195,6 @@ impl Payment {
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 ),
             ),
-            ("counted_in", text(counted_in)),
         ]
     }
 
@@ -317,22 +324,10 @@ impl Payment {
             Basis::Total(g) => ("total", g.as_str()),
             Basis::Part(g) => ("part", g.as_str()),
         };
-        let mut attrs = vec![
+        let mut attrs = self.described(amount);
+        attrs.extend([
             ("reason", text(reason.as_str())),
             ("state", text("open")),
-            ("amount", text(&amount.to_string())),
-            ("currency", text(self.currency.code())),
-            (
-                "paid_at",
-                text(
-                    &self
-                        .paid_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                ),
-            ),
-            ("provider", text(self.provider)),
-            ("event_id", text(&self.event_id)),
-            ("event_type", text(&self.event_type)),
             ("payment_key", text(&self.payment_key)),
             (
                 "flow",
@@ -340,7 +335,7 @@ impl Payment {
             ),
             ("basis", text(basis)),
             ("for_invoice", text(&self.invoice_id)),
-        ];
+        ]);
         if !group.is_empty() {
             attrs.push(("group", text(group)));
         }

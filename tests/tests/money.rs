@@ -14,7 +14,7 @@ use dunning::config::WebhookConfig;
 use dunning::invoice::RawValue;
 use dunning::testing::MemoryStore;
 use dunning::webhook::signature::sign;
-use dunning::webhook::{handle, Outbound};
+use dunning::webhook::{handle, Answer, Outbound};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -309,12 +309,31 @@ fn events(s: &Scenario) -> (Vec<Delivery>, i64) {
 /// delivered again later, as Stripe does. Returns the deliveries made and
 /// those answered `payment_not_seen` (a refund or dispute that overtook its
 /// payment).
-async fn deliver_all(store: &MemoryStore, s: &Scenario, events: &[Delivery]) -> (usize, usize) {
-    let config = config();
+/// One delivery to the webhook at `now`, signed with the secret its header takes.
+async fn deliver(store: &MemoryStore, (header, body): &Delivery, now: DateTime<Utc>) -> Answer {
+    let secret = if *header == "stripe-signature" {
+        STRIPE
+    } else {
+        GENERIC
+    };
+    let signature = sign(secret.as_bytes(), now.timestamp(), body);
     let out = Outbound {
         mailer: None::<&dunning::aws::SesMailer>,
         publisher: None::<&dunning::aws::SnsPublisher>,
     };
+    handle(
+        store,
+        &out,
+        &config(),
+        "POST",
+        |h| (h == *header).then(|| signature.clone()),
+        body,
+        now,
+    )
+    .await
+}
+
+async fn deliver_all(store: &MemoryStore, s: &Scenario, events: &[Delivery]) -> (usize, usize) {
     let mut copies: Vec<(u32, usize)> = Vec::new();
     for (i, _) in events.iter().enumerate() {
         for c in 0..s.copies[i % s.copies.len()] {
@@ -332,24 +351,8 @@ async fn deliver_all(store: &MemoryStore, s: &Scenario, events: &[Delivery]) -> 
         };
     let (mut delivered, mut overtook, mut since_progress) = (0, 0, 0);
     while let Some(i) = queue.pop_front() {
-        let (header, body) = &events[i];
-        let text = String::from_utf8_lossy(body);
-        let secret = if *header == "stripe-signature" {
-            STRIPE
-        } else {
-            GENERIC
-        };
-        let signature = sign(secret.as_bytes(), now.timestamp(), body);
-        let answer = handle(
-            store,
-            &out,
-            &config,
-            "POST",
-            |h| (h == *header).then(|| signature.clone()),
-            body,
-            now,
-        )
-        .await;
+        let text = String::from_utf8_lossy(&events[i].1);
+        let answer = deliver(store, &events[i], now).await;
         delivered += 1;
         if answer.status == 200 {
             since_progress = 0;
@@ -509,19 +512,9 @@ fn an_event_already_counted_still_leaves_its_references() {
     let results: Vec<String> = events
         .iter()
         .map(|e| {
-            let body = e.to_string().into_bytes();
-            let signature = sign(STRIPE.as_bytes(), now.timestamp(), &body);
-            let out = Outbound {
-                mailer: None::<&dunning::aws::SesMailer>,
-                publisher: None::<&dunning::aws::SnsPublisher>,
-            };
-            let answer = rt.block_on(handle(
+            let answer = rt.block_on(deliver(
                 &store,
-                &out,
-                &config(),
-                "POST",
-                |h| (h == "stripe-signature").then(|| signature.clone()),
-                &body,
+                &("stripe-signature", e.to_string().into_bytes()),
                 now,
             ));
             answer.body["result"].as_str().unwrap_or("").to_owned()

@@ -182,14 +182,12 @@ impl PaymentStore for DynamoStore {
             );
         }
         for id in &payment.refs {
-            let reference = Put::builder()
-                .table_name(self.table())
-                .item(PARTITION_KEY, s(ref_partition(payment.provider, id)))
-                .item(SORT_KEY, s(REF_SK))
-                .item("for_invoice", s(&payment.invoice_id))
-                .item("recorded_at", recorded_at.clone())
-                .build()
-                .map_err(local)?;
+            let reference = self.reference_put(
+                payment.provider,
+                id,
+                &payment.invoice_id,
+                recorded_at.clone(),
+            )?;
             items.push(TransactWriteItem::builder().put(reference).build());
         }
         let Some(failed) = self.transact(items).await? else {
@@ -390,39 +388,15 @@ impl DynamoStore {
 
     /// The unapplied payments (`state` open, or all) as JSON, oldest first.
     pub async fn unapplied(&self, all: bool) -> Result<Vec<serde_json::Value>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("invoice_id = :p")
-                .expression_attribute_values(":p", s(UNAPPLIED_PARTITION))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("Query", e))?;
-            items.extend(out.items.unwrap_or_default().into_iter().filter(|i| {
-                all || i
-                    .get("state")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some("open")
-            }));
-            start = out.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                break;
-            }
-        }
-        items.sort_by_key(|i| i.get("received_at").and_then(|v| v.as_s().ok()).cloned());
-        items
+        // The partition's records, read as an invoice's history is.
+        let mut items: Vec<serde_json::Value> = self
+            .history(UNAPPLIED_PARTITION)
+            .await?
             .into_iter()
-            .map(|i| {
-                serde_dynamo::from_item(i).map_err(|e| StoreError::local("Query", e.to_string()))
-            })
-            .collect()
+            .filter(|i| all || i["state"] == "open")
+            .collect();
+        items.sort_by_key(|i| i["received_at"].as_str().map(str::to_owned));
+        Ok(items)
     }
 
     /// Marks an unapplied payment applied to `invoice_id`; `false` when it
@@ -513,38 +487,15 @@ impl DynamoStore {
                     continue;
                 }
                 if payment.provider == "stripe" && payment.payment_key.starts_with("pi_") {
-                    let reference = Put::builder()
-                        .table_name(self.table())
-                        .item(
-                            PARTITION_KEY,
-                            s(ref_partition("stripe", &payment.payment_key)),
-                        )
-                        .item(SORT_KEY, s(REF_SK))
-                        .item("for_invoice", s(&payment.invoice_id))
-                        .item("recorded_at", s(rfc3339(Utc::now())))
-                        .build()
-                        .map_err(|e| StoreError::local("PutItem", e.to_string()))?;
-                    self.client()
-                        .put_item()
-                        .table_name(self.table())
-                        .set_item(Some(reference.item().clone()))
-                        .condition_expression("attribute_not_exists(sk)")
-                        .send()
-                        .await
-                        .map_or_else(
-                            |e| match e {
-                                SdkError::ServiceError(e)
-                                    if e.err().is_conditional_check_failed_exception() =>
-                                {
-                                    Ok(())
-                                }
-                                e => Err(store_error("PutItem", e)),
-                            },
-                            |_| {
-                                done.references += 1;
-                                Ok(())
-                            },
-                        )?;
+                    let reference = self.reference_put(
+                        "stripe",
+                        &payment.payment_key,
+                        &payment.invoice_id,
+                        s(rfc3339(Utc::now())),
+                    )?;
+                    if self.put_if_absent(reference).await? {
+                        done.references += 1;
+                    }
                 }
                 // Claimed when the payment was recorded, as the webhook would have.
                 let recorded_at = item
@@ -552,28 +503,54 @@ impl DynamoStore {
                     .cloned()
                     .unwrap_or_else(|| s(rfc3339(Utc::now())));
                 let claim = self.event_claim(&payment, &payment.invoice_id, recorded_at)?;
-                match self
-                    .client()
-                    .put_item()
-                    .table_name(self.table())
-                    .set_item(Some(claim.item().clone()))
-                    .condition_expression("attribute_not_exists(sk)")
-                    .send()
-                    .await
-                {
-                    Ok(_) => done.claimed += 1,
-                    Err(SdkError::ServiceError(e))
-                        if e.err().is_conditional_check_failed_exception() =>
-                    {
-                        done.claimed_before += 1
-                    }
-                    Err(e) => return Err(store_error("PutItem", e)),
+                if self.put_if_absent(claim).await? {
+                    done.claimed += 1;
+                } else {
+                    done.claimed_before += 1;
                 }
             }
             start = out.last_evaluated_key.filter(|k| !k.is_empty());
             if start.is_none() {
                 return Ok(done);
             }
+        }
+    }
+
+    /// That the invoice a provider's object is for (`ref#<provider>#<id>`).
+    fn reference_put(
+        &self,
+        provider: &str,
+        id: &str,
+        invoice_id: &str,
+        recorded_at: AttributeValue,
+    ) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(ref_partition(provider, id)))
+            .item(SORT_KEY, s(REF_SK))
+            .item("for_invoice", s(invoice_id))
+            .item("recorded_at", recorded_at)
+            .build()
+            .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))
+    }
+
+    /// Writes `put`'s item on its own, only if there is none: `false` when
+    /// there was one.
+    async fn put_if_absent(&self, put: Put) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(put.item().clone()))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(store_error("PutItem", e)),
         }
     }
 

@@ -318,7 +318,8 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// Every record under an invoice (the invoice, its ledger, its payments) as JSON.
+    /// Every record under a partition (an invoice: the invoice, its ledger,
+    /// its payments; or `unapplied`) as JSON, strongly consistent.
     pub async fn history(&self, invoice_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
         let mut records = Vec::new();
         let mut start = None;
@@ -329,6 +330,8 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression("invoice_id = :id")
                 .expression_attribute_values(":id", s(invoice_id))
+                // What was just written (a payment, a kept one) is there.
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

@@ -233,13 +233,8 @@ pub fn plan(
         }
     };
     let settlement = invoice.settle(payment.flow, delta);
+    attrs.extend(payment.described(payment.amount));
     attrs.extend([
-        ("event_id", text(&payment.event_id)),
-        ("provider", text(payment.provider)),
-        ("event_type", text(&payment.event_type)),
-        ("amount", text(payment.amount.to_string())),
-        ("currency", text(payment.currency.code())),
-        ("paid_at", text(rfc3339(payment.paid_at))),
         (
             "amount_paid_after",
             text(settlement.amount_paid.to_string()),
