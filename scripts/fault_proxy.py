@@ -10,6 +10,10 @@ faulted request), for the services in --services:
   5xx       a 500 or 503 in the service's error shape
   timeout   read the request, answer nothing for --hold seconds, then close
   reset     read the request, then abort the connection with a TCP RST
+  denied    the service's permission error (SES v2 403 AccessDeniedException,
+            SNS AuthorizationError, DynamoDB AccessDeniedException): a
+            systemic failure, as a wrong IAM grant gives. Never drawn by
+            default: ask for it with --kinds or /_faults/config.
 
 Independent of --rate, some recipients always fail permanently ("permanent"):
 SES v2 SendEmail to an address whose local part starts with `bounce` gets
@@ -43,7 +47,8 @@ import threading
 import time
 import urllib.parse
 
-KINDS = ("throttle", "5xx", "timeout", "reset")
+KINDS = ("throttle", "5xx", "timeout", "reset")  # the default mix
+ALL_KINDS = KINDS + ("denied",)
 # Hop-by-hop headers (RFC 9110 7.6.1) plus the ones we recompute.
 HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
        "trailer", "transfer-encoding", "upgrade", "proxy-connection", "content-length",
@@ -98,8 +103,8 @@ class State:
         with self.lock:
             rate = float(new.get("rate", self.rate))
             kinds = [k for k in as_list(new.get("kinds", self.kinds)) if k]
-            if not 0.0 <= rate <= 1.0 or not set(kinds) <= set(KINDS):
-                raise ValueError(f"rate must be in [0, 1] and kinds a subset of {KINDS}")
+            if not 0.0 <= rate <= 1.0 or not set(kinds) <= set(ALL_KINDS):
+                raise ValueError(f"rate must be in [0, 1] and kinds a subset of {ALL_KINDS}")
             self.rate, self.kinds = rate, kinds
             self.services = set(filter(None, as_list(new.get("services", self.services))))
             self.hold = float(new.get("hold", self.hold))
@@ -113,8 +118,18 @@ def xml_error(kind, code, message):
 
 
 def error_response(service, kind, status):
-    """(status, headers, body) of an injected throttle or 5xx for `service`."""
+    """(status, headers, body) of an injected throttle, 5xx or denial for `service`."""
     rest = {"Content-Type": "application/json"}
+    if kind == "denied":
+        message = f"User is not authorized to perform {service} action (injected)"
+        if service == "sns":
+            return 403, {"Content-Type": "text/xml"}, xml_error(
+                "Sender", "AuthorizationError", message)
+        if service == "dynamodb":
+            return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(
+                {"__type": DDB + "AccessDeniedException", "message": message})
+        return 403, {**rest, "x-amzn-ErrorType": "AccessDeniedException"}, json.dumps(
+            {"message": message})
     if kind == "throttle":
         if service == "dynamodb":
             return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(
@@ -227,7 +242,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if fault:
                 kind, status, hold = fault
                 self.log_message("inject %s %s %s", kind, service, path)
-                if kind in ("throttle", "5xx"):
+                if kind in ("throttle", "5xx", "denied"):
                     return self.reply(*error_response(service, kind, status))
                 self.close_connection = True  # no response on this connection
                 if kind == "timeout":
@@ -301,8 +316,8 @@ def main():
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--verbose", action="store_true", help="log requests and faults to stderr")
     args = p.parse_args()
-    if not 0.0 <= args.rate <= 1.0 or not set(filter(None, args.kinds.split(","))) <= set(KINDS):
-        p.error(f"--rate must be in [0, 1] and --kinds a subset of {','.join(KINDS)}")
+    if not 0.0 <= args.rate <= 1.0 or not set(filter(None, args.kinds.split(","))) <= set(ALL_KINDS):
+        p.error(f"--rate must be in [0, 1] and --kinds a subset of {','.join(ALL_KINDS)}")
     Handler.state = State(args)
     Handler.upstream = urllib.parse.urlsplit(args.upstream)
     Handler.verbose = args.verbose

@@ -15,8 +15,13 @@ pub fn print_brief(s: &RunSummary) {
         .map(|(step, c, n)| format!("{step}/{c} {n}"))
         .collect();
     let waiting: Vec<String> = s.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let stopped: Vec<String> = s
+        .systemic
+        .iter()
+        .map(|(scope, stop)| format!("{scope} after {} ({} waiting)", stop.code, stop.messages))
+        .collect();
     println!(
-        "{as_of}: sent {}{}{}{}",
+        "{as_of}: sent {}{}{}{}{}",
         s.total_sent(),
         if sent.is_empty() {
             String::new()
@@ -33,6 +38,11 @@ pub fn print_brief(s: &RunSummary) {
         } else {
             format!("; not sent: {}", waiting.join(", "))
         },
+        if stopped.is_empty() {
+            String::new()
+        } else {
+            format!("; STOPPED: {}", stopped.join(", "))
+        },
     );
 }
 
@@ -45,16 +55,22 @@ pub fn print_summary(s: &RunSummary) {
         s.items_read, s.scanned_count, s.pages, s.eligible
     );
     println!(
-        "  {:<14} {:<8} {:>6} {:>7} {:>8} {:>8}",
-        "step", "channel", "sent", "failed", "skipped", "planned"
+        "  {:<14} {:<8} {:>6} {:>7} {:>6} {:>8} {:>8}",
+        "step", "channel", "sent", "failed", "retry", "skipped", "planned"
     );
     for (step, channels) in &s.steps {
         for (channel, o) in channels {
             println!(
-                "  {step:<14} {channel:<8} {:>6} {:>7} {:>8} {:>8}",
-                o.sent, o.failed, o.skipped, o.planned
+                "  {step:<14} {channel:<8} {:>6} {:>7} {:>6} {:>8} {:>8}",
+                o.sent, o.failed, o.retry, o.skipped, o.planned
             );
         }
+    }
+    for (scope, stop) in &s.systemic {
+        println!(
+            "STOPPED {scope} for this run after {} (systemic): {} messages wait in retry for the next run",
+            stop.code, stop.messages
+        );
     }
     fn line<K: std::fmt::Display>(label: &str, map: &std::collections::BTreeMap<K, u64>) {
         if !map.is_empty() {

@@ -30,6 +30,10 @@ impl StoreError {
     }
 }
 
+/// The code of a template that does not render: it stops that template for
+/// the rest of the run, not the channel ([`crate::run`]), and is systemic.
+pub const RENDER_ERROR: &str = "render_error";
+
 /// A failed send: its class, the provider's error code and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code} ({}): {message}", class.as_str())]
@@ -43,6 +47,15 @@ impl SendError {
     pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             class: ErrorClass::Permanent,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The account, the permissions, the configuration or a template is wrong.
+    pub fn systemic(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Systemic,
             code: code.into(),
             message: message.into(),
         }

@@ -68,13 +68,21 @@ impl LedgerState {
     }
 }
 
-/// Whether a failed send may succeed if tried again.
+/// Why a send failed, which says whether and when it may be tried again
+/// (the codes of each kind: `aws::errors`, and `docs/configuration.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Throttling, 5xx, timeouts, connection errors.
+    /// Throttling, 5xx, timeouts, connection errors: retried with backoff,
+    /// [`MAX_ATTEMPTS`] attempts in all.
     Transient,
-    /// A rejected address, an opted-out number, a bad request.
+    /// Recipient-permanent: this address or number will never work (a
+    /// rejected address, an opted-out or invalid number). Never retried.
     Permanent,
+    /// The account, the permissions, the configuration or a template is
+    /// wrong: nobody's message can go until someone fixes it. The channel (or
+    /// the template) stops for the rest of the run, and the message waits in
+    /// `retry` without using up an attempt, however many runs it takes.
+    Systemic,
 }
 
 impl ErrorClass {
@@ -82,7 +90,13 @@ impl ErrorClass {
         match self {
             Self::Transient => "transient",
             Self::Permanent => "permanent",
+            Self::Systemic => "systemic",
         }
+    }
+
+    /// Whether a failure of this class uses up one of the record's attempts.
+    pub fn uses_an_attempt(self) -> bool {
+        self != Self::Systemic
     }
 }
 
@@ -102,17 +116,24 @@ pub struct AfterFailure {
 }
 
 /// The transition after a send failed at `at` on attempt `attempts` (the
-/// claim that made it counted, so at least 1): a permanent error, or a
-/// transient one on the last attempt, ends in `failed`; otherwise the record
-/// waits in `retry`, longer after each attempt ([`retry_delay`]).
+/// claim that made it counted, so at least 1): a recipient-permanent error,
+/// or a transient one on the last attempt, ends in `failed`; a transient one
+/// before that waits in `retry`, longer after each attempt ([`retry_delay`]);
+/// a systemic one always waits in `retry`, for the next run (its attempt is
+/// given back: [`ErrorClass::uses_an_attempt`]).
 pub fn after_failure(class: ErrorClass, attempts: u32, at: DateTime<Utc>) -> AfterFailure {
+    let retry = |attempts| AfterFailure {
+        state: LedgerState::Retry,
+        retry_after: Some(at + chrono::Duration::seconds(retry_delay(attempts).as_secs() as i64)),
+    };
     match class {
-        ErrorClass::Transient if attempts < MAX_ATTEMPTS => AfterFailure {
+        // Not the message's fault: the next run may try it (this one has
+        // stopped the channel), however many runs the fix takes.
+        ErrorClass::Systemic => AfterFailure {
             state: LedgerState::Retry,
-            retry_after: Some(
-                at + chrono::Duration::seconds(retry_delay(attempts).as_secs() as i64),
-            ),
+            retry_after: Some(at),
         },
+        ErrorClass::Transient if attempts < MAX_ATTEMPTS => retry(attempts),
         ErrorClass::Transient | ErrorClass::Permanent => AfterFailure {
             state: LedgerState::Failed,
             retry_after: None,
@@ -152,6 +173,22 @@ mod tests {
             after_failure(ErrorClass::Transient, MAX_ATTEMPTS, t),
             failed
         );
+    }
+
+    #[test]
+    fn a_systemic_failure_always_waits_for_the_next_run_and_keeps_its_attempts() {
+        let t = at("2026-11-23T10:00:00Z");
+        for attempts in [1, MAX_ATTEMPTS, MAX_ATTEMPTS * 10] {
+            assert_eq!(
+                after_failure(ErrorClass::Systemic, attempts, t),
+                AfterFailure {
+                    state: LedgerState::Retry,
+                    retry_after: Some(t)
+                }
+            );
+        }
+        assert!(!ErrorClass::Systemic.uses_an_attempt());
+        assert!(ErrorClass::Transient.uses_an_attempt() && ErrorClass::Permanent.uses_an_attempt());
     }
 
     proptest! {

@@ -113,6 +113,19 @@ pub trait Store: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records that a message due now was not tried because its channel (or
+    /// template) stopped for this run after a systemic failure (`error`): it
+    /// waits in `retry` until `until`, without a claim and without using an
+    /// attempt. Never overwrites a claim or an outcome, nor moves a wait earlier.
+    fn record_stopped(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        error: &SendError,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Ends the in-flight mark the claim `token` put on the invoice.
     fn release_invoice(
         &self,

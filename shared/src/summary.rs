@@ -157,6 +157,17 @@ pub struct Outcomes {
     pub skipped: u64,
     /// Dry run: would have been claimed and sent.
     pub planned: u64,
+    /// Not sent because of a systemic failure: waiting in `retry` for a later run.
+    pub retry: u64,
+}
+
+/// A channel (or template) a systemic failure stopped for the rest of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SystemicStop {
+    /// The provider's (or our) error code that stopped it.
+    pub code: String,
+    /// Messages it held back, the one that failed included.
+    pub messages: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -201,6 +212,9 @@ pub struct RunSummary {
     pub skipped: BTreeMap<SkipReason, u64>,
     /// Failed sends by provider error code.
     pub failed: BTreeMap<String, u64>,
+    /// What systemic failures stopped for the rest of the run (`email`,
+    /// `sms`, or `email template <name>`), and the messages each held back.
+    pub systemic: BTreeMap<String, SystemicStop>,
     /// Items that failed validation, by reason.
     pub invalid: BTreeMap<String, u64>,
     /// The first invalid items, by id.
@@ -256,7 +270,13 @@ impl RunSummary {
     pub fn left_work(&self) -> bool {
         self.stopped_early
             || self.total_failed() > 0
+            || self.systemic_failures() > 0
             || self.skipped.keys().any(|r| r.leaves_work())
+    }
+
+    /// Messages held back by systemic failures: what the `SystemicFailures` alarm counts.
+    pub fn systemic_failures(&self) -> u64 {
+        self.total(|o| o.retry)
     }
 
     /// Total sent over all steps and channels.
@@ -281,8 +301,9 @@ impl RunSummary {
     /// (dimension `Function=dunning-run`) without an API call.
     pub fn emf(&self, namespace: &str, timestamp: DateTime<Utc>) -> serde_json::Value {
         let skipped: u64 = self.skipped.values().sum();
-        let metrics: [(&str, u64); 8] = [
+        let metrics: [(&str, u64); 9] = [
             ("RunFailures", self.failures()),
+            ("SystemicFailures", self.systemic_failures()),
             ("Sent", self.total_sent()),
             ("Failed", self.total_failed() + self.run_failed()),
             ("Skipped", skipped),

@@ -630,8 +630,12 @@ impl FaultProxy {
 
     /// Changes the fault rate from now on.
     pub fn set_rate(&self, rate: f64) -> Result<()> {
-        ureq::post(format!("{}/_faults/config", self.endpoint))
-            .send(serde_json::json!({ "rate": rate }).to_string())?;
+        self.configure(serde_json::json!({ "rate": rate }))
+    }
+
+    /// Changes the proxy's settings from now on (`rate`, `services`, `kinds`, `hold`).
+    pub fn configure(&self, settings: serde_json::Value) -> Result<()> {
+        ureq::post(format!("{}/_faults/config", self.endpoint)).send(settings.to_string())?;
         Ok(())
     }
 }

@@ -127,25 +127,19 @@ fn the_template_table_has_the_keys_and_index_the_store_uses() {
     assert!(text.contains("ProjectionType: ALL"));
 }
 
-/// The alarms on the webhook's own metrics watch names its Embedded Metric
-/// Format records really carry.
-#[test]
-fn the_webhook_alarms_watch_metrics_the_webhook_emits() {
-    let text = template();
-    let answer = dunning::webhook::Answer {
-        status: 200,
-        body: serde_json::json!({"result": "applied"}),
-    };
-    let record = dunning::webhook::answer_metrics(&answer, "Dunning", chrono::Utc::now());
-    let emitted: BTreeSet<&str> = record["_aws"]["CloudWatchMetrics"]
+/// The metric names one Embedded Metric Format record carries.
+fn emitted(record: &serde_json::Value) -> BTreeSet<String> {
+    record["_aws"]["CloudWatchMetrics"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|d| d["Metrics"].as_array().unwrap())
-        .filter_map(|m| m["Name"].as_str())
-        .collect();
-    // Each alarm block that names the webhook's dimension.
-    let mut watched = BTreeSet::new();
+        .filter_map(|m| m["Name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The metrics the template's alarms watch under dimension value `function`.
+fn watched(text: &str, function: &str) -> BTreeSet<String> {
     let mut blocks: Vec<Vec<&str>> = Vec::new();
     for line in text.lines() {
         let resource_start = line.starts_with("  ") && !line[2..].starts_with(' ');
@@ -154,25 +148,48 @@ fn the_webhook_alarms_watch_metrics_the_webhook_emits() {
         }
         blocks.last_mut().unwrap().push(line);
     }
-    for block in blocks
+    blocks
         .iter()
-        .filter(|b| b.iter().any(|l| l.trim() == "Value: payment-webhook"))
-    {
-        if let Some(name) = block
-            .iter()
-            .find_map(|l| l.trim().strip_prefix("MetricName: "))
-        {
-            watched.insert(name.trim().to_owned());
-        }
-    }
-    assert!(
-        watched.contains("WebhookServerErrors") && watched.contains("UnappliedPayments"),
-        "{watched:?}"
-    );
-    for name in &watched {
+        .filter(|b| b.iter().any(|l| l.trim() == format!("Value: {function}")))
+        .filter_map(|block| {
+            block
+                .iter()
+                .find_map(|l| l.trim().strip_prefix("MetricName: "))
+                .map(|n| n.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The alarms on the webhook's and the run's own metrics watch names their
+/// Embedded Metric Format records really carry.
+#[test]
+fn the_alarms_watch_metrics_the_functions_emit() {
+    let text = template();
+    let answer = dunning::webhook::Answer {
+        status: 200,
+        body: serde_json::json!({"result": "applied"}),
+    };
+    let now = chrono::Utc::now();
+    let webhook = emitted(&dunning::webhook::answer_metrics(&answer, "Dunning", now));
+    let run = emitted(&dunning::summary::RunSummary::default().emf("Dunning", now));
+    for (function, emitted, must) in [
+        (
+            "payment-webhook",
+            webhook,
+            ["WebhookServerErrors", "UnappliedPayments"],
+        ),
+        ("dunning-run", run, ["RunFailures", "SystemicFailures"]),
+    ] {
+        let watched = watched(&text, function);
         assert!(
-            emitted.contains(name.as_str()),
-            "{name} is alarmed on but never emitted"
+            must.iter().all(|m| watched.contains(*m)),
+            "{function}: {watched:?}"
         );
+        for name in &watched {
+            assert!(
+                emitted.contains(name),
+                "{name} is alarmed on but never emitted"
+            );
+        }
     }
 }

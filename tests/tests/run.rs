@@ -2,9 +2,14 @@
 //! what was really written to DynamoDB and "sent" through SES and SNS.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dunning::run::{run, RunRequest};
-use dunning::summary::SkipReason;
-use dunning_e2e::{invoice, outcome, Outbox, TestEnv, MONDAY_2PM};
+use std::time::Duration;
+
+use chrono::Utc;
+use dunning::aws::sdk::SdkSettings;
+use dunning::channel::Channel;
+use dunning::run::{run, Deps, RunRequest};
+use dunning::summary::{SkipReason, SystemicStop, Target};
+use dunning_e2e::{invoice, outcome, sdk_config_at, FaultProxy, Outbox, TestEnv, MONDAY_2PM};
 
 /// A run at [`MONDAY_2PM`]; the business zone is UTC.
 fn request(run_id: &str) -> RunRequest {
@@ -168,8 +173,11 @@ async fn dry_run_plans_without_sending_or_writing() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_permanent_send_failure_is_recorded_once_and_not_retried() -> anyhow::Result<()> {
-    // A sender that is not a verified SES identity: SES rejects every message.
+async fn an_unverified_sender_stops_email_for_the_run_and_the_next_run_sends_once(
+) -> anyhow::Result<()> {
+    // A sender that is not a verified SES identity: SES (moto) refuses every
+    // message with MessageRejected "not verified", the account's state, not
+    // the recipient's.
     let env = TestEnv::with_config(
         dunning_e2e::config(&[("SENDER_EMAIL", "unverified@acme.example")]),
         false,
@@ -182,20 +190,155 @@ async fn a_permanent_send_failure_is_recorded_once_and_not_retried() -> anyhow::
     ))
     .await?;
     let first = run(&env.deps, &request("r1")).await?;
-    assert_eq!(outcome(&first, "due_today", "email"), (0, 1, 0));
+    assert_eq!(outcome(&first, "due_today", "email"), (0, 0, 0));
+    assert_eq!(first.total_failed(), 0, "no message failed");
+    assert_eq!(first.systemic["email"].code, "MessageRejected");
     assert_eq!(
         outcome(&first, "due_today", "sms"),
         (1, 0, 0),
         "the SMS is independent of the email"
     );
+    let ledger = env.ledger("INV").await?;
+    let email = ledger.iter().find(|r| r["channel"] == "email").unwrap();
+    assert_eq!(
+        (&email["state"], &email["error_class"]),
+        (&"retry".into(), &"systemic".into())
+    );
+    assert_eq!(
+        email["attempts"], 0,
+        "a systemic failure uses up no attempt"
+    );
+    // The fix: the sender is verified. The next hourly run sends the email once.
+    env.deps
+        .mail
+        .create_sender_identity()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let later = |run_id| dunning_e2e::at("2026-11-23T15:00:00Z", run_id);
+    let second = run(&env.deps, &later("r2")).await?;
+    assert_eq!(outcome(&second, "due_today", "email"), (1, 0, 0));
+    assert!(second.systemic.is_empty());
+    let third = run(&env.deps, &later("r3")).await?;
+    assert_eq!(third.total_sent() + third.total_failed(), 0);
+    assert_eq!(env.moto.sent_emails()?.len(), 1);
+    assert_eq!(env.moto.sent_sms()?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_recipient_rejection_is_recorded_once_and_not_retried() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    // The proxy rejects `bounce*` addresses as SES rejects an address (MessageRejected).
+    let proxy = FaultProxy::start(env.moto.endpoint(), 0.0, 1, Duration::from_millis(100))?;
+    let deps = Deps::new(
+        &sdk_config_at(&proxy.endpoint, SdkSettings::default()).await,
+        dunning_e2e::config(&[]),
+    )?;
+    env.put_invoice(&invoice(
+        "INV",
+        "2026-11-23",
+        &[("email", "bounce@example.com"), ("phone", "+15555550199")],
+    ))
+    .await?;
+    let first = run(&deps, &request("r1")).await?;
+    assert_eq!(outcome(&first, "due_today", "email"), (0, 1, 0));
+    assert_eq!(outcome(&first, "due_today", "sms"), (1, 0, 0));
     assert_eq!(first.failed.get("MessageRejected"), Some(&1));
+    assert!(first.systemic.is_empty(), "one address is not the channel");
     let ledger = env.ledger("INV").await?;
     let email = ledger.iter().find(|r| r["channel"] == "email").unwrap();
     assert_eq!(email["state"], "failed");
     assert_eq!(email["error_class"], "permanent");
-    let second = run(&env.deps, &request("r2")).await?;
+    let second = run(&deps, &request("r2")).await?;
     assert_eq!(second.total_failed() + second.total_sent(), 0);
     assert_eq!(second.skipped.get(&SkipReason::AlreadySent), Some(&2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn access_denied_on_every_ses_call_stops_email_loses_nothing_and_the_next_run_sends_each_once(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let proxy = FaultProxy::start(env.moto.endpoint(), 0.0, 1, Duration::from_millis(100))?;
+    // One message at a time, so "stopped after the first refusal" is exact.
+    let deps = Deps::new(
+        &sdk_config_at(&proxy.endpoint, SdkSettings::default()).await,
+        dunning_e2e::config(&[("SEND_CONCURRENCY", "1")]),
+    )?;
+    let customers = 6;
+    for i in 0..customers {
+        let (id, email, phone) = (
+            format!("INV-{i}"),
+            format!("c{i}@example.com"),
+            format!("+1555555010{i}"),
+        );
+        // Each invoice is its own customer (`invoice` sets customer_id = id).
+        env.put_invoice(&invoice(
+            &id,
+            "2026-11-23",
+            &[("email", &email), ("phone", &phone)],
+        ))
+        .await?;
+    }
+    // A wrong IAM grant: SES answers AccessDeniedException to every call.
+    proxy.configure(serde_json::json!({"rate": 1.0, "services": ["ses"], "kinds": ["denied"]}))?;
+    let first = run(&deps, &request("denied")).await?;
+    let ses_calls = proxy.stats()?["requests"]["ses"].as_u64().unwrap_or(0);
+    assert_eq!(ses_calls, 1, "the channel stopped after the first refusal");
+    assert_eq!(first.total_failed(), 0, "no message failed");
+    assert_eq!(
+        first.systemic["email"],
+        SystemicStop {
+            code: "AccessDeniedException".into(),
+            messages: customers
+        }
+    );
+    assert_eq!(
+        first
+            .outcomes("due_today", Target::Channel(Channel::Email))
+            .retry,
+        customers
+    );
+    assert_eq!(
+        outcome(&first, "due_today", "sms"),
+        (customers, 0, 0),
+        "SMS went on"
+    );
+    let metrics = first.emf("Dunning", Utc::now());
+    assert_eq!(metrics["SystemicFailures"], customers);
+    assert_eq!(metrics["RunFailures"], 0);
+    for i in 0..customers {
+        let ledger = env.ledger(&format!("INV-{i}")).await?;
+        let email = ledger
+            .iter()
+            .find(|r| r["sk"] == "reminder#due_today#email")
+            .unwrap();
+        assert_eq!(
+            (&email["state"], &email["error_code"]),
+            (&"retry".into(), &"AccessDeniedException".into())
+        );
+    }
+    assert!(env.moto.sent_emails()?.is_empty());
+    // The grant is fixed: the next hourly run sends every one of them, once.
+    proxy.configure(serde_json::json!({"rate": 0.0}))?;
+    let later = |run_id| dunning_e2e::at("2026-11-23T15:00:00Z", run_id);
+    let second = run(&deps, &later("fixed")).await?;
+    assert_eq!(outcome(&second, "due_today", "email"), (customers, 0, 0));
+    assert_eq!(second.total_sent(), customers, "the SMS are not sent again");
+    let third = run(&deps, &later("again")).await?;
+    assert_eq!(third.total_sent() + third.total_failed(), 0);
+    let mut to = env.moto.recipients()?;
+    to.sort();
+    let expected: Vec<String> = (0..customers)
+        .map(|i| format!("c{i}@example.com"))
+        .collect();
+    assert_eq!(
+        to.iter()
+            .filter(|r| r.contains('@'))
+            .cloned()
+            .collect::<Vec<_>>(),
+        expected
+    );
     Ok(())
 }
 

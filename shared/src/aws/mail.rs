@@ -105,7 +105,7 @@ impl Mailer for SesMailer {
 
 fn local_error(message: &str) -> SendError {
     SendError {
-        class: ErrorClass::Permanent,
+        class: ErrorClass::Systemic,
         code: "InvalidContent".into(),
         message: message.into(),
     }

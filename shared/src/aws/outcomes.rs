@@ -68,6 +68,11 @@ impl DynamoStore {
                 .expression_attribute_values(":at", s(rfc3339(at)))
                 .expression_attribute_values(":token", s(held.token))
                 .return_values(ReturnValue::AllNew);
+            if !error.class.uses_an_attempt() {
+                // The claim counted an attempt; a systemic failure gives it back.
+                set.push_str(", attempts = attempts - :one");
+                u = u.expression_attribute_values(":one", n(1));
+            }
             match retry_after {
                 Some(t) => {
                     set.push_str(", retry_after = :retry REMOVE lease_expires");
@@ -139,6 +144,40 @@ impl DynamoStore {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":deferred", s(LedgerState::Deferred.as_str()))
             .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":until", n(until.timestamp()))
+            .expression_attribute_values(":at", s(rfc3339(at)))
+            .send()
+            .await;
+        condition_failure_is_false(result.map(|_| ()), "UpdateItem").map(|_| ())
+    }
+
+    /// Records a message its stopped channel did not try ([`crate::ports::Store::record_stopped`]).
+    pub(super) async fn record_stopped_item(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        error: &SendError,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .update_record(invoice_id, sk)
+            .update_expression(
+                "SET #state = :retry, error_class = :class, error_code = :code, error_message = :msg, \
+                 failed_at = :at, retry_after = :until",
+            )
+            .condition_expression(
+                "attribute_not_exists(sk) OR (#state IN (:retry, :deferred) AND retry_after <= :until)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":retry", s(LedgerState::Retry.as_str()))
+            .expression_attribute_values(":deferred", s(LedgerState::Deferred.as_str()))
+            .expression_attribute_values(":class", s(error.class.as_str()))
+            .expression_attribute_values(":code", s(&error.code))
+            .expression_attribute_values(
+                ":msg",
+                s(error.message.chars().take(500).collect::<String>()),
+            )
             .expression_attribute_values(":until", n(until.timestamp()))
             .expression_attribute_values(":at", s(rfc3339(at)))
             .send()

@@ -74,6 +74,18 @@ impl Store for DynamoStore {
             .await
     }
 
+    async fn record_stopped(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        error: &SendError,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_stopped_item(invoice_id, sk, error, until, at)
+            .await
+    }
+
     async fn release_invoice(&self, invoice_id: &str, token: &str) -> Result<(), StoreError> {
         self.release_invoice_item(invoice_id, token).await
     }

@@ -29,7 +29,7 @@ impl Texter for SnsTexter {
             .string_value("Transactional")
             .build()
             .map_err(|e| SendError {
-                class: ErrorClass::Permanent,
+                class: ErrorClass::Systemic,
                 code: "InvalidAttribute".into(),
                 message: e.to_string(),
             })?;

@@ -104,7 +104,15 @@ pub(super) async fn escalate<A: Adapters>(
             if let Err(e) = deps.store.record_failure(&held, &err, now).await {
                 tracing::error!(error = %e, "failure not recorded");
             }
-            Outcome::Failed(err.code)
+            if err.class == crate::ledger::ErrorClass::Systemic {
+                // The topic or its permissions: the escalation waits in retry.
+                Outcome::Stopped {
+                    scope: ESCALATION.into(),
+                    code: err.code,
+                }
+            } else {
+                Outcome::Failed(err.code)
+            }
         }
     };
     if let Err(err) = deps

@@ -241,13 +241,29 @@ impl RunRequest {
 
 /// What a run's sends share: the rates (`EMAIL_RATE` emails and `SMS_RATE`
 /// SMS parts per second, or a worker's share of them), the earliest instant
-/// the customer cap deferred a reminder to, and the sequence that makes each
-/// claim's token unique.
+/// the customer cap deferred a reminder to, the sequence that makes each
+/// claim's token unique, and the circuit breaker: the channels and templates
+/// a systemic failure stopped for the rest of the run.
 struct Sending {
     email: RateLimiter,
     sms: RateLimiter,
     deferred_until: std::sync::Mutex<Option<DateTime<Utc>>>,
     sequence: AtomicU64,
+    stops: std::sync::Mutex<std::collections::BTreeMap<String, crate::ports::SendError>>,
+}
+
+/// What a systemic failure stops: the channel (`email`), or for a template
+/// that does not render only that template on it (`email template due_today`).
+fn stop_scope(
+    channel: crate::channel::Channel,
+    template: &str,
+    err: &crate::ports::SendError,
+) -> String {
+    if err.code == crate::failure::RENDER_ERROR {
+        format!("{channel} template {template}")
+    } else {
+        channel.to_string()
+    }
 }
 
 impl Sending {
@@ -258,6 +274,29 @@ impl Sending {
             req.run_id,
             self.sequence.fetch_add(1, Ordering::Relaxed)
         )
+    }
+
+    /// Stops `scope` for the rest of the run; true the first time.
+    fn stop(&self, scope: &str, err: &crate::ports::SendError) -> bool {
+        let mut stops = self.stops.lock().unwrap_or_else(|e| e.into_inner());
+        if stops.contains_key(scope) {
+            return false;
+        }
+        stops.insert(scope.to_owned(), err.clone());
+        true
+    }
+
+    /// The stop that holds a message on `channel` with `template` back, if any.
+    fn stopped(
+        &self,
+        channel: crate::channel::Channel,
+        template: &str,
+    ) -> Option<(String, crate::ports::SendError)> {
+        let stops = self.stops.lock().unwrap_or_else(|e| e.into_inner());
+        let template_scope = format!("{channel} template {template}");
+        [channel.to_string(), template_scope]
+            .into_iter()
+            .find_map(|scope| stops.get(&scope).map(|e| (scope, e.clone())))
     }
 
     fn defer_to(&self, until: DateTime<Utc>) {
@@ -297,6 +336,7 @@ pub async fn run<A: Adapters>(deps: &Deps<A>, req: &RunRequest) -> Result<RunSum
         sms: RateLimiter::new(share(deps.config.sms_rate)),
         deferred_until: Default::default(),
         sequence: AtomicU64::new(0),
+        stops: Default::default(),
     };
     let customers = group::group(read.candidates);
     let stopped = &AtomicBool::new(false);

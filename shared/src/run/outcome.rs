@@ -3,7 +3,7 @@
 //! [`tally`] is the one place they enter the [`RunSummary`].
 
 use crate::claim::Lost;
-use crate::summary::{RunSummary, SkipReason, Target};
+use crate::summary::{RunSummary, SkipReason, SystemicStop, Target};
 
 /// What happened to one invoice's message (or escalation).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,12 @@ pub(crate) enum Outcome {
     Skipped(SkipReason),
     /// Dry run: would have been claimed and sent.
     Planned,
+    /// Not sent because of a systemic failure (this message's, or the one
+    /// that stopped `scope` for the run): waits in `retry` for a later run.
+    Stopped {
+        scope: String,
+        code: String,
+    },
 }
 
 /// One outcome, under its step and target.
@@ -58,6 +64,14 @@ pub(crate) fn tally(summary: &mut RunSummary, counted: Counted<'_>) {
             outcomes.failed += 1;
             RunSummary::count(&mut summary.failed, &code);
         }
+        Outcome::Stopped { scope, code } => {
+            outcomes.retry += 1;
+            let stop = summary
+                .systemic
+                .entry(scope)
+                .or_insert_with(|| SystemicStop { code, messages: 0 });
+            stop.messages += 1;
+        }
     }
 }
 
@@ -95,9 +109,25 @@ mod tests {
             Outcome::Planned,
             Outcome::Failed("Throttling".into()),
             Outcome::Skipped(SkipReason::CustomerCap),
+            Outcome::Stopped {
+                scope: "email".into(),
+                code: "AccessDenied".into(),
+            },
         ] {
             tally(&mut s, counted(o));
         }
+        assert_eq!(
+            s.systemic["email"],
+            SystemicStop {
+                code: "AccessDenied".into(),
+                messages: 1
+            }
+        );
+        assert_eq!(
+            s.outcomes("due_today", Target::Channel(Channel::Email))
+                .retry,
+            1
+        );
         let o = s.outcomes("due_today", Target::Channel(Channel::Email));
         assert_eq!((o.sent, o.planned, o.failed, o.skipped), (2, 1, 1, 1));
         assert_eq!(s.failed["Throttling"], 1);

@@ -11,8 +11,9 @@ use super::intake::Address;
 use super::outcome::{Counted, Outcome};
 use super::{Adapters, Deps, RunRequest, Sending, Snapshot};
 use crate::claim::{Claim, ClaimOutcome, Held, Member};
+use crate::failure::RENDER_ERROR;
 use crate::invoice::Invoice;
-use crate::ledger::{escalation_sk, ledger_key, reminder_sk, LedgerState};
+use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerState};
 use crate::link::{LinkTarget, PayLink};
 use crate::policy::{Action, Step};
 use crate::ports::{Links, Mailer, SendError, Store, Texter};
@@ -38,6 +39,9 @@ pub(super) async fn send_message<'p, A: Adapters>(
     let (step, channel) = (message.step, message.channel);
     if req.dry_run {
         return message.each(Outcome::Planned);
+    }
+    if let Some((scope, err)) = sending.stopped(channel, &step.template) {
+        return held_back(deps, req, &message, &scope, &err).await;
     }
     // A message is in its first invoice's language (the customer's), else the business default.
     let locale = locale_of(deps, &message.members[0].invoice);
@@ -128,6 +132,39 @@ pub(super) async fn send_message<'p, A: Adapters>(
     }
 }
 
+/// A message its stopped channel (or template) does not try: each invoice's
+/// record waits in `retry` for the next run, with the error that stopped it.
+async fn held_back<'p, A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+    message: &Message<'p, Snapshot<A>>,
+    scope: &str,
+    err: &SendError,
+) -> Vec<Counted<'p>> {
+    let now = req.clock();
+    let until = crate::ledger::after_failure(err.class, 1, now)
+        .retry_after
+        .unwrap_or(now);
+    let sk = reminder_sk(&message.step.name, message.channel);
+    let held = SendError {
+        message: format!("not tried: {scope} stopped for this run after {err}"),
+        ..err.clone()
+    };
+    for c in &message.members {
+        if let Err(e) = deps
+            .store
+            .record_stopped(&c.invoice.id, &sk, &held, until, now)
+            .await
+        {
+            tracing::warn!(invoice_id = %c.invoice.id, error = %e, "could not record a message held back; the next run still finds it");
+        }
+    }
+    message.each(Outcome::Stopped {
+        scope: scope.to_owned(),
+        code: err.code.clone(),
+    })
+}
+
 /// Renders the message for the claimed members and sends it: the provider's
 /// message id, or why it was not sent.
 async fn compose_and_send<A: Adapters>(
@@ -138,7 +175,7 @@ async fn compose_and_send<A: Adapters>(
 ) -> Result<String, SendError> {
     let step = message.step;
     let Some(ctx) = ctx else {
-        return Err(SendError::permanent("render_error", "no invoices"));
+        return Err(SendError::systemic(RENDER_ERROR, "no invoices"));
     };
     match &message.address {
         Address::Email(to) => match deps.renderer.email(&step.template, &ctx) {
@@ -221,6 +258,12 @@ async fn deliver<'p, A: Adapters>(
         Ok(message_id) => {
             tracing::info!(recipient = %message.address.masked(), %message_id, invoices = claimed.len(), "reminder sent")
         }
+        Err(err) if err.class == ErrorClass::Systemic => {
+            let scope = super::stop_scope(channel, &step.template, err);
+            if sending.stop(&scope, err) {
+                tracing::error!(%scope, code = %err.code, error = %err.message, "systemic failure: stopped for the rest of the run; its messages wait in retry");
+            }
+        }
         Err(err) => {
             tracing::warn!(recipient = %message.address.masked(), class = err.class.as_str(), code = %err.code, "send failed")
         }
@@ -267,6 +310,10 @@ async fn deliver<'p, A: Adapters>(
         let c = &message.members[i];
         out.push(message.counted(match &sent {
             Ok(_) => Outcome::Sent,
+            Err(err) if err.class == ErrorClass::Systemic => Outcome::Stopped {
+                scope: super::stop_scope(channel, &step.template, err),
+                code: err.code.clone(),
+            },
             Err(err) => Outcome::Failed(err.code.clone()),
         }));
         if let Err(err) = deps.store.release_invoice(&c.invoice.id, token).await {
@@ -313,8 +360,7 @@ async fn pay_link<A: Adapters>(
 }
 
 fn render_failure(err: &crate::render::RenderError) -> SendError {
-    tracing::error!(error = %err, "render failed");
-    SendError::permanent("render_error", err.to_string())
+    SendError::systemic(RENDER_ERROR, err.to_string())
 }
 
 /// Older steps a newer one replaced after missed runs: recorded as skipped, never sent.

@@ -270,6 +270,10 @@ impl Store for MemoryStore {
             |r| {
                 let attempts = u32::try_from(get_number(r, "attempts").unwrap_or(1)).unwrap_or(1);
                 let next = after_failure(error.class, attempts, at);
+                if !error.class.uses_an_attempt() {
+                    // The claim counted an attempt; a systemic failure gives it back.
+                    r.insert("attempts".into(), number(attempts.saturating_sub(1)));
+                }
                 written = next.state;
                 r.insert("state".into(), text(next.state.as_str()));
                 r.insert("error_class".into(), text(error.class.as_str()));
@@ -326,6 +330,38 @@ impl Store for MemoryStore {
                 r.insert("defer_reason".into(), text(reason));
                 r.insert("retry_after".into(), number(until.timestamp()));
                 r.insert("deferred_at".into(), text(rfc3339(at)));
+            },
+        );
+        Ok(())
+    }
+
+    async fn record_stopped(
+        &self,
+        invoice_id: &str,
+        sk: &str,
+        error: &SendError,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.update(
+            invoice_id,
+            sk,
+            |r| {
+                r.is_none_or(|r| {
+                    (state_is(r, LedgerState::Retry) || state_is(r, LedgerState::Deferred))
+                        && get_number(r, "retry_after").is_some_and(|t| t <= until.timestamp())
+                })
+            },
+            |r| {
+                r.insert("state".into(), text(LedgerState::Retry.as_str()));
+                r.insert("error_class".into(), text(error.class.as_str()));
+                r.insert("error_code".into(), text(&error.code));
+                r.insert(
+                    "error_message".into(),
+                    text(error.message.chars().take(500).collect::<String>()),
+                );
+                r.insert("failed_at".into(), text(rfc3339(at)));
+                r.insert("retry_after".into(), number(until.timestamp()));
             },
         );
         Ok(())
