@@ -12,6 +12,7 @@ mod links;
 mod output;
 mod payments;
 mod preview;
+mod retry;
 mod run;
 mod setup;
 mod unapplied;
@@ -160,6 +161,29 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
+    /// After a fix (a permission, the SES account, a template): put the failed
+    /// ledger records of one step and channel back to be sent by the next
+    /// run, printing each; records put back are no longer failed, so running
+    /// it again changes nothing.
+    Retry {
+        /// The policy's step name (e.g. due_today).
+        #[arg(long)]
+        step: String,
+        /// email or sms.
+        #[arg(long)]
+        channel: String,
+        /// Only records that failed at or after this instant (RFC 3339).
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// Only records that failed with this error code (e.g. AccessDeniedException).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print what would be put back, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
     /// Revoke a pay link (as the customer received it, or its token): its
     /// page answers 410 from now on. A second revocation keeps the first instant.
     RevokeLink {
@@ -287,6 +311,23 @@ async fn execute(command: Command) -> Result<()> {
                 done.references
             );
             Ok(())
+        }
+        Command::Retry {
+            step,
+            channel,
+            since,
+            reason,
+            dry_run,
+            table,
+        } => {
+            let args = retry::RetryArgs {
+                step,
+                channel,
+                since,
+                reason,
+                dry_run,
+            };
+            retry::retry(&DynamoStore::new(&aws().await?, &table), args).await
         }
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use dunning_e2e::{invoice, TestEnv};
+use dunning_e2e::{invoice, Outbox, TestEnv};
 
 fn admin(env: &TestEnv, args: &[&str]) -> Output {
     // target/debug/deps/admin-<hash> -> target/debug/dunning-admin
@@ -508,5 +508,117 @@ async fn reversing_an_overpayment_respects_its_excess() -> anyhow::Result<()> {
         amount_paid(&env, "INV-B").await?,
         ("30.00".into(), "open".into())
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn retry_puts_failed_records_back_once_and_the_next_run_sends_them() -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use dunning::run::{run, Deps};
+    use std::time::Duration;
+    let env = TestEnv::start().await?;
+    // The proxy rejects `bounce*` addresses: three reminders end `failed`.
+    let proxy =
+        dunning_e2e::FaultProxy::start(env.moto.endpoint(), 0.0, 1, Duration::from_millis(100))?;
+    let sdk = dunning_e2e::sdk_config_at(&proxy.endpoint, Default::default()).await;
+    let deps = Deps::new(&sdk, dunning_e2e::config(&[]))?;
+    for id in ["A", "B", "C"] {
+        let email = format!("bounce-{id}@example.com");
+        env.put_invoice(&invoice(id, "2026-11-23", &[("email", &email)]))
+            .await?;
+    }
+    let first = run(&deps, &dunning_e2e::at("2026-11-23T14:00:00Z", "r1")).await?;
+    assert_eq!(first.failed.get("MessageRejected"), Some(&3));
+    // The fix: finance corrects two addresses; the third invoice is paid meanwhile.
+    let set = |id: &'static str, attr: &'static str, value: &'static str| {
+        env.deps
+            .store
+            .client()
+            .update_item()
+            .table_name("invoices")
+            .key("invoice_id", AttributeValue::S(id.into()))
+            .key("sk", AttributeValue::S("invoice".into()))
+            .update_expression("SET #a = :v")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_values(":v", AttributeValue::S(value.into()))
+            .send()
+    };
+    set("A", "email", "ana@example.com").await?;
+    set("B", "email", "bo@example.com").await?;
+    set("C", "status", "paid").await?;
+    let state = |id: &'static str| {
+        let env = &env;
+        async move {
+            let ledger = env.ledger(id).await?;
+            anyhow::Ok(ledger[0]["state"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "retry",
+            "--step",
+            "due_today",
+            "--channel",
+            "email",
+            "--since",
+            "2026-11-23T00:00:00Z",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let dry = admin(&env, &args(&["--dry-run"]));
+    let out = text(&dry);
+    assert!(dry.status.success(), "{out}");
+    assert!(
+        out.contains("dry run: 1 not open, 2 would be put back of 3 failed records"),
+        "{out}"
+    );
+    assert_eq!(state("A").await?, "failed", "a dry run writes nothing");
+    let other = text(&admin(&env, &args(&["--reason", "AccessDeniedException"])));
+    assert!(
+        other.contains("no failed due_today/email records since"),
+        "{other}"
+    );
+    let done = text(&admin(&env, &args(&[])));
+    assert!(
+        done.contains("1 not open, 2 put back of 3 failed records"),
+        "{done}"
+    );
+    assert_eq!(
+        (state("A").await?, state("B").await?, state("C").await?),
+        ("retry".into(), "retry".into(), "failed".into())
+    );
+    let again = text(&admin(&env, &args(&[])));
+    assert!(again.contains("1 not open of 1 failed records"), "{again}");
+    // Clear errors for a step or channel the policy does not have.
+    let unknown = admin(
+        &env,
+        &[
+            "retry",
+            "--step",
+            "nope",
+            "--channel",
+            "email",
+            "--since",
+            "2026-11-23T00:00:00Z",
+        ],
+    );
+    assert!(
+        !unknown.status.success() && text(&unknown).contains("its steps: pre_due"),
+        "{}",
+        text(&unknown)
+    );
+    let second = run(&deps, &dunning_e2e::at("2026-11-23T15:00:00Z", "r2")).await?;
+    assert_eq!(second.total_sent(), 2, "{second:?}");
+    let mut to: Vec<String> = env
+        .moto
+        .sent_emails()?
+        .into_iter()
+        .flat_map(|e| e.to)
+        .collect();
+    to.sort();
+    assert_eq!(to, ["ana@example.com", "bo@example.com"]);
+    let third = run(&deps, &dunning_e2e::at("2026-11-23T16:00:00Z", "r3")).await?;
+    assert_eq!(third.total_sent() + third.total_failed(), 0);
     Ok(())
 }

@@ -16,6 +16,7 @@ mod outcomes;
 pub mod payments;
 mod port;
 pub mod queue;
+pub mod requeue;
 pub mod sdk;
 pub mod secrets;
 pub mod sms;

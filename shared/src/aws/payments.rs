@@ -337,7 +337,7 @@ impl DynamoStore {
 
     /// Writes a payment's items in one transaction: `None` when it
     /// committed, else which items' conditions failed, in order.
-    async fn transact(
+    pub(super) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Option<Vec<bool>>, StoreError> {
