@@ -575,3 +575,42 @@ async fn each_step_sends_the_expected_email_and_sms_and_nothing_else() -> anyhow
     )
     .await
 }
+
+#[tokio::test]
+async fn a_claim_whose_lease_would_end_before_the_provider_answers_is_not_sent(
+) -> anyhow::Result<()> {
+    let mut env = MemEnv::start().await?;
+    env.put_invoice(&invoice(
+        "LEASE",
+        "2027-11-22",
+        &[("email", "l@example.com"), ("phone", "+15555550210")],
+    ))
+    .await?;
+    // A send that may take longer than the whole lease (900 s): re-checked
+    // just before each send, so nothing goes out and the claim is given back.
+    let budget = env.deps.send_budget;
+    env.deps.send_budget = env.deps.config.claim_lease + std::time::Duration::from_secs(1);
+    // A Monday ahead of the real clock, so that the retry's wait (from the
+    // ledger's clock, the run's instant) has passed an hour later.
+    let first = run(&env.deps, &at("2027-11-22T14:00:00Z", "r1")).await?;
+    assert_eq!(first.failed.get("lease_expiring"), Some(&2));
+    assert!(env.sent.sent_emails()?.is_empty() && env.sent.sent_sms()?.is_empty());
+    let due: Vec<_> = env
+        .ledger("LEASE")
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r["sk"]
+                .as_str()
+                .is_some_and(|sk| sk.starts_with("reminder#due_today#"))
+        })
+        .collect();
+    assert_eq!(due.len(), 2);
+    for record in due {
+        assert_eq!(record["state"], "retry", "{record}");
+    }
+    env.deps.send_budget = budget;
+    let later = run(&env.deps, &at("2027-11-22T15:00:00Z", "r2")).await?;
+    assert_eq!(later.total_sent(), 2);
+    Ok(())
+}

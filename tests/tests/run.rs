@@ -526,3 +526,30 @@ async fn an_escalation_is_published_to_the_sns_topic_and_recorded() -> anyhow::R
     assert_eq!(inv["in_collections"], true);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lease_shorter_than_the_sdk_timeouts_allow_for_a_send_stops_start_up(
+) -> anyhow::Result<()> {
+    let slow = SdkSettings {
+        max_attempts: 10,
+        attempt_timeout: Duration::from_secs(60),
+    };
+    // No request is made: the endpoint is never called.
+    let sdk = sdk_config_at("http://127.0.0.1:9", slow).await;
+    let short = dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "600")]);
+    let err = Deps::new(&sdk, short).err().expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("CLAIM_LEASE_SECONDS=600") && text.contains("847 s"),
+        "{text}"
+    );
+    let long = dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "900")]);
+    assert!(Deps::new(&sdk, long).is_ok());
+    let default = sdk_config_at("http://127.0.0.1:9", SdkSettings::default()).await;
+    assert!(Deps::new(
+        &default,
+        dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "60")])
+    )
+    .is_ok());
+    Ok(())
+}

@@ -31,6 +31,9 @@ pub const KNOWN_CODES: &[(&str, ErrorClass)] = &[
     ("RequestTimeoutException", ErrorClass::Transient),
     ("KMSThrottling", ErrorClass::Transient),
     ("KMSThrottlingException", ErrorClass::Transient),
+    // Ours: the pay link could not be stored; the claim's lease would end before the answer.
+    ("pay_link_error", ErrorClass::Transient),
+    ("lease_expiring", ErrorClass::Transient),
     // Permissions and credentials, every service.
     ("AccessDenied", ErrorClass::Systemic),
     ("AccessDeniedException", ErrorClass::Systemic),
@@ -125,6 +128,20 @@ const REFUSED_CODES: &[&str] = &[
     "TooManyRequestsException",
 ];
 
+/// A send's calls while the provider refuses it as throttled: waits of
+/// 100-150, 200-300 and 400-600 ms between 4 calls.
+pub(super) const REFUSALS: Backoff = Backoff {
+    attempts: 4,
+    base: std::time::Duration::from_millis(100),
+    max: std::time::Duration::from_millis(800),
+};
+
+/// The longest a send can take before the provider's last answer: every
+/// call of [`send_refusals_retried`] up to `attempt_timeout`, plus the waits.
+pub fn send_budget(attempt_timeout: std::time::Duration) -> std::time::Duration {
+    attempt_timeout * REFUSALS.attempts + std::time::Duration::from_millis(150 + 300 + 600)
+}
+
 /// Sends with `send` and, while the provider refuses it as throttled, tries
 /// again with jittered backoff: 4 calls in all. Sending clients make one SDK
 /// attempt per call ([`super::sdk::single_attempt`]), so a send reaches the
@@ -135,12 +152,6 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, SendError>>,
 {
-    // Waits of 100-150, 200-300 and 400-600 ms.
-    const REFUSALS: Backoff = Backoff {
-        attempts: 4,
-        base: std::time::Duration::from_millis(100),
-        max: std::time::Duration::from_millis(800),
-    };
     retry(
         REFUSALS,
         "a throttled send",

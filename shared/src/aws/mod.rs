@@ -7,7 +7,7 @@
 //! once per process from one `SdkConfig`.
 
 pub mod claims;
-mod errors;
+pub mod errors;
 pub mod events;
 mod index;
 pub mod links;

@@ -58,14 +58,17 @@ impl SdkSettings {
             .with_max_attempts(self.max_attempts)
             .with_initial_backoff(Duration::from_millis(100))
             .with_max_backoff(Duration::from_secs(5));
-        // Every attempt may time out; the backoffs between them add a few seconds.
+        loader.retry_config(retry).timeout_config(self.timeouts())
+    }
+
+    /// The timeouts: every attempt may time out; the backoffs between them add a few seconds.
+    pub fn timeouts(self) -> TimeoutConfig {
         let operation = self.attempt_timeout * self.max_attempts + Duration::from_secs(5);
-        let timeouts = TimeoutConfig::builder()
+        TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
             .operation_attempt_timeout(self.attempt_timeout)
             .operation_timeout(operation)
-            .build();
-        loader.retry_config(retry).timeout_config(timeouts)
+            .build()
     }
 }
 
@@ -80,6 +83,22 @@ pub fn single_attempt(sdk: &SdkConfig) -> SdkConfig {
         .build()
 }
 
+/// The time a claim must hold for, at least, with these SDK settings: the
+/// store call before the send (the pay link: one operation, every attempt
+/// and backoff) and the send itself ([`super::errors::send_budget`]). A run
+/// whose `CLAIM_LEASE_SECONDS` is shorter does not start.
+pub fn claim_budget(sdk: &SdkConfig) -> (Duration, Duration) {
+    let timeouts = sdk.timeout_config();
+    let attempt = timeouts
+        .and_then(|t| t.operation_attempt_timeout())
+        .unwrap_or(DEFAULT_ATTEMPT_TIMEOUT);
+    let operation = timeouts
+        .and_then(|t| t.operation_timeout())
+        .unwrap_or(attempt * DEFAULT_MAX_ATTEMPTS + Duration::from_secs(5));
+    let send = super::errors::send_budget(attempt);
+    (operation + send, send)
+}
+
 /// The SDK configuration from the environment (region, credentials,
 /// `AWS_ENDPOINT_URL`) with our retry and timeout settings.
 pub async fn load() -> Result<SdkConfig, ConfigError> {
@@ -92,6 +111,26 @@ pub async fn load() -> Result<SdkConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_must_cover_the_pay_link_and_every_call_of_the_send() {
+        let sdk = |settings: SdkSettings| {
+            SdkConfig::builder()
+                .timeout_config(settings.timeouts())
+                .build()
+        };
+        // 4 attempts of 5 s and 5 s of backoffs for the pay link; 4 calls of 5 s and 1.05 s of waits for the send.
+        let (claim, send) = claim_budget(&sdk(SdkSettings::default()));
+        assert_eq!(send, Duration::from_millis(21_050));
+        assert_eq!(claim, Duration::from_secs(25) + send);
+        let slow = SdkSettings {
+            max_attempts: 10,
+            attempt_timeout: Duration::from_secs(60),
+        };
+        let (claim, send) = claim_budget(&sdk(slow));
+        assert_eq!(send, Duration::from_millis(241_050));
+        assert_eq!(claim, Duration::from_secs(605) + send);
+    }
 
     #[test]
     fn settings_come_from_the_environment_within_bounds() {

@@ -72,6 +72,9 @@ pub struct Deps<A: Adapters = Aws> {
     pub renderer: Renderer,
     /// The work queue a run fans out to (`WORK_QUEUE_URL`), if any.
     pub queue: Option<WorkQueue>,
+    /// The longest a send takes before the provider's last answer: a claim
+    /// whose lease ends sooner is not sent ([`crate::aws::sdk::claim_budget`]).
+    pub send_budget: Duration,
 }
 
 /// Why the function cannot start.
@@ -81,6 +84,12 @@ pub enum SetupError {
     Content(#[from] ContentError),
     #[error("the policy has an escalation step but ESCALATION_TOPIC_ARN is not set")]
     NoEscalationTopic,
+    #[error(
+        "CLAIM_LEASE_SECONDS={lease} is shorter than a claimed message can take at these SDK settings \
+         ({needed} s: the pay link's store call and every call of the send, from AWS_MAX_ATTEMPTS and \
+         SDK_ATTEMPT_TIMEOUT_MS); another run could send it again meanwhile"
+    )]
+    LeaseTooShort { lease: u64, needed: u64 },
 }
 
 impl Deps<Aws> {
@@ -97,6 +106,13 @@ impl Deps<Aws> {
             .work_queue_url
             .as_deref()
             .map(|url| WorkQueue::new(sdk, url));
+        let (needed, send_budget) = crate::aws::sdk::claim_budget(sdk);
+        if config.claim_lease < needed {
+            return Err(SetupError::LeaseTooShort {
+                lease: config.claim_lease.as_secs(),
+                needed: needed.as_secs_f64().ceil() as u64,
+            });
+        }
         let store = DynamoStore::new(sdk, &config.table_name);
         let mut deps = Self::with_adapters(
             config,
@@ -106,6 +122,7 @@ impl Deps<Aws> {
             SnsPublisher::new(sdk),
         )?;
         deps.queue = queue;
+        deps.send_budget = send_budget;
         Ok(deps)
     }
 }
@@ -132,6 +149,7 @@ impl<A: Adapters> Deps<A> {
             sms,
             events,
             queue: None,
+            send_budget: crate::aws::errors::send_budget(crate::aws::sdk::DEFAULT_ATTEMPT_TIMEOUT),
             renderer,
             policy,
             config,

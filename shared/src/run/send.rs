@@ -91,21 +91,17 @@ pub(super) async fn send_message<'p, A: Adapters>(
             .map(|(_, l)| message.counted(Outcome::Skipped((*l).into())))
             .collect()
     };
+    // The lease runs from before the claim was asked for (a conservative start).
+    let lease_ends = std::time::Instant::now() + deps.config.claim_lease;
     match deps.store.claim(&claim).await {
         Ok(ClaimOutcome::Claimed { claimed, lost }) => {
             let mut out = lost_ones(&lost);
-            out.extend(
-                deliver(
-                    deps,
-                    sending,
-                    &message,
-                    &lines,
-                    &claimed,
-                    &claim.token,
-                    claim.now,
-                )
-                .await,
-            );
+            let held = Lease {
+                token: &claim.token,
+                now: claim.now,
+                ends: lease_ends,
+            };
+            out.extend(deliver(deps, sending, &message, &lines, &claimed, held).await);
             out
         }
         Ok(ClaimOutcome::Lost(lost)) => lost_ones(&lost),
@@ -165,6 +161,37 @@ async fn held_back<'p, A: Adapters>(
     })
 }
 
+/// The claim a message is sent under: its token, the ledger's instant of
+/// the claim, and when its lease ends in real time.
+#[derive(Clone, Copy)]
+struct Lease<'a> {
+    token: &'a str,
+    now: DateTime<Utc>,
+    ends: std::time::Instant,
+}
+
+impl Lease<'_> {
+    /// Checked just before the send: the provider must be able to answer
+    /// (every call of the send, `budget`) before the lease ends, or another
+    /// run could take the claim over and send the message too.
+    fn covers(&self, budget: std::time::Duration) -> Result<(), SendError> {
+        let left = self
+            .ends
+            .saturating_duration_since(std::time::Instant::now());
+        if left > budget {
+            return Ok(());
+        }
+        Err(SendError::transient(
+            "lease_expiring",
+            format!(
+                "not sent: {} s of the claim's lease left, a send may take {} s",
+                left.as_secs(),
+                budget.as_secs()
+            ),
+        ))
+    }
+}
+
 /// Renders the message for the claimed members and sends it: the provider's
 /// message id, or why it was not sent.
 async fn compose_and_send<A: Adapters>(
@@ -172,6 +199,7 @@ async fn compose_and_send<A: Adapters>(
     sending: &Sending,
     message: &Message<'_, Snapshot<A>>,
     ctx: Option<ReminderContext>,
+    lease: Lease<'_>,
 ) -> Result<String, SendError> {
     let step = message.step;
     let Some(ctx) = ctx else {
@@ -181,6 +209,7 @@ async fn compose_and_send<A: Adapters>(
         Address::Email(to) => match deps.renderer.email(&step.template, &ctx) {
             Ok(email) => {
                 sending.email.acquire(1).await;
+                lease.covers(deps.send_budget)?;
                 deps.mail.send(to, &email).await
             }
             Err(e) => Err(render_failure(&e)),
@@ -200,6 +229,7 @@ async fn compose_and_send<A: Adapters>(
                         .sms
                         .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
                         .await;
+                    lease.covers(deps.send_budget)?;
                     deps.sms.send(to, &text).await
                 }
                 // Never send more than the configured segments (each is billed).
@@ -223,9 +253,9 @@ async fn deliver<'p, A: Adapters>(
     message: &Message<'p, Snapshot<A>>,
     lines: &[InvoiceLine],
     claimed: &[usize],
-    token: &str,
-    now: DateTime<Utc>,
+    lease: Lease<'_>,
 ) -> Vec<Counted<'p>> {
+    let (token, now) = (lease.token, lease.now);
     let (step, channel) = (message.step, message.channel);
     let first = &message.members[claimed[0]].invoice;
     let mut sent_lines: Vec<InvoiceLine> = claimed.iter().map(|&i| lines[i].clone()).collect();
@@ -249,7 +279,7 @@ async fn deliver<'p, A: Adapters>(
         ctx
     });
     let sent = match link {
-        Ok(_) => compose_and_send(deps, sending, message, context).await,
+        Ok(_) => compose_and_send(deps, sending, message, context, lease).await,
         Err(err) => Err(err),
     };
     let sk = reminder_sk(&step.name, channel);
