@@ -28,6 +28,10 @@ pub enum Hold {
     /// A pre-due step on or after the due date (no due-day step in the policy).
     PreDueTooLate,
     BelowMinimum,
+    /// Today is not a business day in the customer's calendar (a weekend
+    /// with `skip_weekends`, or a holiday): nothing is sent to them, not a
+    /// catch-up, a retry or a message the cap deferred.
+    NotABusinessDay,
 }
 
 impl Hold {
@@ -44,6 +48,7 @@ impl Hold {
             Self::StepAlreadyPassed => "step_already_passed",
             Self::PreDueTooLate => "pre_due_too_late",
             Self::BelowMinimum => "below_minimum",
+            Self::NotABusinessDay => "not_a_business_day",
         }
     }
 }
@@ -147,6 +152,11 @@ pub fn decide<'p>(
     }
     if step.offset_days < 0 && today >= invoice.due_date {
         return Err(Hold::PreDueTooLate);
+    }
+    // A step's own day is a business day (`step_day`); a late send (caught
+    // up, retried, deferred by the cap) or escalation waits for the next one too.
+    if !policy.calendar.is_business_day(today) {
+        return Err(Hold::NotABusinessDay);
     }
     let last = index + 1 == steps.len();
     if last && (today - step_day).num_days() > policy.calendar.catch_up_days as i64 {

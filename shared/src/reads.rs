@@ -12,7 +12,9 @@
 //! ready without its window having just opened (a step caught up after
 //! missed runs, a send that failed and may be retried, a pause that ended, an
 //! invoice imported late or in a zone not seen before) is found by the next
-//! full read. Full reads come at least every `FULL_READ_HOURS`, less than the
+//! full read; one a run found and held back (a weekend or holiday, a
+//! caught-up step's channel outside its window) makes a full read due when
+//! it becomes ready ([`next_opening`]). Full reads come at least every `FULL_READ_HOURS`, less than the
 //! shortest send window, so every time zone has one inside its window each day.
 
 use std::collections::BTreeSet;
@@ -72,8 +74,9 @@ impl ReadState {
             last_full_read_at,
             zones,
             series_since: Some(series_since),
-            // A full read answers a due one; a band read keeps it (it is later than now).
-            full_read_due: if full { None } else { self.full_read_due },
+            // A full read answers a due one that has come; a later one (a cap
+            // deferral, a business day's opening) stays due, and a band read keeps it.
+            full_read_due: self.full_read_due.filter(|&due| !full || due > now),
         }
     }
 
@@ -124,6 +127,42 @@ fn openings(policy: &Policy) -> Vec<(i64, NaiveTime)> {
         }
     }
     out
+}
+
+/// The next instant after `now` at which `channel` opens on a business day
+/// in `tz` (for SMS the later of the send and SMS windows' starts). A
+/// message found ready but held back where no band finds it again (today is
+/// not a business day, or a caught-up step's channel is outside its window:
+/// its step day is past) makes a full read due then ([`ReadState::needing`]).
+pub fn next_opening(
+    policy: &Policy,
+    tz: Tz,
+    now: DateTime<Utc>,
+    channel: Channel,
+) -> DateTime<Utc> {
+    let cal = &policy.calendar;
+    let open = match channel {
+        Channel::Email => cal.send_window.start,
+        Channel::Sms => cal.send_window.start.max(cal.sms_window.start),
+    };
+    let local = now.with_timezone(&tz);
+    let today = local.date_naive();
+    let day = if cal.is_business_day(today) && local.time() < open {
+        today
+    } else {
+        cal.effective_day(today + Days::new(1))
+    };
+    // A time a DST change skips: the hour after it.
+    day.and_time(open)
+        .and_local_timezone(tz)
+        .earliest()
+        .or_else(|| {
+            (day.and_time(open) + Duration::hours(1))
+                .and_local_timezone(tz)
+                .earliest()
+        })
+        .map_or(now + Duration::hours(24), |t| t.with_timezone(&Utc))
+        .max(now)
 }
 
 /// The time between full reads when `FULL_READ_HOURS` is not set: two hours

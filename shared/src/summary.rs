@@ -194,6 +194,10 @@ pub struct RunSummary {
     pub other_shards: u64,
     /// The earliest instant reminders were deferred to by the customer cap.
     pub deferred_until: Option<DateTime<Utc>>,
+    /// The earliest instant a reminder this run found but held back, where
+    /// no band read finds it again, becomes ready (a non-business day's, or a
+    /// caught-up step's channel outside its window): a full read is due then.
+    pub full_read_at: Option<DateTime<Utc>>,
     /// Pages of the due index read.
     pub pages: u64,
     /// Items returned by the due index.

@@ -24,16 +24,21 @@ impl MemEnv {
     }
 
     /// `register_sender: false` refuses every email as SES refuses an
-    /// unverified sender (`MessageRejected`, permanent).
+    /// unverified sender (`MessageRejected`, systemic: the account's state).
     pub async fn with_config(config: Config, register_sender: bool) -> Result<Self> {
         let recorder = if register_sender {
             Recorder::default()
         } else {
             Recorder::refusing(|to| {
                 to.contains('@')
-                    .then(|| SendError::permanent("MessageRejected", "Email address not verified"))
+                    .then(|| SendError::systemic("MessageRejected", "Email address not verified"))
             })
         };
+        Self::with_recorder(config, recorder)
+    }
+
+    /// Over a recorder of the test's own (e.g. one that refuses some sends).
+    pub fn with_recorder(config: Config, recorder: Recorder) -> Result<Self> {
         let deps = testing::deps_over(config, MemoryStore::new(), recorder.clone())?;
         Ok(Self {
             deps,

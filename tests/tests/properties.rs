@@ -184,3 +184,175 @@ fn hourly_runs_over_the_whole_ladder_send_every_step_once() {
         .iter()
         .any(|r| r["channel"] == "escalation" && r["state"] == "sent"));
 }
+
+/// A business-day scenario: two invoices of one customer, weekends skipped
+/// and some holidays, a cap that defers, runs with outages, and sends that
+/// fail transiently at random (retried by later runs).
+#[derive(Debug, Clone)]
+struct BusinessDays {
+    due_offset_days: i64,
+    second_due_after: i64,
+    tz: Tz,
+    holidays: Vec<i64>,
+    gaps: Vec<i64>,
+    fail_percent: u64,
+    seed: u64,
+}
+
+fn business_days() -> impl Strategy<Value = BusinessDays> {
+    let zones = prop::sample::select(vec![
+        Tz::UTC,
+        chrono_tz::America::New_York,
+        chrono_tz::Pacific::Auckland,
+        chrono_tz::Asia::Kathmandu,
+        chrono_tz::Pacific::Honolulu,
+    ]);
+    let gap = prop_oneof![8 => Just(1i64), 1 => 2i64..30, 1 => 30i64..150];
+    (
+        (-5i64..40, 0i64..4, zones),
+        prop::collection::vec(0i64..70, 0..5),
+        prop::collection::vec(gap, 50..500),
+        (0u64..50, any::<u64>()),
+    )
+        .prop_map(
+            |((due_offset_days, second_due_after, tz), holidays, gaps, (fail_percent, seed))| {
+                BusinessDays {
+                    due_offset_days,
+                    second_due_after,
+                    tz,
+                    holidays,
+                    gaps,
+                    fail_percent,
+                    seed,
+                }
+            },
+        )
+}
+
+/// What one business-day scenario did: the local days messages went out on,
+/// and how many sends failed, were deferred by the cap, or were held for a
+/// non-business day (so that the test shows those paths were taken).
+#[derive(Default)]
+struct Days {
+    sent_on: Vec<chrono::NaiveDate>,
+    failed: u64,
+    deferred: u64,
+    held: u64,
+}
+
+async fn simulate_business_days(
+    s: &BusinessDays,
+    policy: &dunning::policy::Policy,
+    policy_file: &std::path::Path,
+) -> anyhow::Result<Days> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let calls = AtomicU64::new(0);
+    let (seed, percent) = (s.seed, s.fail_percent);
+    let recorder = dunning::testing::Recorder::refusing(move |_| {
+        // A hash of (seed, call number): a fixed, reproducible series of failures.
+        let n = calls.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        ((mixed >> 33) % 100 < percent)
+            .then(|| dunning::ports::SendError::transient("ServiceUnavailable", "injected"))
+    });
+    let env = MemEnv::with_recorder(
+        config(&[("POLICY_FILE", policy_file.to_str().unwrap())]),
+        recorder,
+    )?;
+    let start: DateTime<Utc> = "2026-01-05T00:00:00Z".parse()?;
+    for (id, offset) in [
+        ("INV-1", s.due_offset_days),
+        ("INV-2", s.due_offset_days + s.second_due_after),
+    ] {
+        let due = (start + Duration::days(offset)).date_naive().to_string();
+        env.put_invoice(&invoice(
+            id,
+            &due,
+            &[
+                ("customer_id", "CUST"),
+                ("email", "ana@example.com"),
+                ("phone", "+15555550100"),
+                ("timezone", s.tz.name()),
+            ],
+        ))
+        .await?;
+    }
+    let mut days = Days::default();
+    let mut now = start;
+    for (i, gap) in s.gaps.iter().enumerate() {
+        now += Duration::hours(*gap);
+        let summary = run(&env.deps, &RunRequest::new(now, format!("run-{i}"))).await?;
+        let local = now.with_timezone(&s.tz).date_naive();
+        days.sent_on
+            .extend(std::iter::repeat_n(local, summary.total_sent() as usize));
+        days.failed += summary.total_failed();
+        days.deferred += summary.skipped(dunning::summary::SkipReason::CustomerCap);
+        days.held += summary.held.get("not_a_business_day").copied().unwrap_or(0);
+    }
+    anyhow::ensure!(
+        policy.calendar.skip_weekends,
+        "the scenario's policy skips weekends"
+    );
+    Ok(days)
+}
+
+/// With weekends skipped and holidays, no message ever goes out on a
+/// non-business day in the customer's calendar, whatever the outages, the
+/// retries after transient failures and the cap's deferrals; and those
+/// paths were really taken across the cases.
+#[test]
+fn no_send_on_a_weekend_or_holiday_through_outages_retries_and_deferrals() {
+    use proptest::test_runner::{Config, TestRunner};
+    let start: DateTime<Utc> = "2026-01-05T00:00:00Z".parse().unwrap();
+    let totals = std::cell::RefCell::new(Days::default());
+    let mut runner = TestRunner::new(Config::with_cases(120));
+    let dir = std::env::temp_dir().join(format!("dunning-business-days-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = std::cell::Cell::new(0u32);
+    let result = runner.run(&business_days(), |s| {
+        let holidays: Vec<String> = s
+            .holidays
+            .iter()
+            .map(|d| format!("\"{}\"", (start + Duration::days(*d)).date_naive()))
+            .collect();
+        let text = dunning::policy::DEFAULT_POLICY
+            .replace("skip_weekends = false", "skip_weekends = true")
+            .replace(
+                "holidays = []",
+                &format!("holidays = [{}]", holidays.join(", ")),
+            )
+            .replace("messages = 7\ndays = 7", "messages = 2\ndays = 2");
+        case.set(case.get() + 1);
+        let file = dir.join(format!("policy-{}.toml", case.get()));
+        std::fs::write(&file, &text).unwrap();
+        let policy = dunning::policy::Policy::from_toml(&text, |_| true).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let days = rt
+            .block_on(simulate_business_days(&s, &policy, &file))
+            .unwrap();
+        for day in &days.sent_on {
+            prop_assert!(
+                policy.calendar.is_business_day(*day),
+                "sent on {day} ({})",
+                day.format("%a")
+            );
+        }
+        let mut t = totals.borrow_mut();
+        t.sent_on.extend(days.sent_on);
+        t.failed += days.failed;
+        t.deferred += days.deferred;
+        t.held += days.held;
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result.unwrap();
+    let t = totals.into_inner();
+    assert!(!t.sent_on.is_empty(), "messages were sent");
+    assert!(t.failed > 0, "some sends failed and were retried");
+    assert!(t.deferred > 0, "the cap deferred some messages");
+    assert!(t.held > 0, "some messages were held for a non-business day");
+}

@@ -223,6 +223,35 @@ fn weekends_defer_and_pre_due_never_lands_on_the_due_date() {
     );
 }
 
+#[test]
+fn a_late_send_never_lands_on_a_weekend_or_a_holiday() {
+    let text = crate::policy::DEFAULT_POLICY
+        .replace("skip_weekends = false", "skip_weekends = true")
+        .replace("holidays = []", "holidays = [\"2026-12-01\"]");
+    let p = Policy::from_toml(&text, |_| true).unwrap();
+    // Due Friday 27 November; the due-day message was not sent on Friday
+    // (an outage, a retry, a cap deferral): not on Saturday or Sunday.
+    let inv = invoice("2026-11-27", &[("reminder_offset", "-3")]);
+    for weekend in ["2026-11-28T10:00:00Z", "2026-11-29T10:00:00Z"] {
+        assert_eq!(outcome(&p, &inv, weekend), "not_a_business_day");
+    }
+    // Monday: the overdue step (+1, Saturday, moved to Monday) goes.
+    assert_eq!(
+        outcome(&p, &inv, "2026-11-30T10:00:00Z"),
+        "overdue email:ready sms:ready"
+    );
+    // A holiday on Tuesday: the same message retried then waits for Wednesday.
+    let sent = invoice("2026-11-27", &[("reminder_offset", "1")]);
+    assert_eq!(
+        outcome(&p, &sent, "2026-12-01T10:00:00Z"),
+        "not_a_business_day"
+    );
+    assert_eq!(
+        outcome(&p, &sent, "2026-12-02T10:00:00Z"),
+        "overdue email:ready sms:ready"
+    );
+}
+
 /// One simulated invoice: its due date, zone, when (if ever) it is paid, and the runs.
 #[derive(Debug, Clone)]
 struct Scenario {
@@ -282,9 +311,29 @@ fn simulate_reading(p: &Policy, s: &Scenario, full_every: Option<chrono::Duratio
                 continue;
             }
         }
-        let Ok(due) = decide(p, &inv, now, Tz::UTC) else {
-            continue;
+        let due = match decide(p, &inv, now, Tz::UTC) {
+            Ok(due) => due,
+            Err(Hold::NotABusinessDay) => {
+                // As the run does: a full read at the next business opening.
+                let from = crate::reads::next_opening(p, s.tz, now, Channel::Email);
+                state = state.needing(None, Some(from));
+                continue;
+            }
+            Err(_) => continue,
         };
+        // As the run does: a caught-up step's channel outside its window
+        // makes a full read due when it opens.
+        for &(channel, readiness) in &due.channels {
+            if readiness == Readiness::OutsideWindow
+                && due.step_day < due.local_date
+                && !ledger.contains(&(due.step.name.clone(), channel))
+            {
+                state = state.needing(
+                    None,
+                    Some(crate::reads::next_opening(p, s.tz, now, channel)),
+                );
+            }
+        }
         let mut claimed = false;
         for channel in due.ready() {
             if ledger.insert((due.step.name.clone(), channel)) {

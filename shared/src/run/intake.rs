@@ -279,6 +279,14 @@ fn consider<'p, A: Adapters>(
         Ok(due) => due,
         Err(hold) => {
             RunSummary::count(&mut summary.held, hold.as_str());
+            if hold == crate::decide::Hold::NotABusinessDay {
+                let tz = invoice
+                    .timezone
+                    .unwrap_or(deps.config.messages.business_timezone);
+                // Email opens first: the next business day's first send.
+                let at = crate::reads::next_opening(&deps.policy, tz, req.as_of, Channel::Email);
+                summary.full_read_at = Some(summary.full_read_at.map_or(at, |t| t.min(at)));
+            }
             return;
         }
     };
@@ -319,6 +327,14 @@ fn consider<'p, A: Adapters>(
             }
             Readiness::OutsideWindow => {
                 skip(summary, channel, SkipReason::OutsideWindow);
+                if due.step_day < due.local_date && !invoice.reminded.contains(&key) {
+                    // A caught-up step: no band opens for it again.
+                    let tz = invoice
+                        .timezone
+                        .unwrap_or(deps.config.messages.business_timezone);
+                    let at = crate::reads::next_opening(&deps.policy, tz, req.as_of, channel);
+                    summary.full_read_at = Some(summary.full_read_at.map_or(at, |t| t.min(at)));
+                }
                 continue;
             }
             Readiness::Ready if invoice.reminded.contains(&key) => {
@@ -383,7 +399,8 @@ pub(super) async fn record_reads<A: Adapters>(
         let zones = plan.full.then(|| intake.zones.iter().copied().collect());
         let next = state
             .after(req.as_of, zones, every)
-            .needing(left.then_some(req.as_of), summary.deferred_until);
+            .needing(left.then_some(req.as_of), summary.deferred_until)
+            .needing(None, summary.full_read_at);
         if let Err(err) = deps.store.record_read(&next).await {
             tracing::warn!(error = %err, "could not record the run's reads; the next run reads more");
         }
