@@ -242,6 +242,108 @@ impl Renderer {
     }
 }
 
+/// Names and ids an SMS shortens, in characters, when its template's text
+/// does not fit: the business name and the invoice id (the link names the
+/// invoice in full).
+const SMS_SHORT_NAME: usize = 20;
+const SMS_SHORT_ID: usize = 16;
+
+/// `text` cut to `max` characters, `..` marking the cut (GSM-7, unlike `…`).
+fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(2)).collect();
+    format!("{}..", kept.trim_end())
+}
+
+/// The shortest SMS we send, built in: the amount (or the number of
+/// invoices) and the one link, after the business name when there is room.
+fn minimal_sms(locale: Locale, name: &str, ctx: &ReminderContext) -> String {
+    let what = match (locale, ctx.count) {
+        (Locale::En, 1) => format!("{} due. Pay: {}", ctx.first.amount, ctx.first.pay_link),
+        (Locale::En, n) => format!("{n} invoices due. Pay: {}", ctx.first.pay_link),
+        (Locale::ZhHans, 1) | (Locale::ZhHant, 1) => {
+            format!("{}，付款 {}", ctx.first.amount, ctx.first.pay_link)
+        }
+        (Locale::ZhHans, n) => format!("{n}张发票，付款 {}", ctx.first.pay_link),
+        (Locale::ZhHant, n) => format!("{n}張發票，付款 {}", ctx.first.pay_link),
+    };
+    match (name.is_empty(), locale) {
+        (true, _) => what,
+        (false, Locale::En) => format!("{name}: {what}"),
+        (false, _) => format!("{name}：{what}"),
+    }
+}
+
+impl Renderer {
+    /// The SMS for `template`, made to fit `max_segments` with the opt-out
+    /// line when it fits too (dropped first): the template's text; else the
+    /// same with the business name and the invoice id shortened; else the
+    /// built-in shortest form, with as much of the business name as fits.
+    /// `None` only when even the shortest form without a name does not fit
+    /// (a link or an amount longer than the segments allow: start-up refuses
+    /// such settings, [`Renderer::sms_always_fits`]).
+    pub fn sms_fitting(
+        &self,
+        template: &str,
+        ctx: &ReminderContext,
+        opt_out: &str,
+        max_segments: usize,
+    ) -> Result<Option<String>, RenderError> {
+        let fit = |text: &str| crate::segments::fit(text, &[opt_out], max_segments);
+        if let Some(text) = fit(&self.sms(template, ctx)?) {
+            return Ok(Some(text));
+        }
+        let mut short = ctx.clone();
+        short.business_name = shortened(&ctx.business_name, SMS_SHORT_NAME);
+        short.first.invoice_id = shortened(&ctx.first.invoice_id, SMS_SHORT_ID);
+        if let Some(text) = fit(&self.sms(template, &short)?) {
+            return Ok(Some(text));
+        }
+        let name: Vec<char> = short.business_name.chars().collect();
+        for keep in (0..=name.len()).rev() {
+            let name: String = name[..keep].iter().collect();
+            if let Some(text) = fit(&minimal_sms(ctx.locale, name.trim_end(), ctx)) {
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the shortest SMS fits `max_segments` in every locale with a
+    /// link of `pay_link`'s length and an amount of `amount`'s: checked at
+    /// start-up with the longest of each, so that every SMS fits.
+    pub fn sms_always_fits(pay_link: &str, amount: &str, max_segments: usize) -> bool {
+        Locale::ALL.iter().all(|&locale| {
+            let line = InvoiceLine {
+                invoice_id: String::new(),
+                amount: amount.to_owned(),
+                invoice_amount: amount.to_owned(),
+                partly_paid: false,
+                late_fee: None,
+                due_date: String::new(),
+                due_date_short: String::new(),
+                days_until_due: 0,
+                days_overdue: 0,
+                pay_link: pay_link.to_owned(),
+            };
+            let Some(ctx) = ReminderContext::new(locale, "", "", "", vec![line.clone(), line])
+            else {
+                return false;
+            };
+            let one = ReminderContext {
+                count: 1,
+                ..ctx.clone()
+            };
+            let many = ReminderContext { count: 99, ..ctx };
+            [many, one].iter().all(|c| {
+                crate::segments::measure(&minimal_sms(locale, "", c)).segments <= max_segments
+            })
+        })
+    }
+}
+
 /// A template directory that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum OverrideError {

@@ -304,41 +304,35 @@ async fn a_run_outside_the_customers_window_waits_for_their_morning() -> anyhow:
 }
 
 #[tokio::test]
-async fn an_sms_over_the_segment_limit_is_not_sent_but_recorded() -> anyhow::Result<()> {
+async fn an_sms_too_long_for_its_wording_goes_shorter_never_over_the_limit() -> anyhow::Result<()> {
     let long_name = "Acme Very Long Trading Name ".repeat(12);
+    let long_id = "INV-2026-".repeat(14);
     let env = MemEnv::with_config(
         config(&[
             ("BUSINESS_NAME", long_name.trim()),
-            ("SMS_MAX_SEGMENTS", "2"),
+            ("SMS_MAX_SEGMENTS", "1"),
+            ("SMS_OPT_OUT", "+1=Reply STOP to opt out"),
         ]),
         true,
     )
     .await?;
     env.put_invoice(&invoice(
-        "LONG",
+        &long_id,
         "2026-11-23",
         &[("email", "l@example.com"), ("phone", "+15555550210")],
     ))
     .await?;
     let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
-    assert_eq!(outcome(&summary, "due_today", "sms"), (0, 1, 0));
-    assert_eq!(summary.failed.get("sms_too_long"), Some(&1));
-    assert!(env.sent.sent_sms()?.is_empty());
-    assert_eq!(
-        outcome(&summary, "due_today", "email"),
-        (1, 0, 0),
-        "the email is not affected"
+    assert_eq!(outcome(&summary, "due_today", "sms"), (1, 0, 0));
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let sms = env.sent.sent_sms()?;
+    let text = &sms[0].message;
+    assert_eq!(dunning::segments::measure(text).segments, 1, "{text}");
+    assert!(
+        text.starts_with("Acme Very Long Tra..: invoice INV-2026-INV-2.., USD 120.00 due today"),
+        "{text}"
     );
-    let record = env
-        .ledger("LONG")
-        .await?
-        .into_iter()
-        .find(|r| r["channel"] == "sms")
-        .unwrap();
-    assert_eq!(
-        (record["state"].as_str(), record["error_code"].as_str()),
-        (Some("failed"), Some("sms_too_long"))
-    );
+    assert!(text.contains(PAY_BASE), "the link is kept: {text}");
     Ok(())
 }
 
@@ -612,5 +606,24 @@ async fn a_claim_whose_lease_would_end_before_the_provider_answers_is_not_sent(
     env.deps.send_budget = budget;
     let later = run(&env.deps, &at("2027-11-22T15:00:00Z", "r2")).await?;
     assert_eq!(later.total_sent(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn start_up_refuses_segments_too_few_for_the_shortest_sms() -> anyhow::Result<()> {
+    // A 147-character link: over one GSM-7 segment with the shortest wording,
+    // and over two UCS-2 ones in Chinese.
+    let base = format!("https://pay.example.com/{}", "p".repeat(100));
+    let err = MemEnv::with_config(
+        config(&[("PAY_LINK_BASE_URL", &base), ("SMS_MAX_SEGMENTS", "1")]),
+        true,
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("SMS_MAX_SEGMENTS=1"), "{err}");
+    // Three segments hold it in every language.
+    let ok = config(&[("PAY_LINK_BASE_URL", &base), ("SMS_MAX_SEGMENTS", "3")]);
+    assert!(MemEnv::with_config(ok, true).await.is_ok());
     Ok(())
 }

@@ -108,7 +108,7 @@ pub struct Config {
     pub ses_configuration_set: Option<String>,
     pub send_concurrency: usize,
     pub claim_lease: Duration,
-    /// An SMS longer than this many segments is not sent (recorded as failed, `sms_too_long`).
+    /// Most segments an SMS may take; every SMS is made to fit ([`crate::render::Renderer::sms_fitting`]).
     pub sms_max_segments: usize,
     /// Where customers' replies go (default: the sender).
     pub reply_to: Option<EmailAddress>,

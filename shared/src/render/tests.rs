@@ -220,3 +220,118 @@ fn subjects_and_sms_are_single_lines() {
     assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
     assert!(email.text.contains("in 3 days"));
 }
+
+mod sms_fits {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line(id: &str, amount: &str, link: &str) -> InvoiceLine {
+        InvoiceLine {
+            invoice_id: id.to_owned(),
+            amount: amount.to_owned(),
+            invoice_amount: amount.to_owned(),
+            partly_paid: false,
+            late_fee: None,
+            due_date: "23 November 2026".into(),
+            due_date_short: "23 Nov".into(),
+            days_until_due: 0,
+            days_overdue: 3,
+            pay_link: link.to_owned(),
+        }
+    }
+
+    /// Text of any kind: GSM-7, extension characters, Chinese, emoji.
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => prop::char::range('a', 'z'),
+                1 => Just('€'),
+                1 => Just('{'),
+                2 => prop::char::range('一', '龥'),
+                1 => Just('😀'),
+                1 => Just(' '),
+            ],
+            0..=max,
+        )
+        .prop_map(|c| c.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Whatever the invoices (1 to 40), their ids (up to 128 characters),
+        /// the business name, the locale, the step and the opt-out line, the
+        /// SMS fits `SMS_MAX_SEGMENTS` whenever start-up accepted the settings:
+        /// no `sms_too_long` ever.
+        #[test]
+        fn every_sms_fits_its_segments(
+            count in 1usize..=40,
+            id in text(128),
+            name in text(120),
+            locale in prop::sample::select(Locale::ALL.to_vec()),
+            step in prop::sample::select(vec!["pre_due", "due_today", "overdue", "final_notice"]),
+            opt_out in prop::sample::select(vec!["", "Reply STOP to opt out", "回复TD退订"]),
+            max_segments in 1usize..=3,
+            base in prop::sample::select(vec!["https://pay.example.com", "https://payments.a-rather-long-company-domain.example.com/pay"]),
+        ) {
+            let link = format!("{base}/{}", "A".repeat(22));
+            let amount = "USD 12,345.67";
+            prop_assume!(Renderer::sms_always_fits(&link, "USD 999,999,999,999.99", max_segments));
+            let lines: Vec<InvoiceLine> = (0..count).map(|i| line(&format!("{id}{i}"), amount, &link)).collect();
+            let ctx = ReminderContext::new(locale, &name, "Ana", step, lines).unwrap();
+            let renderer = Renderer::new();
+            let text = renderer.sms_fitting(step, &ctx, opt_out, max_segments).unwrap();
+            let Some(text) = text else {
+                return Err(TestCaseError::fail("no SMS fits"));
+            };
+            prop_assert!(crate::segments::measure(&text).segments <= max_segments, "{text}");
+            prop_assert!(text.contains(&link), "the link is always there: {text}");
+        }
+    }
+
+    #[test]
+    fn a_long_name_and_id_are_shortened_before_the_shortest_form() {
+        let link = format!("https://pay.example.com/{}", "A".repeat(22));
+        let id = "INV-".repeat(32);
+        let name = "Acme Very Long Trading Name ".repeat(6);
+        let ctx = ReminderContext::new(
+            Locale::En,
+            name.trim(),
+            "Ana",
+            "due_today",
+            vec![line(&id, "USD 120.00", &link)],
+        )
+        .unwrap();
+        let text = Renderer::new()
+            .sms_fitting("due_today", &ctx, "", 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            text,
+            format!("Acme Very Long Tra..: invoice INV-INV-INV-IN.., USD 120.00 due today (23 Nov). Pay: {link}")
+        );
+        // One segment cannot hold the long wording with a longer link: the shortest form.
+        let long = format!(
+            "https://payments.example.com/{}/{}",
+            "p".repeat(40),
+            "A".repeat(22)
+        );
+        let ctx = ReminderContext::new(
+            Locale::En,
+            name.trim(),
+            "Ana",
+            "due_today",
+            vec![line(&id, "USD 120.00", &long)],
+        )
+        .unwrap();
+        let text = Renderer::new()
+            .sms_fitting("due_today", &ctx, "", 1)
+            .unwrap()
+            .unwrap();
+        assert!(
+            text.ends_with(&format!("USD 120.00 due. Pay: {long}")),
+            "{text}"
+        );
+        assert!(crate::segments::measure(&text).segments == 1);
+    }
+}

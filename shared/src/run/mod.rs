@@ -90,7 +90,15 @@ pub enum SetupError {
          SDK_ATTEMPT_TIMEOUT_MS); another run could send it again meanwhile"
     )]
     LeaseTooShort { lease: u64, needed: u64 },
+    #[error(
+        "SMS_MAX_SEGMENTS={segments} cannot hold even the shortest SMS (an amount and the pay link): \
+         shorten PAY_LINK_BASE_URL or allow more segments"
+    )]
+    SmsCannotFit { segments: usize },
 }
+
+/// The longest amount the start-up check assumes an SMS carries.
+const LONGEST_AMOUNT: &str = "USD 999,999,999,999.99";
 
 impl Deps<Aws> {
     /// Loads the policy (`POLICY_FILE`, else the compiled-in default) and builds the AWS clients.
@@ -138,6 +146,19 @@ impl<A: Adapters> Deps<A> {
         events: A::Events,
     ) -> Result<Self, SetupError> {
         let (renderer, policy) = load_content(&config.messages)?;
+        // The longest link and amount an SMS carries: the shortest SMS must fit.
+        let link = crate::link::PayLink::create(
+            crate::link::LinkTarget::Invoice("check".into()),
+            Utc::now(),
+            config.messages.pay_link_days,
+        )
+        .map(|l| l.token.url(&config.messages.pay_link_base_url))
+        .unwrap_or_else(|_| format!("{}/{}", config.messages.pay_link_base_url, "x".repeat(32)));
+        if !Renderer::sms_always_fits(&link, LONGEST_AMOUNT, config.sms_max_segments) {
+            return Err(SetupError::SmsCannotFit {
+                segments: config.sms_max_segments,
+            });
+        }
         if policy.steps().iter().any(|s| s.action == Action::Escalate)
             && config.escalation_topic_arn.is_none()
         {

@@ -215,33 +215,29 @@ async fn compose_and_send<A: Adapters>(
             Err(e) => Err(render_failure(&e)),
         },
         Address::Sms(to) => {
-            let text = deps
-                .renderer
-                .sms(&step.template, &ctx)
-                .map_err(|e| render_failure(&e))?;
-            // The opt-out line is optional: dropped rather than going over the limit.
             let opt_out =
                 crate::segments::opt_out_line(to.as_str(), &deps.config.sms_opt_out).unwrap_or("");
-            match crate::segments::fit(&text, &[opt_out], deps.config.sms_max_segments) {
-                Some(text) => {
-                    let parts = crate::segments::measure(&text).segments;
-                    sending
-                        .sms
-                        .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
-                        .await;
-                    lease.covers(deps.send_budget)?;
-                    deps.sms.send(to, &text).await
-                }
-                // Never send more than the configured segments (each is billed).
-                None => Err(SendError::permanent(
-                    "sms_too_long",
-                    format!(
-                        "{} segments over the maximum of {}",
-                        crate::segments::measure(&text).segments,
-                        deps.config.sms_max_segments
-                    ),
-                )),
-            }
+            // Shorter wording before ever going over the segments (each is billed).
+            let text = deps
+                .renderer
+                .sms_fitting(&step.template, &ctx, opt_out, deps.config.sms_max_segments)
+                .map_err(|e| render_failure(&e))?
+                .ok_or_else(|| {
+                    SendError::permanent(
+                        "sms_too_long",
+                        format!(
+                            "even the shortest SMS is over the maximum of {} segments",
+                            deps.config.sms_max_segments
+                        ),
+                    )
+                })?;
+            let parts = crate::segments::measure(&text).segments;
+            sending
+                .sms
+                .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
+                .await;
+            lease.covers(deps.send_budget)?;
+            deps.sms.send(to, &text).await
         }
     }
 }
