@@ -193,3 +193,178 @@ fn the_alarms_watch_metrics_the_functions_emit() {
         }
     }
 }
+
+/// Secrets are stored as their parameters are: no `!Sub` or `!Join` builds a
+/// JSON (or any) text around a value, which a `"` or `\` in it would break.
+#[test]
+fn every_secret_string_is_a_parameter_as_it_is() {
+    let text = template();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("SecretString:"))
+        .collect();
+    assert!(lines.len() >= 3, "{lines:?}");
+    for line in lines {
+        let value = line.trim_start().trim_start_matches("SecretString:").trim();
+        assert!(
+            value.starts_with("!Ref ") && value.split_whitespace().count() == 2,
+            "{line}"
+        );
+    }
+}
+
+/// Each function's granted (action, resource) pairs, read from its
+/// `Policies:` by indentation: a statement's `Action:` list and its
+/// `Resource:` (a multi-line `!If` joined into one expression).
+fn grants(text: &str) -> BTreeMap<String, BTreeSet<(String, String)>> {
+    let mut out: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let (mut resource, mut in_policies, mut actions) = (String::new(), false, Vec::<String>::new());
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim();
+        i += 1;
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indent(line) == 2 && trimmed.ends_with(':') {
+            resource = trimmed.trim_end_matches(':').to_owned();
+            in_policies = false;
+        } else if indent(line) == 6 {
+            in_policies = trimmed == "Policies:";
+        } else if in_policies {
+            let body = trimmed.trim_start_matches("- ");
+            if let Some(list) = body.strip_prefix("Action:") {
+                actions = list
+                    .trim()
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split(',')
+                    .map(|a| a.trim().to_owned())
+                    .collect();
+            } else if let Some(value) = body.strip_prefix("Resource:") {
+                let mut value = value.trim().to_owned();
+                if value == "!If" {
+                    // The branches, one per deeper line.
+                    let at = indent(line);
+                    while i < lines.len() && indent(lines[i]) > at {
+                        value.push(' ');
+                        value.push_str(lines[i].trim());
+                        i += 1;
+                    }
+                }
+                for action in &actions {
+                    out.entry(resource.clone())
+                        .or_default()
+                        .insert((action.clone(), value.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The template's expression for each resource an operation is declared on.
+fn expression(resource: dunning::aws::operations::Resource) -> &'static str {
+    use dunning::aws::operations::Resource::*;
+    match resource {
+        Table => "!GetAtt InvoiceTable.Arn",
+        DueIndex => r#"!Sub "${InvoiceTable.Arn}/index/by_status_due""#,
+        SenderIdentities => {
+            r#"!Sub "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*""#
+        }
+        ConfigurationSet => {
+            r#"!Sub "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${SesConfigurationSet}""#
+        }
+        EscalationTopic => "!Ref EscalationTopic",
+        PhoneNumbers => r#""*""#,
+        WorkQueue => "!GetAtt WorkQueue.Arn",
+        WebhookSecrets => {
+            "!If - HasStripeWebhookSecrets - [!Ref WebhookSecretStore, !Ref StripeWebhookSecretStore] - [!Ref WebhookSecretStore]"
+        }
+        StripeSecret => "!Ref StripeSecretStore",
+    }
+}
+
+/// IAM matches the code: each function's role grants exactly the operations
+/// `aws::operations` declares for it, on those resources, and nothing else
+/// (the roles SAM adds itself, logs, X-Ray and the SQS poller, aside); and
+/// every SDK call in `shared/src/aws/` is declared for a function or as the
+/// admin CLI's own.
+#[test]
+fn each_role_grants_exactly_what_its_function_calls() {
+    use dunning::aws::operations::{ADMIN_ONLY, DUNNING_RUN, PAYMENT_WEBHOOK, PAY_PAGE};
+    let granted = grants(&template());
+    for (function, declared) in [
+        ("DunningRunFunction", DUNNING_RUN),
+        ("PaymentWebhookFunction", PAYMENT_WEBHOOK),
+        ("PayPageFunction", PAY_PAGE),
+    ] {
+        let want: BTreeSet<(String, String)> = declared
+            .iter()
+            .map(|o| (o.action.to_owned(), expression(o.resource).to_owned()))
+            .collect();
+        let have = granted.get(function).cloned().unwrap_or_default();
+        let extra: Vec<_> = have.difference(&want).collect();
+        let missing: Vec<_> = want.difference(&have).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{function}: granted but not called {extra:?}; called but not granted {missing:?}"
+        );
+        // "*" only for SMS to phone numbers.
+        for (action, resource) in &have {
+            assert!(
+                resource != r#""*""# || action == "sns:Publish",
+                "{function}: {action} on *"
+            );
+        }
+    }
+    // Every SDK call the adapters make is declared.
+    let declared: BTreeSet<&str> = [DUNNING_RUN, PAYMENT_WEBHOOK, PAY_PAGE]
+        .iter()
+        .flat_map(|ops| ops.iter().flat_map(|o| o.sdk_calls.iter().copied()))
+        .chain(ADMIN_ONLY.iter().copied())
+        .collect();
+    let dir = format!("{}/../shared/src/aws", env!("CARGO_MANIFEST_DIR"));
+    let mut called = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        for marker in [".client.", ".client().", "Client::new(sdk)."] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = &text[at + marker.len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if rest[name.len()..].starts_with("()") && !name.is_empty() && name != "clone" {
+                    called.insert(name);
+                }
+            }
+        }
+    }
+    for needed in [
+        "query",
+        "send_email",
+        "publish",
+        "transact_write_items",
+        "get_secret_value",
+    ] {
+        assert!(
+            called.contains(needed),
+            "the scan found no {needed}: {called:?}"
+        );
+    }
+    let undeclared: Vec<_> = called
+        .iter()
+        .filter(|c| !declared.contains(c.as_str()))
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "SDK calls no function declares: {undeclared:?}"
+    );
+}

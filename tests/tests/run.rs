@@ -493,6 +493,32 @@ async fn signing_secrets_are_read_from_secrets_manager_at_start_up() -> anyhow::
         [b"whsec_stripe_from_manager_01".to_vec()]
     );
     assert!(stripe.generic_secrets.is_empty());
+    // Each list in a secret of its own, stored as it is: any character in a
+    // value is safe (the template builds nothing around it).
+    let odd = r#"whsec_"quoted"\back\slash${x}'}"#;
+    let generic_arn = env.create_secret("webhook-plain", odd).await?;
+    let stripe_only = env
+        .create_secret(
+            "stripe-plain",
+            "whsec_plain_stripe_secret_1, whsec_plain_stripe_secret_2",
+        )
+        .await?;
+    let plain_env = dunning::aws::secrets::resolve(&sdk, move |k| match k {
+        "TABLE_NAME" => Some("invoices".into()),
+        "WEBHOOK_SECRETS_ARN" => Some(generic_arn.clone()),
+        "STRIPE_WEBHOOK_SECRETS_ARN" => Some(stripe_only.clone()),
+        _ => None,
+    })
+    .await?;
+    let plain = dunning::config::WebhookConfig::from_lookup(|k| plain_env.get(k))?;
+    assert_eq!(plain.generic_secrets, [odd.as_bytes().to_vec()]);
+    assert_eq!(
+        plain.stripe_secrets,
+        [
+            b"whsec_plain_stripe_secret_1".to_vec(),
+            b"whsec_plain_stripe_secret_2".to_vec()
+        ]
+    );
     Ok(())
 }
 

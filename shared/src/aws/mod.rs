@@ -12,6 +12,7 @@ pub mod events;
 mod index;
 pub mod links;
 pub mod mail;
+pub mod operations;
 mod outcomes;
 pub mod payments;
 mod port;

@@ -48,8 +48,10 @@ pub async fn fetch(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, Sec
 
 /// The process's variables (through `get`) with the secrets their ARNs name
 /// read in: `STRIPE_SECRET_KEY` from `STRIPE_SECRET_ARN` (the secret string),
-/// `WEBHOOK_SECRETS` and `STRIPE_WEBHOOK_SECRETS` from `WEBHOOK_SECRETS_ARN`
-/// (a JSON object with those keys).
+/// `WEBHOOK_SECRETS` from `WEBHOOK_SECRETS_ARN` and `STRIPE_WEBHOOK_SECRETS`
+/// from `STRIPE_WEBHOOK_SECRETS_ARN` (each secret string a comma-separated
+/// list, as stored; a JSON object with both keys in `WEBHOOK_SECRETS_ARN`,
+/// as before 0.16, is still read).
 pub async fn resolve(
     sdk: &aws_config::SdkConfig,
     get: impl Fn(&str) -> Option<String> + 'static,
@@ -67,24 +69,35 @@ pub async fn resolve(
         }
         overlay.insert("STRIPE_SECRET_KEY".to_owned(), secret.to_owned());
     }
-    if let Some(arn) = arn("WEBHOOK_SECRETS_ARN") {
+    // Each list of signing secrets in a secret of its own, the secret string
+    // as it is (any character is safe: nothing is built around it).
+    for (arn_name, name) in [
+        ("WEBHOOK_SECRETS_ARN", "WEBHOOK_SECRETS"),
+        ("STRIPE_WEBHOOK_SECRETS_ARN", "STRIPE_WEBHOOK_SECRETS"),
+    ] {
+        let Some(arn) = arn(arn_name) else { continue };
         let text = fetch(sdk, &arn).await?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .ok()
-            .filter(serde_json::Value::is_object)
-            .ok_or_else(|| SecretError::new(arn.clone(), "not a JSON object"))?;
-        let mut any = false;
-        for name in ["WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS"] {
-            let field = match value.get(name) {
-                None | Some(serde_json::Value::Null) => "",
-                Some(serde_json::Value::String(text)) => text,
-                Some(_) => {
-                    return Err(SecretError::new(
-                        arn,
+        let legacy = (arn_name == "WEBHOOK_SECRETS_ARN")
+            .then(|| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .flatten()
+            .filter(serde_json::Value::is_object);
+        let fields: Vec<(&str, String)> = match legacy {
+            // Before 0.16: one JSON object holding both lists.
+            Some(value) => ["WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS"]
+                .into_iter()
+                .map(|name| match value.get(name) {
+                    None | Some(serde_json::Value::Null) => Ok((name, String::new())),
+                    Some(serde_json::Value::String(text)) => Ok((name, text.clone())),
+                    Some(_) => Err(SecretError::new(
+                        arn.clone(),
                         format!("{name} is not a comma-separated string"),
-                    ))
-                }
-            };
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            None => vec![(name, text.trim().to_owned())],
+        };
+        let mut here = false;
+        for (name, field) in fields {
             let secrets: Vec<&str> = field
                 .split(',')
                 .map(str::trim)
@@ -96,13 +109,13 @@ pub async fn resolve(
                     format!("a secret in {name} is shorter than 16 characters"),
                 ));
             }
-            any |= !secrets.is_empty();
-            overlay.insert(name.to_owned(), field.to_owned());
+            here |= !secrets.is_empty();
+            overlay.insert(name.to_owned(), field);
         }
-        if !any {
+        if !here {
             return Err(SecretError::new(
                 arn,
-                "holds neither WEBHOOK_SECRETS nor STRIPE_WEBHOOK_SECRETS",
+                format!("holds no signing secret (neither WEBHOOK_SECRETS nor STRIPE_WEBHOOK_SECRETS) for {arn_name}"),
             ));
         }
     }

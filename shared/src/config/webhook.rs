@@ -12,6 +12,7 @@ pub const WEBHOOK_ENV_VARS: &[&str] = &[
     "WEBHOOK_SECRETS",
     "WEBHOOK_SECRETS_ARN",
     "STRIPE_WEBHOOK_SECRETS",
+    "STRIPE_WEBHOOK_SECRETS_ARN",
     "STRIPE_LIVEMODE",
     "METRIC_NAMESPACE",
     "STRIPE_ACCOUNT_IDS",
@@ -72,7 +73,8 @@ impl WebhookConfig {
     }
 
     /// Secrets are comma-separated lists; at least one of the two must be set
-    /// (directly, or read from `WEBHOOK_SECRETS_ARN` into the environment first).
+    /// (directly, or read from `WEBHOOK_SECRETS_ARN` and
+    /// `STRIPE_WEBHOOK_SECRETS_ARN` into the environment first).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env::new(get);
         let list = |name| secret_list(&env.optional(name).unwrap_or_default());
@@ -81,7 +83,8 @@ impl WebhookConfig {
         let stripe_secrets = list("STRIPE_WEBHOOK_SECRETS");
         if generic_secrets.is_empty()
             && stripe_secrets.is_empty()
-            && env.optional("WEBHOOK_SECRETS_ARN").is_some()
+            && (env.optional("WEBHOOK_SECRETS_ARN").is_some()
+                || env.optional("STRIPE_WEBHOOK_SECRETS_ARN").is_some())
         {
             return Err(ConfigError::invalid(
                 "WEBHOOK_SECRETS_ARN",

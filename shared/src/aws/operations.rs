@@ -1,0 +1,127 @@
+//! Every AWS operation each function's code can call, in one place: the
+//! template's IAM statements must grant exactly these, on these resources
+//! (`tests/tests/infra.rs` checks both ways, and that every SDK call in
+//! `aws/` is declared here). A new SDK call is a new line here and a new
+//! grant, or the tests fail.
+
+/// What an operation is allowed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resource {
+    /// The invoice table (its items: invoices, ledger, payments, links, run state).
+    Table,
+    /// The due index (`by_status_due`).
+    DueIndex,
+    /// The account's SES identities (the sender's).
+    SenderIdentities,
+    /// The SES configuration set, when `SesConfigurationSet` is set.
+    ConfigurationSet,
+    /// The escalation topic.
+    EscalationTopic,
+    /// Phone numbers: SMS to a number has no ARN, so IAM can only say `*`.
+    PhoneNumbers,
+    /// The worker queue.
+    WorkQueue,
+    /// The webhook's signing secrets (and Stripe's, when set).
+    WebhookSecrets,
+    /// The pay page's Stripe key.
+    StripeSecret,
+}
+
+/// One IAM action on one resource, and the SDK call (snake case, as in the
+/// code) that needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    pub action: &'static str,
+    pub resource: Resource,
+    pub sdk_calls: &'static [&'static str],
+}
+
+const fn op(
+    action: &'static str,
+    resource: Resource,
+    sdk_calls: &'static [&'static str],
+) -> Operation {
+    Operation {
+        action,
+        resource,
+        sdk_calls,
+    }
+}
+
+/// `dunning-run` (scheduled runs and workers): reads the due index and the
+/// run state, claims (a transaction of updates), records outcomes, stores
+/// pay links, sends email and SMS, publishes escalations, queues workers.
+pub const DUNNING_RUN: &[Operation] = &[
+    op("dynamodb:Query", Resource::DueIndex, &["query"]),
+    op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op(
+        "dynamodb:PutItem",
+        Resource::Table,
+        &["put_item", "transact_write_items"],
+    ),
+    op(
+        "dynamodb:UpdateItem",
+        Resource::Table,
+        &["update_item", "transact_write_items"],
+    ),
+    op("ses:SendEmail", Resource::SenderIdentities, &["send_email"]),
+    op("ses:SendEmail", Resource::ConfigurationSet, &["send_email"]),
+    op("sns:Publish", Resource::EscalationTopic, &["publish"]),
+    op("sns:Publish", Resource::PhoneNumbers, &["publish"]),
+    op(
+        "sqs:SendMessage",
+        Resource::WorkQueue,
+        &["send_message_batch"],
+    ),
+];
+
+/// `payment-webhook`: reads the invoice and the provider references, commits
+/// payments (a transaction of puts and updates), keeps unapplied money,
+/// publishes opened disputes, reads its secrets, sends receipts.
+pub const PAYMENT_WEBHOOK: &[Operation] = &[
+    op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op(
+        "dynamodb:PutItem",
+        Resource::Table,
+        &["put_item", "transact_write_items"],
+    ),
+    op(
+        "dynamodb:UpdateItem",
+        Resource::Table,
+        &["update_item", "transact_write_items"],
+    ),
+    op(
+        "secretsmanager:GetSecretValue",
+        Resource::WebhookSecrets,
+        &["get_secret_value"],
+    ),
+    op("sns:Publish", Resource::EscalationTopic, &["publish"]),
+    op("ses:SendEmail", Resource::SenderIdentities, &["send_email"]),
+];
+
+/// `pay-page`: reads links and invoices, writes its intent records, reads
+/// the Stripe key.
+pub const PAY_PAGE: &[Operation] = &[
+    op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op(
+        "dynamodb:BatchGetItem",
+        Resource::Table,
+        &["batch_get_item"],
+    ),
+    op("dynamodb:PutItem", Resource::Table, &["put_item"]),
+    op(
+        "secretsmanager:GetSecretValue",
+        Resource::StripeSecret,
+        &["get_secret_value"],
+    ),
+];
+
+/// SDK calls only `dunning-admin` makes, with the operator's own
+/// credentials (no role in the template): table and identity set-up, the
+/// audit's and the retry's Scans, the topic for local runs.
+pub const ADMIN_ONLY: &[&str] = &[
+    "create_table",
+    "scan",
+    "create_email_identity",
+    "create_topic",
+];
