@@ -19,6 +19,11 @@ section "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 section "cargo build + cargo test (unit, property, end-to-end against moto)"
+# Every log line of every process the tests start (in-process runs and
+# webhook calls, the CLI, the functions under cargo lambda watch) is also
+# captured here; the last section searches it for personal data.
+export DUNNING_LOG_CAPTURE="${CARGO_TARGET_DIR:-$root/target}/log-capture"
+rm -rf "$DUNNING_LOG_CAPTURE"
 cargo build --workspace
 cargo test --workspace
 
@@ -40,5 +45,9 @@ scripts/pay-page-e2e.sh
 
 section "cargo lambda watch + invoke (scripts/lambda-local.sh)"
 scripts/lambda-local.sh
+
+section "No personal data in any captured log line (scripts/check-logs.py)"
+.venv/bin/python scripts/check-logs.py --self-test
+.venv/bin/python scripts/check-logs.py "$DUNNING_LOG_CAPTURE"
 
 section "All tests passed"

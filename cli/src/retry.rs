@@ -9,7 +9,6 @@ use dunning::aws::requeue::{PutBack, RetryFilter};
 use dunning::aws::DynamoStore;
 use dunning::channel::Channel;
 use dunning::policy::{Action, Policy};
-use dunning::ports::Store;
 
 pub struct RetryArgs {
     pub step: String,
@@ -87,8 +86,7 @@ pub async fn retry(store: &DynamoStore, args: RetryArgs) -> Result<()> {
     );
     if !args.dry_run && counts.contains_key(PutBack::Requeued.as_str()) {
         // What was put back may lie outside the next band read: the next run reads it all.
-        let state = store.read_state().await?;
-        store.record_read(&state.needing(Some(now), None)).await?;
+        store.request_full_read(now).await?;
         println!("the next run reads the whole due window and sends them");
     }
     Ok(())

@@ -121,6 +121,9 @@ pub struct Moto {
 impl Moto {
     /// Starts moto on a free loopback port and waits until it answers.
     pub fn start() -> Result<Self> {
+        // The runs and webhook calls this test makes in-process: their logs
+        // go to the suite's capture (scripts/check-logs.py), when it is on.
+        dunning::telemetry::init_capture_only();
         let (python, script) = moto_command();
         if !python.exists() {
             bail!(
@@ -282,6 +285,7 @@ pub struct LocalStripe {
 
 impl LocalStripe {
     pub fn start() -> Result<Self> {
+        dunning::telemetry::init_capture_only();
         let (python, _) = moto_command();
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/localstripe_server.py");
@@ -580,6 +584,16 @@ pub fn invoice<'a>(
         attrs.push((k, v));
     }
     attrs
+}
+
+/// The log capture's variable, when the suite runs with it (scripts/test.sh):
+/// a child process started with an emptied environment keeps it, so that its
+/// logs are searched for personal data too.
+pub fn capture_env() -> Vec<(String, String)> {
+    let name = dunning::telemetry::CAPTURE_VAR;
+    std::env::var(name)
+        .map(|v| vec![(name.to_owned(), v)])
+        .unwrap_or_default()
 }
 
 /// `scripts/fault_proxy.py` in front of a moto server: forwards requests, or

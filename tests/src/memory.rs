@@ -39,6 +39,7 @@ impl MemEnv {
 
     /// Over a recorder of the test's own (e.g. one that refuses some sends).
     pub fn with_recorder(config: Config, recorder: Recorder) -> Result<Self> {
+        dunning::telemetry::init_capture_only();
         let deps = testing::deps_over(config, MemoryStore::new(), recorder.clone())?;
         Ok(Self {
             deps,

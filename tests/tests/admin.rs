@@ -17,6 +17,7 @@ fn admin(env: &TestEnv, args: &[&str]) -> Output {
     Command::new(bin)
         .args(args)
         .env_clear()
+        .envs(dunning_e2e::capture_env())
         .envs(env.moto.process_env())
         .env("TABLE_NAME", "invoices")
         .output()
@@ -514,6 +515,8 @@ async fn reversing_an_overpayment_respects_its_excess() -> anyhow::Result<()> {
 #[tokio::test]
 async fn retry_puts_failed_records_back_once_and_the_next_run_sends_them() -> anyhow::Result<()> {
     use aws_sdk_dynamodb::types::AttributeValue;
+    use chrono::Utc;
+    use dunning::ports::Store;
     use dunning::run::{run, Deps};
     use std::time::Duration;
     let env = TestEnv::start().await?;
@@ -529,6 +532,9 @@ async fn retry_puts_failed_records_back_once_and_the_next_run_sends_them() -> an
     }
     let first = run(&deps, &dunning_e2e::at("2026-11-23T14:00:00Z", "r1")).await?;
     assert_eq!(first.failed.get("MessageRejected"), Some(&3));
+    // A complete run after it: no full read is due any more.
+    run(&deps, &dunning_e2e::at("2026-11-23T14:30:00Z", "r1b")).await?;
+    assert_eq!(deps.store.read_state().await?.full_read_due, None);
     // The fix: finance corrects two addresses; the third invoice is paid meanwhile.
     let set = |id: &'static str, attr: &'static str, value: &'static str| {
         env.deps
@@ -587,6 +593,16 @@ async fn retry_puts_failed_records_back_once_and_the_next_run_sends_them() -> an
     assert_eq!(
         (state("A").await?, state("B").await?, state("C").await?),
         ("retry".into(), "retry".into(), "failed".into())
+    );
+    // The next run reads the whole due window (what was put back may lie outside its bands).
+    let state = env.deps.store.read_state().await?;
+    assert!(
+        state.full_read_due.is_some_and(|t| t <= Utc::now()),
+        "{state:?}"
+    );
+    assert!(
+        done.contains("the next run reads the whole due window"),
+        "{done}"
     );
     let again = text(&admin(&env, &args(&[])));
     assert!(again.contains("1 not open of 1 failed records"), "{again}");

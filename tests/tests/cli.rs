@@ -26,6 +26,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(admin())
         .args(args)
         .env_clear()
+        .envs(dunning_e2e::capture_env())
         .envs(env.iter().copied())
         .output()
         .expect("dunning-admin runs")

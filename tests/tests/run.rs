@@ -565,17 +565,24 @@ async fn a_lease_shorter_than_the_sdk_timeouts_allow_for_a_send_stops_start_up(
     let short = dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "600")]);
     let err = Deps::new(&sdk, short).err().expect("refused");
     let text = err.to_string();
+    // 7 operations of 605 s (claim rounds, pay link), 241.05 s of send, 5
+    // operations and 9 s of waits to record it.
     assert!(
-        text.contains("CLAIM_LEASE_SECONDS=600") && text.contains("847 s"),
+        text.contains("CLAIM_LEASE_SECONDS=600") && text.contains("7511 s"),
         "{text}"
     );
-    let long = dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "900")]);
+    let long = dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "7600")]);
     assert!(Deps::new(&sdk, long).is_ok());
     let default = sdk_config_at("http://127.0.0.1:9", SdkSettings::default()).await;
-    assert!(Deps::new(
-        &default,
-        dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "60")])
-    )
-    .is_ok());
+    let short = dunning_e2e::config(&[("CLAIM_LEASE_SECONDS", "60")]);
+    assert!(Deps::new(&default, short)
+        .err()
+        .expect("refused")
+        .to_string()
+        .contains("331 s"));
+    assert!(
+        Deps::new(&default, dunning_e2e::config(&[])).is_ok(),
+        "the default 900 s covers the defaults"
+    );
     Ok(())
 }

@@ -31,9 +31,9 @@ pub const KNOWN_CODES: &[(&str, ErrorClass)] = &[
     ("RequestTimeoutException", ErrorClass::Transient),
     ("KMSThrottling", ErrorClass::Transient),
     ("KMSThrottlingException", ErrorClass::Transient),
-    // Ours: the pay link could not be stored; the claim's lease would end before the answer.
+    // Ours: the pay link could not be stored.
     ("pay_link_error", ErrorClass::Transient),
-    ("lease_expiring", ErrorClass::Transient),
+    ("lease_expiring", ErrorClass::Systemic),
     // Permissions and credentials, every service.
     ("AccessDenied", ErrorClass::Systemic),
     ("AccessDeniedException", ErrorClass::Systemic),

@@ -15,6 +15,13 @@ use crate::ledger::{after_failure, LedgerState};
 use crate::ports::{SendError, StoreError};
 use crate::retry::{retry, Backoff};
 
+/// Recording a sent message: 5 calls, waits of 400 ms doubling to 3.2 s.
+pub(super) const RECORD: Backoff = Backoff {
+    attempts: 5,
+    base: std::time::Duration::from_millis(400),
+    max: std::time::Duration::from_millis(3200),
+};
+
 impl DynamoStore {
     /// Records a successful send on the claim we hold, at real time `at`.
     /// `Ok(false)` means our lease had expired and another run took the claim over.
@@ -27,11 +34,6 @@ impl DynamoStore {
         message_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        const RECORD: Backoff = Backoff {
-            attempts: 5,
-            base: std::time::Duration::from_millis(400),
-            max: std::time::Duration::from_millis(3200),
-        };
         retry(
             RECORD,
             "recording a sent message",
@@ -50,14 +52,19 @@ impl DynamoStore {
         error: &SendError,
         at: DateTime<Utc>,
     ) -> Result<LedgerState, StoreError> {
-        let update = |state: LedgerState, retry_after: Option<DateTime<Utc>>| {
+        // Each write expects the state before it (the claim, then the first
+        // write's): an SDK retry of a write that applied changes nothing again.
+        let update = |expect: LedgerState,
+                      state: LedgerState,
+                      retry_after: Option<DateTime<Utc>>| {
             let mut set = String::from(
                 "SET #state = :state, error_class = :class, error_code = :code, error_message = :msg, failed_at = :at",
             );
             let mut u = self
                 .update_record(held.invoice_id, held.sk)
-                .condition_expression("claim_token = :token")
+                .condition_expression("claim_token = :token AND #state = :expect")
                 .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":expect", s(expect.as_str()))
                 .expression_attribute_values(":state", s(state.as_str()))
                 .expression_attribute_values(":class", s(error.class.as_str()))
                 .expression_attribute_values(":code", s(&error.code))
@@ -83,7 +90,7 @@ impl DynamoStore {
             u.update_expression(set).send()
         };
         let first = after_failure(error.class, 1, at);
-        let out = match update(first.state, first.retry_after).await {
+        let out = match update(LedgerState::Claimed, first.state, first.retry_after).await {
             Ok(out) => out,
             Err(e) if is_condition_failure(&e) => return Ok(first.state),
             Err(e) => return Err(store_error("UpdateItem", e)),
@@ -99,7 +106,7 @@ impl DynamoStore {
         if next == first {
             return Ok(first.state);
         }
-        match update(next.state, next.retry_after).await {
+        match update(first.state, next.state, next.retry_after).await {
             Ok(_) => Ok(next.state),
             Err(e) if is_condition_failure(&e) => Ok(next.state),
             Err(e) => Err(store_error("UpdateItem", e)),

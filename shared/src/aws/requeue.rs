@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::errors::store_error;
-use super::store::{n, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
+use super::store::{n, rfc3339, s, DynamoStore, Item, PARTITION_KEY, RUN_STATE_KEY, SORT_KEY};
 use crate::channel::Channel;
 use crate::ledger::{ledger_key, reminder_sk, LedgerState, INVOICE_SK};
 use crate::ports::StoreError;
@@ -197,5 +197,27 @@ impl DynamoStore {
             None => PutBack::Requeued,
             Some(_) => PutBack::Changed,
         })
+    }
+
+    /// Makes a full read due at `at` in the run state (an earlier due one is
+    /// kept): what was put back may lie outside the next band read.
+    pub async fn request_full_read(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = self
+            .update_record(RUN_STATE_KEY.0, RUN_STATE_KEY.1)
+            .update_expression("SET full_read_due = :d")
+            .condition_expression("attribute_not_exists(full_read_due) OR full_read_due > :d")
+            .expression_attribute_values(":d", s(rfc3339(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
     }
 }

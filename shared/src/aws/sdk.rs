@@ -83,11 +83,33 @@ pub fn single_attempt(sdk: &SdkConfig) -> SdkConfig {
         .build()
 }
 
-/// The time a claim must hold for, at least, with these SDK settings: the
-/// store call before the send (the pay link: one operation, every attempt
-/// and backoff) and the send itself ([`super::errors::send_budget`]). A run
-/// whose `CLAIM_LEASE_SECONDS` is shorter does not start.
-pub fn claim_budget(sdk: &SdkConfig) -> (Duration, Duration) {
+/// How long a claimed message can take at these SDK settings, in the worst
+/// case of every attempt timing out: the claim itself (its rounds, each a
+/// read and a transaction), the pay link's store call, the send (every call
+/// of [`super::errors::send_budget`]) and recording its outcome (every call
+/// of the recording's retries). The lease must cover all of it, or another
+/// run could take the claim over and send the message again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimBudget {
+    pub claim_and_link: Duration,
+    pub send: Duration,
+    pub record: Duration,
+}
+
+impl ClaimBudget {
+    /// What `CLAIM_LEASE_SECONDS` must cover: start-up refuses less.
+    pub fn total(&self) -> Duration {
+        self.claim_and_link + self.from_send()
+    }
+
+    /// What must be left of the lease just before a send.
+    pub fn from_send(&self) -> Duration {
+        self.send + self.record
+    }
+}
+
+/// The [`ClaimBudget`] of these SDK settings (their timeouts).
+pub fn claim_budget(sdk: &SdkConfig) -> ClaimBudget {
     let timeouts = sdk.timeout_config();
     let attempt = timeouts
         .and_then(|t| t.operation_attempt_timeout())
@@ -95,8 +117,16 @@ pub fn claim_budget(sdk: &SdkConfig) -> (Duration, Duration) {
     let operation = timeouts
         .and_then(|t| t.operation_timeout())
         .unwrap_or(attempt * DEFAULT_MAX_ATTEMPTS + Duration::from_secs(5));
-    let send = super::errors::send_budget(attempt);
-    (operation + send, send)
+    let record = super::outcomes::RECORD;
+    // Waits at most 1.5 x each doubling delay, capped.
+    let waits: Duration = (0..record.attempts.saturating_sub(1))
+        .map(|i| (record.base * 2u32.pow(i)).min(record.max) * 3 / 2)
+        .sum();
+    ClaimBudget {
+        claim_and_link: operation * (2 * crate::claim::CLAIM_ROUNDS as u32 + 1),
+        send: super::errors::send_budget(attempt),
+        record: operation * record.attempts + waits,
+    }
 }
 
 /// The SDK configuration from the environment (region, credentials,
@@ -119,17 +149,25 @@ mod tests {
                 .timeout_config(settings.timeouts())
                 .build()
         };
-        // 4 attempts of 5 s and 5 s of backoffs for the pay link; 4 calls of 5 s and 1.05 s of waits for the send.
-        let (claim, send) = claim_budget(&sdk(SdkSettings::default()));
-        assert_eq!(send, Duration::from_millis(21_050));
-        assert_eq!(claim, Duration::from_secs(25) + send);
+        // An operation: 4 attempts of 5 s and 5 s of backoffs (25 s). The claim:
+        // 3 rounds of a read and a transaction, then the pay link (7 operations);
+        // the send: 4 calls of 5 s and 1.05 s of waits; the record: 5
+        // operations and waits of 0.6 + 1.2 + 2.4 + 4.8 s.
+        let b = claim_budget(&sdk(SdkSettings::default()));
+        assert_eq!(b.claim_and_link, Duration::from_secs(175));
+        assert_eq!(b.send, Duration::from_millis(21_050));
+        assert_eq!(b.record, Duration::from_millis(125_000 + 9_000));
+        assert_eq!(b.total(), Duration::from_millis(330_050));
         let slow = SdkSettings {
             max_attempts: 10,
             attempt_timeout: Duration::from_secs(60),
         };
-        let (claim, send) = claim_budget(&sdk(slow));
-        assert_eq!(send, Duration::from_millis(241_050));
-        assert_eq!(claim, Duration::from_secs(605) + send);
+        let b = claim_budget(&sdk(slow));
+        assert_eq!(b.send, Duration::from_millis(241_050));
+        assert_eq!(
+            b.from_send(),
+            b.send + Duration::from_secs(605 * 5) + Duration::from_millis(9_000)
+        );
     }
 
     #[test]

@@ -125,7 +125,9 @@ impl fmt::Display for InvalidReason {
             }
             Self::NoContact => "neither `email` nor `phone` is given",
             Self::BadEmail => "`email` is not a valid address",
-            Self::BadPhone => "`phone` is not in E.164 form (e.g. +15555550100)",
+            Self::BadPhone => {
+                "`phone` is not in E.164 form (`+`, the country code and the number, digits only)"
+            }
             Self::BadAmount(AmountProblem::NotDecimal) => {
                 "`amount` is not a decimal string like \"120.50\""
             }

@@ -72,8 +72,8 @@ pub struct Deps<A: Adapters = Aws> {
     pub renderer: Renderer,
     /// The work queue a run fans out to (`WORK_QUEUE_URL`), if any.
     pub queue: Option<WorkQueue>,
-    /// The longest a send takes before the provider's last answer: a claim
-    /// whose lease ends sooner is not sent ([`crate::aws::sdk::claim_budget`]).
+    /// The longest a send and the recording of its outcome take: a claim
+    /// whose lease ends sooner is not sent ([`crate::aws::sdk::ClaimBudget`]).
     pub send_budget: Duration,
 }
 
@@ -86,8 +86,8 @@ pub enum SetupError {
     NoEscalationTopic,
     #[error(
         "CLAIM_LEASE_SECONDS={lease} is shorter than a claimed message can take at these SDK settings \
-         ({needed} s: the pay link's store call and every call of the send, from AWS_MAX_ATTEMPTS and \
-         SDK_ATTEMPT_TIMEOUT_MS); another run could send it again meanwhile"
+         ({needed} s: the claim, the pay link, every call of the send and of recording it, from \
+         AWS_MAX_ATTEMPTS and SDK_ATTEMPT_TIMEOUT_MS); another run could send it again meanwhile"
     )]
     LeaseTooShort { lease: u64, needed: u64 },
     #[error(
@@ -114,7 +114,8 @@ impl Deps<Aws> {
             .work_queue_url
             .as_deref()
             .map(|url| WorkQueue::new(sdk, url));
-        let (needed, send_budget) = crate::aws::sdk::claim_budget(sdk);
+        let budget = crate::aws::sdk::claim_budget(sdk);
+        let needed = budget.total();
         if config.claim_lease < needed {
             return Err(SetupError::LeaseTooShort {
                 lease: config.claim_lease.as_secs(),
@@ -130,7 +131,7 @@ impl Deps<Aws> {
             SnsPublisher::new(sdk),
         )?;
         deps.queue = queue;
-        deps.send_budget = send_budget;
+        deps.send_budget = budget.from_send();
         Ok(deps)
     }
 }
@@ -170,7 +171,8 @@ impl<A: Adapters> Deps<A> {
             sms,
             events,
             queue: None,
-            send_budget: crate::aws::errors::send_budget(crate::aws::sdk::DEFAULT_ATTEMPT_TIMEOUT),
+            send_budget: crate::aws::sdk::claim_budget(&aws_config::SdkConfig::builder().build())
+                .from_send(),
             renderer,
             policy,
             config,

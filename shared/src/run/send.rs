@@ -181,10 +181,12 @@ impl Lease<'_> {
         if left > budget {
             return Ok(());
         }
-        Err(SendError::transient(
+        // The run is behind its sends: later ones would be later still. The
+        // channel stops for the run (systemic) and the message waits, no attempt used.
+        Err(SendError::systemic(
             "lease_expiring",
             format!(
-                "not sent: {} s of the claim's lease left, a send may take {} s",
+                "not sent: {} s of the claim's lease left, a send and its record may take {} s",
                 left.as_secs(),
                 budget.as_secs()
             ),

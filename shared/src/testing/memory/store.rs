@@ -266,7 +266,12 @@ impl Store for MemoryStore {
         self.update(
             held.invoice_id,
             held.sk,
-            |r| r.and_then(|r| get_text(r, "claim_token")) == Some(held.token),
+            |r| {
+                r.is_some_and(|r| {
+                    get_text(r, "claim_token") == Some(held.token)
+                        && state_is(r, LedgerState::Claimed)
+                })
+            },
             |r| {
                 let attempts = u32::try_from(get_number(r, "attempts").unwrap_or(1)).unwrap_or(1);
                 let next = after_failure(error.class, attempts, at);
