@@ -100,14 +100,17 @@ def main():
     files = {where.split(":")[0] for where, _ in lines}
     emails, phones, names = fixtures()
     # The capture is real: logs of runs, the webhook and the CLI are in it.
-    must = {"run finished": 0, "webhook": 0, "dunning-admin": 0}
+    # (the functions under `cargo lambda watch` by their programs' names).
+    programs = ("dunning-admin", "dunning-run", "payment-webhook", "pay-page")
+    must = {"run finished": 0, "webhook": 0, **{p: 0 for p in programs}}
     for where, line in lines:
         if '"run finished"' in line:
             must["run finished"] += 1
         if '"payment applied"' in line:
             must["webhook"] += 1
-        if where.startswith("dunning-admin-"):
-            must["dunning-admin"] += 1
+        for program in programs:
+            if re.match(rf"{program}-\d+\.log:", where):
+                must[program] += 1
     missing = [k for k, v in must.items() if v == 0]
     if missing or len(emails) < 10 or len(phones) < 5 or len(names) < 2:
         sys.exit(f"check-logs: the capture in {capture} misses {missing} ({len(lines)} lines in "

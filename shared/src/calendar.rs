@@ -65,6 +65,20 @@ impl Calendar {
         d
     }
 
+    /// Business days after `from` up to and including `to`, counted up to
+    /// `limit + 1` at most (enough to tell whether `limit` is passed).
+    pub fn business_days_between(&self, from: NaiveDate, to: NaiveDate, limit: u64) -> u64 {
+        let mut count = 0;
+        let mut d = from;
+        while d < to && count <= limit {
+            d = d + Days::new(1);
+            if self.is_business_day(d) {
+                count += 1;
+            }
+        }
+        count
+    }
+
     /// Whether `channel` may be sent at local time `t`.
     pub fn open(&self, channel: Channel, t: NaiveTime) -> bool {
         self.send_window.contains(t) && (channel != Channel::Sms || self.sms_window.contains(t))

@@ -159,7 +159,14 @@ pub fn decide<'p>(
         return Err(Hold::NotABusinessDay);
     }
     let last = index + 1 == steps.len();
-    if last && (today - step_day).num_days() > policy.calendar.catch_up_days as i64 {
+    // Counted in business days: days nothing may be sent on do not use up the catch-up.
+    let catch_up = policy.calendar.catch_up_days;
+    if last
+        && policy
+            .calendar
+            .business_days_between(step_day, today, catch_up)
+            > catch_up
+    {
         return Err(Hold::LadderFinished);
     }
     if step

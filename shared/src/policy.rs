@@ -141,7 +141,8 @@ impl Policy {
     }
 
     /// How many days after the due date a step may still fire: the last
-    /// step's offset, weekend and holiday deferral, and catch-up.
+    /// step's offset, weekend and holiday deferral, and catch-up (counted in
+    /// business days, so the weekends and holidays inside it too).
     pub fn lag_days(&self) -> u64 {
         let last = self
             .steps
@@ -152,7 +153,13 @@ impl Policy {
         } else {
             0
         };
-        last + self.calendar.catch_up_days + deferral
+        let catch_up = self.calendar.catch_up_days;
+        let weekends = if self.calendar.skip_weekends {
+            (catch_up / 5 + 1) * 2
+        } else {
+            0
+        };
+        last + catch_up + deferral + weekends + self.calendar.holidays.len() as u64
     }
 }
 

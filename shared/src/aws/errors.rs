@@ -83,6 +83,7 @@ pub const BY_MESSAGE: &[(&str, &str, ErrorClass)] = &[
     ("MessageRejected", "not verified", ErrorClass::Systemic),
     ("MessageRejected", "", ErrorClass::Permanent),
     ("BadRequestException", "address", ErrorClass::Permanent),
+    ("BadRequestException", "domain", ErrorClass::Permanent),
     ("BadRequestException", "", ErrorClass::Systemic),
     ("InvalidParameter", "PhoneNumber", ErrorClass::Permanent),
     ("InvalidParameter", "", ErrorClass::Systemic),

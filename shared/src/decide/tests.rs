@@ -252,6 +252,24 @@ fn a_late_send_never_lands_on_a_weekend_or_a_holiday() {
     );
 }
 
+#[test]
+fn the_catch_up_window_counts_business_days_only() {
+    let text = crate::policy::DEFAULT_POLICY
+        .replace("skip_weekends = false", "skip_weekends = true")
+        .replace("catch_up_days = 14", "catch_up_days = 1");
+    let p = Policy::from_toml(&text, |_| true).unwrap();
+    // The last step (+30 escalation) of an invoice due Wednesday 28 October
+    // falls on Friday 27 November; held over the weekend, it still goes on
+    // Monday (one business day after), not on Tuesday (two).
+    let inv = invoice("2026-10-28", &[("reminder_offset", "14")]);
+    assert_eq!(
+        outcome(&p, &inv, "2026-11-28T10:00:00Z"),
+        "not_a_business_day"
+    );
+    assert_eq!(outcome(&p, &inv, "2026-11-30T10:00:00Z"), "collections ");
+    assert_eq!(outcome(&p, &inv, "2026-12-01T10:00:00Z"), "ladder_finished");
+}
+
 /// One simulated invoice: its due date, zone, when (if ever) it is paid, and the runs.
 #[derive(Debug, Clone)]
 struct Scenario {

@@ -155,7 +155,11 @@ impl<A: Adapters> Deps<A> {
         )
         .map(|l| l.token.url(&config.messages.pay_link_base_url))
         .unwrap_or_else(|_| format!("{}/{}", config.messages.pay_link_base_url, "x".repeat(32)));
-        if !Renderer::sms_always_fits(&link, LONGEST_AMOUNT, config.sms_max_segments) {
+        let sends_sms = policy
+            .steps()
+            .iter()
+            .any(|s| s.channels.contains(&crate::channel::Channel::Sms));
+        if sends_sms && !Renderer::sms_always_fits(&link, LONGEST_AMOUNT, config.sms_max_segments) {
             return Err(SetupError::SmsCannotFit {
                 segments: config.sms_max_segments,
             });
@@ -379,9 +383,18 @@ pub async fn run<A: Adapters>(deps: &Deps<A>, req: &RunRequest) -> Result<RunSum
         sequence: AtomicU64::new(0),
         stops: Default::default(),
     };
-    let customers = group::group(read.candidates);
+    let mut customers: Vec<_> = group::group(read.candidates).into_values().collect();
+    // Each run starts at a random customer: should one message's own data
+    // draw an error that looks systemic, the breaker it trips does not hold
+    // the same customers back every run (those before it go each time).
+    if !customers.is_empty() {
+        let mut bytes = [0u8; 4];
+        let start = getrandom::fill(&mut bytes).map_or(0, |_| u32::from_le_bytes(bytes) as usize);
+        let len = customers.len();
+        customers.rotate_left(start % len);
+    }
     let stopped = &AtomicBool::new(false);
-    let results: Vec<Vec<Counted<'_>>> = stream::iter(customers.into_values())
+    let results: Vec<Vec<Counted<'_>>> = stream::iter(customers)
         .map(|channels| async move {
             // One customer's messages in turn: they share the customer's cap.
             let mut out = Vec::new();

@@ -281,13 +281,7 @@ impl Store for MemoryStore {
                 }
                 written = next.state;
                 r.insert("state".into(), text(next.state.as_str()));
-                r.insert("error_class".into(), text(error.class.as_str()));
-                r.insert("error_code".into(), text(&error.code));
-                r.insert(
-                    "error_message".into(),
-                    text(error.message.chars().take(500).collect::<String>()),
-                );
-                r.insert("failed_at".into(), text(rfc3339(at)));
+                set_error(r, error, at);
                 match next.retry_after {
                     Some(t) => r.insert("retry_after".into(), number(t.timestamp())),
                     None => r.remove("retry_after"),
@@ -359,13 +353,7 @@ impl Store for MemoryStore {
             },
             |r| {
                 r.insert("state".into(), text(LedgerState::Retry.as_str()));
-                r.insert("error_class".into(), text(error.class.as_str()));
-                r.insert("error_code".into(), text(&error.code));
-                r.insert(
-                    "error_message".into(),
-                    text(error.message.chars().take(500).collect::<String>()),
-                );
-                r.insert("failed_at".into(), text(rfc3339(at)));
+                set_error(r, error, at);
                 r.insert("retry_after".into(), number(until.timestamp()));
             },
         );
@@ -421,4 +409,15 @@ impl Store for MemoryStore {
         );
         Ok(())
     }
+}
+
+/// The error fields a failed or stopped record carries.
+fn set_error(r: &mut Record, error: &SendError, at: DateTime<Utc>) {
+    r.insert("error_class".into(), text(error.class.as_str()));
+    r.insert("error_code".into(), text(&error.code));
+    r.insert(
+        "error_message".into(),
+        text(error.message.chars().take(500).collect::<String>()),
+    );
+    r.insert("failed_at".into(), text(rfc3339(at)));
 }
