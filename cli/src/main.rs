@@ -6,6 +6,7 @@
 //! a run's summary.
 
 mod audit;
+mod customer;
 mod history;
 mod import;
 mod links;
@@ -184,6 +185,12 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
+    /// Show or change a customer's record: channel opt-outs, suppressed
+    /// addresses and a pause, each with its source and instant.
+    Customer {
+        #[command(subcommand)]
+        action: CustomerAction,
+    },
     /// Revoke a pay link (as the customer received it, or its token): its
     /// page answers 410 from now on. A second revocation keeps the first instant.
     RevokeLink {
@@ -199,6 +206,49 @@ enum Command {
         /// Print JSON records instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomerAction {
+    /// The customer's record (nothing set: takes email and SMS).
+    Show {
+        customer_id: String,
+        /// The record as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
+    /// Change it; each change is idempotent and keeps its first source and instant.
+    Set {
+        customer_id: String,
+        /// Opt the customer out of a channel (email or sms); repeatable.
+        #[arg(long)]
+        opt_out: Vec<String>,
+        /// Reverse an opt-out.
+        #[arg(long)]
+        opt_in: Vec<String>,
+        /// Never use this e-mail address for the customer again.
+        #[arg(long)]
+        suppress: Vec<String>,
+        /// Reverse a suppression.
+        #[arg(long)]
+        unsuppress: Vec<String>,
+        /// No reminders before this instant (RFC 3339).
+        #[arg(long)]
+        pause_until: Option<chrono::DateTime<chrono::Utc>>,
+        /// End a pause.
+        #[arg(long)]
+        resume: bool,
+        /// Why (kept with the marks set now).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who makes the change (source `cli:<who>`; default admin).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
     },
 }
 
@@ -329,6 +379,37 @@ async fn execute(command: Command) -> Result<()> {
             };
             retry::retry(&DynamoStore::new(&aws().await?, &table), args).await
         }
+        Command::Customer { action } => match action {
+            CustomerAction::Show {
+                customer_id,
+                json,
+                table,
+            } => customer::show(&DynamoStore::new(&aws().await?, &table), &customer_id, json).await,
+            CustomerAction::Set {
+                customer_id,
+                opt_out,
+                opt_in,
+                suppress,
+                unsuppress,
+                pause_until,
+                resume,
+                reason,
+                by,
+                table,
+            } => {
+                let args = customer::SetArgs {
+                    opt_out,
+                    opt_in,
+                    suppress,
+                    unsuppress,
+                    pause_until,
+                    resume,
+                    reason,
+                    by,
+                };
+                customer::set(&DynamoStore::new(&aws().await?, &table), &customer_id, args).await
+            }
+        },
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await
         }

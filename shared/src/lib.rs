@@ -23,6 +23,7 @@ pub mod claim;
 pub mod compose;
 pub mod config;
 pub mod contact;
+pub mod customer;
 pub mod decide;
 pub mod failure;
 pub mod fanout;

@@ -638,3 +638,83 @@ async fn retry_puts_failed_records_back_once_and_the_next_run_sends_them() -> an
     assert_eq!(third.total_sent() + third.total_failed(), 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_customer_record_is_shown_and_changed_once_with_its_source() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let out = |args: &[&str]| {
+        let o = admin(&env, args);
+        (o.status.success(), text(&o))
+    };
+    let (ok, fresh) = out(&["customer", "show", "CUST-9"]);
+    assert!(ok && fresh.contains("takes email and SMS"), "{fresh}");
+    let set = [
+        "customer",
+        "set",
+        "CUST-9",
+        "--opt-out",
+        "email",
+        "--by",
+        "ana",
+        "--reason",
+        "asked by phone",
+    ];
+    let (ok, first) = out(&set);
+    assert!(ok && first.contains("opt out of email: changed"), "{first}");
+    assert!(
+        first.contains("opted out of email: cli:ana at") && first.contains("(asked by phone)"),
+        "{first}"
+    );
+    let (_, again) = out(&set);
+    assert!(
+        again.contains("opt out of email: unchanged (already so)"),
+        "{again}"
+    );
+    let (_, suppressed) = out(&[
+        "customer",
+        "set",
+        "CUST-9",
+        "--suppress",
+        "Ana.Lima@Example.com",
+    ]);
+    assert!(
+        suppressed.contains("suppress a***@e***.com: changed"),
+        "{suppressed}"
+    );
+    assert!(
+        !suppressed.to_lowercase().contains("ana.lima@example.com"),
+        "never printed whole"
+    );
+    let (_, back) = out(&[
+        "customer",
+        "set",
+        "CUST-9",
+        "--opt-in",
+        "email",
+        "--pause-until",
+        "2026-12-20T00:00:00Z",
+    ]);
+    assert!(
+        back.contains("opt in to email: changed") && back.contains("paused until 2026-12-20"),
+        "{back}"
+    );
+    let (_, json) = out(&["customer", "show", "CUST-9", "--json"]);
+    let record: serde_json::Value = serde_json::from_str(json.trim())?;
+    assert_eq!(record["opt_outs"], serde_json::Value::Null, "{record}");
+    assert_eq!(
+        record["suppressed"]["ana.lima@example.com"]["source"],
+        "cli:admin"
+    );
+    assert_eq!(
+        record["version"], 4,
+        "one version per change that changed something"
+    );
+    let (ok, bad) = out(&["customer", "set", "CUST-9", "--opt-out", "fax"]);
+    assert!(
+        !ok && bad.contains("no channel \"fax\": email or sms"),
+        "{bad}"
+    );
+    let (ok, none) = out(&["customer", "set", "CUST-9"]);
+    assert!(!ok && none.contains("nothing to set"), "{none}");
+    Ok(())
+}

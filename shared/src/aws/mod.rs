@@ -7,6 +7,7 @@
 //! once per process from one `SdkConfig`.
 
 pub mod claims;
+pub mod customers;
 pub mod errors;
 pub mod events;
 mod index;

@@ -1,0 +1,146 @@
+//! `customer show|set`: a customer's record (opt-outs, suppressed addresses,
+//! pause), each mark with its source and instant. Every change is
+//! idempotent: setting what is already set changes nothing and says so.
+
+use anyhow::{bail, Result};
+use chrono::{DateTime, Utc};
+use dunning::aws::DynamoStore;
+use dunning::channel::Channel;
+use dunning::customer::{Change, CustomerRecord, Mark};
+
+/// What `customer set` was asked to change.
+#[derive(Debug, Default)]
+pub struct SetArgs {
+    pub opt_out: Vec<String>,
+    pub opt_in: Vec<String>,
+    pub suppress: Vec<String>,
+    pub unsuppress: Vec<String>,
+    pub pause_until: Option<DateTime<Utc>>,
+    pub resume: bool,
+    pub reason: Option<String>,
+    pub by: Option<String>,
+}
+
+fn channel(text: &str) -> Result<Channel> {
+    Channel::parse(text).ok_or_else(|| anyhow::anyhow!("no channel {text:?}: email or sms"))
+}
+
+fn print(customer_id: &str, record: &CustomerRecord) {
+    println!("customer {customer_id} (version {})", record.version);
+    let line = |what: &str, key: &str, m: &Mark| {
+        let reason = m
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        println!(
+            "  {what} {key}: {} at {}{reason}",
+            m.source,
+            m.at.to_rfc3339()
+        );
+    };
+    for (c, m) in &record.opt_outs {
+        line("opted out of", c, m);
+    }
+    for (address, m) in &record.suppressed {
+        line(
+            "suppressed",
+            &dunning::contact::redact(&address.to_lowercase()),
+            m,
+        );
+    }
+    match record.paused_until {
+        Some(t) => println!("  paused until {}", t.to_rfc3339()),
+        None => println!("  not paused"),
+    }
+    if record.opt_outs.is_empty() {
+        println!("  takes email and SMS");
+    }
+}
+
+pub async fn show(store: &DynamoStore, customer_id: &str, json: bool) -> Result<()> {
+    let record = store.customer(customer_id).await?.unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string(&record)?);
+    } else {
+        print(customer_id, &record);
+    }
+    Ok(())
+}
+
+pub async fn set(store: &DynamoStore, customer_id: &str, args: SetArgs) -> Result<()> {
+    let now = Utc::now();
+    let mark = || Mark {
+        source: format!("cli:{}", args.by.as_deref().unwrap_or("admin")),
+        at: now,
+        reason: args.reason.clone(),
+    };
+    let mut changes = Vec::new();
+    for c in &args.opt_out {
+        changes.push(Change::OptOut {
+            channel: channel(c)?,
+            mark: mark(),
+        });
+    }
+    for c in &args.opt_in {
+        changes.push(Change::OptIn {
+            channel: channel(c)?,
+        });
+    }
+    for a in &args.suppress {
+        if !a.contains('@') {
+            bail!("--suppress takes an e-mail address");
+        }
+        changes.push(Change::Suppress {
+            address: a.clone(),
+            mark: mark(),
+        });
+    }
+    for a in &args.unsuppress {
+        changes.push(Change::Unsuppress { address: a.clone() });
+    }
+    if let Some(until) = args.pause_until {
+        changes.push(Change::Pause { until });
+    }
+    if args.resume {
+        changes.push(Change::Resume);
+    }
+    if changes.is_empty() {
+        bail!("nothing to set: --opt-out, --opt-in, --suppress, --unsuppress, --pause-until or --resume");
+    }
+    let mut record = None;
+    for change in &changes {
+        let (after, changed) = store.change_customer(customer_id, change).await?;
+        let what = match change {
+            Change::OptOut { channel, .. } => format!("opt out of {channel}"),
+            Change::OptIn { channel } => format!("opt in to {channel}"),
+            Change::Suppress { address, .. } => {
+                format!(
+                    "suppress {}",
+                    dunning::contact::redact(&address.to_lowercase())
+                )
+            }
+            Change::Unsuppress { address } => {
+                format!(
+                    "unsuppress {}",
+                    dunning::contact::redact(&address.to_lowercase())
+                )
+            }
+            Change::Pause { until } => format!("pause until {}", until.to_rfc3339()),
+            Change::Resume => "resume".to_owned(),
+        };
+        println!(
+            "{what}: {}",
+            if changed {
+                "changed"
+            } else {
+                "unchanged (already so)"
+            }
+        );
+        record = Some(after);
+    }
+    if let Some(record) = record {
+        print(customer_id, &record);
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Customer records on DynamoDB ([`crate::customer`]): read whole, changed
+//! by a conditional put that expects the version read (a change that races
+//! another is read and applied again).
+
+use aws_sdk_dynamodb::error::SdkError;
+
+use super::claims::customer_pk;
+use super::errors::store_error;
+use super::store::{n, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
+use crate::customer::{Change, CustomerRecord, CUSTOMER_SK};
+use crate::ports::StoreError;
+
+/// Rounds of read, apply and conditional put before a change gives up.
+const CHANGE_ROUNDS: usize = 5;
+
+impl DynamoStore {
+    /// The customer's record (strongly consistent), if it has one.
+    pub async fn customer(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        let Some(mut item) = self
+            .get_record(&customer_pk(customer_id), CUSTOMER_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        item.remove(PARTITION_KEY);
+        item.remove(SORT_KEY);
+        serde_dynamo::from_item(item).map(Some).map_err(|e| {
+            StoreError::local("GetItem", format!("customer record {customer_id}: {e}"))
+        })
+    }
+
+    /// Applies `change` to the customer's record (created if absent); returns
+    /// the record and whether it changed (false: it already said so).
+    pub async fn change_customer(
+        &self,
+        customer_id: &str,
+        change: &Change,
+    ) -> Result<(CustomerRecord, bool), StoreError> {
+        for _ in 0..CHANGE_ROUNDS {
+            let current = self.customer(customer_id).await?;
+            let read_version = current.as_ref().map(|r| r.version);
+            let mut record = current.unwrap_or_default();
+            if !record.apply(change) {
+                return Ok((record, false));
+            }
+            let mut item: Item = serde_dynamo::to_item(&record)
+                .map_err(|e| StoreError::local("PutItem", e.to_string()))?;
+            item.insert(PARTITION_KEY.into(), s(customer_pk(customer_id)));
+            item.insert(SORT_KEY.into(), s(CUSTOMER_SK));
+            let put = self
+                .client()
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(item));
+            let put = match read_version {
+                Some(v) => put
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(v)),
+                None => put.condition_expression("attribute_not_exists(sk)"),
+            };
+            match put.send().await {
+                Ok(_) => return Ok((record, true)),
+                Err(SdkError::ServiceError(e))
+                    if e.err().is_conditional_check_failed_exception() =>
+                {
+                    continue
+                }
+                Err(e) => return Err(store_error("PutItem", e)),
+            }
+        }
+        Err(StoreError::local(
+            "PutItem",
+            format!("customer record {customer_id} kept changing; try again"),
+        ))
+    }
+}
