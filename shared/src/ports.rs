@@ -66,6 +66,18 @@ pub trait Store: Send + Sync {
     /// What earlier runs read ([`crate::reads`]), read strongly consistently.
     fn read_state(&self) -> impl Future<Output = Result<ReadState, StoreError>> + Send;
 
+    /// The records of these customers ([`crate::customer`]), those that have
+    /// one; batched (one request per 100).
+    fn customers(
+        &self,
+        customer_ids: &[String],
+    ) -> impl Future<
+        Output = Result<
+            std::collections::HashMap<String, crate::customer::CustomerRecord>,
+            StoreError,
+        >,
+    > + Send;
+
     /// Records the state after a run that read all it planned; instants only move forward.
     fn record_read(&self, state: &ReadState)
         -> impl Future<Output = Result<(), StoreError>> + Send;

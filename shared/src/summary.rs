@@ -88,10 +88,17 @@ pub enum SkipReason {
     ClaimConflict,
     /// The customer's rolling cap is reached: deferred.
     CustomerCap,
+    /// The customer's record suppresses this e-mail address (a bounce, or set by hand).
+    EmailSuppressed,
+    /// The customer's record pauses their reminders.
+    CustomerPaused,
+    /// The customer's record could not be read: nothing is sent to them
+    /// (an opt-out might be missed); a later run reads it again.
+    CustomerUnreadable,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 10] = [
+    pub const ALL: [SkipReason; 13] = [
         Self::AlreadySent,
         Self::OptedOut,
         Self::OutsideWindow,
@@ -102,6 +109,9 @@ impl SkipReason {
         Self::ClaimError,
         Self::ClaimConflict,
         Self::CustomerCap,
+        Self::EmailSuppressed,
+        Self::CustomerPaused,
+        Self::CustomerUnreadable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +126,9 @@ impl SkipReason {
             Self::ClaimError => "claim_error",
             Self::ClaimConflict => "claim_conflict",
             Self::CustomerCap => "customer_cap",
+            Self::EmailSuppressed => "email_suppressed",
+            Self::CustomerPaused => "customer_paused",
+            Self::CustomerUnreadable => "customer_unreadable",
         }
     }
 
@@ -131,8 +144,14 @@ impl SkipReason {
             | Self::AlreadyClaimed
             | Self::InvoiceChanged
             | Self::ClaimError
-            | Self::ClaimConflict => true,
-            Self::AlreadySent | Self::OptedOut | Self::OutsideWindow | Self::CustomerCap => false,
+            | Self::ClaimConflict
+            | Self::CustomerUnreadable => true,
+            Self::AlreadySent
+            | Self::OptedOut
+            | Self::OutsideWindow
+            | Self::CustomerCap
+            | Self::EmailSuppressed
+            | Self::CustomerPaused => false,
         }
     }
 }
@@ -381,7 +400,8 @@ mod tests {
                 "already_claimed",
                 "invoice_changed",
                 "claim_error",
-                "claim_conflict"
+                "claim_conflict",
+                "customer_unreadable"
             ]
         );
         for r in SkipReason::ALL {

@@ -718,3 +718,44 @@ async fn a_customer_record_is_shown_and_changed_once_with_its_source() -> anyhow
     assert!(!ok && none.contains("nothing to set"), "{none}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_run_honours_the_customer_record_the_cli_sets() -> anyhow::Result<()> {
+    use dunning::run::run;
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV-7",
+        "2026-11-23",
+        &[
+            ("customer_id", "CUST-7"),
+            ("email", "c7@example.com"),
+            ("phone", "+15555550107"),
+        ],
+    ))
+    .await?;
+    let set = admin(
+        &env,
+        &[
+            "customer",
+            "set",
+            "CUST-7",
+            "--opt-out",
+            "sms",
+            "--by",
+            "ana",
+        ],
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    let summary = run(&env.deps, &dunning_e2e::at("2026-11-23T14:00:00Z", "r1")).await?;
+    assert_eq!(
+        dunning_e2e::outcome(&summary, "due_today", "email"),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        dunning_e2e::outcome(&summary, "due_today", "sms"),
+        (0, 0, 1),
+        "opted out"
+    );
+    assert!(env.moto.sent_sms()?.is_empty());
+    Ok(())
+}

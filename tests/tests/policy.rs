@@ -633,3 +633,65 @@ async fn start_up_refuses_segments_too_few_for_the_shortest_sms() -> anyhow::Res
     assert!(MemEnv::with_config(ok, true).await.is_ok());
     Ok(())
 }
+
+#[tokio::test]
+async fn the_customer_record_opts_out_suppresses_and_pauses() -> anyhow::Result<()> {
+    use dunning::customer::{Change, Mark};
+    let env = MemEnv::start().await?;
+    for id in ["OPT", "SUP", "PAU", "FREE"] {
+        let (email, phone) = (format!("{}@example.com", id.to_lowercase()), "+15555550177");
+        env.put_invoice(&invoice(
+            id,
+            "2026-11-23",
+            &[("email", &email), ("phone", phone)],
+        ))
+        .await?;
+    }
+    let mark = || Mark {
+        source: "cli:test".into(),
+        at: MONDAY_2PM.parse().unwrap(),
+        reason: None,
+    };
+    let store = &env.deps.store;
+    store.change_customer(
+        "OPT",
+        &Change::OptOut {
+            channel: dunning::channel::Channel::Sms,
+            mark: mark(),
+        },
+    );
+    store.change_customer(
+        "SUP",
+        &Change::Suppress {
+            address: "SUP@example.com".into(),
+            mark: mark(),
+        },
+    );
+    store.change_customer(
+        "PAU",
+        &Change::Pause {
+            until: "2026-11-30T00:00:00Z".parse().unwrap(),
+        },
+    );
+    let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
+    assert_eq!(summary.skipped(SkipReason::OptedOut), 1);
+    assert_eq!(summary.skipped(SkipReason::EmailSuppressed), 1);
+    assert_eq!(
+        summary.skipped(SkipReason::CustomerPaused),
+        2,
+        "both channels"
+    );
+    let mut to = env.sent.recipients()?;
+    to.sort();
+    // FREE gets both, OPT its email, SUP its SMS.
+    assert_eq!(
+        to,
+        [
+            "+15555550177",
+            "+15555550177",
+            "free@example.com",
+            "opt@example.com"
+        ]
+    );
+    Ok(())
+}

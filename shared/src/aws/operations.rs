@@ -48,12 +48,17 @@ const fn op(
     }
 }
 
-/// `dunning-run` (scheduled runs and workers): reads the due index and the
-/// run state, claims (a transaction of updates), records outcomes, stores
+/// `dunning-run` (scheduled runs and workers): reads the due index, the
+/// run state and the customer records of each page (batched), claims (a transaction of updates), records outcomes, stores
 /// pay links, sends email and SMS, publishes escalations, queues workers.
 pub const DUNNING_RUN: &[Operation] = &[
     op("dynamodb:Query", Resource::DueIndex, &["query"]),
     op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op(
+        "dynamodb:BatchGetItem",
+        Resource::Table,
+        &["batch_get_item"],
+    ),
     op(
         "dynamodb:PutItem",
         Resource::Table,

@@ -26,6 +26,14 @@ impl Store for DynamoStore {
         self.run_state().await
     }
 
+    async fn customers(
+        &self,
+        customer_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, crate::customer::CustomerRecord>, StoreError>
+    {
+        self.customers_batch(customer_ids).await
+    }
+
     async fn record_read(&self, state: &ReadState) -> Result<(), StoreError> {
         self.record_run_state(state).await
     }

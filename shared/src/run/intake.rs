@@ -4,7 +4,7 @@
 //! invoice and channel) or an [`Escalation`]. After the run, what it read is
 //! recorded for the next ones.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +82,8 @@ pub(super) struct Read<'p, A: Adapters> {
     pub intake: Intake,
     pub candidates: Vec<Candidate<'p, Snapshot<A>>>,
     pub escalations: Vec<Escalation<'p, Snapshot<A>>>,
+    /// The customer records read so far (`None`: unreadable), each once a run.
+    pub customers: HashMap<String, Option<crate::customer::CustomerRecord>>,
 }
 
 /// Reads the planned due dates (a worker: its order's) and decides each item.
@@ -111,6 +113,7 @@ pub(super) async fn read<'p, A: Adapters>(
         every,
         candidates: Vec::new(),
         escalations: Vec::new(),
+        customers: HashMap::new(),
     };
     let ranges = read.plan.ranges.clone();
     'read: for &(from, to) in &ranges {
@@ -128,9 +131,11 @@ pub(super) async fn read<'p, A: Adapters>(
             summary.pages += 1;
             summary.scanned_count += page.scanned_count;
             summary.items_read += page.items.len() as u64;
+            let before = read.candidates.len();
             for item in page.items {
                 consider(deps, req, item, summary, &mut read);
             }
+            apply_customer_records(deps, req, before, summary, &mut read).await;
             start = page.next;
             if start.is_none() {
                 break;
@@ -138,6 +143,68 @@ pub(super) async fn read<'p, A: Adapters>(
         }
     }
     Ok(read)
+}
+
+/// Reads the records of the customers this page's candidates go to (one
+/// batched read, each customer once per run) and drops what they forbid: a
+/// channel the customer opted out of, a suppressed address, a pause. A
+/// record that cannot be read holds that customer's messages back (an
+/// opt-out must never be missed); a later run reads it again.
+async fn apply_customer_records<A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+    from: usize,
+    summary: &mut RunSummary,
+    read: &mut Read<'_, A>,
+) {
+    let mut wanted: Vec<String> = read.candidates[from..]
+        .iter()
+        .map(|c| c.invoice.customer_id.clone())
+        .filter(|id| !read.customers.contains_key(id))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    if !wanted.is_empty() {
+        match deps.store.customers(&wanted).await {
+            Ok(mut found) => {
+                for id in wanted {
+                    let record = found.remove(&id);
+                    read.customers.insert(id, Some(record.unwrap_or_default()));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, customers = wanted.len(), "customer records unreadable; their messages wait");
+                for id in wanted {
+                    read.customers.insert(id, None);
+                }
+            }
+        }
+    }
+    let page: Vec<Candidate<'_, Snapshot<A>>> = read.candidates.drain(from..).collect();
+    for c in page {
+        let reason = match read.customers.get(&c.invoice.customer_id) {
+            Some(Some(record)) if record.paused_at(req.as_of) => Some(SkipReason::CustomerPaused),
+            Some(Some(record)) if !record.accepts(c.channel) => Some(SkipReason::OptedOut),
+            Some(Some(record)) => match &c.address {
+                Address::Email(a) if record.is_suppressed(a.as_str()) => {
+                    Some(SkipReason::EmailSuppressed)
+                }
+                _ => None,
+            },
+            _ => Some(SkipReason::CustomerUnreadable),
+        };
+        match reason {
+            None => read.candidates.push(c),
+            Some(reason) => tally(
+                summary,
+                Counted {
+                    step: &c.step.name,
+                    target: Target::Channel(c.channel),
+                    outcome: Outcome::Skipped(reason),
+                },
+            ),
+        }
+    }
 }
 
 /// The due dates this run reads ([`crate::reads::plan`]); the whole window

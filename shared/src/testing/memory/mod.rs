@@ -48,6 +48,7 @@ impl MemorySnapshot {
 struct Inner {
     records: BTreeMap<(String, String), Record>,
     run_state: Option<ReadState>,
+    customers: BTreeMap<String, crate::customer::CustomerRecord>,
 }
 
 /// The store; clones share their records.
@@ -159,6 +160,15 @@ impl MemoryStore {
     }
 
     /// Writes an invoice item from text attributes.
+    /// Applies a change to a customer's record, as `dunning-admin customer set` does.
+    pub fn change_customer(&self, customer_id: &str, change: &crate::customer::Change) -> bool {
+        self.lock()
+            .customers
+            .entry(customer_id.to_owned())
+            .or_default()
+            .apply(change)
+    }
+
     pub fn put_text(&self, attrs: &[(&str, &str)]) {
         let attrs: Vec<(&str, RawValue)> = attrs.iter().map(|(k, v)| (*k, text(*v))).collect();
         self.put(&attrs);

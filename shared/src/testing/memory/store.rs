@@ -93,6 +93,18 @@ impl Store for MemoryStore {
         Ok(self.lock().run_state.clone().unwrap_or_default())
     }
 
+    async fn customers(
+        &self,
+        customer_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, crate::customer::CustomerRecord>, StoreError>
+    {
+        let inner = self.lock();
+        Ok(customer_ids
+            .iter()
+            .filter_map(|id| inner.customers.get(id).map(|r| (id.clone(), r.clone())))
+            .collect())
+    }
+
     async fn record_read(&self, state: &ReadState) -> Result<(), StoreError> {
         let Some(t) = state.last_run_at else {
             return Ok(());
