@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::claims::customer_pk;
 use super::errors::store_error;
@@ -77,70 +76,36 @@ impl DynamoStore {
         ))
     }
 
-    /// The records of these customers, those that have one: BatchGetItem,
-    /// 100 keys a request, unprocessed keys asked again (5 rounds at most).
+    /// The records of these customers, those that have one ([`DynamoStore::batch_get`]).
     pub(super) async fn customers_batch(
         &self,
         customer_ids: &[String],
     ) -> Result<HashMap<String, CustomerRecord>, StoreError> {
+        let keys = customer_ids
+            .iter()
+            .map(|id| {
+                HashMap::from([
+                    (PARTITION_KEY.to_owned(), s(customer_pk(id))),
+                    (SORT_KEY.to_owned(), s(CUSTOMER_SK)),
+                ])
+            })
+            .collect();
         let mut out = HashMap::new();
-        for chunk in customer_ids.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| {
-                    HashMap::from([
-                        (PARTITION_KEY.to_owned(), s(customer_pk(id))),
-                        (SORT_KEY.to_owned(), s(CUSTOMER_SK)),
-                    ])
-                })
-                .collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::local("BatchGetItem", e.to_string()))?,
-            );
-            for _ in 0..5 {
-                let Some(request) = pending.take() else { break };
-                let got = self
-                    .client()
-                    .batch_get_item()
-                    .request_items(self.table(), request)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("BatchGetItem", e))?;
-                for mut item in got
-                    .responses
-                    .and_then(|mut r| r.remove(self.table()))
-                    .unwrap_or_default()
-                {
-                    let Some(id) = item
-                        .get(PARTITION_KEY)
-                        .and_then(|v| v.as_s().ok())
-                        .and_then(|pk| pk.strip_prefix("customer#"))
-                        .map(str::to_owned)
-                    else {
-                        continue;
-                    };
-                    item.remove(PARTITION_KEY);
-                    item.remove(SORT_KEY);
-                    let record: CustomerRecord = serde_dynamo::from_item(item).map_err(|e| {
-                        StoreError::local("BatchGetItem", format!("customer record {id}: {e}"))
-                    })?;
-                    out.insert(id, record);
-                }
-                pending = got
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(self.table()))
-                    .filter(|k| !k.keys.is_empty());
-            }
-            if pending.is_some() {
-                return Err(StoreError::local(
-                    "BatchGetItem",
-                    "customer records still unprocessed after 5 rounds",
-                ));
-            }
+        for mut item in self.batch_get(keys).await? {
+            let Some(id) = item
+                .get(PARTITION_KEY)
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("customer#"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            item.remove(PARTITION_KEY);
+            item.remove(SORT_KEY);
+            let record: CustomerRecord = serde_dynamo::from_item(item).map_err(|e| {
+                StoreError::local("BatchGetItem", format!("customer record {id}: {e}"))
+            })?;
+            out.insert(id, record);
         }
         Ok(out)
     }

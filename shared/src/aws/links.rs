@@ -87,14 +87,11 @@ impl Links for DynamoStore {
     }
 
     async fn page_invoices(&self, ids: &[&str]) -> Result<Vec<RawInvoice>, StoreError> {
-        let mut found = Vec::new();
-        // At most 40 ids a link (100 a request); keys DynamoDB leaves
-        // unprocessed under load are asked again, a few rounds at most.
-        // BatchGetItem refuses a key named twice.
+        // At most 40 ids a link. BatchGetItem refuses a key named twice.
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let mut keys: Vec<std::collections::HashMap<String, AttributeValue>> = ids
+        let keys = ids
             .iter()
             .map(|id| {
                 [
@@ -105,42 +102,12 @@ impl Links for DynamoStore {
                 .collect()
             })
             .collect();
-        for _ in 0..5 {
-            if keys.is_empty() {
-                break;
-            }
-            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut keys)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::local("BatchGetItem", e.to_string()))?;
-            let out = self
-                .client()
-                .batch_get_item()
-                .request_items(self.table(), request)
-                .send()
-                .await
-                .map_err(|e| store_error("BatchGetItem", e))?;
-            if let Some(mut items) = out.responses {
-                found.extend(
-                    items
-                        .remove(self.table())
-                        .unwrap_or_default()
-                        .iter()
-                        .map(raw_invoice),
-                );
-            }
-            if let Some(mut left) = out.unprocessed_keys {
-                keys = left
-                    .remove(self.table())
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-        }
-        if !keys.is_empty() {
-            return Err(StoreError::local("BatchGetItem", "keys left unprocessed"));
-        }
-        Ok(found)
+        Ok(self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(raw_invoice)
+            .collect())
     }
 
     async fn get_intent(&self, invoice_id: &str) -> Result<Option<StoredIntent>, StoreError> {

@@ -209,15 +209,6 @@ impl DynamoStore {
             .expression_attribute_values(":d", s(rfc3339(at)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+        super::outcomes::condition_failure_is_false(result.map(|_| ()), "UpdateItem").map(|_| ())
     }
 }

@@ -298,6 +298,43 @@ impl DynamoStore {
         ))
     }
 
+    /// The items with these keys (strongly consistent), those that exist:
+    /// BatchGetItem, 100 keys a request; keys DynamoDB leaves unprocessed
+    /// under load are asked again, 5 rounds at most. Keys must be distinct.
+    pub(super) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut keys = chunk.to_vec();
+            for _ in 0..5 {
+                if keys.is_empty() {
+                    break;
+                }
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::local("BatchGetItem", e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchGetItem", e))?;
+                if let Some(mut items) = out.responses {
+                    found.extend(items.remove(&self.table).unwrap_or_default());
+                }
+                if let Some(mut left) = out.unprocessed_keys {
+                    keys = left.remove(&self.table).map(|k| k.keys).unwrap_or_default();
+                }
+            }
+            if !keys.is_empty() {
+                return Err(StoreError::local("BatchGetItem", "keys left unprocessed"));
+            }
+        }
+        Ok(found)
+    }
+
     /// The invoice item, as stored.
     pub async fn get_invoice(&self, invoice_id: &str) -> Result<Option<Item>, StoreError> {
         self.get_record(invoice_id, INVOICE_SK).await
