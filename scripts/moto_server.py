@@ -14,6 +14,14 @@ the table, so a run slows down as its ledger grows (0.14 s per message at a
 few hundred invoices, and timeouts beyond). With requests serialised, a copy
 of the items the transaction touches is enough to undo it.
 
+moto's SES v2 SendEmail keeps only the HTML part and drops the message
+tags, the headers and the Reply-To address. The tests turn what was sent
+into the SES events the configuration set would publish (tags included)
+and check the List-Unsubscribe headers, so each sent message also keeps
+`text`, `tags` (name -> [value]), `headers` ([{name, value}]), `reply_to`
+and `configuration_set`, as they were in the request, in
+`/moto-api/data.json`.
+
 Everything else is moto's own server.
 
 Usage: python scripts/moto_server.py [-H 127.0.0.1] [-p PORT]
@@ -88,6 +96,36 @@ def _transact_write_items_item_rollback(self, transact_items):
 
 dynamodb_models.copy = _NoTableCopy()
 dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items_item_rollback
+
+
+import json
+
+import moto.ses.models as ses_models
+from moto.sesv2.responses import SESV2Response
+
+_send_email_v2 = SESV2Response.send_email
+
+
+def _send_email_v2_keeping_envelope(self):
+    answer = _send_email_v2(self)
+    params = json.loads(self.body)
+    message_id = json.loads(answer)["MessageId"]
+    simple = params.get("Content", {}).get("Simple", {})
+    # Requests are serialised (below): the message is the last one tracked.
+    for message in reversed(ses_models.Message.instances_tracked):
+        if getattr(message, "id", None) == message_id:
+            message.text = simple.get("Body", {}).get("Text", {}).get("Data")
+            message.tags = {}
+            for tag in params.get("EmailTags", []):
+                message.tags.setdefault(tag["Name"], []).append(tag["Value"])
+            message.headers = simple.get("Headers", [])
+            message.reply_to = params.get("ReplyToAddresses", [])
+            message.configuration_set = params.get("ConfigurationSetName")
+            break
+    return answer
+
+
+SESV2Response.send_email = _send_email_v2_keeping_envelope
 
 
 class OneAtATime:

@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::Channel;
 
+/// The source of a suppression after an SES permanent bounce.
+pub const BOUNCE_SOURCE: &str = "ses:bounce";
+/// The source of an e-mail opt-out after an SES complaint.
+pub const COMPLAINT_SOURCE: &str = "ses:complaint";
+
 /// Sort key of the customer record, under `customer#<customer_id>`.
 pub const CUSTOMER_SK: &str = "record";
 
@@ -92,7 +97,12 @@ impl CustomerRecord {
 
     /// Whether `address` must never be used again for this customer.
     pub fn is_suppressed(&self, address: &str) -> bool {
-        self.suppressed.contains_key(&address.trim().to_lowercase())
+        self.suppression(address).is_some()
+    }
+
+    /// Why `address` is never used again, if it is not.
+    pub fn suppression(&self, address: &str) -> Option<&Mark> {
+        self.suppressed.get(&address.trim().to_lowercase())
     }
 
     /// Whether reminders are paused at `now`.

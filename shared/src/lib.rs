@@ -31,6 +31,7 @@ pub mod import;
 pub mod invoice;
 pub mod ledger;
 pub mod link;
+pub mod mail_events;
 pub mod money;
 pub mod pay_page;
 pub mod payment;

@@ -400,12 +400,24 @@ impl<T: PaymentStore> Payments for T {
     }
 }
 
+/// What an e-mail carries besides its content: the SES message tags that
+/// name its ledger records ([`crate::mail_events::MessageTags`]), headers of
+/// its own (`List-Unsubscribe`) and a reply address of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    pub tags: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    /// Replies go here instead of the mailer's own reply address.
+    pub reply_to: Option<EmailAddress>,
+}
+
 /// Sends one e-mail; returns the provider's message id.
 pub trait Mailer: Send + Sync {
     fn send(
         &self,
         to: &EmailAddress,
         email: &EmailContent,
+        envelope: &Envelope,
     ) -> impl Future<Output = Result<String, SendError>> + Send;
 }
 

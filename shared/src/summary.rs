@@ -88,8 +88,11 @@ pub enum SkipReason {
     ClaimConflict,
     /// The customer's rolling cap is reached: deferred.
     CustomerCap,
-    /// The customer's record suppresses this e-mail address (a bounce, or set by hand).
+    /// The customer's record suppresses this e-mail address (set by hand).
     EmailSuppressed,
+    /// The address bounced for good (an SES permanent bounce, or SES's
+    /// account-level suppression list): suppressed for the customer.
+    EmailBounced,
     /// The customer's record pauses their reminders.
     CustomerPaused,
     /// The customer's record could not be read: nothing is sent to them
@@ -98,7 +101,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 13] = [
+    pub const ALL: [SkipReason; 14] = [
         Self::AlreadySent,
         Self::OptedOut,
         Self::OutsideWindow,
@@ -110,6 +113,7 @@ impl SkipReason {
         Self::ClaimConflict,
         Self::CustomerCap,
         Self::EmailSuppressed,
+        Self::EmailBounced,
         Self::CustomerPaused,
         Self::CustomerUnreadable,
     ];
@@ -127,6 +131,7 @@ impl SkipReason {
             Self::ClaimConflict => "claim_conflict",
             Self::CustomerCap => "customer_cap",
             Self::EmailSuppressed => "email_suppressed",
+            Self::EmailBounced => "email_bounced",
             Self::CustomerPaused => "customer_paused",
             Self::CustomerUnreadable => "customer_unreadable",
         }
@@ -151,6 +156,7 @@ impl SkipReason {
             | Self::OutsideWindow
             | Self::CustomerCap
             | Self::EmailSuppressed
+            | Self::EmailBounced
             | Self::CustomerPaused => false,
         }
     }

@@ -19,6 +19,7 @@ use dunning::summary::RunSummary;
 
 pub mod memory;
 pub mod scenarios;
+pub mod ses_events;
 pub use memory::MemEnv;
 
 /// The instant most tests run at: 14:00 UTC, Monday 23 November 2026
@@ -226,7 +227,21 @@ impl Outbox for Moto {
                     .collect(),
                 subject: m["subject"].as_str().unwrap_or_default().to_owned(),
                 body: m["body"].as_str().unwrap_or_default().to_owned(),
+                text: m["text"].as_str().unwrap_or_default().to_owned(),
                 source: m["source"].as_str().unwrap_or_default().to_owned(),
+                tags: serde_json::from_value(m["tags"].clone()).unwrap_or_default(),
+                headers: m["headers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| {
+                        (
+                            h["Name"].as_str().unwrap_or_default().to_owned(),
+                            h["Value"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect(),
+                reply_to: serde_json::from_value(m["reply_to"].clone()).unwrap_or_default(),
             })
             .collect())
     }
@@ -393,8 +408,16 @@ pub struct SentEmail {
     pub id: String,
     pub to: Vec<String>,
     pub subject: String,
+    /// The HTML part (moto keeps only it when both are sent).
     pub body: String,
+    /// The plain-text part (kept by `scripts/moto_server.py`).
+    pub text: String,
     pub source: String,
+    /// The SES message tags, name -> values, as sent.
+    pub tags: std::collections::BTreeMap<String, Vec<String>>,
+    /// The message's own headers (`List-Unsubscribe`, ...), as sent.
+    pub headers: Vec<(String, String)>,
+    pub reply_to: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

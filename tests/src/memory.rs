@@ -92,7 +92,21 @@ impl Outbox for Sent {
                 to: vec![e.to],
                 subject: e.subject,
                 body: e.html,
+                text: e.text,
                 source: SENDER.to_owned(),
+                tags: e
+                    .envelope
+                    .tags
+                    .into_iter()
+                    .map(|(k, v)| (k, vec![v]))
+                    .collect(),
+                headers: e.envelope.headers,
+                reply_to: e
+                    .envelope
+                    .reply_to
+                    .map(|r| r.as_str().to_owned())
+                    .into_iter()
+                    .collect(),
             })
             .collect())
     }

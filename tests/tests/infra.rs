@@ -44,7 +44,7 @@ fn environments(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
     let envs = environments(&template());
-    let cases: [(&str, &[&str], &[&str]); 3] = [
+    let cases: [(&str, &[&str], &[&str]); 4] = [
         (
             "DunningRunFunction",
             dunning::config::ENV_VARS,
@@ -73,6 +73,11 @@ fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
             "PaymentWebhookFunction",
             dunning::config::WEBHOOK_ENV_VARS,
             &["TABLE_NAME", "WEBHOOK_SECRETS_ARN"],
+        ),
+        (
+            "MailEventsFunction",
+            dunning::config::MAIL_EVENTS_ENV_VARS,
+            &["TABLE_NAME", "ESCALATION_TOPIC_ARN"],
         ),
     ];
     for (function, reads, required) in cases {
@@ -275,7 +280,7 @@ fn expression(resource: dunning::aws::operations::Resource) -> &'static str {
             r#"!Sub "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*""#
         }
         ConfigurationSet => {
-            r#"!Sub "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${SesConfigurationSet}""#
+            r#"!Sub "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${ReminderConfigurationSet}""#
         }
         EscalationTopic => "!Ref EscalationTopic",
         PhoneNumbers => r#""*""#,
@@ -294,12 +299,15 @@ fn expression(resource: dunning::aws::operations::Resource) -> &'static str {
 /// admin CLI's own.
 #[test]
 fn each_role_grants_exactly_what_its_function_calls() {
-    use dunning::aws::operations::{ADMIN_ONLY, DUNNING_RUN, PAYMENT_WEBHOOK, PAY_PAGE};
+    use dunning::aws::operations::{
+        ADMIN_ONLY, DUNNING_RUN, MAIL_EVENTS, PAYMENT_WEBHOOK, PAY_PAGE,
+    };
     let granted = grants(&template());
     for (function, declared) in [
         ("DunningRunFunction", DUNNING_RUN),
         ("PaymentWebhookFunction", PAYMENT_WEBHOOK),
         ("PayPageFunction", PAY_PAGE),
+        ("MailEventsFunction", MAIL_EVENTS),
     ] {
         let want: BTreeSet<(String, String)> = declared
             .iter()
@@ -321,7 +329,7 @@ fn each_role_grants_exactly_what_its_function_calls() {
         }
     }
     // Every SDK call the adapters make is declared.
-    let declared: BTreeSet<&str> = [DUNNING_RUN, PAYMENT_WEBHOOK, PAY_PAGE]
+    let declared: BTreeSet<&str> = [DUNNING_RUN, PAYMENT_WEBHOOK, PAY_PAGE, MAIL_EVENTS]
         .iter()
         .flat_map(|ops| ops.iter().flat_map(|o| o.sdk_calls.iter().copied()))
         .chain(ADMIN_ONLY.iter().copied())

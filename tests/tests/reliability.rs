@@ -138,6 +138,8 @@ async fn record(env: &TestEnv, key: &Key) -> anyhow::Result<Option<serde_json::V
 struct Settled {
     /// Copies the provider accepted beyond the one the ledger recorded.
     duplicates: u64,
+    /// Of them, e-mails.
+    email_duplicates: u64,
     /// Permanently failed (the proxy's rejections), never sent.
     failed: u64,
     /// Messages due that did not end as they must: not `sent` with an id the
@@ -189,6 +191,9 @@ async fn settle_check(env: &TestEnv, keys: &[Key]) -> anyhow::Result<Settled> {
         }
         // Any other copy is one the provider accepted and the ledger never heard of.
         settled.duplicates += ids.len() as u64 - 1;
+        if key.channel == "email" {
+            settled.email_duplicates += ids.len() as u64 - 1;
+        }
     }
     Ok(settled)
 }
@@ -258,6 +263,21 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_only_in_the_send_
         .values()
         .map(Vec::len)
         .sum::<usize>();
+    // SES publishes a Send event for every e-mail it accepted, within
+    // seconds; the lease (15 minutes) is far longer. The events arrive before
+    // any run may take a killed claim over, and record an e-mail that went
+    // out `sent`: no second copy. (SMS have no such event.)
+    let emails = env.moto.sent_emails()?;
+    let events: Vec<String> = emails
+        .iter()
+        .flat_map(|m| dunning_e2e::ses_events::simulate(m, at("10:00:00")))
+        .collect();
+    let batch = dunning::aws::mail_events::handle_sns_event(
+        &env.deps.store,
+        None::<(&dunning::aws::SnsPublisher, &str)>,
+        &dunning_e2e::ses_events::sns_event(&events),
+    )
+    .await?;
     // Then runs continue after the claim lease (15 minutes) until one has nothing left.
     let mut recovery_runs = 0;
     for minute in 16..40 {
@@ -294,11 +314,18 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_only_in_the_send_
             "invoices": invoices, "messages_due": keys.len(), "kills_performed": performed,
             "runs_finished_before_their_kill": finished_first, "sent_during_kills": after_kills,
             "recovery_runs": recovery_runs, "duplicates": duplicates,
+            "email_duplicates": settled.email_duplicates,
+            "sms_duplicates": duplicates - settled.email_duplicates,
+            "emails_recorded_sent_by_their_ses_send_event": batch.settled,
             "duplicates_between_provider_acceptance_and_ledger_write": duplicates,
             "lost": settled.lost, "kill_points_ms": kill_points_ms,
         }),
     );
     assert_eq!(settled.lost, 0, "reminders lost");
+    assert_eq!(
+        settled.email_duplicates, 0,
+        "an e-mail went out twice although its Send event had arrived"
+    );
     Ok(())
 }
 

@@ -633,11 +633,12 @@ impl dunning::ports::Mailer for HoldingMailer {
         &self,
         to: &dunning::contact::EmailAddress,
         email: &dunning::render::EmailContent,
+        envelope: &dunning::ports::Envelope,
     ) -> Result<String, dunning::ports::SendError> {
         use std::sync::atomic::Ordering;
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let sent = self.inner.send(to, email).await;
+        let sent = self.inner.send(to, email, envelope).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         sent
     }

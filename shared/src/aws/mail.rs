@@ -1,12 +1,14 @@
 //! Email through SES v2.
 
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
+use aws_sdk_sesv2::types::{
+    Body, Content, Destination, EmailContent as SesContent, Message, MessageHeader, MessageTag,
+};
 use aws_sdk_sesv2::Client;
 
 use super::errors::{classify, require_id, send_refusals_retried};
 use crate::contact::EmailAddress;
 use crate::ledger::ErrorClass;
-use crate::ports::{Mailer, SendError};
+use crate::ports::{Envelope, Mailer, SendError};
 use crate::render::EmailContent;
 
 /// Sends email from one verified sender identity.
@@ -64,16 +66,35 @@ impl SesMailer {
 
 impl Mailer for SesMailer {
     /// Sends a subject with an HTML and a plain-text part; returns the SES message id.
-    async fn send(&self, to: &EmailAddress, email: &EmailContent) -> Result<String, SendError> {
+    async fn send(
+        &self,
+        to: &EmailAddress,
+        email: &EmailContent,
+        envelope: &Envelope,
+    ) -> Result<String, SendError> {
         let utf8 = |text: &str| Content::builder().data(text).charset("UTF-8").build();
         let (subject, html, text) =
             match (utf8(&email.subject), utf8(&email.html), utf8(&email.text)) {
                 (Ok(s), Ok(h), Ok(t)) => (s, h, t),
                 _ => return Err(local_error("content could not be built")),
             };
+        let headers = envelope
+            .headers
+            .iter()
+            .map(|(name, value)| MessageHeader::builder().name(name).value(value).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| local_error("a header could not be built"))?;
+        let tags = envelope
+            .tags
+            .iter()
+            .map(|(name, value)| MessageTag::builder().name(name).value(value).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| local_error("a message tag could not be built"))?;
+        let reply_to = envelope.reply_to.as_ref().or(self.reply_to.as_ref());
         send_refusals_retried(|| {
             let message = Message::builder()
                 .subject(subject.clone())
+                .set_headers((!headers.is_empty()).then(|| headers.clone()))
                 .body(
                     Body::builder()
                         .html(html.clone())
@@ -91,7 +112,8 @@ impl Mailer for SesMailer {
                         .set_bcc_addresses(self.bcc.as_ref().map(|b| vec![b.as_str().to_owned()]))
                         .build(),
                 )
-                .set_reply_to_addresses(self.reply_to.as_ref().map(|r| vec![r.as_str().to_owned()]))
+                .set_reply_to_addresses(reply_to.map(|r| vec![r.as_str().to_owned()]))
+                .set_email_tags((!tags.is_empty()).then(|| tags.clone()))
                 .content(SesContent::builder().simple(message).build())
                 .set_configuration_set_name(self.configuration_set.clone());
             async move {

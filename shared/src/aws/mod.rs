@@ -13,6 +13,7 @@ pub mod events;
 mod index;
 pub mod links;
 pub mod mail;
+pub mod mail_events;
 pub mod operations;
 mod outcomes;
 pub mod payments;

@@ -13,7 +13,7 @@ pub enum Resource {
     DueIndex,
     /// The account's SES identities (the sender's).
     SenderIdentities,
-    /// The SES configuration set, when `SesConfigurationSet` is set.
+    /// The template's SES configuration set (`ReminderConfigurationSet`).
     ConfigurationSet,
     /// The escalation topic.
     EscalationTopic,
@@ -119,6 +119,16 @@ pub const PAY_PAGE: &[Operation] = &[
         Resource::StripeSecret,
         &["get_secret_value"],
     ),
+];
+
+/// `mail-events`: notes SES events on ledger records and settles a claimed
+/// one (updates), reads and changes customer records (get, conditional
+/// put), releases and marks the invoice, tells people of a bounce.
+pub const MAIL_EVENTS: &[Operation] = &[
+    op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op("dynamodb:PutItem", Resource::Table, &["put_item"]),
+    op("dynamodb:UpdateItem", Resource::Table, &["update_item"]),
+    op("sns:Publish", Resource::EscalationTopic, &["publish"]),
 ];
 
 /// SDK calls only `dunning-admin` makes, with the operator's own

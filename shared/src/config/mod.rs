@@ -8,6 +8,7 @@
 //! (`aws::secrets::resolve`), so a configuration is complete once parsed.
 
 mod env;
+mod mail_events;
 mod pay_page;
 mod webhook;
 
@@ -17,6 +18,7 @@ use chrono_tz::Tz;
 
 use crate::contact::EmailAddress;
 pub use env::Env;
+pub use mail_events::{MailEventsConfig, MAIL_EVENTS_ENV_VARS};
 pub use pay_page::{origin_of, PayPageConfig, PAY_PAGE_ENV_VARS};
 pub use webhook::{Receipts, WebhookConfig, WEBHOOK_ENV_VARS};
 

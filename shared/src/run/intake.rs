@@ -186,9 +186,13 @@ async fn apply_customer_records<A: Adapters>(
             Some(Some(record)) if record.paused_at(req.as_of) => Some(SkipReason::CustomerPaused),
             Some(Some(record)) if !record.accepts(c.channel) => Some(SkipReason::OptedOut),
             Some(Some(record)) => match &c.address {
-                Address::Email(a) if record.is_suppressed(a.as_str()) => {
-                    Some(SkipReason::EmailSuppressed)
-                }
+                Address::Email(a) => record.suppression(a.as_str()).map(|mark| {
+                    if mark.source == crate::customer::BOUNCE_SOURCE {
+                        SkipReason::EmailBounced
+                    } else {
+                        SkipReason::EmailSuppressed
+                    }
+                }),
                 _ => None,
             },
             _ => Some(SkipReason::CustomerUnreadable),

@@ -15,8 +15,9 @@ use crate::failure::RENDER_ERROR;
 use crate::invoice::Invoice;
 use crate::ledger::{escalation_sk, ledger_key, reminder_sk, ErrorClass, LedgerState};
 use crate::link::{LinkTarget, PayLink};
+use crate::mail_events::MessageTags;
 use crate::policy::{Action, Step};
-use crate::ports::{Links, Mailer, SendError, Store, Texter};
+use crate::ports::{Envelope, Links, Mailer, SendError, Store, Texter};
 use crate::render::{InvoiceLine, Locale, ReminderContext};
 use crate::summary::SkipReason;
 
@@ -201,6 +202,7 @@ async fn compose_and_send<A: Adapters>(
     sending: &Sending,
     message: &Message<'_, Snapshot<A>>,
     ctx: Option<ReminderContext>,
+    envelope: &Envelope,
     lease: Lease<'_>,
 ) -> Result<String, SendError> {
     let step = message.step;
@@ -212,7 +214,7 @@ async fn compose_and_send<A: Adapters>(
             Ok(email) => {
                 sending.email.acquire(1).await;
                 lease.covers(deps.send_budget)?;
-                deps.mail.send(to, &email).await
+                deps.mail.send(to, &email, envelope).await
             }
             Err(e) => Err(render_failure(&e)),
         },
@@ -276,8 +278,23 @@ async fn deliver<'p, A: Adapters>(
         ctx.contact_line = deps.config.messages.contact_line.clone();
         ctx
     });
+    // Its tags name the claim and the ledger records, for what SES says
+    // about the message later (`mail_events`).
+    let envelope = Envelope {
+        tags: MessageTags {
+            claim: token.to_owned(),
+            customer_id: first.customer_id.clone(),
+            step: step.name.clone(),
+            invoices: claimed
+                .iter()
+                .map(|&i| message.members[i].invoice.id.clone())
+                .collect(),
+        }
+        .to_tags(),
+        ..Envelope::default()
+    };
     let sent = match link {
-        Ok(_) => compose_and_send(deps, sending, message, context, lease).await,
+        Ok(_) => compose_and_send(deps, sending, message, context, &envelope, lease).await,
         Err(err) => Err(err),
     };
     let sk = reminder_sk(&step.name, channel);

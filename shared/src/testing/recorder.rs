@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::contact::{EmailAddress, PhoneNumber};
-use crate::ports::{EventPublisher, Mailer, SendError, Texter};
+use crate::ports::{Envelope, EventPublisher, Mailer, SendError, Texter};
 use crate::render::EmailContent;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,7 @@ pub struct SentEmail {
     pub subject: String,
     pub html: String,
     pub text: String,
+    pub envelope: Envelope,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +90,12 @@ impl Recorder {
 }
 
 impl Mailer for Recorder {
-    async fn send(&self, to: &EmailAddress, email: &EmailContent) -> Result<String, SendError> {
+    async fn send(
+        &self,
+        to: &EmailAddress,
+        email: &EmailContent,
+        envelope: &Envelope,
+    ) -> Result<String, SendError> {
         self.accept(to.as_str(), |r, id| {
             r.emails.push(SentEmail {
                 id,
@@ -97,6 +103,7 @@ impl Mailer for Recorder {
                 subject: email.subject.clone(),
                 html: email.html.clone(),
                 text: email.text.clone(),
+                envelope: envelope.clone(),
             })
         })
     }

@@ -165,7 +165,10 @@ async fn send_receipt(
     static RENDERER: std::sync::OnceLock<crate::render::Renderer> = std::sync::OnceLock::new();
     let renderer = RENDERER.get_or_init(crate::render::Renderer::new);
     let sent = match renderer.receipt(&ctx) {
-        Ok(email) => mailer.send(to, &email).await.map_err(|e| e.to_string()),
+        Ok(email) => mailer
+            .send(to, &email, &crate::ports::Envelope::default())
+            .await
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match sent {

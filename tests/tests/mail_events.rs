@@ -1,0 +1,183 @@
+//! What SES says about reminders, end to end against moto: a run sends, the
+//! SES events the configuration set would publish (built from what moto
+//! recorded as sent, tags included: `dunning_e2e::ses_events`) are handed
+//! to the mail-events handler in the SNS event Lambda delivers, and the next
+//! run acts on what they changed.
+
+use dunning::aws::mail_events::{handle_payload, handle_sns_event};
+use dunning::run::run;
+use dunning::summary::SkipReason;
+use dunning_e2e::ses_events::{eventbridge_event, simulate, simulator, sns_event};
+use dunning_e2e::{at, invoice, outcome, Outbox, TestEnv, TOPIC_ARN};
+
+/// Every event SES would publish about everything sent so far.
+fn events_for_all_sent(env: &TestEnv) -> anyhow::Result<Vec<String>> {
+    let when = "2026-11-23T10:00:00Z".parse()?;
+    Ok(env
+        .moto
+        .sent_emails()?
+        .iter()
+        .flat_map(|m| simulate(m, when))
+        .collect())
+}
+
+async fn deliver(
+    env: &TestEnv,
+    bodies: &[String],
+) -> anyhow::Result<dunning::aws::mail_events::Batch> {
+    Ok(handle_sns_event(
+        &env.deps.store,
+        Some((&env.deps.events, TOPIC_ARN)),
+        &sns_event(bodies),
+    )
+    .await?)
+}
+
+fn record<'a>(ledger: &'a [serde_json::Value], sk: &str) -> &'a serde_json::Value {
+    ledger
+        .iter()
+        .find(|r| r["sk"] == sk)
+        .unwrap_or_else(|| panic!("no {sk} in {ledger:?}"))
+}
+
+#[tokio::test]
+async fn a_bounce_suppresses_the_next_step_s_email_but_not_the_sms_and_a_complaint_opts_out(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let bounce = simulator("bounce", "c1");
+    let complaint = simulator("complaint", "c2");
+    for (id, customer, email, phone) in [
+        ("INV-1", "C-1", bounce.as_str(), "+15555550101"),
+        ("INV-2", "C-2", complaint.as_str(), "+15555550102"),
+        ("INV-3", "C-3", "ok@example.com", "+15555550103"),
+    ] {
+        env.put_invoice(&invoice(
+            id,
+            "2026-11-23",
+            &[
+                ("customer_id", customer),
+                ("email", email),
+                ("phone", phone),
+            ],
+        ))
+        .await?;
+    }
+    let first = run(&env.deps, &at("2026-11-23T10:00:00Z", "r1")).await?;
+    assert_eq!(outcome(&first, "due_today", "email"), (3, 0, 0));
+    let sent = env.moto.sent_emails()?;
+    // Each reminder carries the tags that name its claim, customer, step and invoice.
+    let to_bounce = sent.iter().find(|m| m.to == [bounce.clone()]).unwrap();
+    assert_eq!(to_bounce.tags["dunning-customer"], ["C_2D1"]);
+    assert_eq!(to_bounce.tags["dunning-step"], ["due_5Ftoday"]);
+    assert_eq!(to_bounce.tags["dunning-invoices"], ["INV_2D1"]);
+    let ledger = env.ledger("INV-1").await?;
+    let claim = record(&ledger, "reminder#due_today#email")["claim_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        to_bounce.tags["dunning-claim"],
+        [dunning::mail_events::tags::escape(&claim)]
+    );
+
+    let events = events_for_all_sent(&env)?;
+    assert_eq!(
+        events.len(),
+        3 + 4,
+        "a send each, then a bounce, a delivery and a complaint, a delivery"
+    );
+    let batch = deliver(&env, &events).await?;
+    assert_eq!((batch.events, batch.malformed, batch.missing), (7, 0, 0));
+    assert_eq!((batch.changed, batch.escalated), (2, 1));
+
+    // The ledger keeps each event (never an address); history shows them.
+    let ledger = env.ledger("INV-1").await?;
+    let email = record(&ledger, "reminder#due_today#email");
+    assert_eq!(email["state"], "sent");
+    assert_eq!(email["mail_send"]["message_id"], to_bounce.id);
+    assert_eq!(email["mail_bounce"]["detail"], "permanent bounce: General");
+    let ok = env.ledger("INV-3").await?;
+    assert_eq!(
+        record(&ok, "reminder#due_today#email")["mail_delivery"]["detail"],
+        "delivered"
+    );
+    // The customer records say what happened, with source and instant.
+    let c1 = env.deps.store.customer("C-1").await?.unwrap();
+    assert_eq!(c1.suppression(&bounce).unwrap().source, "ses:bounce");
+    let c2 = env.deps.store.customer("C-2").await?.unwrap();
+    assert_eq!(c2.opt_outs["email"].source, "ses:complaint");
+    assert!(env.deps.store.customer("C-3").await?.is_none());
+    // People hear that C-1 has no working e-mail: once, though SNS delivers twice.
+    let again = deliver(&env, &events).await?;
+    assert_eq!((again.changed, again.escalated), (0, 0));
+    let escalations: Vec<serde_json::Value> = env
+        .moto
+        .published(TOPIC_ARN)?
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .filter(|e: &serde_json::Value| e["type"] == "customer.email_bounced")
+        .collect();
+    assert_eq!(escalations.len(), 1);
+    assert_eq!(escalations[0]["customer_id"], "C-1");
+    assert_eq!(escalations[0]["invoice_ids"], serde_json::json!(["INV-1"]));
+    assert!(
+        !escalations[0].to_string().contains(&bounce),
+        "no address in the event"
+    );
+
+    // The next step: no e-mail to the bounced address nor the complainer; SMS go.
+    let emails_before = env.moto.sent_emails()?.len();
+    let next = run(&env.deps, &at("2026-11-24T10:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&next, "overdue", "email"), (1, 0, 2));
+    assert_eq!(outcome(&next, "overdue", "sms"), (3, 0, 0));
+    assert_eq!(next.skipped(SkipReason::EmailBounced), 1);
+    assert_eq!(next.skipped(SkipReason::OptedOut), 1);
+    let new: Vec<_> = env.moto.sent_emails()?[emails_before..].to_vec();
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].to, ["ok@example.com"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_suppression_list_bounce_suppresses_and_bad_records_are_skipped_and_counted(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let listed = simulator("suppressionlist", "c9");
+    env.put_invoice(&invoice(
+        "INV-9",
+        "2026-11-23",
+        &[("customer_id", "C-9"), ("email", listed.as_str())],
+    ))
+    .await?;
+    run(&env.deps, &at("2026-11-23T10:00:00Z", "r1")).await?;
+    // This time as the template delivers them: one EventBridge event each.
+    let mut payloads: Vec<serde_json::Value> = events_for_all_sent(&env)?
+        .iter()
+        .map(|body| eventbridge_event(body))
+        .collect();
+    payloads.push(serde_json::json!({"unexpected": true}));
+    let mut totals = (0, 0);
+    for payload in &payloads {
+        let b = handle_payload(
+            &env.deps.store,
+            Some((&env.deps.events, TOPIC_ARN)),
+            payload,
+        )
+        .await?;
+        totals = (totals.0 + b.events, totals.1 + b.malformed);
+    }
+    assert_eq!(totals, (2, 1));
+    // In an SNS delivery, a body that is not an event record is skipped and counted.
+    let bodies = vec![
+        "not json".to_owned(),
+        r#"{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"x"}"#.to_owned(),
+    ];
+    let batch = deliver(&env, &bodies).await?;
+    assert_eq!((batch.events, batch.malformed), (0, 2));
+    let c9 = env.deps.store.customer("C-9").await?.unwrap();
+    let mark = c9.suppression(&listed).unwrap();
+    assert_eq!(mark.reason.as_deref(), Some("OnAccountSuppressionList"));
+    let next = run(&env.deps, &at("2026-11-24T10:00:00Z", "r2")).await?;
+    assert_eq!(next.skipped(SkipReason::EmailBounced), 1);
+    Ok(())
+}
