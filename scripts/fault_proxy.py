@@ -18,7 +18,7 @@ faulted request), for the services in --services:
 Independent of --rate, some recipients always fail permanently ("permanent"):
 SES v2 SendEmail to an address whose local part starts with `bounce` gets
 MessageRejected; SNS Publish to a phone number ending in 0000 (opted out) gets
-InvalidParameter.
+OptedOut, as SNS answers a number that replied STOP.
 
 Usage:
   python scripts/fault_proxy.py --upstream http://127.0.0.1:5000 [--port 0]
@@ -177,7 +177,7 @@ def permanent_error(method, path, body):
         return None
     if form.get("Action") == ["Publish"] and any(p.endswith("0000") for p in form.get("PhoneNumber", [])):
         return 400, {"Content-Type": "text/xml"}, xml_error(
-            "Sender", "InvalidParameter", "Invalid parameter: PhoneNumber Reason: opted out (injected)")
+            "Sender", "OptedOut", "Phone number is opted out (injected)")
     return None
 
 

@@ -11,6 +11,10 @@ scripts/pay-page-e2e.sh, which starts moto, localstripe and the functions).
    while an unpaid invoice of the same run gets its reminder.
 4. A customer's page with three invoices, paying one of them; an expired, a
    revoked and a tampered link; a paid invoice's link; each locale.
+5. The unsubscribe page a reminder e-mail's footer opens (`<link>/unsubscribe`):
+   it asks, its button stops e-mail reminders (the customer record says so,
+   with the source), in the customer's language, at 390 px; a mail client's
+   one-click POST (RFC 8058) from elsewhere does the same.
 Screenshots of the invoice page, the paid page and the customer page are
 saved as artifacts (and one is the README's).
 """
@@ -219,6 +223,29 @@ def main():
         driver.get(f"{args.base}/{tampered}")
         check("This link is not valid" in driver.find_element(By.TAG_NAME, "body").text, "a tampered link shows the neutral page")
         driver.save_screenshot(os.path.join(shots, "not-valid-page.png"))
+
+        # Unsubscribe from e-mail reminders: the revoked customer link still does it.
+        driver.get(f"{many}/unsubscribe")
+        body = driver.find_element(By.TAG_NAME, "body").text
+        check("Stop e-mail reminders?" in body and "Acme Ltd" in body, "the unsubscribe page asks first")
+        check("takes email and SMS" in admin(args, "customer", "show", "C-MANY"), "opening the page changes nothing")
+        phone_layout(driver, "unsubscribe page")
+        driver.save_screenshot(os.path.join(shots, "unsubscribe-page.png"))
+        driver.find_element(By.ID, "unsubscribe-button").click()
+        wait.until(lambda d: d.find_elements(By.ID, "unsubscribed"))
+        check("E-mail reminders stopped" in driver.find_element(By.TAG_NAME, "body").text, "the button stops e-mail reminders")
+        phone_layout(driver, "unsubscribed page")
+        shown = admin(args, "customer", "show", "C-MANY")
+        check("opted out of email: unsubscribe" in shown and "(page)" in shown, f"the customer record says so: {shown.strip()}")
+        driver.get(f"{link_in(by_phone['+8613800138001'], args.base)}/unsubscribe")
+        check(driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-Hans"
+              and "停止接收电子邮件提醒" in driver.find_element(By.TAG_NAME, "body").text, "the unsubscribe page is in the customer's language")
+        # A mail client's one-click unsubscribe: a POST from its own servers.
+        one_click = urllib.request.Request(f"{pay_link}/unsubscribe", data=b"List-Unsubscribe=One-Click", method="POST",
+                                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        check(urllib.request.urlopen(one_click).status == 200, "a one-click POST is answered 200")
+        shown = admin(args, "customer", "show", "C-PAY")
+        check("opted out of email: unsubscribe" in shown and "(one-click)" in shown, f"one-click opts out: {shown.strip()}")
         for url, status in ((f"{args.base}/{tampered}", 404), (f"{args.base}/{forged}", 410)):
             try:
                 urllib.request.urlopen(url)

@@ -17,6 +17,12 @@ pub const BOUNCE_SOURCE: &str = "ses:bounce";
 /// The source of an e-mail opt-out after an SES complaint.
 pub const COMPLAINT_SOURCE: &str = "ses:complaint";
 
+/// The source of an SMS opt-out after SNS refused a publish (`OptedOut`).
+pub const SNS_OPT_OUT_SOURCE: &str = "sns:opt-out";
+
+/// The source of an e-mail opt-out from a reminder's unsubscribe link.
+pub const UNSUBSCRIBE_SOURCE: &str = "unsubscribe";
+
 /// Sort key of the customer record, under `customer#<customer_id>`.
 pub const CUSTOMER_SK: &str = "record";
 

@@ -194,6 +194,14 @@ pub trait Links: Send + Sync {
         invoice_id: &str,
     ) -> impl Future<Output = Result<Option<StoredIntent>, StoreError>> + Send;
 
+    /// Applies `change` to the customer's record (the page's unsubscribe);
+    /// false when it already said so.
+    fn change_customer_record(
+        &self,
+        customer_id: &str,
+        change: &crate::customer::Change,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Stores `intent` as the invoice's: when there is none yet
     /// (`replacing: None`), or in place of the intent `replacing` names.
     /// `Ok(false)` when another writer got there first (nothing written).

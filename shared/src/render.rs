@@ -138,6 +138,9 @@ pub struct ReminderContext {
     pub invoices: Vec<InvoiceLine>,
     /// A contact line for emails (`CONTACT_LINE`), if configured.
     pub contact_line: Option<String>,
+    /// The e-mail footer's link that stops e-mail reminders (the pay
+    /// page's `<token>/unsubscribe`), when the message has a pay link.
+    pub unsubscribe_url: Option<String>,
     #[serde(flatten)]
     pub first: InvoiceLine,
 }
@@ -159,6 +162,7 @@ impl ReminderContext {
             step: step.to_owned(),
             count: invoices.len(),
             contact_line: None,
+            unsubscribe_url: None,
             invoices,
             first,
         })

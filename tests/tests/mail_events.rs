@@ -33,7 +33,7 @@ async fn deliver(
     .await?)
 }
 
-fn record<'a>(ledger: &'a [serde_json::Value], sk: &str) -> &'a serde_json::Value {
+fn record_of<'a>(ledger: &'a [serde_json::Value], sk: &str) -> &'a serde_json::Value {
     ledger
         .iter()
         .find(|r| r["sk"] == sk)
@@ -71,7 +71,7 @@ async fn a_bounce_suppresses_the_next_step_s_email_but_not_the_sms_and_a_complai
     assert_eq!(to_bounce.tags["dunning-step"], ["due_5Ftoday"]);
     assert_eq!(to_bounce.tags["dunning-invoices"], ["INV_2D1"]);
     let ledger = env.ledger("INV-1").await?;
-    let claim = record(&ledger, "reminder#due_today#email")["claim_token"]
+    let claim = record_of(&ledger, "reminder#due_today#email")["claim_token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -92,13 +92,13 @@ async fn a_bounce_suppresses_the_next_step_s_email_but_not_the_sms_and_a_complai
 
     // The ledger keeps each event (never an address); history shows them.
     let ledger = env.ledger("INV-1").await?;
-    let email = record(&ledger, "reminder#due_today#email");
+    let email = record_of(&ledger, "reminder#due_today#email");
     assert_eq!(email["state"], "sent");
     assert_eq!(email["mail_send"]["message_id"], to_bounce.id);
     assert_eq!(email["mail_bounce"]["detail"], "permanent bounce: General");
     let ok = env.ledger("INV-3").await?;
     assert_eq!(
-        record(&ok, "reminder#due_today#email")["mail_delivery"]["detail"],
+        record_of(&ok, "reminder#due_today#email")["mail_delivery"]["detail"],
         "delivered"
     );
     // The customer records say what happened, with source and instant.
@@ -179,5 +179,141 @@ async fn a_suppression_list_bounce_suppresses_and_bad_records_are_skipped_and_co
     assert_eq!(mark.reason.as_deref(), Some("OnAccountSuppressionList"));
     let next = run(&env.deps, &at("2026-11-24T10:00:00Z", "r2")).await?;
     assert_eq!(next.skipped(SkipReason::EmailBounced), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_reminder_e_mail_has_one_click_unsubscribe_and_its_url_opts_the_customer_out(
+) -> anyhow::Result<()> {
+    use dunning::pay_page::{PageDeps, PageRequest};
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV-5",
+        "2026-11-23",
+        &[
+            ("customer_id", "C-5"),
+            ("email", "c5@example.com"),
+            ("phone", "+15555550105"),
+        ],
+    ))
+    .await?;
+    run(&env.deps, &at("2026-11-23T10:00:00Z", "r1")).await?;
+    let sent = env.moto.sent_emails()?;
+    let header = |name: &str| {
+        sent[0]
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let list = header("List-Unsubscribe").expect("a List-Unsubscribe header");
+    let url = list
+        .strip_prefix('<')
+        .and_then(|u| u.strip_suffix('>'))
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with(dunning_e2e::PAY_BASE) && url.ends_with("/unsubscribe"));
+    // The same link in the footer of both parts.
+    assert!(sent[0].text.contains(&url) && sent[0].body.contains(&url));
+
+    // The mail client POSTs to it; the pay page function opts the customer out.
+    let config = dunning::config::PayPageConfig::from_lookup(|k| {
+        Some(
+            match k {
+                "TABLE_NAME" => "invoices",
+                "BUSINESS_NAME" => "Acme Ltd",
+                "BUSINESS_TIMEZONE" => "UTC",
+                "PAY_LINK_BASE_URL" => dunning_e2e::PAY_BASE,
+                "STRIPE_SECRET_KEY" => "sk_test_unused",
+                "STRIPE_PUBLISHABLE_KEY" => "pk_test_unused",
+                _ => return None,
+            }
+            .to_owned(),
+        )
+    })?;
+    let stripe = dunning::stripe::http::StripeClient::new("http://127.0.0.1:9", "sk_test_unused")?;
+    let page = PageDeps::new(env.deps.store.clone(), stripe, config);
+    let path = &url[dunning_e2e::PAY_BASE.len()..];
+    let answer = page
+        .handle(PageRequest {
+            method: "POST",
+            path,
+            query: None,
+            origin: None,
+            accept_language: None,
+            body: b"List-Unsubscribe=One-Click",
+            now: "2026-11-23T11:00:00Z".parse()?,
+        })
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let record = env.deps.store.customer("C-5").await?.unwrap();
+    assert_eq!(record.opt_outs["email"].source, "unsubscribe");
+
+    let next = run(&env.deps, &at("2026-11-24T10:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&next, "overdue", "email"), (0, 0, 1));
+    assert_eq!(outcome(&next, "overdue", "sms"), (1, 0, 0));
+    assert_eq!(env.moto.sent_emails()?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_sns_opt_out_opts_the_customer_out_of_sms_once_and_later_steps_do_not_try(
+) -> anyhow::Result<()> {
+    use dunning::aws::sdk::SdkSettings;
+    use dunning_e2e::{sdk_config_at, FaultProxy};
+    let env = TestEnv::start().await?;
+    // The proxy answers a publish to a number ending 0000 as SNS answers a
+    // number that replied STOP: OptedOut.
+    let proxy = FaultProxy::start(
+        env.moto.endpoint(),
+        0.0,
+        1,
+        std::time::Duration::from_millis(100),
+    )?;
+    let deps = dunning::run::Deps::new(
+        &sdk_config_at(&proxy.endpoint, SdkSettings::default()).await,
+        dunning_e2e::config(&[]),
+    )?;
+    env.put_invoice(&invoice(
+        "INV-6",
+        "2026-11-23",
+        &[
+            ("customer_id", "C-6"),
+            ("email", "c6@example.com"),
+            ("phone", "+447700900000"),
+        ],
+    ))
+    .await?;
+    let first = run(&deps, &at("2026-11-23T10:00:00Z", "r1")).await?;
+    assert_eq!(outcome(&first, "due_today", "sms"), (0, 1, 0));
+    assert_eq!(first.failed.get("OptedOut"), Some(&1));
+    let record = env.deps.store.customer("C-6").await?.unwrap();
+    let mark = &record.opt_outs["sms"];
+    assert_eq!(mark.source, "sns:opt-out");
+    assert!(record.accepts(dunning::channel::Channel::Email));
+    let ledger = env.ledger("INV-6").await?;
+    assert_eq!(
+        record_of(&ledger, "reminder#due_today#sms")["error_class"],
+        "permanent"
+    );
+
+    let refused = proxy.stats()?["permanent"]["sns"].as_u64();
+    let next = run(&deps, &at("2026-11-24T10:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&next, "overdue", "sms"), (0, 0, 1));
+    assert_eq!(outcome(&next, "overdue", "email"), (1, 0, 0));
+    assert_eq!(next.skipped(SkipReason::OptedOut), 1);
+    assert_eq!(
+        proxy.stats()?["permanent"]["sns"].as_u64(),
+        refused,
+        "the next step did not try the number"
+    );
+    assert_eq!(
+        env.deps.store.customer("C-6").await?.unwrap().version,
+        record.version
+    );
     Ok(())
 }

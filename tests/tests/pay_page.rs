@@ -429,3 +429,69 @@ async fn stripe_unreachable_is_a_clear_try_again() {
     );
     assert!(json(&a)["message"].as_str().unwrap().contains("try again"));
 }
+
+#[tokio::test]
+async fn the_unsubscribe_page_asks_then_its_button_or_a_one_click_post_opts_out_of_email() {
+    use dunning::ports::Store;
+    let page = Page::new(None);
+    page.invoice("INV-1", &[("locale", "zh-Hant")]);
+    let token = page.link(LinkTarget::Invoice("INV-1".into())).await;
+    let path = format!("/{}/unsubscribe", token.as_str());
+    let record = || async {
+        page.store
+            .customers(&["C-1".to_owned()])
+            .await
+            .unwrap()
+            .remove("C-1")
+    };
+
+    // Opening it asks, in the customer's language, and changes nothing.
+    let asked = page.get(&path, Some("en-US")).await;
+    assert_eq!(asked.status, 200);
+    assert_eq!(asked.header("content-language"), Some("zh-Hant"));
+    assert!(asked.body.contains("停止接收電子郵件提醒？"));
+    assert!(asked.body.contains(r#"<form method="post">"#));
+    assert!(asked
+        .header("content-security-policy")
+        .unwrap()
+        .contains("form-action 'self'"));
+    assert_eq!(record().await, None);
+
+    // A mail client's one-click POST (RFC 8058), from its own servers: no Origin.
+    let one_click = page
+        .request("POST", &path, None, None, b"List-Unsubscribe=One-Click")
+        .await;
+    assert_eq!(one_click.status, 200);
+    assert!(one_click.body.contains("已停止電子郵件提醒"));
+    let after = record().await.unwrap();
+    let mark = &after.opt_outs["email"];
+    assert_eq!(
+        (mark.source.as_str(), mark.reason.as_deref(), mark.at),
+        ("unsubscribe", Some("one-click"), now())
+    );
+    assert!(
+        after.accepts(dunning::channel::Channel::Sms),
+        "SMS still go"
+    );
+
+    // The page's own button again: idempotent, the first mark stays.
+    let again = page
+        .request("POST", &path, Some(ORIGIN), None, b"confirm=1")
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(record().await.unwrap(), after);
+
+    // A revoked link still unsubscribes; an unknown token does not; other methods are refused.
+    page.store.revoke_link(&token, now()).await.unwrap();
+    assert_eq!(page.get(&path, None).await.status, 200);
+    let unknown = format!("/{}/unsubscribe", "A".repeat(16));
+    assert_eq!(
+        page.request("POST", &unknown, None, None, b"").await.status,
+        404
+    );
+    let put = page.request("PUT", &path, None, None, b"").await;
+    assert_eq!(
+        (put.status, put.header("allow")),
+        (405, Some("GET, HEAD, POST"))
+    );
+}

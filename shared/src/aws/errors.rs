@@ -73,6 +73,8 @@ pub const KNOWN_CODES: &[(&str, ErrorClass)] = &[
     (RENDER_ERROR, ErrorClass::Systemic),
     // The recipient: SNS's disabled endpoint; the codes below that depend on the message.
     ("EndpointDisabled", ErrorClass::Permanent),
+    // SNS Publish to a number that replied STOP: the customer opts out of SMS.
+    ("OptedOut", ErrorClass::Permanent),
 ];
 
 /// Codes whose kind depends on what the message says: (code, words that make

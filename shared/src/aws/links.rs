@@ -34,6 +34,14 @@ fn link_pk(token: &LinkToken) -> String {
 }
 
 impl Links for DynamoStore {
+    async fn change_customer_record(
+        &self,
+        customer_id: &str,
+        change: &crate::customer::Change,
+    ) -> Result<bool, StoreError> {
+        Ok(self.change_customer(customer_id, change).await?.1)
+    }
+
     async fn put_link(&self, link: &PayLink) -> Result<bool, StoreError> {
         let mut put = self
             .client()

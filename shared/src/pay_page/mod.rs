@@ -13,7 +13,10 @@
 //!   outstanding amount, as `{"client_secret": ..}`; only from the page's own
 //!   origin;
 //! - `GET <token>/status?invoice=<id>`: `{"state": "open" | "paid" | ..}`,
-//!   which the page polls after paying until the webhook has applied it.
+//!   which the page polls after paying until the webhook has applied it;
+//! - `GET <token>/unsubscribe`: a page to confirm stopping e-mail
+//!   reminders; `POST` there (its button, or a mail client's one-click
+//!   unsubscribe from the `List-Unsubscribe` header) opts the customer out.
 //!
 //! Every answer is `Cache-Control: no-store`. Nothing here logs a token, a
 //! path or anything personal: only outcomes and invoice ids.
@@ -26,8 +29,10 @@ use minijinja::Environment;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::channel::Channel;
 use crate::config::{origin_of, PayPageConfig};
-use crate::link::{LinkState, LinkToken, PayLink, StoredIntent};
+use crate::customer::{Change, Mark, UNSUBSCRIBE_SOURCE};
+use crate::link::{LinkState, LinkTarget, LinkToken, PayLink, StoredIntent};
 use crate::ports::Links;
 use crate::stripe::http::StripeClient;
 use crate::stripe::{stripe_amount, IntentRequest, PaymentIntent, StripeError};
@@ -38,6 +43,7 @@ const CSS: &str = include_str!("../../pages/page.css");
 const SCRIPT: &str = include_str!("../../pages/pay.js");
 const PAGE: &str = include_str!("../../pages/page.html");
 const GONE: &str = include_str!("../../pages/gone.html");
+const UNSUBSCRIBE: &str = include_str!("../../pages/unsubscribe.html");
 const BASE: &str = include_str!("../../pages/base.html");
 
 /// The templates and the CSP hashes of the inline style and script, built once.
@@ -66,6 +72,8 @@ impl Assets {
             .expect("page.html compiles");
         env.add_template("gone.html", GONE)
             .expect("gone.html compiles");
+        env.add_template("unsubscribe.html", UNSUBSCRIBE)
+            .expect("unsubscribe.html compiles");
         Self {
             env,
             style_hash: csp_hash(CSS),
@@ -157,6 +165,7 @@ enum Route {
     Page(LinkToken),
     Pay(LinkToken),
     Status(LinkToken),
+    Unsubscribe(LinkToken),
     Unknown,
 }
 
@@ -165,6 +174,9 @@ fn route(path: &str) -> Route {
     match parts.as_slice() {
         [.., token, "pay"] => LinkToken::parse(token).map_or(Route::Unknown, Route::Pay),
         [.., token, "status"] => LinkToken::parse(token).map_or(Route::Unknown, Route::Status),
+        [.., token, "unsubscribe"] => {
+            LinkToken::parse(token).map_or(Route::Unknown, Route::Unsubscribe)
+        }
         [.., token] => LinkToken::parse(token).map_or(Route::Unknown, Route::Page),
         [] => Route::Unknown,
     }
@@ -197,10 +209,22 @@ impl<S: Links> PageDeps<S> {
             }
             ("POST", Route::Pay(token)) => self.pay(&token, &req).await,
             ("GET", Route::Status(token)) => self.status(&token, &req).await,
-            (_, route @ (Route::Page(_) | Route::Pay(_) | Route::Status(_))) => {
+            ("GET" | "HEAD", Route::Unsubscribe(token)) => {
+                let mut answer = self.unsubscribe(&token, &req, false).await;
+                if req.method == "HEAD" {
+                    answer.body.clear();
+                }
+                answer
+            }
+            ("POST", Route::Unsubscribe(token)) => self.unsubscribe(&token, &req, true).await,
+            (
+                _,
+                route @ (Route::Page(_) | Route::Pay(_) | Route::Status(_) | Route::Unsubscribe(_)),
+            ) => {
                 let allow = match route {
                     Route::Page(_) => "GET, HEAD",
                     Route::Pay(_) => "POST",
+                    Route::Unsubscribe(_) => "GET, HEAD, POST",
                     _ => "GET",
                 };
                 let mut answer = json_answer(405, json!({"error": "method_not_allowed"}));
@@ -370,6 +394,96 @@ impl<S: Links> PageDeps<S> {
         ));
         PageAnswer {
             status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET <token>/unsubscribe`: a page asking to confirm, with a button;
+    /// `POST` (that button, or a mail client's one-click unsubscribe, RFC
+    /// 8058: `List-Unsubscribe=One-Click`): the customer is opted out of
+    /// e-mail reminders, and the page says so. The link's token is the
+    /// capability (96 random bits, stored): an expired or revoked link still
+    /// unsubscribes while its record exists, since a reminder's footer must
+    /// keep working after the invoice is paid.
+    async fn unsubscribe(
+        &self,
+        token: &LinkToken,
+        req: &PageRequest<'_>,
+        confirm: bool,
+    ) -> PageAnswer {
+        let Ok((link, invoices)) = self.open(token).await else {
+            return self.unavailable(req);
+        };
+        let Some(link) = link else {
+            return self.gone(404, req);
+        };
+        let first = invoices.first().map(|p| &p.invoice);
+        let customer_id = match &link.target {
+            LinkTarget::Customer { customer_id, .. } => Some(customer_id.clone()),
+            LinkTarget::Invoice(_) => first.map(|i| i.customer_id.clone()),
+        };
+        let Some(customer_id) = customer_id else {
+            return self.gone(404, req);
+        };
+        let locale = page_locale(
+            first.and_then(|i| i.locale.as_deref()),
+            req.accept_language,
+            self.config.default_locale,
+        );
+        let t = Strings::of(locale);
+        if confirm {
+            let body = String::from_utf8_lossy(req.body);
+            let how = if form_value(&body, "List-Unsubscribe").as_deref() == Some("One-Click") {
+                "one-click"
+            } else {
+                "page"
+            };
+            let change = Change::OptOut {
+                channel: Channel::Email,
+                mark: Mark {
+                    source: UNSUBSCRIBE_SOURCE.into(),
+                    at: req.now,
+                    reason: Some(how.into()),
+                },
+            };
+            match self
+                .store
+                .change_customer_record(&customer_id, &change)
+                .await
+            {
+                Ok(changed) => tracing::info!(changed, how, "pay page: e-mail reminders stopped"),
+                Err(e) => {
+                    tracing::error!(error = %e, "pay page: could not record an unsubscribe");
+                    return self.unavailable(req);
+                }
+            }
+        }
+        let body = self
+            .assets
+            .env
+            .get_template("unsubscribe.html")
+            .and_then(|tpl| {
+                tpl.render(minijinja::value::Serde(json!({
+                    "t": t, "css": CSS, "lang": t.lang, "done": confirm,
+                    "business_name": self.config.business_name,
+                    "title": if confirm { t.unsubscribed_title } else { t.unsubscribe_title },
+                })))
+            });
+        let Ok(body) = body else {
+            return self.unavailable(req);
+        };
+        let mut headers = base_headers("text/html; charset=utf-8");
+        headers.push((
+            "content-security-policy",
+            format!(
+                "default-src 'none'; style-src {}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                self.assets.style_hash
+            ),
+        ));
+        headers.push(("content-language", t.lang.to_owned()));
+        PageAnswer {
+            status: 200,
             headers,
             body,
         }

@@ -31,6 +31,11 @@ pub struct Strings {
     pub no_js: &'static str,
     pub your_invoices: &'static str,
     pub secure: &'static str,
+    pub unsubscribe_title: &'static str,
+    pub unsubscribe_text: &'static str,
+    pub unsubscribe_button: &'static str,
+    pub unsubscribed_title: &'static str,
+    pub unsubscribed_text: &'static str,
 }
 
 const EN: Strings = Strings {
@@ -60,6 +65,11 @@ const EN: Strings = Strings {
     no_js: "Paying by card needs JavaScript. You can still read everything on this page.",
     your_invoices: "Your invoices",
     secure: "Card payments are processed securely by Stripe.",
+    unsubscribe_title: "Stop e-mail reminders?",
+    unsubscribe_text: "You will no longer get payment reminders by e-mail. Receipts for payments you make still come.",
+    unsubscribe_button: "Stop e-mail reminders",
+    unsubscribed_title: "E-mail reminders stopped",
+    unsubscribed_text: "You will get no more payment reminders by e-mail. Contact us if this was a mistake.",
 };
 
 const ZH_HANS: Strings = Strings {
@@ -89,6 +99,11 @@ const ZH_HANS: Strings = Strings {
     no_js: "银行卡付款需要启用 JavaScript。您仍可阅读本页的全部内容。",
     your_invoices: "您的发票",
     secure: "银行卡付款由 Stripe 安全处理。",
+    unsubscribe_title: "停止接收电子邮件提醒？",
+    unsubscribe_text: "您将不再通过电子邮件收到付款提醒。付款收据仍会发送给您。",
+    unsubscribe_button: "停止电子邮件提醒",
+    unsubscribed_title: "已停止电子邮件提醒",
+    unsubscribed_text: "您将不再通过电子邮件收到付款提醒。如有误，请联系我们。",
 };
 
 const ZH_HANT: Strings = Strings {
@@ -118,6 +133,11 @@ const ZH_HANT: Strings = Strings {
     no_js: "信用卡付款需要啟用 JavaScript。您仍可閱讀本頁的全部內容。",
     your_invoices: "您的發票",
     secure: "信用卡付款由 Stripe 安全處理。",
+    unsubscribe_title: "停止接收電子郵件提醒？",
+    unsubscribe_text: "您將不再透過電子郵件收到付款提醒。付款收據仍會寄給您。",
+    unsubscribe_button: "停止電子郵件提醒",
+    unsubscribed_title: "已停止電子郵件提醒",
+    unsubscribed_text: "您將不再透過電子郵件收到付款提醒。如有誤，請聯絡我們。",
 };
 
 impl Strings {

@@ -267,6 +267,12 @@ async fn deliver<'p, A: Adapters>(
             line.pay_link.clone_from(url);
         }
     }
+    // An e-mail's footer link and its `List-Unsubscribe` headers (RFC 8058)
+    // open the pay page's unsubscribe route on the message's own link.
+    let unsubscribe = match (&link, channel) {
+        (Ok(url), crate::channel::Channel::Email) => Some(format!("{url}/unsubscribe")),
+        _ => None,
+    };
     let context = ReminderContext::new(
         locale_of(deps, first),
         &deps.config.messages.business_name,
@@ -276,6 +282,7 @@ async fn deliver<'p, A: Adapters>(
     )
     .map(|mut ctx| {
         ctx.contact_line = deps.config.messages.contact_line.clone();
+        ctx.unsubscribe_url = unsubscribe.clone();
         ctx
     });
     // Its tags name the claim and the ledger records, for what SES says
@@ -291,6 +298,18 @@ async fn deliver<'p, A: Adapters>(
                 .collect(),
         }
         .to_tags(),
+        headers: unsubscribe
+            .iter()
+            .flat_map(|url| {
+                [
+                    ("List-Unsubscribe".to_owned(), format!("<{url}>")),
+                    (
+                        "List-Unsubscribe-Post".to_owned(),
+                        "List-Unsubscribe=One-Click".to_owned(),
+                    ),
+                ]
+            })
+            .collect(),
         ..Envelope::default()
     };
     let sent = match link {
@@ -349,6 +368,11 @@ async fn deliver<'p, A: Adapters>(
         }
     }))
     .await;
+    if let Err(err) = &sent {
+        if channel == crate::channel::Channel::Sms && err.code == SMS_OPTED_OUT {
+            record_sms_opt_out(deps, &first.customer_id, now).await;
+        }
+    }
     // Then the bookkeeping: release the invoice for payments, mark it, record skipped steps.
     let mut out = Vec::new();
     for (&i, settled) in claimed.iter().zip(settled) {
@@ -372,6 +396,36 @@ async fn deliver<'p, A: Adapters>(
         record_superseded(deps, &c.invoice.id, &c.superseded, step).await;
     }
     out
+}
+
+/// SNS's answer to a publish to a number that opted out (replied STOP).
+const SMS_OPTED_OUT: &str = "OptedOut";
+
+/// The customer opted out of SMS at SNS: their record says so (once), so
+/// that later steps do not try. Best effort: SNS refuses every later publish
+/// anyway, and the next refusal records it again.
+async fn record_sms_opt_out<A: Adapters>(deps: &Deps<A>, customer_id: &str, now: DateTime<Utc>) {
+    let change = crate::customer::Change::OptOut {
+        channel: crate::channel::Channel::Sms,
+        mark: crate::customer::Mark {
+            source: crate::customer::SNS_OPT_OUT_SOURCE.into(),
+            at: now,
+            reason: Some("publish refused: OptedOut".into()),
+        },
+    };
+    match deps
+        .store
+        .change_customer_record(customer_id, &change)
+        .await
+    {
+        Ok(changed) => tracing::info!(
+            changed,
+            "the number opted out of SMS at SNS; the customer is opted out of SMS"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not record the customer's SMS opt-out; the next refusal tries again")
+        }
+    }
 }
 
 /// Stores the link the message carries: to the invoice's page when it covers

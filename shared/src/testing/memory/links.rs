@@ -35,6 +35,14 @@ fn key(token: &LinkToken) -> (String, String) {
 }
 
 impl Links for MemoryStore {
+    async fn change_customer_record(
+        &self,
+        customer_id: &str,
+        change: &crate::customer::Change,
+    ) -> Result<bool, StoreError> {
+        Ok(self.change_customer(customer_id, change))
+    }
+
     async fn put_link(&self, link: &PayLink) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let k = key(&link.token);
