@@ -53,6 +53,9 @@ fn print(customer_id: &str, record: &CustomerRecord) {
         Some(t) => println!("  paused until {}", t.to_rfc3339()),
         None => println!("  not paused"),
     }
+    if let Some(t) = record.replied_at {
+        println!("  customer replied at {}", t.to_rfc3339());
+    }
     if record.opt_outs.is_empty() {
         println!("  takes email and SMS");
     }
@@ -128,6 +131,7 @@ pub async fn set(store: &DynamoStore, customer_id: &str, args: SetArgs) -> Resul
             }
             Change::Pause { until } => format!("pause until {}", until.to_rfc3339()),
             Change::Resume => "resume".to_owned(),
+            Change::Replied { at, .. } => format!("replied at {}", at.to_rfc3339()),
         };
         println!(
             "{what}: {}",

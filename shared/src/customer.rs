@@ -47,6 +47,9 @@ pub struct CustomerRecord {
     /// No reminder before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_until: Option<DateTime<Utc>>,
+    /// When the customer last replied to a reminder (not what they wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replied_at: Option<DateTime<Utc>>,
     /// Bumped by every change: a write expects the version it read.
     #[serde(default)]
     pub version: u64,
@@ -55,12 +58,30 @@ pub struct CustomerRecord {
 /// One change to a customer record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    OptOut { channel: Channel, mark: Mark },
-    OptIn { channel: Channel },
-    Suppress { address: String, mark: Mark },
-    Unsuppress { address: String },
-    Pause { until: DateTime<Utc> },
+    OptOut {
+        channel: Channel,
+        mark: Mark,
+    },
+    OptIn {
+        channel: Channel,
+    },
+    Suppress {
+        address: String,
+        mark: Mark,
+    },
+    Unsuppress {
+        address: String,
+    },
+    Pause {
+        until: DateTime<Utc>,
+    },
     Resume,
+    /// The customer replied at `at`: reminders wait at least until `pause_until`
+    /// (a longer pause stays as it is).
+    Replied {
+        at: DateTime<Utc>,
+        pause_until: DateTime<Utc>,
+    },
 }
 
 impl CustomerRecord {
@@ -89,6 +110,17 @@ impl CustomerRecord {
                 changed
             }
             Change::Resume => self.paused_until.take().is_some(),
+            Change::Replied { at, pause_until } => {
+                let newer = self.replied_at.is_none_or(|r| r < *at);
+                if newer {
+                    self.replied_at = Some(*at);
+                }
+                let longer = self.paused_until.is_none_or(|p| p < *pause_until);
+                if longer {
+                    self.paused_until = Some(*pause_until);
+                }
+                newer || longer
+            }
         };
         if changed {
             self.version += 1;
@@ -168,6 +200,22 @@ mod tests {
         assert!(!r.paused_at(until));
         assert!(r.apply(&Change::Resume) && !r.apply(&Change::Resume));
         assert_eq!(r.version, 6);
+        // A reply pauses, never shortens a longer pause, and applies once.
+        let at: DateTime<Utc> = "2026-12-02T08:00:00Z".parse().unwrap();
+        let five = at + chrono::Duration::days(5);
+        let replied = Change::Replied {
+            at,
+            pause_until: five,
+        };
+        assert!(r.apply(&replied) && !r.apply(&replied));
+        assert_eq!((r.replied_at, r.paused_until), (Some(at), Some(five)));
+        let later: DateTime<Utc> = "2026-12-30T00:00:00Z".parse().unwrap();
+        assert!(r.apply(&Change::Pause { until: later }));
+        assert!(r.apply(&Change::Replied {
+            at: at + chrono::Duration::hours(1),
+            pause_until: five
+        }));
+        assert_eq!(r.paused_until, Some(later), "the longer pause stays");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!   working e-mail.
 //! - A complaint: recorded, and the customer is opted out of e-mail.
 
+pub mod inbound;
 pub mod tags;
 
 use std::collections::BTreeMap;

@@ -262,6 +262,24 @@ impl Outbox for Moto {
 }
 
 impl Moto {
+    /// Every raw (MIME) e-mail SES accepted: (destinations, the message).
+    pub fn sent_raw(&self) -> Result<Vec<(Vec<String>, String)>> {
+        let data = self.data()?;
+        let list = data["ses"]["RawMessage"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(list
+            .iter()
+            .map(|m| {
+                (
+                    serde_json::from_value(m["destinations"].clone()).unwrap_or_default(),
+                    m["raw_data"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect())
+    }
+
     /// Every message published to `topic_arn`: (message id, body).
     pub fn published(&self, topic_arn: &str) -> Result<Vec<(String, String)>> {
         let data = self.data()?;

@@ -213,3 +213,64 @@ pub fn eventbridge_event(body: &str) -> Value {
         "detail": detail,
     })
 }
+
+/// An SES receipt notification (a receipt rule's SNS action, encoding
+/// UTF8) for mail `from` sent to `to`, with `extra` headers and `text`, in
+/// the shape of the SES developer guide's "Amazon SES email receiving
+/// notification contents".
+pub fn received(
+    from: &str,
+    to: &str,
+    subject: &str,
+    extra: &[(&str, &str)],
+    text: &str,
+    at: DateTime<Utc>,
+) -> String {
+    let message_id = format!("inbound-{}", at.timestamp_millis());
+    let mut headers = vec![
+        ("Return-Path".to_owned(), format!("<{from}>")),
+        ("From".to_owned(), from.to_owned()),
+        ("To".to_owned(), to.to_owned()),
+        ("Subject".to_owned(), subject.to_owned()),
+        (
+            "Message-ID".to_owned(),
+            format!("<{message_id}@customer.example>"),
+        ),
+        (
+            "Content-Type".to_owned(),
+            "text/plain; charset=UTF-8".to_owned(),
+        ),
+    ];
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    let content = format!(
+        "{}\r\n\r\n{text}\r\n",
+        headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    );
+    let verdict = json!({"status": "PASS"});
+    json!({
+        "notificationType": "Received",
+        "mail": {
+            "timestamp": time(at),
+            "source": from,
+            "messageId": message_id,
+            "destination": [to],
+            "headersTruncated": false,
+            "headers": headers.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+            "commonHeaders": {"returnPath": from, "from": [from], "to": [to], "subject": subject},
+        },
+        "receipt": {
+            "timestamp": time(at),
+            "processingTimeMillis": 574,
+            "recipients": [to],
+            "spamVerdict": verdict, "virusVerdict": verdict, "spfVerdict": verdict,
+            "dkimVerdict": verdict, "dmarcVerdict": verdict,
+            "action": {"type": "SNS", "topicArn": "arn:aws:sns:us-east-1:123456789012:dunning-inbound", "encoding": "UTF8"},
+        },
+        "content": content,
+    })
+    .to_string()
+}

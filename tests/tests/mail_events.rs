@@ -4,7 +4,7 @@
 //! to the mail-events handler in the SNS event Lambda delivers, and the next
 //! run acts on what they changed.
 
-use dunning::aws::mail_events::{handle_payload, handle_sns_event};
+use dunning::aws::mail_events::Listener;
 use dunning::run::run;
 use dunning::summary::SkipReason;
 use dunning_e2e::ses_events::{eventbridge_event, simulate, simulator, sns_event};
@@ -21,16 +21,19 @@ fn events_for_all_sent(env: &TestEnv) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+fn listener(env: &TestEnv) -> Listener<'_, dunning::aws::SnsPublisher> {
+    Listener {
+        store: &env.deps.store,
+        escalations: Some((&env.deps.events, TOPIC_ARN)),
+        replies: None,
+    }
+}
+
 async fn deliver(
     env: &TestEnv,
     bodies: &[String],
 ) -> anyhow::Result<dunning::aws::mail_events::Batch> {
-    Ok(handle_sns_event(
-        &env.deps.store,
-        Some((&env.deps.events, TOPIC_ARN)),
-        &sns_event(bodies),
-    )
-    .await?)
+    Ok(listener(env).handle_sns_event(&sns_event(bodies)).await?)
 }
 
 fn record_of<'a>(ledger: &'a [serde_json::Value], sk: &str) -> &'a serde_json::Value {
@@ -158,12 +161,7 @@ async fn a_suppression_list_bounce_suppresses_and_bad_records_are_skipped_and_co
     payloads.push(serde_json::json!({"unexpected": true}));
     let mut totals = (0, 0);
     for payload in &payloads {
-        let b = handle_payload(
-            &env.deps.store,
-            Some((&env.deps.events, TOPIC_ARN)),
-            payload,
-        )
-        .await?;
+        let b = listener(&env).handle_payload(payload).await?;
         totals = (totals.0 + b.events, totals.1 + b.malformed);
     }
     assert_eq!(totals, (2, 1));
@@ -315,5 +313,106 @@ async fn an_sns_opt_out_opts_the_customer_out_of_sms_once_and_later_steps_do_not
         env.deps.store.customer("C-6").await?.unwrap().version,
         record.version
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reply_pauses_the_customer_and_is_forwarded_and_an_out_of_office_does_not_pause(
+) -> anyhow::Result<()> {
+    use dunning::aws::mail_events::Replies;
+    use dunning_e2e::ses_events::received;
+    let config = dunning_e2e::config(&[
+        ("INBOUND_DOMAIN", "in.acme.example"),
+        ("REPLY_TO_EMAIL", "finance@acme.example"),
+    ]);
+    let env = TestEnv::with_config(config, true).await?;
+    env.put_invoice(&invoice(
+        "INV-7",
+        "2026-11-23",
+        &[
+            ("customer_id", "C-7"),
+            ("email", "ana7@customer.example"),
+            ("phone", "+15555550107"),
+        ],
+    ))
+    .await?;
+    run(&env.deps, &at("2026-11-23T10:00:00Z", "r1")).await?;
+    let sent = env.moto.sent_emails()?;
+    let reply_to = sent[0].reply_to.first().cloned().expect("a Reply-To");
+    assert!(
+        reply_to.starts_with("reply+") && reply_to.ends_with("@in.acme.example"),
+        "{reply_to}"
+    );
+    let forward_to = dunning::contact::EmailAddress::parse("finance@acme.example").unwrap();
+    let listener = Listener {
+        store: &env.deps.store,
+        escalations: Some((&env.deps.events, TOPIC_ARN)),
+        replies: Some(Replies {
+            domain: "in.acme.example",
+            pause: chrono::Duration::days(5),
+            forward: Some((&env.deps.mail, &forward_to)),
+        }),
+    };
+    let at_reply: chrono::DateTime<chrono::Utc> = "2026-11-23T15:00:00Z".parse()?;
+    let subject = format!("Re: {}", sent[0].subject);
+    // An out-of-office first: counted, nothing paused, nothing forwarded.
+    let ooo = received(
+        "ana7@customer.example",
+        &reply_to,
+        &subject,
+        &[("Auto-Submitted", "auto-replied")],
+        "I am away until Monday.",
+        at_reply,
+    );
+    let b = listener.handle_sns_event(&sns_event(&[ooo])).await?;
+    assert_eq!((b.auto_replies, b.replies, b.forwarded), (1, 0, 0));
+    assert!(env.deps.store.customer("C-7").await?.is_none());
+    // A person's reply: the customer is paused for 5 days and it is forwarded.
+    let reply = received(
+        "Ana Lima <ana7@customer.example>",
+        &reply_to,
+        &subject,
+        &[],
+        "I paid yesterday, see the attached remittance.",
+        at_reply,
+    );
+    let b = listener
+        .handle_sns_event(&sns_event(&[reply.clone()]))
+        .await?;
+    assert_eq!(
+        (b.replies, b.changed, b.forwarded, b.malformed),
+        (1, 1, 1, 0)
+    );
+    let record = env.deps.store.customer("C-7").await?.unwrap();
+    assert_eq!(record.replied_at, Some(at_reply));
+    assert_eq!(
+        record.paused_until,
+        Some(at_reply + chrono::Duration::days(5))
+    );
+    let forwarded = env.moto.sent_raw()?;
+    assert_eq!(forwarded.len(), 1);
+    // (moto lists the To header's address beside the destination given.)
+    assert!(forwarded[0].0.iter().all(|d| d == "finance@acme.example"));
+    let raw = &forwarded[0].1;
+    assert!(raw.starts_with(&format!("From: {}\r\n", dunning_e2e::SENDER)));
+    assert!(raw.contains("Reply-To: Ana Lima <ana7@customer.example>\r\n"));
+    assert!(raw.contains("I paid yesterday"));
+    // A mail to another address at the domain is not a reply.
+    let stray = received(
+        "x@else.example",
+        "sales@in.acme.example",
+        "Hi",
+        &[],
+        "hello",
+        at_reply,
+    );
+    let b = listener.handle_sns_event(&sns_event(&[stray])).await?;
+    assert_eq!((b.unmatched_replies, b.replies), (1, 0));
+
+    // The next day: nothing to the customer who replied, on any channel.
+    let next = run(&env.deps, &at("2026-11-24T10:00:00Z", "r2")).await?;
+    assert_eq!(outcome(&next, "overdue", "email"), (0, 0, 1));
+    assert_eq!(outcome(&next, "overdue", "sms"), (0, 0, 1));
+    assert_eq!(next.skipped(SkipReason::CustomerPaused), 2);
     Ok(())
 }

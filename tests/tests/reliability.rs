@@ -272,11 +272,12 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_only_in_the_send_
         .iter()
         .flat_map(|m| dunning_e2e::ses_events::simulate(m, at("10:00:00")))
         .collect();
-    let batch = dunning::aws::mail_events::handle_sns_event(
-        &env.deps.store,
-        None::<(&dunning::aws::SnsPublisher, &str)>,
-        &dunning_e2e::ses_events::sns_event(&events),
-    )
+    let batch = dunning::aws::mail_events::Listener::<dunning::aws::SnsPublisher> {
+        store: &env.deps.store,
+        escalations: None,
+        replies: None,
+    }
+    .handle_sns_event(&dunning_e2e::ses_events::sns_event(&events))
     .await?;
     // Then runs continue after the claim lease (15 minutes) until one has nothing left.
     let mut recovery_runs = 0;

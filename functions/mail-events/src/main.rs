@@ -1,9 +1,11 @@
-//! `mail-events`: what SES says about reminders, from the configuration
-//! set's event destination (EventBridge, or an SNS topic), recorded on the ledger and acted on
+//! `mail-events`: what SES says about reminders (the configuration set's
+//! events, through EventBridge or an SNS topic) and, with `INBOUND_DOMAIN`
+//! set, the replies SES receives; recorded and acted on
 //! (`dunning::aws::mail_events`). Builds its clients once, then serves
 //! invocations.
 
-use dunning::aws::{DynamoStore, SnsPublisher};
+use dunning::aws::mail_events::{Listener, Replies};
+use dunning::aws::{DynamoStore, SesMailer, SnsPublisher};
 use dunning::config::MailEventsConfig;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -14,25 +16,39 @@ async fn main() -> Result<(), Error> {
     let config = MailEventsConfig::from_lookup(|k| std::env::var(k).ok())?;
     let store = DynamoStore::new(&sdk, &config.table_name);
     let publisher = SnsPublisher::new(&sdk);
-    let topic = config.escalation_topic_arn.as_deref();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let (store, publisher) = (&store, &publisher);
-        async move {
-            let batch = dunning::aws::mail_events::handle_payload(
-                store,
-                topic.map(|t| (publisher, t)),
-                &event.payload,
-            )
-            .await?;
+    let mailer = config
+        .forward
+        .as_ref()
+        .map(|(_, from)| SesMailer::new(&sdk, from.clone(), None));
+    let pause = chrono::Duration::days(i64::try_from(config.reply_pause_days)?);
+    let listener = Listener {
+        store: &store,
+        escalations: config
+            .escalation_topic_arn
+            .as_deref()
+            .map(|t| (&publisher, t)),
+        replies: config.inbound_domain.as_deref().map(|domain| Replies {
+            domain,
+            pause,
+            forward: mailer
+                .as_ref()
+                .zip(config.forward.as_ref().map(|(to, _)| to)),
+        }),
+    };
+    let listener = &listener;
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<serde_json::Value>| async move {
+            let batch = listener.handle_payload(&event.payload).await?;
             tracing::info!(
                 events = batch.events,
                 malformed = batch.malformed,
                 settled = batch.settled,
                 changed = batch.changed,
+                replies = batch.replies,
                 "mail events handled"
             );
             Ok::<_, Error>(serde_json::to_value(&batch)?)
-        }
-    }))
+        },
+    ))
     .await
 }

@@ -48,6 +48,33 @@ impl SesMailer {
         self
     }
 
+    /// The sender identity.
+    pub fn from(&self) -> &EmailAddress {
+        &self.from
+    }
+
+    /// Sends a whole MIME message as it is to `to` (a forwarded reply);
+    /// returns the SES message id. Its From must be the sender identity.
+    pub async fn send_raw(&self, to: &EmailAddress, raw: &str) -> Result<String, SendError> {
+        let message = aws_sdk_sesv2::types::RawMessage::builder()
+            .data(aws_sdk_sesv2::primitives::Blob::new(raw.as_bytes()))
+            .build()
+            .map_err(|_| local_error("the raw message could not be built"))?;
+        send_refusals_retried(|| {
+            let request = self
+                .client
+                .send_email()
+                .from_email_address(self.from.as_str())
+                .destination(Destination::builder().to_addresses(to.as_str()).build())
+                .content(SesContent::builder().raw(message.clone()).build());
+            async move {
+                let out = request.send().await.map_err(|e| classify(&e))?;
+                require_id(out.message_id, "SES")
+            }
+        })
+        .await
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

@@ -202,84 +202,189 @@ pub struct Batch {
     pub missing: usize,
     pub changed: usize,
     pub escalated: usize,
+    /// Replies from people (each pauses its customer).
+    pub replies: usize,
+    /// Automatic replies (out of office, ...): counted only.
+    pub auto_replies: usize,
+    /// Inbound mail not to a reply address, or whose link names no customer.
+    pub unmatched_replies: usize,
+    /// Replies forwarded to `REPLY_TO_EMAIL`.
+    pub forwarded: usize,
 }
 
-/// Handles SNS messages `(message id, body)` in order. A message that is not
-/// an SES event record is skipped and counted (retrying cannot mend it); a
-/// store that fails stops the batch with its error, so that Lambda delivers
-/// it again (every step is idempotent).
-pub async fn handle_messages<'m, P: EventPublisher>(
-    store: &DynamoStore,
-    topic: Option<(&P, &str)>,
-    messages: impl IntoIterator<Item = (&'m str, &'m str)>,
-) -> Result<Batch, StoreError> {
-    let mut batch = Batch::default();
-    for (id, body) in messages {
-        let event = match crate::mail_events::parse(body) {
-            Ok(event) => event,
-            Err(err) => {
-                batch.malformed += 1;
-                tracing::warn!(sns_message_id = %id, error = %err, "not an SES event record; skipped");
-                continue;
+/// Where replies go: the inbound domain, how long a reply pauses, and
+/// whom they are forwarded to (from the mailer's sender identity).
+pub struct Replies<'a> {
+    pub domain: &'a str,
+    pub pause: chrono::Duration,
+    pub forward: Option<(&'a super::SesMailer, &'a crate::contact::EmailAddress)>,
+}
+
+/// What handling mail events needs.
+pub struct Listener<'a, P> {
+    pub store: &'a DynamoStore,
+    /// Where "no working e-mail" goes.
+    pub escalations: Option<(&'a P, &'a str)>,
+    /// Replies, when `INBOUND_DOMAIN` is set.
+    pub replies: Option<Replies<'a>>,
+}
+
+impl<P: EventPublisher> Listener<'_, P> {
+    /// Handles SNS messages `(message id, body)` in order: SES events and,
+    /// with replies on, SES receipt notifications. A message that is
+    /// neither is skipped and counted (retrying cannot mend it); a store
+    /// that fails stops the batch with its error, so that Lambda delivers it
+    /// again (every step is idempotent).
+    pub async fn handle_messages<'m>(
+        &self,
+        messages: impl IntoIterator<Item = (&'m str, &'m str)>,
+    ) -> Result<Batch, StoreError> {
+        let mut batch = Batch::default();
+        for (id, body) in messages {
+            let event = match crate::mail_events::parse(body) {
+                Ok(event) => event,
+                Err(crate::mail_events::ParseError::NotAnEvent) if self.replies.is_some() => {
+                    match crate::mail_events::inbound::parse_received(body) {
+                        Ok(mail) => {
+                            self.handle_reply(&mail, &mut batch).await?;
+                            continue;
+                        }
+                        Err(err) => {
+                            batch.malformed += 1;
+                            tracing::warn!(sns_message_id = %id, error = %err, "neither an SES event record nor a receipt notification; skipped");
+                            continue;
+                        }
+                    }
+                }
+                Err(err) => {
+                    batch.malformed += 1;
+                    tracing::warn!(sns_message_id = %id, error = %err, "not an SES event record; skipped");
+                    continue;
+                }
+            };
+            batch.events += 1;
+            let escalations = self
+                .escalations
+                .map(|(publisher, topic)| Escalations { publisher, topic });
+            let h = handle(self.store, escalations, &event).await?;
+            if h.missing > 0 {
+                tracing::warn!(message_id = %event.message_id, event = event.name(), missing = h.missing, "ledger records named by the tags do not exist");
             }
+            batch.untagged += usize::from(h.untagged);
+            batch.noted += h.noted;
+            batch.settled += h.settled;
+            batch.missing += h.missing;
+            batch.changed += h.changed;
+            batch.escalated += usize::from(h.escalated);
+        }
+        Ok(batch)
+    }
+
+    /// A reply to a reminder: the customer the reply address's link names
+    /// is paused (an auto-reply is only counted), and a person's reply is
+    /// forwarded. Nothing of what it says is logged or stored.
+    async fn handle_reply(
+        &self,
+        mail: &crate::mail_events::inbound::Inbound,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        use crate::mail_events::inbound::{forward, is_auto_reply, reply_token};
+        use crate::ports::Links;
+        let Some(replies) = &self.replies else {
+            return Ok(());
         };
-        batch.events += 1;
-        let escalations = topic.map(|(publisher, topic)| Escalations { publisher, topic });
-        let h = handle(store, escalations, &event).await?;
-        if h.missing > 0 {
-            tracing::warn!(message_id = %event.message_id, event = event.name(), missing = h.missing, "ledger records named by the tags do not exist");
+        let Some(token) = reply_token(&mail.recipients, replies.domain) else {
+            batch.unmatched_replies += 1;
+            tracing::info!(message_id = %mail.message_id, "inbound mail not to a reply address; ignored");
+            return Ok(());
+        };
+        let customer_id = match self.store.get_link(&token).await? {
+            None => None,
+            Some(link) => match &link.target {
+                crate::link::LinkTarget::Customer { customer_id, .. } => Some(customer_id.clone()),
+                crate::link::LinkTarget::Invoice(id) => self
+                    .store
+                    .page_invoices(&[id.as_str()])
+                    .await?
+                    .first()
+                    .and_then(|raw| raw.text("customer_id").ok().flatten().map(str::to_owned)),
+            },
+        };
+        let Some(customer_id) = customer_id else {
+            batch.unmatched_replies += 1;
+            tracing::warn!(message_id = %mail.message_id, "a reply whose link names no customer; ignored");
+            return Ok(());
+        };
+        if is_auto_reply(&mail.headers) {
+            batch.auto_replies += 1;
+            tracing::info!(%customer_id, "an automatic reply (out of office, ...): reminders go on");
+            return Ok(());
         }
-        batch.untagged += usize::from(h.untagged);
-        batch.noted += h.noted;
-        batch.settled += h.settled;
-        batch.missing += h.missing;
-        batch.changed += h.changed;
-        batch.escalated += usize::from(h.escalated);
-    }
-    Ok(batch)
-}
-
-/// Handles the SNS event Lambda delivers from the configuration set's topic.
-pub async fn handle_sns_event<P: EventPublisher>(
-    store: &DynamoStore,
-    topic: Option<(&P, &str)>,
-    event: &aws_lambda_events::sns::SnsEvent,
-) -> Result<Batch, StoreError> {
-    let messages = event
-        .records
-        .iter()
-        .map(|r| (r.sns.message_id.as_str(), r.sns.message.as_str()));
-    handle_messages(store, topic, messages).await
-}
-
-/// Handles what Lambda delivers to `mail-events`: an SNS event (a
-/// configuration set publishing to an SNS topic) or an EventBridge event
-/// from SES (`source: aws.ses`, the event record in `detail`: the
-/// template's way). Anything else is one malformed message.
-pub async fn handle_payload<P: EventPublisher>(
-    store: &DynamoStore,
-    topic: Option<(&P, &str)>,
-    payload: &serde_json::Value,
-) -> Result<Batch, StoreError> {
-    if payload.get("Records").is_some() {
-        if let Ok(event) =
-            serde_json::from_value::<aws_lambda_events::sns::SnsEvent>(payload.clone())
-        {
-            return handle_sns_event(store, topic, &event).await;
+        let change = crate::customer::Change::Replied {
+            at: mail.at,
+            pause_until: mail.at + replies.pause,
+        };
+        let (_, changed) = self.store.change_customer(&customer_id, &change).await?;
+        batch.replies += 1;
+        batch.changed += usize::from(changed);
+        tracing::info!(%customer_id, changed, "the customer replied: reminders paused");
+        if let (Some((mailer, to)), Some(content)) = (replies.forward, &mail.content) {
+            match forward(content, mailer.from(), to) {
+                Some(message) => match mailer.send_raw(to, &message).await {
+                    Ok(_) => batch.forwarded += 1,
+                    // The pause is recorded: SES redelivering the same mail
+                    // would forward it twice, so a failed forward is logged only.
+                    Err(err) => {
+                        tracing::warn!(%customer_id, code = %err.code, "could not forward the reply")
+                    }
+                },
+                None => {
+                    tracing::warn!(%customer_id, "a reply without a header block; not forwarded")
+                }
+            }
         }
+        Ok(())
     }
-    if let (Some(id), Some(detail)) = (
-        payload.get("id").and_then(|v| v.as_str()),
-        payload
-            .get("detail")
-            .filter(|_| payload.get("detail-type").is_some()),
-    ) {
-        let body = detail.to_string();
-        return handle_messages(store, topic, [(id, body.as_str())]).await;
+
+    /// Handles the SNS event Lambda delivers from the configuration set's
+    /// topic or the inbound receipt rule's.
+    pub async fn handle_sns_event(
+        &self,
+        event: &aws_lambda_events::sns::SnsEvent,
+    ) -> Result<Batch, StoreError> {
+        let messages = event
+            .records
+            .iter()
+            .map(|r| (r.sns.message_id.as_str(), r.sns.message.as_str()));
+        self.handle_messages(messages).await
     }
-    tracing::warn!("neither an SNS nor an EventBridge event; skipped");
-    Ok(Batch {
-        malformed: 1,
-        ..Batch::default()
-    })
+
+    /// Handles what Lambda delivers to `mail-events`: an SNS event (a
+    /// configuration set publishing to an SNS topic, or the inbound receipt
+    /// rule) or an EventBridge event from SES (`source: aws.ses`, the event
+    /// record in `detail`: the template's way for events). Anything else is
+    /// one malformed message.
+    pub async fn handle_payload(&self, payload: &serde_json::Value) -> Result<Batch, StoreError> {
+        if payload.get("Records").is_some() {
+            if let Ok(event) =
+                serde_json::from_value::<aws_lambda_events::sns::SnsEvent>(payload.clone())
+            {
+                return self.handle_sns_event(&event).await;
+            }
+        }
+        if let (Some(id), Some(detail)) = (
+            payload.get("id").and_then(|v| v.as_str()),
+            payload
+                .get("detail")
+                .filter(|_| payload.get("detail-type").is_some()),
+        ) {
+            let body = detail.to_string();
+            return self.handle_messages([(id, body.as_str())]).await;
+        }
+        tracing::warn!("neither an SNS nor an EventBridge event; skipped");
+        Ok(Batch {
+            malformed: 1,
+            ..Batch::default()
+        })
+    }
 }

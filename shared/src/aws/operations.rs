@@ -123,12 +123,19 @@ pub const PAY_PAGE: &[Operation] = &[
 
 /// `mail-events`: notes SES events on ledger records and settles a claimed
 /// one (updates), reads and changes customer records (get, conditional
-/// put), releases and marks the invoice, tells people of a bounce.
+/// put), releases and marks the invoice, tells people of a bounce; for a
+/// reply, reads its link and invoice (batched) and forwards it (SES).
 pub const MAIL_EVENTS: &[Operation] = &[
     op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op(
+        "dynamodb:BatchGetItem",
+        Resource::Table,
+        &["batch_get_item"],
+    ),
     op("dynamodb:PutItem", Resource::Table, &["put_item"]),
     op("dynamodb:UpdateItem", Resource::Table, &["update_item"]),
     op("sns:Publish", Resource::EscalationTopic, &["publish"]),
+    op("ses:SendEmail", Resource::SenderIdentities, &["send_email"]),
 ];
 
 /// SDK calls only `dunning-admin` makes, with the operator's own

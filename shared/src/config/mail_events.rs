@@ -2,9 +2,17 @@
 
 use super::env::Env;
 use super::ConfigError;
+use crate::contact::EmailAddress;
 
 /// Every variable [`MailEventsConfig::from_lookup`] reads.
-pub const MAIL_EVENTS_ENV_VARS: &[&str] = &["TABLE_NAME", "ESCALATION_TOPIC_ARN"];
+pub const MAIL_EVENTS_ENV_VARS: &[&str] = &[
+    "TABLE_NAME",
+    "ESCALATION_TOPIC_ARN",
+    "INBOUND_DOMAIN",
+    "REPLY_PAUSE_DAYS",
+    "REPLY_TO_EMAIL",
+    "SENDER_EMAIL",
+];
 
 #[derive(Debug, Clone)]
 pub struct MailEventsConfig {
@@ -12,14 +20,33 @@ pub struct MailEventsConfig {
     /// Where "the customer has no working e-mail" goes (the run's
     /// escalation topic); unset: only recorded and logged.
     pub escalation_topic_arn: Option<String>,
+    /// Replies to reminders arrive at `reply+<token>@INBOUND_DOMAIN`; unset: none.
+    pub inbound_domain: Option<String>,
+    /// How long a reply pauses the customer's reminders (`REPLY_PAUSE_DAYS`, 5).
+    pub reply_pause_days: u64,
+    /// Replies are forwarded here (`REPLY_TO_EMAIL`) from `SENDER_EMAIL`.
+    pub forward: Option<(EmailAddress, EmailAddress)>,
 }
 
 impl MailEventsConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env::new(get);
+        let forward = match env.email("REPLY_TO_EMAIL")? {
+            None => None,
+            Some(to) => Some((
+                to,
+                env.email("SENDER_EMAIL")?
+                    .ok_or(ConfigError::Missing("SENDER_EMAIL"))?,
+            )),
+        };
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             escalation_topic_arn: env.optional("ESCALATION_TOPIC_ARN"),
+            inbound_domain: env
+                .optional("INBOUND_DOMAIN")
+                .map(|d| d.trim().to_ascii_lowercase()),
+            reply_pause_days: env.number("REPLY_PAUSE_DAYS", 5, 1..=60)?,
+            forward,
         })
     }
 }
@@ -37,5 +64,32 @@ mod tests {
         let c = MailEventsConfig::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".into())).unwrap();
         assert_eq!(c.table_name, "t");
         assert_eq!(c.escalation_topic_arn, None);
+        assert_eq!(
+            (c.inbound_domain, c.reply_pause_days, c.forward),
+            (None, 5, None)
+        );
+        let with = |k: &str, v: &str| {
+            let (k, v) = (k.to_owned(), v.to_owned());
+            MailEventsConfig::from_lookup(move |n| match n {
+                "TABLE_NAME" => Some("t".into()),
+                n if n == k => Some(v.clone()),
+                _ => None,
+            })
+        };
+        assert!(matches!(
+            with("REPLY_PAUSE_DAYS", "0"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            with("REPLY_TO_EMAIL", "finance@acme.example"),
+            Err(ConfigError::Missing("SENDER_EMAIL"))
+        ));
+        assert_eq!(
+            with("INBOUND_DOMAIN", " In.Acme.Example ")
+                .unwrap()
+                .inbound_domain
+                .as_deref(),
+            Some("in.acme.example")
+        );
     }
 }

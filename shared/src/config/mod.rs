@@ -37,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
     "SMS_MAX_SEGMENTS",
     "DEFAULT_LOCALE",
     "REPLY_TO_EMAIL",
+    "INBOUND_DOMAIN",
     "BCC_EMAIL",
     "CONTACT_LINE",
     "TEMPLATE_DIR",
@@ -114,6 +115,10 @@ pub struct Config {
     pub sms_max_segments: usize,
     /// Where customers' replies go (default: the sender).
     pub reply_to: Option<EmailAddress>,
+    /// Replies to a reminder go to `reply+<its link>@INBOUND_DOMAIN` (SES
+    /// receives them for `mail-events`, which pauses the customer and
+    /// forwards the reply to `REPLY_TO_EMAIL`); unset: to `REPLY_TO_EMAIL`.
+    pub inbound_domain: Option<String>,
     /// A blind copy of every reminder email (e.g. the finance team).
     pub bcc: Option<EmailAddress>,
     /// Opt-out lines appended to SMS by calling-code prefix, e.g.
@@ -222,6 +227,9 @@ impl Config {
         Ok(Self {
             messages: MessageConfig::parse(&env)?,
             reply_to: env.email("REPLY_TO_EMAIL")?,
+            inbound_domain: env
+                .optional("INBOUND_DOMAIN")
+                .map(|d| d.trim().to_ascii_lowercase()),
             bcc: env.email("BCC_EMAIL")?,
             sms_opt_out: parse_opt_out(env.optional("SMS_OPT_OUT").unwrap_or_default()).ok_or(
                 ConfigError::invalid(

@@ -335,3 +335,38 @@ mod sms_fits {
         assert!(crate::segments::measure(&text).segments == 1);
     }
 }
+
+#[test]
+fn an_email_s_footer_links_to_unsubscribe_in_its_language_and_an_sms_never_does() {
+    let inv = invoice("Ana Lima", "0");
+    let url = "https://pay.example.com/Zm9vYmFyZm9vYmFy/unsubscribe";
+    let r = Renderer::new();
+    for (locale, text_words, html_words) in [
+        (
+            Locale::En,
+            "No more e-mail reminders: ",
+            "Stop e-mail reminders",
+        ),
+        (Locale::ZhHans, "不再接收电子邮件提醒：", "停止电子邮件提醒"),
+        (Locale::ZhHant, "不再接收電子郵件提醒：", "停止電子郵件提醒"),
+    ] {
+        for step in ["pre_due", "due_today", "overdue", "final_notice"] {
+            let mut c = ctx(&inv, step, "2026-11-26");
+            c.locale = locale;
+            let without = r.email(step, &c).unwrap();
+            assert!(!without.text.contains("unsubscribe") && !without.html.contains("unsubscribe"));
+            c.unsubscribe_url = Some(url.to_owned());
+            let with = r.email(step, &c).unwrap();
+            assert!(
+                with.text.contains(&format!("{text_words}{url}")),
+                "{locale:?} {step}"
+            );
+            assert!(
+                with.html.contains(&format!(r#"<a href="{url}""#))
+                    && with.html.contains(html_words),
+                "{locale:?} {step}"
+            );
+            assert!(!r.sms(step, &c).unwrap().contains("unsubscribe"));
+        }
+    }
+}

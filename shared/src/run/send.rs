@@ -310,7 +310,19 @@ async fn deliver<'p, A: Adapters>(
                 ]
             })
             .collect(),
-        ..Envelope::default()
+        // With INBOUND_DOMAIN, a reply comes back to us (`mail_events::inbound`).
+        reply_to: match (&link, &deps.config.inbound_domain) {
+            (Ok(url), Some(domain)) => url
+                .rsplit('/')
+                .next()
+                .and_then(crate::link::LinkToken::parse)
+                .and_then(|token| {
+                    crate::contact::EmailAddress::parse(
+                        &crate::mail_events::inbound::reply_address(&token, domain),
+                    )
+                }),
+            _ => None,
+        },
     };
     let sent = match link {
         Ok(_) => compose_and_send(deps, sending, message, context, &envelope, lease).await,
