@@ -377,7 +377,7 @@ async fn a_reply_pauses_the_customer_and_is_forwarded_and_an_out_of_office_does_
         at_reply,
     );
     let b = listener
-        .handle_sns_event(&sns_event(&[reply.clone()]))
+        .handle_sns_event(&sns_event(std::slice::from_ref(&reply)))
         .await?;
     assert_eq!(
         (b.replies, b.changed, b.forwarded, b.malformed),
