@@ -27,38 +27,48 @@ fn channel(text: &str) -> Result<Channel> {
 
 fn print(customer_id: &str, record: &CustomerRecord) {
     println!("customer {customer_id} (version {})", record.version);
+    for line in lines(record) {
+        println!("  {line}");
+    }
+}
+
+/// What a record says, one line each: opt-outs and suppressions with their
+/// source and instant (addresses masked), the pause, the last reply.
+pub fn lines(record: &CustomerRecord) -> Vec<String> {
+    let mut out = Vec::new();
     let line = |what: &str, key: &str, m: &Mark| {
         let reason = m
             .reason
             .as_deref()
             .map(|r| format!(" ({r})"))
             .unwrap_or_default();
-        println!(
-            "  {what} {key}: {} at {}{reason}",
+        format!(
+            "{what} {key}: {} at {}{reason}",
             m.source,
             m.at.to_rfc3339()
-        );
+        )
     };
     for (c, m) in &record.opt_outs {
-        line("opted out of", c, m);
+        out.push(line("opted out of", c, m));
     }
     for (address, m) in &record.suppressed {
-        line(
+        out.push(line(
             "suppressed",
             &dunning::contact::redact(&address.to_lowercase()),
             m,
-        );
+        ));
     }
-    match record.paused_until {
-        Some(t) => println!("  paused until {}", t.to_rfc3339()),
-        None => println!("  not paused"),
-    }
+    out.push(match record.paused_until {
+        Some(t) => format!("paused until {}", t.to_rfc3339()),
+        None => "not paused".to_owned(),
+    });
     if let Some(t) = record.replied_at {
-        println!("  customer replied at {}", t.to_rfc3339());
+        out.push(format!("customer replied at {}", t.to_rfc3339()));
     }
     if record.opt_outs.is_empty() {
-        println!("  takes email and SMS");
+        out.push("takes email and SMS".to_owned());
     }
+    out
 }
 
 pub async fn show(store: &DynamoStore, customer_id: &str, json: bool) -> Result<()> {

@@ -3,6 +3,17 @@
 use anyhow::{bail, Result};
 use dunning::aws::DynamoStore;
 
+/// The ledger's notes of SES events, and how history names them.
+const MAIL_NOTES: &[(&str, &str)] = &[
+    ("mail_send", "SES accepted"),
+    ("mail_delivery", "delivered"),
+    ("mail_delivery_delay", "delivery delayed"),
+    ("mail_bounce", "bounced"),
+    ("mail_complaint", "complaint"),
+    ("mail_reject", "rejected"),
+    ("mail_rendering_failure", "rendering failed"),
+];
+
 pub async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Result<()> {
     let mut records = store.history(invoice_id).await?;
     if records.is_empty() {
@@ -64,8 +75,37 @@ pub async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Resul
                 .map(|(k, label)| format!(" {label} {}", field(r, k)))
                 .collect::<String>(),
             );
+            // What SES said about the message (`mail-events`), oldest first.
+            let mut events: Vec<(String, String)> = MAIL_NOTES
+                .iter()
+                .filter_map(|(attr, label)| {
+                    let note = r.get(*attr)?;
+                    let at = note.get("at")?.as_str()?.to_owned();
+                    let detail = note.get("detail").and_then(|d| d.as_str()).unwrap_or("");
+                    Some((at.clone(), format!("{at}    {label}: {detail}")))
+                })
+                .collect();
+            events.sort();
+            for (_, line) in events {
+                println!("    {line}");
+            }
         } else {
             println!("{}  {sk} {}", when(r), r);
+        }
+    }
+    // What the customer's record says (opt-outs, suppressions, a pause, a
+    // reply), each with its source and instant: it changes what is sent.
+    let customer = records
+        .iter()
+        .find(|r| field(r, "sk") == "invoice")
+        .map(|r| field(r, "customer_id"))
+        .filter(|c| !c.is_empty());
+    if let Some(customer_id) = customer {
+        if let Some(record) = store.customer(&customer_id).await? {
+            println!("customer {customer_id}:");
+            for line in crate::customer::lines(&record) {
+                println!("  {line}");
+            }
         }
     }
     Ok(())

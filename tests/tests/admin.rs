@@ -759,3 +759,52 @@ async fn a_run_honours_the_customer_record_the_cli_sets() -> anyhow::Result<()> 
     assert!(env.moto.sent_sms()?.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn history_shows_what_ses_said_and_what_the_customer_record_says() -> anyhow::Result<()> {
+    use dunning::aws::mail_events::Listener;
+    use dunning_e2e::ses_events::{simulate, simulator, sns_event};
+    let env = TestEnv::start().await?;
+    let bounce = simulator("bounce", "h1");
+    env.put_invoice(&invoice(
+        "INV-H",
+        "2026-11-23",
+        &[("customer_id", "C-H"), ("email", bounce.as_str())],
+    ))
+    .await?;
+    dunning::run::run(&env.deps, &dunning_e2e::at("2026-11-23T10:00:00Z", "r1")).await?;
+    let events: Vec<String> = env
+        .moto
+        .sent_emails()?
+        .iter()
+        .flat_map(|m| simulate(m, "2026-11-23T10:00:00Z".parse().unwrap()))
+        .collect();
+    Listener::<dunning::aws::SnsPublisher> {
+        store: &env.deps.store,
+        escalations: None,
+        replies: None,
+    }
+    .handle_sns_event(&sns_event(&events))
+    .await?;
+    let out = admin(&env, &["history", "INV-H"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    let lines: Vec<&str> = shown.lines().collect();
+    let reminder = lines
+        .iter()
+        .position(|l| l.contains("reminder due_today#email"))
+        .expect("the reminder line");
+    assert!(lines[reminder + 1]
+        .trim_start()
+        .ends_with("SES accepted: accepted by SES"));
+    assert!(lines[reminder + 2]
+        .trim_start()
+        .ends_with("bounced: permanent bounce: General"));
+    assert!(shown.contains("customer C-H:\n  suppressed "), "{shown}");
+    assert!(
+        shown.contains(": ses:bounce at 2026-11-23T10:00:02"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&bounce), "no address in history");
+    Ok(())
+}

@@ -186,7 +186,9 @@ async fn a_customer_with_several_invoices_at_a_step_gets_one_combined_message() 
     let body = &emails[0].body;
     let start = body.find(PAY_BASE).expect("a pay link") + PAY_BASE.len() + 1;
     let token = dunning::link::LinkToken::parse(&body[start..start + 16]).expect("a token");
-    assert_eq!(body.matches(PAY_BASE).count(), 1, "{body}");
+    // Besides it, only the footer's unsubscribe link, on the same token.
+    assert_eq!(body.matches(PAY_BASE).count(), 2, "{body}");
+    assert!(body.contains(&format!("{PAY_BASE}/{}/unsubscribe", token.as_str())));
     let link = dunning::ports::Links::get_link(&env.deps.store, &token)
         .await?
         .expect("stored");
