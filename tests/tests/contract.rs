@@ -921,6 +921,44 @@ async fn the_pay_page_reads_invoices_and_keeps_one_intent_per_invoice<H: Harness
     Ok(())
 }
 
+/// Customer records: changed once per change (the first mark kept), read
+/// back in batches of any size, absent ones left out.
+async fn customer_records_change_once_and_are_read_in_batches<H: Harness>(h: &H) -> Result<()> {
+    use dunning::customer::{Change, Mark};
+    let at: DateTime<Utc> = "2026-11-23T10:00:00Z".parse()?;
+    let mark = |source: &str| Mark {
+        source: source.into(),
+        at,
+        reason: None,
+    };
+    let out = Change::OptOut {
+        channel: Channel::Email,
+        mark: mark("unsubscribe"),
+    };
+    assert!(h.store().change_customer_record("C-1", &out).await?);
+    let again = Change::OptOut {
+        channel: Channel::Email,
+        mark: mark("ses:complaint"),
+    };
+    assert!(!h.store().change_customer_record("C-1", &again).await?);
+    let replied = Change::Replied {
+        at,
+        pause_until: at + chrono::Duration::days(5),
+    };
+    assert!(h.store().change_customer_record("C-2", &replied).await?);
+    // 150 ids: more than one BatchGetItem (100 keys) on DynamoDB.
+    let mut ids: Vec<String> = (0..148).map(|i| format!("NONE-{i}")).collect();
+    ids.extend(["C-1".to_owned(), "C-2".to_owned()]);
+    let found = h.store().customers(&ids).await?;
+    assert_eq!(found.len(), 2, "only the customers that have a record");
+    assert_eq!(found["C-1"].opt_outs["email"].source, "unsubscribe");
+    assert!(!found["C-1"].accepts(Channel::Email) && found["C-1"].accepts(Channel::Sms));
+    assert_eq!(found["C-2"].replied_at, Some(at));
+    assert!(found["C-2"].paused_at(at + chrono::Duration::days(4)));
+    assert!(h.store().customers(&[]).await?.is_empty());
+    Ok(())
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -958,4 +996,5 @@ contract!(
     a_revoked_link_stays_revoked_from_its_first_revocation,
     the_pay_page_reads_invoices_and_keeps_one_intent_per_invoice,
     an_event_id_counts_once_across_the_table_and_other_content_is_a_conflict,
+    customer_records_change_once_and_are_read_in_batches,
 );
