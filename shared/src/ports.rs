@@ -436,6 +436,10 @@ pub trait Texter: Send + Sync {
         to: &PhoneNumber,
         text: &str,
     ) -> impl Future<Output = Result<String, SendError>> + Send;
+
+    /// Every number that opted out of the account's SMS (replied STOP),
+    /// E.164, all pages.
+    fn opted_out_numbers(&self) -> impl Future<Output = Result<Vec<String>, SendError>> + Send;
 }
 
 /// Publishes an event (JSON) for people to act on; returns the message id.

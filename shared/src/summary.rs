@@ -211,6 +211,10 @@ pub struct RunSummary {
     /// The run read its ladder's whole window of due dates (else only the
     /// dates whose step began since the last run: see [`crate::reads`]).
     pub full_read: bool,
+    /// Customers a full read opted out of SMS because SNS lists their number
+    /// as opted out (`ListPhoneNumbersOptedOut`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sms_opt_outs_synced: u64,
     /// Due-date ranges queried.
     pub due_date_ranges: u64,
     /// Workers this run queued orders for (0: it sent itself).
@@ -490,4 +494,8 @@ mod tests {
             (&1.into(), &1.into())
         );
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -416,3 +416,35 @@ async fn a_reply_pauses_the_customer_and_is_forwarded_and_an_out_of_office_does_
     assert_eq!(next.skipped(SkipReason::CustomerPaused), 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_read_takes_sns_s_opted_out_list_and_never_tries_those_numbers() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    // moto's ListPhoneNumbersOptedOut lists +447420500600 (among others).
+    env.put_invoice(&invoice(
+        "INV-8",
+        "2026-11-23",
+        &[
+            ("customer_id", "C-8"),
+            ("email", "c8@example.com"),
+            ("phone", "+447420500600"),
+        ],
+    ))
+    .await?;
+    let first = run(&env.deps, &at("2026-11-23T10:00:00Z", "r1")).await?;
+    assert!(first.full_read);
+    assert_eq!(first.sms_opt_outs_synced, 1);
+    assert_eq!(outcome(&first, "due_today", "sms"), (0, 0, 1));
+    assert_eq!(outcome(&first, "due_today", "email"), (1, 0, 0));
+    assert!(
+        env.moto.sent_sms()?.is_empty(),
+        "the number was never tried"
+    );
+    let record = env.deps.store.customer("C-8").await?.unwrap();
+    assert_eq!(
+        record.opt_outs["sms"].reason.as_deref(),
+        Some("ListPhoneNumbersOptedOut")
+    );
+    Ok(())
+}

@@ -697,3 +697,52 @@ async fn the_customer_record_opts_out_suppresses_and_pauses() -> anyhow::Result<
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_read_syncs_sns_opted_out_numbers_into_customer_records() -> anyhow::Result<()> {
+    use dunning::ports::Store;
+    let env = MemEnv::start().await?;
+    // STOP (due today), STOP-LATER (due in two days: read, nothing due), FREE.
+    for (id, due, phone) in [
+        ("STOP", "2026-11-23", "+15555550171"),
+        ("STOP-LATER", "2026-11-25", "+15555550172"),
+        ("FREE", "2026-11-23", "+15555550173"),
+    ] {
+        let email = format!("{}@example.com", id.to_lowercase());
+        env.put_invoice(&invoice(id, due, &[("email", &email), ("phone", phone)]))
+            .await?;
+    }
+    env.sent
+        .0
+        .set_opted_out(&["+15555550171", "+15555550172", "+15555550999"]);
+    let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;
+    assert!(summary.full_read);
+    assert_eq!(summary.sms_opt_outs_synced, 2);
+    assert_eq!(outcome(&summary, "due_today", "sms"), (1, 0, 1));
+    assert_eq!(outcome(&summary, "due_today", "email"), (2, 0, 0));
+    let sms = env.sent.sent_sms()?;
+    assert_eq!(sms.len(), 1);
+    assert_eq!(sms[0].phone, "+15555550173");
+    let records = env
+        .deps
+        .store
+        .customers(&["STOP".into(), "STOP-LATER".into(), "FREE".into()])
+        .await?;
+    for id in ["STOP", "STOP-LATER"] {
+        let mark = &records[id].opt_outs["sms"];
+        assert_eq!(
+            (mark.source.as_str(), mark.reason.as_deref()),
+            ("sns:opt-out", Some("ListPhoneNumbersOptedOut")),
+            "{id}"
+        );
+    }
+    assert!(
+        !records.contains_key("FREE"),
+        "no record written for a customer who takes SMS"
+    );
+    // The next full read finds them opted out already: nothing written again.
+    let again = run(&env.deps, &at("2026-11-24T14:00:00Z", "r2")).await?;
+    assert!(again.full_read);
+    assert_eq!(again.sms_opt_outs_synced, 0);
+    Ok(())
+}

@@ -17,7 +17,8 @@ pub enum Resource {
     ConfigurationSet,
     /// The escalation topic.
     EscalationTopic,
-    /// Phone numbers: SMS to a number has no ARN, so IAM can only say `*`.
+    /// Phone numbers: SMS to a number, and the account's opted-out list,
+    /// have no ARN, so IAM can only say `*`.
     PhoneNumbers,
     /// The worker queue.
     WorkQueue,
@@ -73,6 +74,12 @@ pub const DUNNING_RUN: &[Operation] = &[
     op("ses:SendEmail", Resource::ConfigurationSet, &["send_email"]),
     op("sns:Publish", Resource::EscalationTopic, &["publish"]),
     op("sns:Publish", Resource::PhoneNumbers, &["publish"]),
+    // A full read syncs SNS's opted-out numbers into customer records.
+    op(
+        "sns:ListPhoneNumbersOptedOut",
+        Resource::PhoneNumbers,
+        &["list_phone_numbers_opted_out"],
+    ),
     op(
         "sqs:SendMessage",
         Resource::WorkQueue,

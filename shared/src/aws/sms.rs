@@ -47,4 +47,24 @@ impl Texter for SnsTexter {
         })
         .await
     }
+
+    /// `ListPhoneNumbersOptedOut`, every page (100 numbers each).
+    async fn opted_out_numbers(&self) -> Result<Vec<String>, SendError> {
+        let mut numbers = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_phone_numbers_opted_out()
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            numbers.extend(out.phone_numbers.unwrap_or_default());
+            match out.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(numbers),
+            }
+        }
+    }
 }

@@ -20,7 +20,7 @@ use crate::invoice::Invoice;
 use crate::ledger::ledger_key;
 use crate::money::Money;
 use crate::policy::{Action, Step};
-use crate::ports::{DueItem, Store, StoreError};
+use crate::ports::{DueItem, Links, Store, StoreError, Texter};
 use crate::reads::{ReadPlan, ReadState};
 use crate::retry::{retry, Backoff};
 use crate::summary::{RunSummary, SkipReason, Target};
@@ -84,6 +84,10 @@ pub(super) struct Read<'p, A: Adapters> {
     pub escalations: Vec<Escalation<'p, Snapshot<A>>>,
     /// The customer records read so far (`None`: unreadable), each once a run.
     pub customers: HashMap<String, Option<crate::customer::CustomerRecord>>,
+    /// On a full read: SNS's opted-out numbers ([`sync_sms_opt_outs`]).
+    pub sms_opted_out: Option<std::collections::HashSet<String>>,
+    /// Customers of this page whose invoice's number is on that list.
+    pub opted_out_found: std::collections::BTreeSet<String>,
 }
 
 /// Reads the planned due dates (a worker: its order's) and decides each item.
@@ -114,7 +118,25 @@ pub(super) async fn read<'p, A: Adapters>(
         candidates: Vec::new(),
         escalations: Vec::new(),
         customers: HashMap::new(),
+        sms_opted_out: None,
+        opted_out_found: Default::default(),
     };
+    if read.plan.full
+        && !req.dry_run
+        && deps
+            .policy
+            .steps()
+            .iter()
+            .any(|s| s.channels.contains(&crate::channel::Channel::Sms))
+    {
+        read.sms_opted_out = match deps.sms.opted_out_numbers().await {
+            Ok(numbers) => Some(numbers.into_iter().collect()),
+            Err(err) => {
+                tracing::warn!(code = %err.code, "SNS's opted-out list unreadable; a refused publish still opts a customer out");
+                None
+            }
+        };
+    }
     let ranges = read.plan.ranges.clone();
     'read: for &(from, to) in &ranges {
         let mut start = None;
@@ -135,6 +157,7 @@ pub(super) async fn read<'p, A: Adapters>(
             for item in page.items {
                 consider(deps, req, item, summary, &mut read);
             }
+            sync_sms_opt_outs(deps, req, summary, &mut read).await;
             apply_customer_records(deps, req, before, summary, &mut read).await;
             start = page.next;
             if start.is_none() {
@@ -143,6 +166,59 @@ pub(super) async fn read<'p, A: Adapters>(
         }
     }
     Ok(read)
+}
+
+/// On a full read (which reads every open invoice in the ladder's window,
+/// at least every `FULL_READ_HOURS`), SNS's opted-out list is synced into
+/// the records of the customers whose invoices this page holds: a customer
+/// whose number opted out (replied STOP) and whose record still takes SMS is
+/// opted out of SMS (`sns:opt-out`), so that no step tries the number. The
+/// records read here serve the page's candidates too (each customer once a run).
+async fn sync_sms_opt_outs<A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+    summary: &mut RunSummary,
+    read: &mut Read<'_, A>,
+) {
+    let found: Vec<String> = std::mem::take(&mut read.opted_out_found)
+        .into_iter()
+        .filter(|id| !read.customers.contains_key(id))
+        .collect();
+    if found.is_empty() {
+        return;
+    }
+    let mut records = match deps.store.customers(&found).await {
+        Ok(records) => records,
+        Err(err) => {
+            // apply_customer_records reads them again (and holds their messages back if it cannot).
+            tracing::warn!(error = %err, customers = found.len(), "customer records unreadable; SNS opt-outs synced later");
+            return;
+        }
+    };
+    for id in found {
+        let mut record = records.remove(&id).unwrap_or_default();
+        if record.accepts(crate::channel::Channel::Sms) {
+            let change = crate::customer::Change::OptOut {
+                channel: crate::channel::Channel::Sms,
+                mark: crate::customer::Mark {
+                    source: crate::customer::SNS_OPT_OUT_SOURCE.into(),
+                    at: req.clock(),
+                    reason: Some("ListPhoneNumbersOptedOut".into()),
+                },
+            };
+            match deps.store.change_customer_record(&id, &change).await {
+                Ok(_) => {
+                    record.apply(&change);
+                    summary.sms_opt_outs_synced += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(customer_id = %id, error = %err, "could not record an SNS opt-out; a refused publish records it");
+                    continue;
+                }
+            }
+        }
+        read.customers.insert(id, Some(record));
+    }
 }
 
 /// Reads the records of the customers this page's candidates go to (one
@@ -322,6 +398,11 @@ fn consider<'p, A: Adapters>(
             return;
         }
         Ok(invoice) => {
+            if let (Some(list), Some(phone)) = (&read.sms_opted_out, &invoice.phone) {
+                if list.contains(phone.as_str()) {
+                    read.opted_out_found.insert(invoice.customer_id.clone());
+                }
+            }
             read.intake.zones.insert(
                 invoice
                     .timezone

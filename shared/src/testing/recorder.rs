@@ -47,6 +47,7 @@ type Refusal = Arc<dyn Fn(&str) -> Option<SendError> + Send + Sync>;
 pub struct Recorder {
     recorded: Arc<Mutex<Recorded>>,
     refuse: Option<Refusal>,
+    opted_out: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -61,7 +62,14 @@ impl Recorder {
         Self {
             recorded: Default::default(),
             refuse: Some(Arc::new(refuse)),
+            opted_out: Default::default(),
         }
+    }
+
+    /// The numbers `opted_out_numbers` lists from now on (as SNS's list).
+    pub fn set_opted_out(&self, numbers: &[&str]) {
+        *self.opted_out.lock().unwrap_or_else(|e| e.into_inner()) =
+            numbers.iter().map(|n| (*n).to_owned()).collect();
     }
 
     /// What was sent so far.
@@ -118,6 +126,14 @@ impl Texter for Recorder {
                 text: text.to_owned(),
             })
         })
+    }
+
+    async fn opted_out_numbers(&self) -> Result<Vec<String>, SendError> {
+        Ok(self
+            .opted_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
     }
 }
 
