@@ -383,6 +383,10 @@ impl RunSummary {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,8 +498,4 @@ mod tests {
             (&1.into(), &1.into())
         );
     }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
