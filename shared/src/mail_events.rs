@@ -54,6 +54,8 @@ pub enum EventKind {
     Complaint {
         /// `complaintFeedbackType` when the receiver said (`abuse`, ...).
         feedback_type: Option<String>,
+        /// The addresses that complained.
+        recipients: Vec<String>,
     },
     Reject {
         reason: String,
@@ -115,6 +117,16 @@ impl MailEvent {
         }
     }
 
+    /// Whether `address` is the customer's, the one the tags name (every
+    /// recipient is, on a message tagged before `dunning-to`): a bounce or
+    /// complaint of the `BCC_EMAIL` archive changes nothing of the customer.
+    fn is_the_customer(&self, address: &str) -> bool {
+        match self.tags.as_ref().and_then(|t| t.to_hash.as_deref()) {
+            Some(h) => tags::address_hash(address) == h,
+            None => true,
+        }
+    }
+
     /// What the event writes.
     pub fn effects(&self) -> Effects {
         let mark = |source: &str, reason: String| Mark {
@@ -154,6 +166,7 @@ impl MailEvent {
                 if *permanent {
                     e.changes = recipients
                         .iter()
+                        .filter(|a| self.is_the_customer(a))
                         .map(|address| Change::Suppress {
                             address: address.clone(),
                             mark: mark(BOUNCE_SOURCE, sub_type.clone()),
@@ -162,13 +175,19 @@ impl MailEvent {
                     e.escalate = !e.changes.is_empty();
                 }
             }
-            EventKind::Complaint { feedback_type } => {
+            EventKind::Complaint {
+                feedback_type,
+                recipients,
+            } => {
                 let what = feedback_type.clone().unwrap_or_else(|| "complaint".into());
                 e.note = note("mail_complaint", what.clone());
-                e.changes = vec![Change::OptOut {
-                    channel: Channel::Email,
-                    mark: mark(COMPLAINT_SOURCE, what),
-                }];
+                // SES may leave the complainer out; then it can only be the To.
+                if recipients.is_empty() || recipients.iter().any(|a| self.is_the_customer(a)) {
+                    e.changes = vec![Change::OptOut {
+                        channel: Channel::Email,
+                        mark: mark(COMPLAINT_SOURCE, what),
+                    }];
+                }
             }
             EventKind::Reject { reason } => e.note = note("mail_reject", reason.clone()),
             EventKind::RenderingFailure { error } => {
@@ -226,6 +245,8 @@ struct RawRecipient {
 #[serde(rename_all = "camelCase")]
 struct RawComplaint {
     complaint_feedback_type: Option<String>,
+    #[serde(default)]
+    complained_recipients: Vec<RawRecipient>,
     timestamp: Option<DateTime<Utc>>,
 }
 
@@ -283,11 +304,17 @@ pub fn parse(body: &str) -> Result<MailEvent, ParseError> {
         "Complaint" => {
             let c = raw.complaint.unwrap_or(RawComplaint {
                 complaint_feedback_type: None,
+                complained_recipients: Vec::new(),
                 timestamp: None,
             });
             (
                 EventKind::Complaint {
                     feedback_type: c.complaint_feedback_type,
+                    recipients: c
+                        .complained_recipients
+                        .into_iter()
+                        .map(|r| r.email_address)
+                        .collect(),
                 },
                 c.timestamp,
             )

@@ -407,7 +407,12 @@ async fn a_reply_pauses_the_customer_and_is_forwarded_and_an_out_of_office_does_
         at_reply,
     );
     let b = listener.handle_sns_event(&sns_event(&[stray])).await?;
-    assert_eq!((b.unmatched_replies, b.replies), (1, 0));
+    assert_eq!(
+        (b.unmatched_replies, b.replies, b.forwarded),
+        (1, 0, 1),
+        "forwarded, nobody paused"
+    );
+    assert_eq!(env.moto.sent_raw()?.len(), 2);
 
     // The next day: nothing to the customer who replied, on any channel.
     let next = run(&env.deps, &at("2026-11-24T10:00:00Z", "r2")).await?;
@@ -446,5 +451,105 @@ async fn a_full_read_takes_sns_s_opted_out_list_and_never_tries_those_numbers() 
         record.opt_outs["sms"].reason.as_deref(),
         Some("ListPhoneNumbersOptedOut")
     );
+    Ok(())
+}
+
+/// Puts an invoice's e-mail record back as a run killed between SES's
+/// acceptance and its own record leaves it: claimed, lease expired, no
+/// message id, the invoice not marked reminded.
+async fn as_if_killed_after_the_send(env: &TestEnv, invoice_id: &str) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let key = |sk: &str| {
+        std::collections::HashMap::from([
+            (
+                "invoice_id".to_owned(),
+                AttributeValue::S(invoice_id.into()),
+            ),
+            ("sk".to_owned(), AttributeValue::S(sk.into())),
+        ])
+    };
+    let client = env.deps.store.client();
+    let lease_ended: chrono::DateTime<chrono::Utc> = "2026-11-23T10:15:00Z".parse()?;
+    client
+        .update_item()
+        .table_name(env.deps.store.table())
+        .set_key(Some(key("reminder#due_today#email")))
+        .update_expression("SET #s = :claimed, lease_expires = :lease REMOVE message_id, sent_at")
+        .expression_attribute_names("#s", "state")
+        .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
+        .expression_attribute_values(
+            ":lease",
+            AttributeValue::N(lease_ended.timestamp().to_string()),
+        )
+        .send()
+        .await?;
+    client
+        .update_item()
+        .table_name(env.deps.store.table())
+        .set_key(Some(key("invoice")))
+        .update_expression("REMOVE reminded")
+        .send()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_send_event_records_a_killed_run_s_claim_sent_and_the_takeover_does_not_send_again(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for id in ["INV-A", "INV-B"] {
+        let email = format!("{}@example.com", id.to_lowercase());
+        env.put_invoice(&invoice(id, "2026-11-23", &[("email", email.as_str())]))
+            .await?;
+    }
+    run(&env.deps, &at("2026-11-23T10:00:00Z", "r1")).await?;
+    let sent = env.moto.sent_emails()?;
+    assert_eq!(sent.len(), 2);
+    for id in ["INV-A", "INV-B"] {
+        as_if_killed_after_the_send(&env, id).await?;
+    }
+    // SES's Send event arrives for INV-A's message only.
+    let a = sent.iter().find(|m| m.to == ["inv-a@example.com"]).unwrap();
+    let b = deliver(
+        &env,
+        &[dunning_e2e::ses_events::record(
+            a,
+            "Send",
+            "2026-11-23T10:00:00Z".parse()?,
+        )],
+    )
+    .await?;
+    assert_eq!((b.settled, b.noted), (1, 1));
+    let ledger = env.ledger("INV-A").await?;
+    let rec = record_of(&ledger, "reminder#due_today#email");
+    assert_eq!(
+        (rec["state"].as_str(), rec["sent_by"].as_str()),
+        (Some("sent"), Some("ses_event"))
+    );
+    assert_eq!(rec["message_id"], a.id);
+    // The same event again (SNS delivers twice): nothing settles twice.
+    assert_eq!(
+        deliver(
+            &env,
+            &[dunning_e2e::ses_events::record(
+                a,
+                "Send",
+                "2026-11-23T10:00:00Z".parse()?
+            )]
+        )
+        .await?
+        .settled,
+        0
+    );
+
+    // After the lease a run takes the claims over: INV-B, whose event never
+    // came, goes out a second time (the window the event closes); INV-A does not.
+    let after = run(&env.deps, &at("2026-11-23T10:20:00Z", "r2")).await?;
+    assert_eq!(outcome(&after, "due_today", "email"), (1, 0, 1));
+    let to: Vec<Vec<String>> = env.moto.sent_emails()?[2..]
+        .iter()
+        .map(|m| m.to.clone())
+        .collect();
+    assert_eq!(to, [vec!["inv-b@example.com".to_owned()]]);
     Ok(())
 }

@@ -483,7 +483,18 @@ async fn the_unsubscribe_page_asks_then_its_button_or_a_one_click_post_opts_out_
 
     // A revoked link still unsubscribes; an unknown token does not; other methods are refused.
     page.store.revoke_link(&token, now()).await.unwrap();
-    assert_eq!(page.get(&path, None).await.status, 200);
+    page.invoice("INV-2", &[("customer_id", "C-2")]);
+    let other = page.link(LinkTarget::Invoice("INV-2".into())).await;
+    page.store.revoke_link(&other, now()).await.unwrap();
+    let revoked = format!("/{}/unsubscribe", other.as_str());
+    assert_eq!(
+        page.request("POST", &revoked, None, None, b"List-Unsubscribe=One-Click")
+            .await
+            .status,
+        200
+    );
+    let c2 = page.store.customers(&["C-2".to_owned()]).await.unwrap();
+    assert_eq!(c2["C-2"].opt_outs["email"].source, "unsubscribe");
     let unknown = format!("/{}/unsubscribe", "A".repeat(16));
     assert_eq!(
         page.request("POST", &unknown, None, None, b"").await.status,

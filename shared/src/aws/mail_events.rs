@@ -206,7 +206,8 @@ pub struct Batch {
     pub replies: usize,
     /// Automatic replies (out of office, ...): counted only.
     pub auto_replies: usize,
-    /// Inbound mail not to a reply address, or whose link names no customer.
+    /// Inbound mail not to a reply address, or whose link names no customer
+    /// (forwarded, nobody paused).
     pub unmatched_replies: usize,
     /// Replies forwarded to `REPLY_TO_EMAIL`.
     pub forwarded: usize,
@@ -281,24 +282,75 @@ impl<P: EventPublisher> Listener<'_, P> {
     }
 
     /// A reply to a reminder: the customer the reply address's link names
-    /// is paused (an auto-reply is only counted), and a person's reply is
-    /// forwarded. Nothing of what it says is logged or stored.
+    /// is paused, and the reply is forwarded. An auto-reply is only counted;
+    /// mail that names no customer (another address at the domain, a link
+    /// gone) is forwarded without a pause. A forward that fails fails the
+    /// invocation, so that Lambda delivers it again (the pause is
+    /// idempotent) and, after its retries, keeps it in the dead-letter
+    /// queue. Nothing of what the mail says is logged or stored.
     async fn handle_reply(
         &self,
         mail: &crate::mail_events::inbound::Inbound,
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
         use crate::mail_events::inbound::{forward, is_auto_reply, reply_token};
-        use crate::ports::Links;
         let Some(replies) = &self.replies else {
             return Ok(());
         };
-        let Some(token) = reply_token(&mail.recipients, replies.domain) else {
-            batch.unmatched_replies += 1;
-            tracing::info!(message_id = %mail.message_id, "inbound mail not to a reply address; ignored");
+        if is_auto_reply(&mail.headers) {
+            batch.auto_replies += 1;
+            tracing::info!(message_id = %mail.message_id, "an automatic reply (out of office, ...): reminders go on");
+            return Ok(());
+        }
+        let customer_id = match reply_token(&mail.recipients, replies.domain) {
+            Some(token) => self.customer_of(&token).await?,
+            None => None,
+        };
+        match &customer_id {
+            None => {
+                batch.unmatched_replies += 1;
+                tracing::info!(message_id = %mail.message_id, "inbound mail that names no customer: forwarded, nobody paused");
+            }
+            Some(customer_id) => {
+                let change = crate::customer::Change::Replied {
+                    at: mail.at,
+                    pause_until: mail.at + replies.pause,
+                };
+                let (_, changed) = self.store.change_customer(customer_id, &change).await?;
+                batch.replies += 1;
+                batch.changed += usize::from(changed);
+                tracing::info!(%customer_id, changed, "the customer replied: reminders paused");
+            }
+        }
+        let (Some((mailer, to)), Some(content)) = (replies.forward, &mail.content) else {
             return Ok(());
         };
-        let customer_id = match self.store.get_link(&token).await? {
+        let Some(message) = forward(content, mailer.from(), to) else {
+            tracing::warn!(message_id = %mail.message_id, "inbound mail without a header block; not forwarded");
+            return Ok(());
+        };
+        match mailer.send_raw(to, &message).await {
+            Ok(_) => {
+                batch.forwarded += 1;
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(message_id = %mail.message_id, code = %err.code, "could not forward a reply; the invocation fails so that it is delivered again");
+                Err(StoreError::local(
+                    "SendEmail",
+                    format!("forwarding a reply failed: {}", err.code),
+                ))
+            }
+        }
+    }
+
+    /// The customer a reply address's link names, if its record exists.
+    async fn customer_of(
+        &self,
+        token: &crate::link::LinkToken,
+    ) -> Result<Option<String>, StoreError> {
+        use crate::ports::Links;
+        Ok(match self.store.get_link(token).await? {
             None => None,
             Some(link) => match &link.target {
                 crate::link::LinkTarget::Customer { customer_id, .. } => Some(customer_id.clone()),
@@ -309,41 +361,7 @@ impl<P: EventPublisher> Listener<'_, P> {
                     .first()
                     .and_then(|raw| raw.text("customer_id").ok().flatten().map(str::to_owned)),
             },
-        };
-        let Some(customer_id) = customer_id else {
-            batch.unmatched_replies += 1;
-            tracing::warn!(message_id = %mail.message_id, "a reply whose link names no customer; ignored");
-            return Ok(());
-        };
-        if is_auto_reply(&mail.headers) {
-            batch.auto_replies += 1;
-            tracing::info!(%customer_id, "an automatic reply (out of office, ...): reminders go on");
-            return Ok(());
-        }
-        let change = crate::customer::Change::Replied {
-            at: mail.at,
-            pause_until: mail.at + replies.pause,
-        };
-        let (_, changed) = self.store.change_customer(&customer_id, &change).await?;
-        batch.replies += 1;
-        batch.changed += usize::from(changed);
-        tracing::info!(%customer_id, changed, "the customer replied: reminders paused");
-        if let (Some((mailer, to)), Some(content)) = (replies.forward, &mail.content) {
-            match forward(content, mailer.from(), to) {
-                Some(message) => match mailer.send_raw(to, &message).await {
-                    Ok(_) => batch.forwarded += 1,
-                    // The pause is recorded: SES redelivering the same mail
-                    // would forward it twice, so a failed forward is logged only.
-                    Err(err) => {
-                        tracing::warn!(%customer_id, code = %err.code, "could not forward the reply")
-                    }
-                },
-                None => {
-                    tracing::warn!(%customer_id, "a reply without a header block; not forwarded")
-                }
-            }
-        }
-        Ok(())
+        })
     }
 
     /// Handles the SNS event Lambda delivers from the configuration set's

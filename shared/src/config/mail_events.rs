@@ -24,20 +24,22 @@ pub struct MailEventsConfig {
     pub inbound_domain: Option<String>,
     /// How long a reply pauses the customer's reminders (`REPLY_PAUSE_DAYS`, 5).
     pub reply_pause_days: u64,
-    /// Replies are forwarded here (`REPLY_TO_EMAIL`) from `SENDER_EMAIL`.
+    /// Replies are forwarded to `REPLY_TO_EMAIL` (else `SENDER_EMAIL`), from
+    /// `SENDER_EMAIL`: (to, from).
     pub forward: Option<(EmailAddress, EmailAddress)>,
 }
 
 impl MailEventsConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env::new(get);
-        let forward = match env.email("REPLY_TO_EMAIL")? {
-            None => None,
-            Some(to) => Some((
-                to,
-                env.email("SENDER_EMAIL")?
-                    .ok_or(ConfigError::Missing("SENDER_EMAIL"))?,
-            )),
+        // Replies go to REPLY_TO_EMAIL, else to the sender (as a reply
+        // to a reminder would without INBOUND_DOMAIN); always from the sender.
+        let sender = env.email("SENDER_EMAIL")?;
+        let forward = match (env.email("REPLY_TO_EMAIL")?, sender) {
+            (Some(to), Some(from)) => Some((to, from)),
+            (Some(_), None) => return Err(ConfigError::Missing("SENDER_EMAIL")),
+            (None, Some(from)) => Some((from.clone(), from)),
+            (None, None) => None,
         };
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
@@ -90,6 +92,12 @@ mod tests {
                 .inbound_domain
                 .as_deref(),
             Some("in.acme.example")
+        );
+        let sender = with("SENDER_EMAIL", "billing@acme.example").unwrap();
+        let (to, from) = sender.forward.unwrap();
+        assert_eq!(
+            (to.as_str(), from.as_str()),
+            ("billing@acme.example", "billing@acme.example")
         );
     }
 }

@@ -111,14 +111,17 @@ pub fn reply_token(recipients: &[String], domain: &str) -> Option<LinkToken> {
 
 /// Whether the mail is an automatic answer (out of office, vacation, a
 /// list or bulk mailer): `Auto-Submitted` other than `no` (RFC 3834),
-/// `X-Autoreply`, `X-Autorespond`, `X-Auto-Response-Suppress`, or
-/// `Precedence: bulk | junk | list | auto_reply`.
+/// `X-Autoreply`, `X-Autorespond`, `Precedence: bulk | junk | list |
+/// auto_reply`, or the null `Return-Path: <>` of a delivery report.
+/// (`X-Auto-Response-Suppress` is not one: people's mail programs send it
+/// to ask that nobody auto-reply to *them*.)
 pub fn is_auto_reply(headers: &[(String, String)]) -> bool {
     headers.iter().any(|(name, value)| {
         let v = value.trim().to_ascii_lowercase();
         match name.to_ascii_lowercase().as_str() {
             "auto-submitted" => v != "no",
-            "x-autoreply" | "x-autorespond" | "x-auto-response-suppress" => true,
+            "x-autoreply" | "x-autorespond" => true,
+            "return-path" => v == "<>",
             "precedence" => matches!(v.as_str(), "bulk" | "junk" | "list" | "auto_reply"),
             _ => false,
         }
@@ -175,7 +178,9 @@ pub fn forward(raw: &str, from: &EmailAddress, to: &EmailAddress) -> Option<Stri
         out.push_str(&format!("Reply-To: {original}\r\n"));
     }
     for f in &fields {
-        if !DROPPED.contains(&name_of(f).as_str()) {
+        let name = name_of(f);
+        // X-SES-* would steer our own send (a configuration set, message tags).
+        if !DROPPED.contains(&name.as_str()) && !name.starts_with("x-ses-") {
             out.push_str(f);
             out.push_str("\r\n");
         }
@@ -229,7 +234,12 @@ mod tests {
         assert!(!is_auto_reply(&h("Auto-Submitted", "no")));
         assert!(is_auto_reply(&h("X-Autoreply", "yes")));
         assert!(is_auto_reply(&h("Precedence", "bulk")));
-        assert!(is_auto_reply(&h("X-Auto-Response-Suppress", "All")));
+        assert!(
+            !is_auto_reply(&h("X-Auto-Response-Suppress", "All")),
+            "a person's Outlook sends it"
+        );
+        assert!(is_auto_reply(&h("Return-Path", "<>")));
+        assert!(!is_auto_reply(&h("Return-Path", "<ana@customer.example>")));
         assert!(!is_auto_reply(&h("Precedence", "first-class")));
         assert!(!is_auto_reply(&h(
             "Subject",
@@ -239,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_forward_comes_from_us_replies_to_the_writer_and_keeps_the_body() {
-        let raw = "Return-Path: <ana@customer.example>\r\nDKIM-Signature: v=1; a=rsa-sha256;\r\n b=abc\r\nFrom: Ana Lima <ana@customer.example>\r\nTo: reply+00@in.acme.example\r\nSubject: Re: Invoice INV-1\r\nMessage-ID: <1@customer.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI paid yesterday.\r\n";
+        let raw = "Return-Path: <ana@customer.example>\r\nX-SES-CONFIGURATION-SET: reminders\r\nX-SES-MESSAGE-TAGS: dunning-claim=x\r\nDKIM-Signature: v=1; a=rsa-sha256;\r\n b=abc\r\nFrom: Ana Lima <ana@customer.example>\r\nTo: reply+00@in.acme.example\r\nSubject: Re: Invoice INV-1\r\nMessage-ID: <1@customer.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI paid yesterday.\r\n";
         let from = EmailAddress::parse("accounts@acme.example").unwrap();
         let to = EmailAddress::parse("finance@acme.example").unwrap();
         let out = forward(raw, &from, &to).unwrap();
@@ -253,6 +263,7 @@ mod tests {
             "Return-Path",
             "Message-ID",
             "reply+00",
+            "X-SES",
         ] {
             assert!(!out.contains(gone), "{gone} is dropped");
         }

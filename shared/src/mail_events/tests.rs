@@ -170,3 +170,44 @@ fn malformed_records_are_refused_with_a_reason_never_a_panic() {
     let plain = r#"{"eventType":"Delivery","mail":{"timestamp":"2026-12-01T09:00:00Z","messageId":"m","tags":{"ses:configuration-set":["dunning"]}}}"#;
     assert_eq!(parse(plain).unwrap().tags, None);
 }
+
+#[test]
+fn a_bounce_or_complaint_of_the_bcc_archive_changes_nothing_of_the_customer() {
+    let with_to = |event_type: &str, body: serde_json::Value, who: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&record(event_type, body)).unwrap();
+        v["mail"]["tags"]["dunning-to"] =
+            serde_json::json!([tags::address_hash("ana@customer.example")]);
+        v["mail"]["destination"] = serde_json::json!(["ana@customer.example", who]);
+        parse(&v.to_string()).unwrap().effects()
+    };
+    let bounce = |who: &str| {
+        serde_json::json!({"bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": who}], "timestamp": "2026-12-01T09:00:41Z"}})
+    };
+    let archive = "archive@acme.example";
+    let fx = with_to("Bounce", bounce(archive), archive);
+    assert!(
+        fx.changes.is_empty() && !fx.escalate,
+        "the archive bounced, not the customer"
+    );
+    assert!(fx.note.is_some(), "still noted");
+    let fx = with_to("Bounce", bounce("ANA@customer.example"), archive);
+    assert_eq!(
+        fx.changes.len(),
+        1,
+        "the customer's own address, in any case"
+    );
+    let complaint = |who: &str| {
+        serde_json::json!({"complaint": {"complainedRecipients": [{"emailAddress": who}],
+            "timestamp": "2026-12-01T10:00:00Z", "complaintFeedbackType": "abuse"}})
+    };
+    assert!(with_to("Complaint", complaint(archive), archive)
+        .changes
+        .is_empty());
+    assert_eq!(
+        with_to("Complaint", complaint("ana@customer.example"), archive)
+            .changes
+            .len(),
+        1
+    );
+}

@@ -296,6 +296,9 @@ async fn deliver<'p, A: Adapters>(
                 .iter()
                 .map(|&i| message.members[i].invoice.id.clone())
                 .collect(),
+            to_hash: Some(crate::mail_events::tags::address_hash(
+                message.address.text(),
+            )),
         }
         .to_tags(),
         headers: unsubscribe
