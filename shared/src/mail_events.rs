@@ -79,6 +79,19 @@ pub enum ParseError {
     NotAnEvent,
 }
 
+impl ParseError {
+    /// serde_json's message may quote the body (an address, a reply's
+    /// words): only where and what kind of error it was is kept, for logs.
+    fn json(e: &serde_json::Error) -> Self {
+        Self::Json(format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    }
+}
+
 /// What one event writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Effects {
@@ -278,7 +291,7 @@ struct RawDelay {
 
 /// Reads one SES event record (the SNS message body).
 pub fn parse(body: &str) -> Result<MailEvent, ParseError> {
-    let raw: RawEvent = serde_json::from_str(body).map_err(|e| ParseError::Json(e.to_string()))?;
+    let raw: RawEvent = serde_json::from_str(body).map_err(|e| ParseError::json(&e))?;
     let event_type = raw.event_type.ok_or(ParseError::NotAnEvent)?;
     let sent = raw.mail.timestamp;
     let (kind, at) = match event_type.as_str() {

@@ -60,8 +60,7 @@ struct RawReceipt {
 /// Reads an SES receipt notification (`notificationType: Received`);
 /// `NotAnEvent` for any other body.
 pub fn parse_received(body: &str) -> Result<Inbound, ParseError> {
-    let raw: RawReceived =
-        serde_json::from_str(body).map_err(|e| ParseError::Json(e.to_string()))?;
+    let raw: RawReceived = serde_json::from_str(body).map_err(|e| ParseError::json(&e))?;
     if raw.notification_type != "Received" {
         return Err(ParseError::NotAnEvent);
     }
