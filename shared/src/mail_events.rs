@@ -230,11 +230,22 @@ struct RawEvent {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// The `mail` object of an event record and of a receipt notification.
 struct RawMail {
     timestamp: DateTime<Utc>,
     message_id: String,
     #[serde(default)]
     tags: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    destination: Vec<String>,
+    #[serde(default)]
+    headers: Vec<RawHeader>,
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    name: String,
+    value: String,
 }
 
 #[derive(Deserialize)]

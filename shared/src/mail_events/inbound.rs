@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::ParseError;
+use super::{ParseError, RawMail};
 use crate::contact::EmailAddress;
 use crate::link::LinkToken;
 
@@ -31,23 +31,6 @@ struct RawReceived {
     mail: RawMail,
     receipt: Option<RawReceipt>,
     content: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMail {
-    timestamp: DateTime<Utc>,
-    message_id: String,
-    #[serde(default)]
-    destination: Vec<String>,
-    #[serde(default)]
-    headers: Vec<RawHeader>,
-}
-
-#[derive(Deserialize)]
-struct RawHeader {
-    name: String,
-    value: String,
 }
 
 #[derive(Deserialize)]
