@@ -37,6 +37,8 @@ pub struct MailEvent {
     pub at: DateTime<Utc>,
     /// `None` for a message that is not one of our reminders (a receipt, say).
     pub tags: Option<MessageTags>,
+    /// Every address the message was sent to (To and the BCC archive).
+    pub destination: Vec<String>,
     pub kind: EventKind,
 }
 
@@ -130,14 +132,17 @@ impl MailEvent {
         }
     }
 
-    /// Whether `address` is the customer's, the one the tags name (every
-    /// recipient is, on a message tagged before `dunning-to`): a bounce or
-    /// complaint of the `BCC_EMAIL` archive changes nothing of the customer.
+    /// Whether `address` stands for the customer: it is the one the tags
+    /// name, or one the message was not sent to (a mailbox the customer's
+    /// address forwards to, named by the bounce report). Only another
+    /// address the message went to, the `BCC_EMAIL` archive, is not; on a
+    /// message tagged before `dunning-to` every recipient is the customer.
     fn is_the_customer(&self, address: &str) -> bool {
-        match self.tags.as_ref().and_then(|t| t.to_hash.as_deref()) {
-            Some(h) => tags::address_hash(address) == h,
-            None => true,
-        }
+        let Some(h) = self.tags.as_ref().and_then(|t| t.to_hash.as_deref()) else {
+            return true;
+        };
+        let key = |a: &str| a.trim().to_lowercase();
+        tags::address_hash(address) == h || !self.destination.iter().any(|d| key(d) == key(address))
     }
 
     /// What the event writes.
@@ -371,6 +376,7 @@ pub fn parse(body: &str) -> Result<MailEvent, ParseError> {
         message_id: raw.mail.message_id,
         at: at.unwrap_or(sent),
         tags: MessageTags::from_event(&raw.mail.tags),
+        destination: raw.mail.destination,
         kind,
     })
 }

@@ -413,6 +413,30 @@ async fn a_reply_pauses_the_customer_and_is_forwarded_and_an_out_of_office_does_
         "forwarded, nobody paused"
     );
     assert_eq!(env.moto.sent_raw()?.len(), 2);
+    // Such mail that failed SES's spam scan is not relayed; our own forward
+    // coming back is not forwarded again.
+    let mut spam: serde_json::Value = serde_json::from_str(&received(
+        "x@else.example",
+        "sales@in.acme.example",
+        "Win",
+        &[],
+        "spam",
+        at_reply,
+    ))?;
+    spam["receipt"]["spamVerdict"]["status"] = serde_json::json!("FAIL");
+    let back = received(
+        dunning_e2e::SENDER,
+        "x@in.acme.example",
+        "Fwd",
+        &[("X-Dunning-Forwarded", "yes")],
+        "loop",
+        at_reply,
+    );
+    let b = listener
+        .handle_sns_event(&sns_event(&[spam.to_string(), back]))
+        .await?;
+    assert_eq!((b.not_clean, b.unmatched_replies, b.forwarded), (1, 2, 0));
+    assert_eq!(env.moto.sent_raw()?.len(), 2);
 
     // The next day: nothing to the customer who replied, on any channel.
     let next = run(&env.deps, &at("2026-11-24T10:00:00Z", "r2")).await?;

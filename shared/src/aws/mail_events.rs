@@ -211,6 +211,8 @@ pub struct Batch {
     pub unmatched_replies: usize,
     /// Replies forwarded to `REPLY_TO_EMAIL`.
     pub forwarded: usize,
+    /// Mail naming no customer that SES's scans did not pass: not forwarded.
+    pub not_clean: usize,
 }
 
 /// Where replies go: the inbound domain, how long a reply pauses, and
@@ -287,7 +289,8 @@ impl<P: EventPublisher> Listener<'_, P> {
     /// gone) is forwarded without a pause. A forward that fails fails the
     /// invocation, so that Lambda delivers it again (the pause is
     /// idempotent) and, after its retries, keeps it in the dead-letter
-    /// queue. Nothing of what the mail says is logged or stored.
+    /// queue (with its content, as any event that failed). Nothing of what
+    /// the mail says is logged.
     async fn handle_reply(
         &self,
         mail: &crate::mail_events::inbound::Inbound,
@@ -297,6 +300,15 @@ impl<P: EventPublisher> Listener<'_, P> {
         let Some(replies) = &self.replies else {
             return Ok(());
         };
+        if mail
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(crate::mail_events::inbound::FORWARDED))
+        {
+            batch.unmatched_replies += 1;
+            tracing::warn!(message_id = %mail.message_id, "one of our own forwards came back; not forwarded again");
+            return Ok(());
+        }
         if is_auto_reply(&mail.headers) {
             batch.auto_replies += 1;
             tracing::info!(message_id = %mail.message_id, "an automatic reply (out of office, ...): reminders go on");
@@ -325,6 +337,13 @@ impl<P: EventPublisher> Listener<'_, P> {
         let (Some((mailer, to)), Some(content)) = (replies.forward, &mail.content) else {
             return Ok(());
         };
+        // Mail that names no customer came to any address at the domain:
+        // relayed only when SES's spam and virus scans passed it.
+        if customer_id.is_none() && !mail.clean {
+            batch.not_clean += 1;
+            tracing::info!(message_id = %mail.message_id, "inbound mail failed SES's spam or virus scan; not forwarded");
+            return Ok(());
+        }
         let Some(message) = forward(content, mailer.from(), to) else {
             tracing::warn!(message_id = %mail.message_id, "inbound mail without a header block; not forwarded");
             return Ok(());
@@ -332,6 +351,11 @@ impl<P: EventPublisher> Listener<'_, P> {
         match mailer.send_raw(to, &message).await {
             Ok(_) => {
                 batch.forwarded += 1;
+                Ok(())
+            }
+            Err(err) if err.class == crate::ledger::ErrorClass::Permanent => {
+                // SES refused this mail for good (its content): trying again cannot help.
+                tracing::warn!(message_id = %mail.message_id, code = %err.code, "SES refused to forward a reply; dropped");
                 Ok(())
             }
             Err(err) => {

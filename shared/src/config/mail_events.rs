@@ -41,12 +41,25 @@ impl MailEventsConfig {
             (None, Some(from)) => Some((from.clone(), from)),
             (None, None) => None,
         };
+        let inbound_domain = env
+            .optional("INBOUND_DOMAIN")
+            .map(|d| d.trim().to_ascii_lowercase());
+        if let (Some(domain), Some((to, _))) = (&inbound_domain, &forward) {
+            if to
+                .as_str()
+                .to_ascii_lowercase()
+                .ends_with(&format!("@{domain}"))
+            {
+                return Err(ConfigError::invalid(
+                    "REPLY_TO_EMAIL",
+                    "replies are forwarded there (else to SENDER_EMAIL), an address at INBOUND_DOMAIN itself: they would come back; use an address elsewhere",
+                ));
+            }
+        }
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             escalation_topic_arn: env.optional("ESCALATION_TOPIC_ARN"),
-            inbound_domain: env
-                .optional("INBOUND_DOMAIN")
-                .map(|d| d.trim().to_ascii_lowercase()),
+            inbound_domain,
             reply_pause_days: env.number("REPLY_PAUSE_DAYS", 5, 1..=60)?,
             forward,
         })
@@ -99,5 +112,27 @@ mod tests {
             (to.as_str(), from.as_str()),
             ("billing@acme.example", "billing@acme.example")
         );
+    }
+
+    #[test]
+    fn replies_are_never_forwarded_back_to_the_inbound_domain() {
+        let looped = MailEventsConfig::from_lookup(|k| {
+            Some(
+                match k {
+                    "TABLE_NAME" => "t",
+                    "INBOUND_DOMAIN" => "in.acme.example",
+                    "SENDER_EMAIL" => "billing@IN.acme.example",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        });
+        assert!(matches!(
+            looped,
+            Err(ConfigError::Invalid {
+                name: "REPLY_TO_EMAIL",
+                ..
+            })
+        ));
     }
 }

@@ -22,6 +22,8 @@ pub struct Inbound {
     pub headers: Vec<(String, String)>,
     /// The whole message (MIME), when the notification carries it.
     pub content: Option<String>,
+    /// SES's spam and virus scans both said `PASS` (the rule scans).
+    pub clean: bool,
 }
 
 #[derive(Deserialize)]
@@ -34,10 +36,18 @@ struct RawReceived {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawReceipt {
     #[serde(default)]
     recipients: Vec<String>,
     timestamp: Option<DateTime<Utc>>,
+    spam_verdict: Option<RawVerdict>,
+    virus_verdict: Option<RawVerdict>,
+}
+
+#[derive(Deserialize)]
+struct RawVerdict {
+    status: String,
 }
 
 /// Reads an SES receipt notification (`notificationType: Received`);
@@ -47,6 +57,11 @@ pub fn parse_received(body: &str) -> Result<Inbound, ParseError> {
     if raw.notification_type != "Received" {
         return Err(ParseError::NotAnEvent);
     }
+    let pass = |v: &Option<RawVerdict>| v.as_ref().is_some_and(|v| v.status == "PASS");
+    let clean = raw
+        .receipt
+        .as_ref()
+        .is_some_and(|r| pass(&r.spam_verdict) && pass(&r.virus_verdict));
     let (recipients, at) = match raw.receipt {
         Some(r) if !r.recipients.is_empty() => (r.recipients, r.timestamp),
         Some(r) => (raw.mail.destination, r.timestamp),
@@ -63,6 +78,7 @@ pub fn parse_received(body: &str) -> Result<Inbound, ParseError> {
             .map(|h| (h.name, h.value))
             .collect(),
         content: raw.content,
+        clean,
     })
 }
 
@@ -125,6 +141,10 @@ const DROPPED: &[&str] = &[
     "bcc",
 ];
 
+/// The header every forward carries: mail that comes back with it (a
+/// forward to an address at the inbound domain) is never forwarded again.
+pub const FORWARDED: &str = "X-Dunning-Forwarded";
+
 /// The message to forward to `to`: from `from` (a verified identity, as SES
 /// requires), replying to whoever wrote it, with the body as it came.
 /// `None` when the message has no header block.
@@ -155,7 +175,11 @@ pub fn forward(raw: &str, from: &EmailAddress, to: &EmailAddress) -> Option<Stri
         .find(|f| name_of(f) == "from")
         .and_then(|f| f.split_once(':'))
         .map(|(_, v)| v.trim().to_owned());
-    let mut out = format!("From: {}\r\nTo: {}\r\n", from.as_str(), to.as_str());
+    let mut out = format!(
+        "From: {}\r\nTo: {}\r\n{FORWARDED}: yes\r\n",
+        from.as_str(),
+        to.as_str()
+    );
     if let Some(original) = &original_from {
         out.push_str(&format!("Reply-To: {original}\r\n"));
     }
@@ -235,7 +259,7 @@ mod tests {
         let from = EmailAddress::parse("accounts@acme.example").unwrap();
         let to = EmailAddress::parse("finance@acme.example").unwrap();
         let out = forward(raw, &from, &to).unwrap();
-        assert!(out.starts_with("From: accounts@acme.example\r\nTo: finance@acme.example\r\nReply-To: Ana Lima <ana@customer.example>\r\n"));
+        assert!(out.starts_with("From: accounts@acme.example\r\nTo: finance@acme.example\r\nX-Dunning-Forwarded: yes\r\nReply-To: Ana Lima <ana@customer.example>\r\n"));
         assert!(out.contains("Subject: Re: Invoice INV-1\r\n"));
         assert!(out.contains("Content-Type: text/plain; charset=utf-8\r\n"));
         assert!(out.ends_with("\r\n\r\nI paid yesterday.\r\n"));
@@ -272,6 +296,10 @@ mod tests {
         );
         assert_eq!(i.headers[0].0, "Subject");
         assert!(i.content.unwrap().ends_with("hi"));
+        assert!(i.clean);
+        let mut spam = body.clone();
+        spam["receipt"]["spamVerdict"]["status"] = serde_json::json!("FAIL");
+        assert!(!parse_received(&spam.to_string()).unwrap().clean);
         assert_eq!(
             parse_received(
                 r#"{"notificationType":"Bounce","mail":{"timestamp":"2026-11-24T08:00:00Z","messageId":"m"}}"#

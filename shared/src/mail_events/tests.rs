@@ -211,3 +211,19 @@ fn a_bounce_or_complaint_of_the_bcc_archive_changes_nothing_of_the_customer() {
         1
     );
 }
+
+#[test]
+fn a_bounce_naming_a_mailbox_the_message_was_not_sent_to_is_the_customer_s() {
+    // The customer's address forwards; the final mailbox bounces and the
+    // report names it: still the customer's only address.
+    let mut v: serde_json::Value = serde_json::from_str(&record(
+        "Bounce",
+        serde_json::json!({"bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": "ana@elsewhere.example"}]}}),
+    ))
+    .unwrap();
+    v["mail"]["tags"]["dunning-to"] =
+        serde_json::json!([tags::address_hash("ana@customer.example")]);
+    let fx = parse(&v.to_string()).unwrap().effects();
+    assert!(fx.escalate && fx.changes.len() == 1);
+}
