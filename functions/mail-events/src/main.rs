@@ -38,7 +38,10 @@ async fn main() -> Result<(), Error> {
     let listener = &listener;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<serde_json::Value>| async move {
-            let batch = listener.handle_payload(&event.payload).await?;
+            // Boxed: the handler's future is deep (events, replies, the store and
+            // SES calls), and its layout would otherwise overflow rustc's query
+            // depth when built from scratch.
+            let batch = Box::pin(listener.handle_payload(&event.payload)).await?;
             tracing::info!(
                 events = batch.events,
                 malformed = batch.malformed,
