@@ -84,6 +84,20 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The SMS opt-out SNS told us of at `at` (`sns:opt-out`), and how.
+    pub fn sns_opt_out(at: DateTime<Utc>, how: &str) -> Self {
+        Change::OptOut {
+            channel: Channel::Sms,
+            mark: Mark {
+                source: SNS_OPT_OUT_SOURCE.into(),
+                at,
+                reason: Some(how.into()),
+            },
+        }
+    }
+}
+
 impl CustomerRecord {
     /// Applies `change`; false when it changes nothing (applying it again is
     /// idempotent: the first mark, with its source and instant, is kept).

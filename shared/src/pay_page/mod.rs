@@ -384,19 +384,25 @@ impl<S: Links> PageDeps<S> {
                 ))
             })
             .unwrap_or_else(|_| t.gone_title.to_owned());
+        PageAnswer {
+            status,
+            headers: self.style_only_headers("'none'"),
+            body,
+        }
+    }
+
+    /// Headers of a page with our style and no script; forms may post to
+    /// `form_action` (`'none'`, or `'self'` for the unsubscribe button).
+    fn style_only_headers(&self, form_action: &str) -> Vec<(&'static str, String)> {
         let mut headers = base_headers("text/html; charset=utf-8");
         headers.push((
             "content-security-policy",
             format!(
-                "default-src 'none'; style-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                "default-src 'none'; style-src {}; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'",
                 self.assets.style_hash
             ),
         ));
-        PageAnswer {
-            status,
-            headers,
-            body,
-        }
+        headers
     }
 
     /// `GET <token>/unsubscribe`: a page asking to confirm, with a button;
@@ -473,14 +479,7 @@ impl<S: Links> PageDeps<S> {
         let Ok(body) = body else {
             return self.unavailable(req);
         };
-        let mut headers = base_headers("text/html; charset=utf-8");
-        headers.push((
-            "content-security-policy",
-            format!(
-                "default-src 'none'; style-src {}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-                self.assets.style_hash
-            ),
-        ));
+        let mut headers = self.style_only_headers("'self'");
         headers.push(("content-language", t.lang.to_owned()));
         PageAnswer {
             status: 200,

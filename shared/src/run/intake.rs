@@ -198,14 +198,8 @@ async fn sync_sms_opt_outs<A: Adapters>(
     for id in found {
         let mut record = records.remove(&id).unwrap_or_default();
         if record.accepts(crate::channel::Channel::Sms) {
-            let change = crate::customer::Change::OptOut {
-                channel: crate::channel::Channel::Sms,
-                mark: crate::customer::Mark {
-                    source: crate::customer::SNS_OPT_OUT_SOURCE.into(),
-                    at: req.clock(),
-                    reason: Some("ListPhoneNumbersOptedOut".into()),
-                },
-            };
+            let change =
+                crate::customer::Change::sns_opt_out(req.clock(), "ListPhoneNumbersOptedOut");
             match deps.store.change_customer_record(&id, &change).await {
                 Ok(_) => {
                     record.apply(&change);

@@ -420,14 +420,7 @@ const SMS_OPTED_OUT: &str = "OptedOut";
 /// that later steps do not try. Best effort: SNS refuses every later publish
 /// anyway, and the next refusal records it again.
 async fn record_sms_opt_out<A: Adapters>(deps: &Deps<A>, customer_id: &str, now: DateTime<Utc>) {
-    let change = crate::customer::Change::OptOut {
-        channel: crate::channel::Channel::Sms,
-        mark: crate::customer::Mark {
-            source: crate::customer::SNS_OPT_OUT_SOURCE.into(),
-            at: now,
-            reason: Some("publish refused: OptedOut".into()),
-        },
-    };
+    let change = crate::customer::Change::sns_opt_out(now, "publish refused: OptedOut");
     match deps
         .store
         .change_customer_record(customer_id, &change)
