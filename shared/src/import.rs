@@ -76,15 +76,16 @@ pub fn parse_csv(input: impl Read) -> Vec<Row> {
         .collect()
 }
 
-/// A JSON object as a raw invoice: strings are text, numbers stay exact text,
-/// nulls are absent.
+/// A JSON object as a raw invoice: strings are text, nulls are absent, and
+/// numbers are refused where the contract wants text (a JSON parser may
+/// have read `120.10` as a float: amounts are strings).
 pub fn raw_from_json(object: serde_json::Map<String, serde_json::Value>) -> RawInvoice {
     let mut raw = RawInvoice::default();
     for (name, value) in object {
         let v = match value {
             serde_json::Value::Null => continue,
             serde_json::Value::String(s) => RawValue::Text(s),
-            serde_json::Value::Number(n) => RawValue::Number(n.to_string()),
+            serde_json::Value::Number(_) => RawValue::Other("JSON number"),
             serde_json::Value::Bool(b) => RawValue::Bool(b),
             serde_json::Value::Array(_) => RawValue::Other("list"),
             serde_json::Value::Object(_) => RawValue::Other("map"),

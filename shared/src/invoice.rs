@@ -17,7 +17,7 @@ use crate::contact::{EmailAddress, PhoneNumber};
 use crate::money::{parse_amount, AmountError, Currency, Money};
 
 mod raw;
-pub use raw::{AmountProblem, InvalidReason, RawInvoice, RawValue, Rejected};
+pub use raw::{exact_number, AmountProblem, InvalidReason, RawInvoice, RawValue, Rejected};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvoiceStatus {
@@ -56,7 +56,7 @@ pub struct Invoice {
     /// The invoiced amount.
     pub amount: Money,
     pub amount_paid: Decimal,
-    /// `amount_paid` exactly as stored: a claim re-checks that it has not changed.
+    /// `amount_paid` as given, in plain decimal form (an import writes it so).
     pub amount_paid_text: Option<String>,
     pub due_date: NaiveDate,
     pub status: InvoiceStatus,
@@ -136,7 +136,7 @@ impl Invoice {
         }
         let currency =
             Currency::parse(raw.required("currency")?).ok_or(InvalidReason::UnknownCurrency)?;
-        let amount = parse_amount(raw.required("amount")?, currency).map_err(|e| {
+        let amount = parse_amount(&raw.required_amount("amount")?, currency).map_err(|e| {
             InvalidReason::BadAmount(match e {
                 AmountError::NotDecimal => AmountProblem::NotDecimal,
                 AmountError::Negative => AmountProblem::NotPositive,
@@ -147,8 +147,9 @@ impl Invoice {
         if amount.is_zero() {
             return Err(InvalidReason::BadAmount(AmountProblem::NotPositive));
         }
-        let amount_paid_text = raw.text("amount_paid")?;
+        let amount_paid_text = raw.amount("amount_paid")?;
         let amount_paid = amount_paid_text
+            .as_deref()
             .map(|t| parse_amount(t, currency).map_err(|_| InvalidReason::BadAmountPaid))
             .transpose()?
             .unwrap_or(Decimal::ZERO);
@@ -213,12 +214,14 @@ impl Invoice {
         let mut late_fees = BTreeMap::new();
         for (name, value) in &raw.0 {
             if let Some(step) = name.strip_prefix("late_fee#") {
-                let fee = match value {
-                    RawValue::Text(t) => {
-                        parse_amount(t, currency).map_err(|_| InvalidReason::BadLateFee)?
-                    }
-                    _ => return Err(InvalidReason::BadLateFee),
+                let text = match value {
+                    RawValue::Text(t) => Some(t.clone()),
+                    RawValue::Number(n) => raw::exact_number(n),
+                    _ => None,
                 };
+                let fee = text
+                    .and_then(|t| parse_amount(&t, currency).ok())
+                    .ok_or(InvalidReason::BadLateFee)?;
                 late_fees.insert(step.to_owned(), fee);
             }
         }
@@ -230,7 +233,7 @@ impl Invoice {
             phone,
             amount: Money::new(amount, currency),
             amount_paid,
-            amount_paid_text: amount_paid_text.map(str::to_owned),
+            amount_paid_text,
             due_date,
             status,
             timezone,

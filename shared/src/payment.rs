@@ -420,23 +420,25 @@ impl PayableInvoice {
             InvoiceStatus::parse(raw.required("status")?).ok_or(InvalidReason::BadStatus)?;
         let currency =
             Currency::parse(raw.required("currency")?).ok_or(InvalidReason::UnknownCurrency)?;
-        let amount = parse_amount(raw.required("amount")?, currency)
+        let amount = parse_amount(&raw.required_amount("amount")?, currency)
             .map_err(|_| InvalidReason::BadAmount(AmountProblem::NotDecimal))?;
         // No upper bound here: an overpaid invoice keeps taking payments.
         let decimal = |t: &str| t.parse::<Decimal>().ok().filter(|d| !d.is_sign_negative());
-        let amount_paid = match raw.text("amount_paid")? {
+        let amount_paid = match raw.amount("amount_paid")? {
             None => Decimal::ZERO,
-            Some(t) => decimal(t).ok_or(InvalidReason::BadAmountPaid)?,
+            Some(t) => decimal(&t).ok_or(InvalidReason::BadAmountPaid)?,
         };
         let mut late_fees = Decimal::ZERO;
         for (name, value) in &raw.0 {
             if name.starts_with("late_fee#") {
-                match value {
-                    RawValue::Text(t) => {
-                        late_fees += decimal(t).ok_or(InvalidReason::BadLateFee)?
-                    }
-                    _ => return Err(InvalidReason::BadLateFee),
-                }
+                let text = match value {
+                    RawValue::Text(t) => Some(t.clone()),
+                    RawValue::Number(n) => crate::invoice::exact_number(n),
+                    _ => None,
+                };
+                late_fees += text
+                    .and_then(|t| decimal(&t))
+                    .ok_or(InvalidReason::BadLateFee)?;
             }
         }
         Ok(Self {

@@ -78,6 +78,20 @@ pub trait Store: Send + Sync {
         >,
     > + Send;
 
+    /// The invalid items already logged on `day` (the business's date), by
+    /// [`crate::summary::warning_key`]: a bad item is logged once a day.
+    fn warned(
+        &self,
+        day: NaiveDate,
+    ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
+
+    /// Adds `keys` to the items logged on `day` (an earlier day's are dropped).
+    fn record_warned(
+        &self,
+        day: NaiveDate,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Records the state after a run that read all it planned; instants only move forward.
     fn record_read(&self, state: &ReadState)
         -> impl Future<Output = Result<(), StoreError>> + Send;

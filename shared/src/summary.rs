@@ -14,6 +14,23 @@ pub const RUN_FAILED: &str = "run_failed";
 /// Invalid items listed by id in a summary, at most (all are counted and logged).
 pub const MAX_LISTED_INVALID: usize = 100;
 
+/// Most invalid items one run logs (each once a day); beyond them one line
+/// says how many more there are (the count is in every summary, and
+/// `dunning-admin audit` lists them all).
+pub const MAX_LOGGED_INVALID: usize = 2_000;
+
+/// What names a logged invalid item for the day's once-only log: its id and
+/// reason, hashed (16 hex digits; the id may be anything a billing system
+/// wrote). A fixed item logs again the day it breaks differently.
+pub fn warning_key(invoice_id: Option<&str>, reason: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(invoice_id.unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(reason.as_bytes());
+    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What a step's outcome is counted under: a customer channel, or the
 /// escalation (an event for people). Serialized as `email`, `sms`,
 /// `escalation`, and ordered by that name (as the summary's keys always were).

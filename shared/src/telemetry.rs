@@ -57,9 +57,13 @@ pub fn init_json() {
         .try_init();
 }
 
-/// Human-readable logs to stderr, level from `RUST_LOG` (default `warn`).
+/// Human-readable logs to stderr, level from `RUST_LOG` (default `warn`);
+/// colours only when standard error is a terminal (a file or a pipe gets
+/// plain text).
 pub fn init_text() {
+    use std::io::IsTerminal;
     let console = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_filter(filter("warn"));

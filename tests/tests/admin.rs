@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 
 use dunning_e2e::{invoice, Outbox, TestEnv};
 
-fn admin(env: &TestEnv, args: &[&str]) -> Output {
+/// `dunning-admin` against the test's emulator, with nothing else of this
+/// process's environment.
+fn command(env: &TestEnv) -> Command {
     // target/debug/deps/admin-<hash> -> target/debug/dunning-admin
     let exe = std::env::current_exe().expect("the test's own path");
     let bin: PathBuf = exe
@@ -14,14 +16,17 @@ fn admin(env: &TestEnv, args: &[&str]) -> Output {
         .and_then(|deps| deps.parent())
         .expect("target/debug")
         .join("dunning-admin");
-    Command::new(bin)
-        .args(args)
+    let mut command = Command::new(bin);
+    command
         .env_clear()
         .envs(dunning_e2e::capture_env())
         .envs(env.moto.process_env())
-        .env("TABLE_NAME", "invoices")
-        .output()
-        .expect("dunning-admin runs")
+        .env("TABLE_NAME", "invoices");
+    command
+}
+
+fn admin(env: &TestEnv, args: &[&str]) -> Output {
+    command(env).args(args).output().expect("dunning-admin runs")
 }
 
 fn text(o: &Output) -> String {
@@ -806,5 +811,86 @@ async fn history_shows_what_ses_said_and_what_the_customer_record_says() -> anyh
         "{shown}"
     );
     assert!(!shown.contains(&bounce), "no address in history");
+    Ok(())
+}
+
+/// `dunning-admin run` with the test configuration, at `as_of`.
+fn admin_run(env: &TestEnv, as_of: &str) -> Output {
+    command(env)
+        .args(["run", "--as-of", as_of])
+        .envs(dunning_e2e::config_env(&[]))
+        .output()
+        .expect("dunning-admin runs")
+}
+
+#[tokio::test]
+async fn a_boto3_item_with_number_amounts_is_reminded_and_a_bad_item_is_logged_once_a_day(
+) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let env = TestEnv::start().await?;
+    // As boto3 writes `Decimal`s: DynamoDB Numbers, stored exactly.
+    let mut item: Vec<(&str, AttributeValue)> = invoice(
+        "INV-N",
+        "2026-11-23",
+        &[("email", "n@example.com"), ("customer_id", "CUST-N")],
+    )
+    .into_iter()
+    .filter(|(k, _)| *k != "amount")
+    .map(|(k, v)| (k, AttributeValue::S(v.into())))
+    .collect();
+    item.push(("amount", AttributeValue::N("1200.5".into())));
+    item.push(("amount_paid", AttributeValue::N("2.005E+2".into())));
+    env.put_raw(&item).await?;
+    // A bad item: a run logs it once a day, and counts it in every summary.
+    let bad = invoice("INV-BAD", "2026-11-23", &[("email", "bad@example.com")]);
+    let mut bad: Vec<(&str, AttributeValue)> = bad
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v.into())))
+        .collect();
+    bad.retain(|(k, _)| *k != "amount");
+    bad.push(("amount", AttributeValue::N("12.505".into())));
+    env.put_raw(&bad).await?;
+
+    let first = admin_run(&env, "2026-11-23T14:00:00Z");
+    assert!(first.status.success(), "{}", text(&first));
+    let sent = env.moto.sent_emails()?;
+    assert_eq!(sent.len(), 1, "{}", text(&first));
+    assert!(
+        sent[0].text.contains("USD 1,000.00"),
+        "1200.50 less 200.50, exactly: {}",
+        sent[0].text
+    );
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let logged = |o: &Output| {
+        stderr(o)
+            .lines()
+            .filter(|l| l.contains("invalid invoice item skipped") && l.contains("INV-BAD"))
+            .count()
+    };
+    assert_eq!(logged(&first), 1, "{}", stderr(&first));
+    assert!(
+        !first.stderr.contains(&0x1b),
+        "no colour codes on a pipe: {:?}",
+        stderr(&first)
+    );
+    assert!(text(&first).contains("invalid: bad_amount_too_precise 1"));
+    // Later runs the same day: counted, not logged; the next day: logged again.
+    for (as_of, lines) in [
+        ("2026-11-23T15:00:00Z", 0),
+        ("2026-11-23T23:00:00Z", 0),
+        ("2026-11-24T09:00:00Z", 1),
+    ] {
+        let later = admin_run(&env, as_of);
+        assert!(later.status.success(), "{}", text(&later));
+        assert_eq!(logged(&later), lines, "{as_of}: {}", stderr(&later));
+        assert!(
+            text(&later).contains("invalid: bad_amount_too_precise 1"),
+            "{}",
+            text(&later)
+        );
+        if as_of.starts_with("2026-11-23") {
+            assert_eq!(env.moto.sent_emails()?.len(), 1, "nothing sent twice");
+        }
+    }
     Ok(())
 }

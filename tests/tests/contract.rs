@@ -959,6 +959,25 @@ async fn customer_records_change_once_and_are_read_in_batches<H: Harness>(h: &H)
     Ok(())
 }
 
+async fn invalid_items_logged_today_are_kept_for_the_day_only<H: Harness>(h: &H) -> Result<()> {
+    let store = h.store();
+    let day = |d: &str| d.parse::<NaiveDate>().unwrap();
+    let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let set = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<std::collections::HashSet<_>>();
+    assert!(store.warned(day("2026-11-23")).await?.is_empty());
+    store.record_warned(day("2026-11-23"), &keys(&["a", "b"])).await?;
+    store.record_warned(day("2026-11-23"), &keys(&["b", "c"])).await?;
+    store.record_warned(day("2026-11-23"), &[]).await?;
+    assert_eq!(store.warned(day("2026-11-23")).await?, set(&["a", "b", "c"]));
+    assert!(store.warned(day("2026-11-24")).await?.is_empty(), "another day's");
+    // The next day starts afresh; a run for an earlier day changes nothing.
+    store.record_warned(day("2026-11-24"), &keys(&["c"])).await?;
+    store.record_warned(day("2026-11-23"), &keys(&["z"])).await?;
+    assert_eq!(store.warned(day("2026-11-24")).await?, set(&["c"]));
+    assert!(store.warned(day("2026-11-23")).await?.is_empty());
+    Ok(())
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -997,4 +1016,5 @@ contract!(
     the_pay_page_reads_invoices_and_keeps_one_intent_per_invoice,
     an_event_id_counts_once_across_the_table_and_other_content_is_a_conflict,
     customer_records_change_once_and_are_read_in_batches,
+    invalid_items_logged_today_are_kept_for_the_day_only,
 );

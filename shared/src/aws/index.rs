@@ -6,10 +6,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::errors::store_error;
+use super::outcomes::condition_failure_is_false;
 use super::store::{
     page, rfc3339, s, DynamoPage, DynamoSnapshot, DynamoStore, Item, DUE_INDEX, PARTITION_KEY,
     RUN_STATE_KEY, SORT_KEY,
 };
+
+/// Beside the run state: the invalid items logged today (`day`, `keys`).
+const WARNED_SK: &str = "warned";
 use crate::ports::StoreError;
 use crate::reads::ReadState;
 
@@ -126,5 +130,74 @@ impl DynamoStore {
             }
             Err(e) => Err(store_error("UpdateItem", e)),
         }
+    }
+
+    /// The invalid items logged today ([`crate::ports::Store::warned`]).
+    pub(super) async fn warned_on(
+        &self,
+        day: NaiveDate,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(RUN_STATE_KEY.0))
+            .key(SORT_KEY, s(WARNED_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let item = out.item.unwrap_or_default();
+        let today = item.get("day").and_then(|v| v.as_s().ok()) == Some(&day.to_string());
+        Ok(match item.get("keys").and_then(|v| v.as_ss().ok()) {
+            Some(keys) if today => keys.iter().cloned().collect(),
+            _ => Default::default(),
+        })
+    }
+
+    /// Adds to today's set; the first write of a day replaces the last day's.
+    pub(super) async fn record_warned_on(
+        &self,
+        day: NaiveDate,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let day = s(day.to_string());
+        let set = AttributeValue::Ss(keys.to_vec());
+        // Today's record: add to it. Another day's (or none): start it.
+        // Two runs starting the same day race on the second; the loser adds.
+        for _ in 0..3 {
+            let added = self
+                .update_record(RUN_STATE_KEY.0, WARNED_SK)
+                .update_expression("ADD #keys :k")
+                .condition_expression("#day = :d")
+                .expression_attribute_names("#keys", "keys")
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":k", set.clone())
+                .expression_attribute_values(":d", day.clone())
+                .send()
+                .await;
+            if condition_failure_is_false(added.map(|_| ()), "UpdateItem")? {
+                return Ok(());
+            }
+            let started = self
+                .update_record(RUN_STATE_KEY.0, WARNED_SK)
+                .update_expression("SET #keys = :k, #day = :d")
+                .condition_expression("attribute_not_exists(#day) OR #day < :d")
+                .expression_attribute_names("#keys", "keys")
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":k", set.clone())
+                .expression_attribute_values(":d", day.clone())
+                .send()
+                .await;
+            // Refused: today's was started meanwhile (add to it), or a later
+            // day's is there (a run for a later instant), which the next add leaves.
+            if condition_failure_is_false(started.map(|_| ()), "UpdateItem")? {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 }

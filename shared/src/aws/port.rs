@@ -34,6 +34,14 @@ impl Store for DynamoStore {
         self.customers_batch(customer_ids).await
     }
 
+    async fn warned(&self, day: NaiveDate) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.warned_on(day).await
+    }
+
+    async fn record_warned(&self, day: NaiveDate, keys: &[String]) -> Result<(), StoreError> {
+        self.record_warned_on(day, keys).await
+    }
+
     async fn record_read(&self, state: &ReadState) -> Result<(), StoreError> {
         self.record_run_state(state).await
     }

@@ -8,7 +8,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawValue {
     Text(String),
-    /// An exact decimal as text (a DynamoDB `N` or a JSON number).
+    /// An exact decimal as text: a DynamoDB `N`. (A JSON number is
+    /// `Other("JSON number")`: a float may have rounded it.)
     Number(String),
     Bool(bool),
     List(Vec<String>),
@@ -46,7 +47,36 @@ impl RawInvoice {
     pub(crate) fn required(&self, name: &'static str) -> Result<&str, InvalidReason> {
         self.text(name)?.ok_or(InvalidReason::Missing(name))
     }
+
+    /// An amount: text, or a DynamoDB Number (`N`), which is an exact
+    /// decimal (boto3 writes `Decimal`s so), in plain or exponent form.
+    /// The caller checks it with the same precision rules either way.
+    pub(crate) fn amount(&self, name: &'static str) -> Result<Option<String>, InvalidReason> {
+        match self.0.get(name) {
+            Some(RawValue::Number(n)) => exact_number(n).map(Some).ok_or(InvalidReason::WrongType(name)),
+            _ => Ok(self.text(name)?.map(str::to_owned)),
+        }
+    }
+
+    pub(crate) fn required_amount(&self, name: &'static str) -> Result<String, InvalidReason> {
+        self.amount(name)?.ok_or(InvalidReason::Missing(name))
+    }
 }
+
+/// A DynamoDB Number as a plain decimal string (`1.2E+2` is `120`); `None`
+/// when it is not a number or needs more than 28 significant digits.
+pub fn exact_number(text: &str) -> Option<String> {
+    use std::str::FromStr;
+    let value = if text.contains(['e', 'E']) {
+        rust_decimal::Decimal::from_scientific(text).ok()?
+    } else {
+        rust_decimal::Decimal::from_str(text).ok()?
+    };
+    Some(value.to_string())
+}
+
+/// The attributes that hold money.
+const AMOUNT_FIELDS: &[&str] = &["amount", "amount_paid"];
 
 /// Why an invoice item cannot be used. `code()` is stable: it keys run summaries and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +144,13 @@ impl fmt::Display for InvalidReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
             Self::Missing(field) => return write!(f, "`{field}` is missing"),
+            Self::WrongType(field) if AMOUNT_FIELDS.contains(field) => {
+                return write!(
+                    f,
+                    "`{field}` has the wrong type (expected a decimal string like \"120.50\", \
+                     or a DynamoDB number; a JSON number is refused, as a float may have rounded it)"
+                )
+            }
             Self::WrongType(field) => {
                 return write!(f, "`{field}` has the wrong type (expected text)")
             }

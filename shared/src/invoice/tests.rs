@@ -63,8 +63,20 @@ fn each_kind_of_bad_item_has_its_own_reason() {
         (with(sample(), "amount", t("0")), "bad_amount_not_positive"),
         (with(sample(), "amount", t("-5")), "bad_amount_not_positive"),
         (
-            with(sample(), "amount", RawValue::Number("12".into())),
+            with(sample(), "amount", RawValue::Other("JSON number")),
             "wrong_type_amount",
+        ),
+        (
+            with(sample(), "amount", RawValue::Number("12.505".into())),
+            "bad_amount_too_precise",
+        ),
+        (
+            with(sample(), "amount", RawValue::Number("-1".into())),
+            "bad_amount_not_positive",
+        ),
+        (
+            with(sample(), "amount_paid", RawValue::Number("1e400".into())),
+            "wrong_type_amount_paid",
         ),
         (with(sample(), "due_date", t("2026-02-30")), "bad_due_date"),
         (with(sample(), "due_date", t("20/11/2026")), "bad_due_date"),
@@ -209,4 +221,28 @@ proptest! {
             prop_assert!(!inv.customer_name.contains('\n'));
         }
     }
+}
+
+#[test]
+fn a_dynamodb_number_is_an_exact_amount_under_the_same_rules_as_text() {
+    let n = |s: &str| RawValue::Number(s.into());
+    let raw = with(
+        with(
+            with(sample(), "amount", n("1.2005E+3")),
+            "amount_paid",
+            n("200.5"),
+        ),
+        "late_fee#overdue_3",
+        n("25"),
+    );
+    let inv = Invoice::parse(&raw).unwrap();
+    assert_eq!(inv.amount.amount.to_string(), "1200.5");
+    assert_eq!(inv.amount_paid.to_string(), "200.5");
+    // 1200.50 + 25.00 - 200.50: exact, no float anywhere.
+    assert_eq!(inv.outstanding().amount.to_string(), "1025.0");
+    let payable = crate::payment::PayableInvoice::parse(&raw).unwrap();
+    assert_eq!(payable.total().to_string(), "1225.5");
+    assert_eq!(payable.amount_paid, inv.amount_paid);
+    let message = InvalidReason::WrongType("amount").to_string();
+    assert!(message.contains("JSON number"), "{message}");
 }

@@ -88,6 +88,10 @@ pub(super) struct Read<'p, A: Adapters> {
     pub sms_opted_out: Option<std::collections::HashSet<String>>,
     /// Customers of this page whose invoice's number is on that list.
     pub opted_out_found: std::collections::BTreeSet<String>,
+    /// The invalid items met, to be logged once a day ([`log_invalid`]).
+    pub rejected: Vec<crate::invoice::Rejected>,
+    /// Invalid items beyond [`crate::summary::MAX_LOGGED_INVALID`].
+    pub rejected_unlisted: u64,
 }
 
 /// Reads the planned due dates (a worker: its order's) and decides each item.
@@ -120,6 +124,8 @@ pub(super) async fn read<'p, A: Adapters>(
         customers: HashMap::new(),
         sms_opted_out: None,
         opted_out_found: Default::default(),
+        rejected: Vec::new(),
+        rejected_unlisted: 0,
     };
     if read.plan.full
         && !req.dry_run
@@ -165,7 +171,46 @@ pub(super) async fn read<'p, A: Adapters>(
             }
         }
     }
+    log_invalid(deps, req, &mut read).await;
     Ok(read)
+}
+
+/// Logs each invalid item once a day (the business's date), not on every
+/// hourly run: those already logged today are left out, and the rest are
+/// recorded (not by a dry run). The counts are in every run's summary.
+async fn log_invalid<A: Adapters>(deps: &Deps<A>, req: &RunRequest, read: &mut Read<'_, A>) {
+    if read.rejected.is_empty() {
+        return;
+    }
+    let day = req
+        .as_of
+        .with_timezone(&deps.config.messages.business_timezone)
+        .date_naive();
+    let logged = deps.store.warned(day).await.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "could not read which invalid items were logged today; logging them all");
+        Default::default()
+    });
+    let mut new = Vec::new();
+    for rejected in std::mem::take(&mut read.rejected) {
+        let reason = rejected.reason.code();
+        let key = crate::summary::warning_key(rejected.invoice_id.as_deref(), &reason);
+        if logged.contains(&key) {
+            continue;
+        }
+        tracing::warn!(invoice_id = rejected.invoice_id.as_deref().unwrap_or("<none>"), %reason, "invalid invoice item skipped: {} (logged once a day)", rejected.reason);
+        new.push(key);
+    }
+    if read.rejected_unlisted > 0 {
+        tracing::warn!(
+            more = read.rejected_unlisted,
+            "more invalid invoice items skipped than are logged one by one; `dunning-admin audit` lists them all"
+        );
+    }
+    if !req.dry_run {
+        if let Err(err) = deps.store.record_warned(day, &new).await {
+            tracing::warn!(error = %err, "could not record the invalid items logged; the next run logs them again");
+        }
+    }
 }
 
 /// On a full read (which reads every open invoice in the ladder's window,
@@ -410,9 +455,12 @@ fn consider<'p, A: Adapters>(
             return;
         }
         Err(rejected) => {
-            let reason = rejected.reason.code();
-            tracing::warn!(invoice_id = rejected.invoice_id.as_deref().unwrap_or("<none>"), %reason, "invalid invoice item skipped: {}", rejected.reason);
-            summary.add_invalid(rejected.invoice_id, reason);
+            summary.add_invalid(rejected.invoice_id.clone(), rejected.reason.code());
+            if read.rejected.len() < crate::summary::MAX_LOGGED_INVALID {
+                read.rejected.push(rejected);
+            } else {
+                read.rejected_unlisted += 1;
+            }
             return;
         }
     };

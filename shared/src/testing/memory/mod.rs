@@ -48,6 +48,8 @@ impl MemorySnapshot {
 struct Inner {
     records: BTreeMap<(String, String), Record>,
     run_state: Option<ReadState>,
+    /// The invalid items logged on a day ([`crate::ports::Store::warned`]).
+    warned: Option<(chrono::NaiveDate, std::collections::HashSet<String>)>,
     customers: BTreeMap<String, crate::customer::CustomerRecord>,
 }
 

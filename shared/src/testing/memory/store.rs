@@ -105,6 +105,26 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn warned(
+        &self,
+        day: NaiveDate,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(match &self.lock().warned {
+            Some((d, keys)) if *d == day => keys.clone(),
+            _ => Default::default(),
+        })
+    }
+
+    async fn record_warned(&self, day: NaiveDate, keys: &[String]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        match &mut inner.warned {
+            Some((d, set)) if *d == day => set.extend(keys.iter().cloned()),
+            Some((d, _)) if *d > day => {}
+            _ => inner.warned = Some((day, keys.iter().cloned().collect())),
+        }
+        Ok(())
+    }
+
     async fn record_read(&self, state: &ReadState) -> Result<(), StoreError> {
         let Some(t) = state.last_run_at else {
             return Ok(());
