@@ -58,9 +58,10 @@ pub fn lines(record: &CustomerRecord) -> Vec<String> {
             m,
         ));
     }
-    out.push(match record.paused_until {
-        Some(t) => format!("paused until {}", t.to_rfc3339()),
-        None => "not paused".to_owned(),
+    out.push(match (record.paused_until, &record.paused_by) {
+        (Some(t), Some(m)) => line("paused until", &t.to_rfc3339(), m),
+        (Some(t), None) => format!("paused until {}", t.to_rfc3339()),
+        (None, _) => "not paused".to_owned(),
     });
     if let Some(t) = record.replied_at {
         out.push(format!("customer replied at {}", t.to_rfc3339()));
@@ -113,7 +114,10 @@ pub async fn set(store: &DynamoStore, customer_id: &str, args: SetArgs) -> Resul
         changes.push(Change::Unsuppress { address: a.clone() });
     }
     if let Some(until) = args.pause_until {
-        changes.push(Change::Pause { until });
+        changes.push(Change::Pause {
+            until,
+            mark: mark(),
+        });
     }
     if args.resume {
         changes.push(Change::Resume);
@@ -139,7 +143,7 @@ pub async fn set(store: &DynamoStore, customer_id: &str, args: SetArgs) -> Resul
                     dunning::contact::redact(&address.to_lowercase())
                 )
             }
-            Change::Pause { until } => format!("pause until {}", until.to_rfc3339()),
+            Change::Pause { until, .. } => format!("pause until {}", until.to_rfc3339()),
             Change::Resume => "resume".to_owned(),
             Change::Replied { at, .. } => format!("replied at {}", at.to_rfc3339()),
         };

@@ -89,6 +89,27 @@ pub async fn history(store: &DynamoStore, invoice_id: &str, json: bool) -> Resul
             for (_, line) in events {
                 println!("    {line}");
             }
+        } else if sk.starts_with(dunning::edit::CHANGE_PREFIX) {
+            // Who changed what (`pause`, `edit`, `import`, ...), and why.
+            let mut changes: Vec<&str> = r
+                .get("changes")
+                .and_then(|c| c.as_array())
+                .map(|c| c.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            changes.sort_unstable();
+            let reason = field(r, "reason");
+            println!(
+                "{}  {} by {}: {}{}",
+                when(r),
+                field(r, "command"),
+                field(r, "by"),
+                changes.join("; "),
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (reason: {reason})")
+                }
+            );
         } else {
             println!("{}  {sk} {}", when(r), r);
         }

@@ -7,6 +7,7 @@
 
 mod audit;
 mod customer;
+mod edit;
 mod history;
 mod import;
 mod links;
@@ -54,10 +55,15 @@ enum Command {
         #[arg(long, env = "SENDER_EMAIL")]
         sender: String,
     },
-    /// Import invoices from CSV (header row) or JSON lines; bad rows are reported and skipped,
-    /// invoices that already exist are left untouched.
+    /// Import invoices from CSV (header row) or JSON lines: new ones are
+    /// created, existing ones updated with what the file changes (amount, due
+    /// date, contacts, status, locale, timezone, pay_url, ...; after any
+    /// reminder in flight, in history); bad rows are reported and skipped.
     Import {
         file: PathBuf,
+        /// Show what would be created and changed, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, env = "TABLE_NAME")]
         table: String,
         /// File format; by default taken from the extension (.csv, .jsonl/.ndjson).
@@ -198,6 +204,62 @@ enum Command {
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
+    /// Pause an invoice's reminders (or, with --customer, every invoice of a
+    /// customer's) until a date (through that day) or an RFC 3339 instant.
+    Pause {
+        #[arg(required_unless_present = "customer", conflicts_with = "customer")]
+        invoice_id: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        until: String,
+        #[command(flatten)]
+        who: edit::Who,
+    },
+    /// End a pause (of an invoice, or with --customer of a customer).
+    Resume {
+        #[arg(required_unless_present = "customer", conflicts_with = "customer")]
+        invoice_id: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        #[command(flatten)]
+        who: edit::Who,
+    },
+    /// Mark an invoice disputed (--reason required): no reminders until resolved.
+    Dispute {
+        invoice_id: String,
+        #[command(flatten)]
+        who: edit::Who,
+    },
+    /// Resolve a dispute: the ladder goes on where it was.
+    Resolve {
+        invoice_id: String,
+        #[command(flatten)]
+        who: edit::Who,
+    },
+    /// Void an invoice: nothing more is sent for it.
+    Void {
+        invoice_id: String,
+        #[command(flatten)]
+        who: edit::Who,
+    },
+    /// Give an invoice a later due date: the ladder starts again for it
+    /// (its pre-due, due-day and overdue steps); what was sent stays in history.
+    Extend {
+        invoice_id: String,
+        #[arg(long)]
+        due: chrono::NaiveDate,
+        #[command(flatten)]
+        who: edit::Who,
+    },
+    /// Correct an invoice's fields; an empty value removes an optional one.
+    Edit {
+        invoice_id: String,
+        #[command(flatten)]
+        fields: edit::Fields,
+        #[command(flatten)]
+        who: edit::Who,
+    },
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -295,9 +357,13 @@ async fn execute(command: Command) -> Result<()> {
         } => audit::audit(&table, segments, json).await,
         Command::Import {
             file,
+            dry_run,
             table,
             format,
-        } => import::import(&DynamoStore::new(&aws().await?, &table), &file, format).await,
+        } => {
+            let store = DynamoStore::new(&aws().await?, &table);
+            import::import(&store, &file, format, dry_run).await
+        }
         Command::Run(args) => run::run_once(args).await,
         Command::RecordPayment {
             invoice_id,
@@ -410,6 +476,61 @@ async fn execute(command: Command) -> Result<()> {
                 customer::set(&DynamoStore::new(&aws().await?, &table), &customer_id, args).await
             }
         },
+        Command::Pause {
+            invoice_id,
+            customer,
+            until,
+            who,
+        } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            match (invoice_id, customer) {
+                (Some(id), _) => edit::apply(&store, &id, edit::Edit::Pause { until }, &who).await,
+                (None, Some(customer)) => {
+                    edit::pause_customer(&store, &customer, Some(&until), &who).await
+                }
+                (None, None) => unreachable!("clap requires one"),
+            }
+        }
+        Command::Resume {
+            invoice_id,
+            customer,
+            who,
+        } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            match (invoice_id, customer) {
+                (Some(id), _) => edit::apply(&store, &id, edit::Edit::Resume, &who).await,
+                (None, Some(customer)) => edit::pause_customer(&store, &customer, None, &who).await,
+                (None, None) => unreachable!("clap requires one"),
+            }
+        }
+        Command::Dispute { invoice_id, who } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            edit::apply(&store, &invoice_id, edit::Edit::Dispute, &who).await
+        }
+        Command::Resolve { invoice_id, who } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            edit::apply(&store, &invoice_id, edit::Edit::Resolve, &who).await
+        }
+        Command::Void { invoice_id, who } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            edit::apply(&store, &invoice_id, edit::Edit::Void, &who).await
+        }
+        Command::Extend {
+            invoice_id,
+            due,
+            who,
+        } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            edit::apply(&store, &invoice_id, edit::Edit::Extend { due }, &who).await
+        }
+        Command::Edit {
+            invoice_id,
+            fields,
+            who,
+        } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            edit::apply(&store, &invoice_id, fields.edit()?, &who).await
+        }
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await
         }

@@ -16,12 +16,21 @@ use crate::cap::Cap;
 
 /// Invoice attributes a billing system may change that the decision depends
 /// on: a claim requires each to be as the run read it.
+/// An edit or re-import of the amount, the due date (and with it the
+/// ladder's cycle) or the contacts commits either before a claim reads the
+/// invoice or after its outcome: no message states what an edit replaced.
 pub const GUARDED: &[&str] = &[
     "amount_paid",
     "disputed",
     "reminders_paused_until",
     "channels",
     "in_collections",
+    "amount",
+    "currency",
+    "due_date",
+    "ladder_cycle",
+    "email",
+    "phone",
 ];
 
 /// Most invoices one combined message may cover (a DynamoDB transaction

@@ -44,9 +44,12 @@ pub struct CustomerRecord {
     /// Address (lower case) -> why it is never used again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub suppressed: BTreeMap<String, Mark>,
-    /// No reminder before this instant.
+    /// No reminders before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_until: Option<DateTime<Utc>>,
+    /// Who paused, when and why (a pause a reply made has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<Mark>,
     /// When the customer last replied to a reminder (not what they wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replied_at: Option<DateTime<Utc>>,
@@ -74,6 +77,7 @@ pub enum Change {
     },
     Pause {
         until: DateTime<Utc>,
+        mark: Mark,
     },
     Resume,
     /// The customer replied at `at`: reminders wait at least until `pause_until`
@@ -118,12 +122,18 @@ impl CustomerRecord {
                 .suppressed
                 .remove(&address.trim().to_lowercase())
                 .is_some(),
-            Change::Pause { until } => {
+            Change::Pause { until, mark } => {
                 let changed = self.paused_until != Some(*until);
-                self.paused_until = Some(*until);
+                if changed {
+                    self.paused_until = Some(*until);
+                    self.paused_by = Some(mark.clone());
+                }
                 changed
             }
-            Change::Resume => self.paused_until.take().is_some(),
+            Change::Resume => {
+                self.paused_by = None;
+                self.paused_until.take().is_some()
+            }
             Change::Replied { at, pause_until } => {
                 let newer = self.replied_at.is_none_or(|r| r < *at);
                 if newer {
@@ -208,8 +218,13 @@ mod tests {
         }));
         assert!(!r.is_suppressed("ana@example.com"));
         let until: DateTime<Utc> = "2026-12-10T00:00:00Z".parse().unwrap();
-        assert!(r.apply(&Change::Pause { until }));
-        assert!(!r.apply(&Change::Pause { until }));
+        let pause = Change::Pause {
+            until,
+            mark: mark("cli:ana"),
+        };
+        assert!(r.apply(&pause));
+        assert!(!r.apply(&pause));
+        assert_eq!(r.paused_by, Some(mark("cli:ana")));
         assert!(r.paused_at("2026-12-09T00:00:00Z".parse().unwrap()));
         assert!(!r.paused_at(until));
         assert!(r.apply(&Change::Resume) && !r.apply(&Change::Resume));
@@ -224,7 +239,10 @@ mod tests {
         assert!(r.apply(&replied) && !r.apply(&replied));
         assert_eq!((r.replied_at, r.paused_until), (Some(at), Some(five)));
         let later: DateTime<Utc> = "2026-12-30T00:00:00Z".parse().unwrap();
-        assert!(r.apply(&Change::Pause { until: later }));
+        assert!(r.apply(&Change::Pause {
+            until: later,
+            mark: mark("cli:bo"),
+        }));
         assert!(r.apply(&Change::Replied {
             at: at + chrono::Duration::hours(1),
             pause_until: five

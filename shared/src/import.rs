@@ -27,11 +27,25 @@ impl std::fmt::Display for RowError {
     }
 }
 
-pub type Row = Result<(u64, Invoice), RowError>;
+/// A valid row: the invoice, and the columns (attributes) the row had, so
+/// that a re-import changes only what the file says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRow {
+    /// 1-based line in the file.
+    pub line: u64,
+    pub invoice: Invoice,
+    pub columns: std::collections::BTreeSet<String>,
+}
+
+pub type Row = Result<ImportRow, RowError>;
 
 fn validate(line: u64, raw: &RawInvoice) -> Row {
     Invoice::parse(raw)
-        .map(|inv| (line, inv))
+        .map(|invoice| ImportRow {
+            line,
+            invoice,
+            columns: raw.0.keys().cloned().collect(),
+        })
         .map_err(|rejected| RowError {
             line,
             invoice_id: rejected.invoice_id,
@@ -144,7 +158,7 @@ mod tests {
         );
         let rows = parse_csv(csv.as_bytes());
         assert_eq!(rows.len(), 4);
-        assert_eq!(rows[0].as_ref().unwrap().1.id, "INV-1");
+        assert_eq!(rows[0].as_ref().unwrap().invoice.id, "INV-1");
         let errs: Vec<(u64, &str)> = rows
             .iter()
             .filter_map(|r| r.as_ref().err())

@@ -77,6 +77,8 @@ pub struct Invoice {
     pub reminder_offset: Option<i64>,
     /// Late fees applied, by step (`late_fee#<step>` attributes).
     pub late_fees: BTreeMap<String, Decimal>,
+    /// The ladder's cycle since the due date last changed ([`crate::edit::CYCLE`]).
+    pub cycle: Option<String>,
 }
 
 impl Invoice {
@@ -85,6 +87,11 @@ impl Invoice {
         let fees: Decimal = self.late_fees.values().copied().sum();
         let left = (self.amount.amount + fees - self.amount_paid).max(Decimal::ZERO);
         Money::new(left, self.amount.currency)
+    }
+
+    /// The name `step`'s ledger records carry for this invoice ([`crate::ledger::cycle_step`]).
+    pub fn ledger_step(&self, step: &str) -> String {
+        crate::ledger::cycle_step(step, self.cycle.as_deref())
     }
 
     /// Whether the customer accepts messages on `channel`.
@@ -247,6 +254,7 @@ impl Invoice {
             in_collections,
             reminder_offset,
             late_fees,
+            cycle: raw.text("ladder_cycle")?.map(str::to_owned),
         })
     }
 }

@@ -31,6 +31,22 @@ pub fn reminder_sk(step: &str, channel: Channel) -> String {
     format!("{REMINDER_PREFIX}{}", ledger_key(step, channel))
 }
 
+/// The name a step's ledger records carry: the step's own in an invoice's
+/// first ladder, `<step>@<cycle>` once its due date changed
+/// ([`crate::edit::CYCLE`]), so that the new date's steps are claimed anew
+/// and the old date's records stay as they were.
+pub fn cycle_step(step: &str, cycle: Option<&str>) -> String {
+    match cycle {
+        Some(cycle) => format!("{step}@{cycle}"),
+        None => step.to_owned(),
+    }
+}
+
+/// The policy's step a ledger name is of (`overdue_3@2026-12-31`: `overdue_3`).
+pub fn base_step(name: &str) -> &str {
+    name.split_once('@').map_or(name, |(step, _)| step)
+}
+
 /// The pseudo-channel of an escalation step's ledger record.
 pub const ESCALATION: &str = "escalation";
 

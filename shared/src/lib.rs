@@ -25,6 +25,7 @@ pub mod config;
 pub mod contact;
 pub mod customer;
 pub mod decide;
+pub mod edit;
 pub mod failure;
 pub mod fanout;
 pub mod import;

@@ -422,6 +422,73 @@ impl<T: PaymentStore> Payments for T {
     }
 }
 
+/// The store operation an edit needs beside the payment read
+/// ([`PaymentStore::read_for_payment`], which reads the invoice and whether
+/// a reminder is in flight).
+pub trait EditStore: PaymentStore {
+    /// In one atomic write: the plan's changes to the invoice, only while
+    /// every attribute it touches and its status are as `seen` and no
+    /// reminder is in flight, and its history record (`Changed` otherwise).
+    fn commit_edit(
+        &self,
+        invoice_id: &str,
+        plan: &crate::edit::EditPlan,
+        seen: &Self::Copy,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Commit, StoreError>> + Send;
+}
+
+/// What an edit did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edited {
+    /// Committed, after waiting `waited` rounds for a reminder in flight.
+    Applied {
+        plan: crate::edit::EditPlan,
+        waited: u32,
+    },
+    /// The invoice is already so.
+    Unchanged,
+}
+
+/// Applies an edit like a payment: it reads the invoice, waits while a
+/// reminder is in flight (that reminder finishes with what it read; a claim
+/// made after the edit commits reads the new values, and one that read
+/// before it is refused, [`crate::claim::GUARDED`]), plans and commits; a
+/// change in between starts again from a fresh read.
+pub async fn edit_invoice<S: EditStore>(
+    store: &S,
+    invoice_id: &str,
+    request: &crate::edit::Request,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<Edited, crate::edit::EditError> {
+    use crate::edit::EditError;
+    let mut waited = 0;
+    for attempt in 1..=PAYMENT_BACKOFF.attempts {
+        let at = now();
+        let seen = store
+            .read_for_payment(invoice_id, &[], at)
+            .await?
+            .ok_or_else(|| EditError::UnknownInvoice(invoice_id.to_owned()))?;
+        let Some(plan) = crate::edit::plan(&seen.raw, request, at)? else {
+            return Ok(Edited::Unchanged);
+        };
+        let last = attempt == PAYMENT_BACKOFF.attempts;
+        if seen.sending {
+            waited += 1;
+            if !last {
+                tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt + 5)).await;
+            }
+            continue;
+        }
+        match store.commit_edit(invoice_id, &plan, &seen.copy, at).await? {
+            Commit::Done => return Ok(Edited::Applied { plan, waited }),
+            _ if !last => tokio::time::sleep(PAYMENT_BACKOFF.delay(attempt)).await,
+            _ => {}
+        }
+    }
+    Err(EditError::Busy)
+}
+
 /// What an e-mail carries besides its content: the SES message tags that
 /// name its ledger records ([`crate::mail_events::MessageTags`]), headers of
 /// its own (`List-Unsubscribe`) and a reply address of its own.

@@ -28,7 +28,10 @@ pub fn warning_key(invoice_id: Option<&str>, reason: &str) -> String {
     h.update(invoice_id.unwrap_or("").as_bytes());
     h.update([0]);
     h.update(reason.as_bytes());
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a step's outcome is counted under: a customer channel, or the

@@ -26,7 +26,10 @@ fn command(env: &TestEnv) -> Command {
 }
 
 fn admin(env: &TestEnv, args: &[&str]) -> Output {
-    command(env).args(args).output().expect("dunning-admin runs")
+    command(env)
+        .args(args)
+        .output()
+        .expect("dunning-admin runs")
 }
 
 fn text(o: &Output) -> String {
@@ -892,5 +895,271 @@ async fn a_boto3_item_with_number_amounts_is_reminded_and_a_bad_item_is_logged_o
             assert_eq!(env.moto.sent_emails()?.len(), 1, "nothing sent twice");
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_finance_command_changes_once_says_who_and_the_runs_follow() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV-A",
+        "2026-11-23",
+        &[("customer_id", "C-A"), ("email", "a@example.com")],
+    ))
+    .await?;
+    let ok = |args: &[&str]| {
+        let out = admin(&env, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        text(&out)
+    };
+    let sent = || env.moto.sent_emails().map(|e| e.len());
+    let pause = [
+        "pause",
+        "INV-A",
+        "--until",
+        "2026-11-24",
+        "--by",
+        "ana",
+        "--reason",
+        "asked for a week",
+    ];
+    assert!(ok(&pause).contains("pause INV-A: changed (cli:ana)"));
+    assert!(ok(&pause).contains("unchanged (already so)"));
+    ok_run(&env, "2026-11-23T14:00:00Z");
+    assert_eq!(sent()?, 0, "paused");
+    assert!(ok(&["resume", "INV-A", "--by", "ana"]).contains("changed"));
+    ok_run(&env, "2026-11-23T15:00:00Z");
+    assert_eq!(sent()?, 1, "due today, once resumed");
+
+    let no_reason = admin(&env, &["dispute", "INV-A"]);
+    assert!(!no_reason.status.success() && text(&no_reason).contains("--reason"));
+    ok(&[
+        "dispute",
+        "INV-A",
+        "--by",
+        "bo",
+        "--reason",
+        "wrong quantity",
+    ]);
+    ok_run(&env, "2026-11-24T14:00:00Z");
+    assert_eq!(sent()?, 1, "disputed: the overdue step waits");
+    ok(&["resolve", "INV-A", "--by", "bo"]);
+    let edited = ok(&[
+        "edit",
+        "INV-A",
+        "--amount",
+        "100.00",
+        "--email",
+        "a2@example.com",
+        "--by",
+        "bo",
+    ]);
+    assert!(edited.contains("amount: 120.00 -> 100.00"), "{edited}");
+    assert!(
+        !edited.contains("a2@example.com"),
+        "addresses are masked: {edited}"
+    );
+    ok_run(&env, "2026-11-24T15:00:00Z");
+    let emails = env.moto.sent_emails()?;
+    assert_eq!(emails.len(), 2);
+    assert_eq!(emails[1].to, ["a2@example.com"]);
+    assert!(emails[1].text.contains("USD 100.00"), "{}", emails[1].text);
+
+    // A later due date: the ladder starts again (pre-due, then due-day).
+    let extended = ok(&["extend", "INV-A", "--due", "2026-12-07", "--by", "ana"]);
+    assert!(extended.contains("ladder starts again"), "{extended}");
+    let earlier = admin(&env, &["extend", "INV-A", "--due", "2026-12-01"]);
+    assert!(!earlier.status.success() && text(&earlier).contains("not after"));
+    ok_run(&env, "2026-12-04T14:00:00Z");
+    ok_run(&env, "2026-12-07T14:00:00Z");
+    ok_run(&env, "2026-12-07T15:00:00Z");
+    let steps: Vec<String> = env
+        .moto
+        .sent_emails()?
+        .iter()
+        .map(|e| dunning::mail_events::tags::unescape(&e.tags["dunning-step"].join("")).unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "due_today",
+            "overdue",
+            "pre_due@2026-12-07",
+            "due_today@2026-12-07"
+        ],
+        "the new date's steps, each once"
+    );
+    ok(&["void", "INV-A", "--by", "ana"]);
+    ok_run(&env, "2026-12-08T14:00:00Z");
+    assert_eq!(sent()?, 4, "void: nothing more");
+    let unknown = admin(&env, &["void", "NOPE"]);
+    assert!(!unknown.status.success() && text(&unknown).contains("no invoice NOPE"));
+
+    let history = ok(&["history", "INV-A"]);
+    for line in [
+        "pause by cli:ana: reminders_paused_until: (none) -> 2026-11-24 (reason: asked for a week)",
+        "resume by cli:ana",
+        "dispute by cli:bo: disputed: (none) -> true (reason: wrong quantity)",
+        "resolve by cli:bo",
+        "edit by cli:bo: amount: 120.00 -> 100.00; email: a***@e***.com -> a***@e***.com",
+        "extend by cli:ana: due_date: 2026-11-23 -> 2026-12-07",
+        "void by cli:ana: status: open -> void",
+        "reminder due_today#email",
+        "reminder due_today@2026-12-07#email",
+    ] {
+        assert!(history.contains(line), "{line:?} not in:\n{history}");
+    }
+    Ok(())
+}
+
+/// `admin_run` that must succeed.
+fn ok_run(env: &TestEnv, as_of: &str) {
+    let out = admin_run(env, as_of);
+    assert!(out.status.success(), "{as_of}: {}", text(&out));
+}
+
+#[tokio::test]
+async fn a_customer_pause_covers_all_their_invoices_and_resume_sends_them_together(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for (id, customer, email) in [
+        ("INV-P1", "C-P", "p@example.com"),
+        ("INV-P2", "C-P", "p@example.com"),
+        ("INV-Q", "C-Q", "q@example.com"),
+    ] {
+        env.put_invoice(&invoice(
+            id,
+            "2026-11-23",
+            &[("customer_id", customer), ("email", email)],
+        ))
+        .await?;
+    }
+    let paused = admin(
+        &env,
+        &[
+            "pause",
+            "--customer",
+            "C-P",
+            "--until",
+            "2026-11-30",
+            "--by",
+            "ana",
+            "--reason",
+            "restructuring",
+        ],
+    );
+    assert!(paused.status.success(), "{}", text(&paused));
+    assert!(
+        text(&paused).contains("paused until 2026-12-01T00:00:00+00:00: cli:ana"),
+        "{}",
+        text(&paused)
+    );
+    ok_run(&env, "2026-11-23T14:00:00Z");
+    assert_eq!(
+        env.moto.recipients()?,
+        ["q@example.com"],
+        "only the other customer"
+    );
+    let resumed = admin(&env, &["resume", "--customer", "C-P", "--by", "ana"]);
+    assert!(
+        text(&resumed).contains("resume: changed"),
+        "{}",
+        text(&resumed)
+    );
+    ok_run(&env, "2026-11-23T15:00:00Z");
+    let emails = env.moto.sent_emails()?;
+    assert_eq!(emails.len(), 2, "one message for both of C-P's invoices");
+    assert!(emails[1].text.contains("INV-P1") && emails[1].text.contains("INV-P2"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reimport_creates_updates_and_leaves_alone_and_a_dry_run_writes_nothing(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let dir = std::env::temp_dir().join(format!("dunning-reimport-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let header =
+        "invoice_id,customer_id,customer_name,email,amount,currency,due_date,status,locale\n";
+    let write = |name: &str, rows: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{header}{rows}")).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let v1 = write(
+        "v1.csv",
+        "INV-R1,C-R,Rita,r@example.com,120.00,USD,2026-11-23,open,en\n\
+         INV-R2,C-S,Sam,s@example.com,80.00,USD,2026-11-23,open,\n",
+    );
+    let first = admin(&env, &["import", &v1]);
+    assert!(
+        text(&first).contains("created 2, updated 0, unchanged 0, refused 0"),
+        "{}",
+        text(&first)
+    );
+    let again = admin(&env, &["import", &v1]);
+    assert!(
+        text(&again).contains("created 0, updated 0, unchanged 2, refused 0"),
+        "{}",
+        text(&again)
+    );
+    // The billing system's next export: a corrected amount and due date, a
+    // removed locale, a new invoice and a bad row.
+    let v2 = write(
+        "v2.csv",
+        "INV-R1,C-R,Rita,r@example.com,100.00,USD,2026-11-30,open,\n\
+         INV-R2,C-S,Sam,s@example.com,80.00,USD,2026-11-23,open,\n\
+         INV-R3,C-T,Tom,t@example.com,50.00,USD,2026-11-23,open,\n\
+         INV-R4,C-U,Uma,u@example.com,12.345,USD,2026-11-23,open,\n",
+    );
+    let before = env.history("INV-R1").await?;
+    let dry = admin(&env, &["import", &v2, "--dry-run"]);
+    let dry_text = text(&dry);
+    for expected in [
+        "line 2 (INV-R1): would change amount: 120.00 -> 100.00; due_date: 2026-11-23 -> 2026-11-30; locale: en -> (none)",
+        "line 4 (INV-R3): would be created",
+        "dry run (nothing written): created 1, updated 1, unchanged 1, refused 1",
+    ] {
+        assert!(dry_text.contains(expected), "{expected:?} not in:\n{dry_text}");
+    }
+    assert_eq!(
+        env.history("INV-R1").await?,
+        before,
+        "a dry run writes nothing"
+    );
+    assert!(env.history("INV-R3").await?.is_empty());
+    let real = admin(&env, &["import", &v2]);
+    assert!(
+        text(&real).contains("created 1, updated 1, unchanged 1, refused 1"),
+        "{}",
+        text(&real)
+    );
+    let history = text(&admin(&env, &["history", "INV-R1"]));
+    assert!(
+        history.contains("import by import:v2.csv: amount: 120.00 -> 100.00; due_date: 2026-11-23 -> 2026-11-30; locale: en -> (none)"),
+        "{history}"
+    );
+    // The run reminds with what the file says now: due on the new date.
+    ok_run(&env, "2026-11-23T14:00:00Z");
+    let emails = env.moto.sent_emails()?;
+    let to: Vec<&str> = emails.iter().map(|e| e.to[0].as_str()).collect();
+    assert!(
+        !to.contains(&"r@example.com"),
+        "INV-R1 is due on the 30th now: {to:?}"
+    );
+    ok_run(&env, "2026-11-30T14:00:00Z");
+    let to_rita: Vec<_> = env
+        .moto
+        .sent_emails()?
+        .into_iter()
+        .filter(|e| e.to == ["r@example.com"])
+        .collect();
+    assert_eq!(to_rita.len(), 1, "due today on the new date, once");
+    assert!(
+        to_rita[0].text.contains("USD 100.00"),
+        "{}",
+        to_rita[0].text
+    );
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

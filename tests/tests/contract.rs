@@ -32,7 +32,7 @@ enum Value<'a> {
 /// What a contract test needs of a store besides its ports: writing items
 /// as a billing system does, and reading back what was written.
 trait Harness {
-    type S: Store + Payments + Links;
+    type S: Store + Payments + Links + dunning::ports::EditStore;
     fn store(&self) -> &Self::S;
     /// The same store (the same records) with due-index pages of `n` items.
     fn paged(&self, n: usize) -> Self::S;
@@ -963,18 +963,137 @@ async fn invalid_items_logged_today_are_kept_for_the_day_only<H: Harness>(h: &H)
     let store = h.store();
     let day = |d: &str| d.parse::<NaiveDate>().unwrap();
     let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let set = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<std::collections::HashSet<_>>();
+    let set = |k: &[&str]| {
+        k.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::HashSet<_>>()
+    };
     assert!(store.warned(day("2026-11-23")).await?.is_empty());
-    store.record_warned(day("2026-11-23"), &keys(&["a", "b"])).await?;
-    store.record_warned(day("2026-11-23"), &keys(&["b", "c"])).await?;
+    store
+        .record_warned(day("2026-11-23"), &keys(&["a", "b"]))
+        .await?;
+    store
+        .record_warned(day("2026-11-23"), &keys(&["b", "c"]))
+        .await?;
     store.record_warned(day("2026-11-23"), &[]).await?;
-    assert_eq!(store.warned(day("2026-11-23")).await?, set(&["a", "b", "c"]));
-    assert!(store.warned(day("2026-11-24")).await?.is_empty(), "another day's");
+    assert_eq!(
+        store.warned(day("2026-11-23")).await?,
+        set(&["a", "b", "c"])
+    );
+    assert!(
+        store.warned(day("2026-11-24")).await?.is_empty(),
+        "another day's"
+    );
     // The next day starts afresh; a run for an earlier day changes nothing.
-    store.record_warned(day("2026-11-24"), &keys(&["c"])).await?;
-    store.record_warned(day("2026-11-23"), &keys(&["z"])).await?;
+    store
+        .record_warned(day("2026-11-24"), &keys(&["c"]))
+        .await?;
+    store
+        .record_warned(day("2026-11-23"), &keys(&["z"]))
+        .await?;
     assert_eq!(store.warned(day("2026-11-24")).await?, set(&["c"]));
     assert!(store.warned(day("2026-11-23")).await?.is_empty());
+    Ok(())
+}
+
+async fn an_edit_waits_for_the_reminder_in_flight_and_a_claim_refuses_an_edited_invoice<
+    H: Harness,
+>(
+    h: &H,
+) -> Result<()> {
+    use dunning::edit::{Edit, Request};
+    use dunning::ports::{edit_invoice, Edited};
+    seed(h, &["INV", "INV-2"]).await?;
+    let store = h.store();
+    let request = |amount: &str| Request {
+        edit: Edit::Set(vec![("amount".into(), Some(amount.into()))]),
+        by: "import:invoices.csv".into(),
+        reason: None,
+        command: Some("import"),
+    };
+    // A claim holds INV: the edit waits until its outcome is recorded.
+    let seen = read(h, "INV").await?;
+    let now = Utc::now();
+    assert!(claimed(
+        &store
+            .claim(&claim(&[("INV", &seen.snapshot)], "tok", now, None))
+            .await?
+    ));
+    let hold = Duration::from_millis(400);
+    let to_100 = request("100.00");
+    let (edited, ()) = tokio::join!(edit_invoice(store, "INV", &to_100, Utc::now), async {
+        tokio::time::sleep(hold).await;
+        let held = Held {
+            invoice_id: "INV",
+            sk: EMAIL_SK,
+            token: "tok",
+        };
+        store.record_sent(&held, "m-1", Utc::now()).await.unwrap();
+        store.release_invoice("INV", "tok").await.unwrap();
+    });
+    let Edited::Applied { plan, waited } = edited? else {
+        panic!("the edit applies");
+    };
+    assert!(waited > 0, "the edit saw the reminder in flight and waited");
+    let records = ledger(h, "INV").await?;
+    let at = |sk: &str, attr: &str| -> DateTime<Utc> {
+        records.iter().find(|r| r["sk"] == sk).unwrap()[attr]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        at(&plan.record_sk, "recorded_at") >= at(EMAIL_SK, "sent_at"),
+        "the change committed after the message stating the old amount was sent"
+    );
+    let change = records.iter().find(|r| r["sk"] == plan.record_sk).unwrap();
+    assert_eq!(change["by"], "import:invoices.csv");
+    assert_eq!(change["changes"][0], "amount: 120.00 -> 100.00");
+    // A run read INV-2, then the amount changed: its claim is refused.
+    let stale = read(h, "INV-2").await?;
+    let edited = edit_invoice(store, "INV-2", &request("90.00"), Utc::now).await?;
+    assert!(matches!(edited, Edited::Applied { waited: 0, .. }));
+    assert_eq!(
+        lost(
+            store
+                .claim(&claim(
+                    &[("INV-2", &stale.snapshot)],
+                    "tok-2",
+                    Utc::now(),
+                    None
+                ))
+                .await?
+        ),
+        [Lost::InvoiceChanged]
+    );
+    // Read again, it is claimed with the new amount; the same edit again changes nothing.
+    let fresh = read(h, "INV-2").await?;
+    assert_eq!(
+        dunning::invoice::Invoice::parse(&fresh.raw)?
+            .amount
+            .amount
+            .to_string(),
+        "90.00"
+    );
+    assert!(claimed(
+        &store
+            .claim(&claim(
+                &[("INV-2", &fresh.snapshot)],
+                "tok-3",
+                Utc::now(),
+                None
+            ))
+            .await?
+    ));
+    assert_eq!(
+        edit_invoice(store, "INV-2", &request("90.00"), Utc::now).await?,
+        Edited::Unchanged
+    );
+    assert!(matches!(
+        edit_invoice(store, "NOPE", &request("1.00"), Utc::now).await,
+        Err(dunning::edit::EditError::UnknownInvoice(_))
+    ));
     Ok(())
 }
 
@@ -1017,4 +1136,5 @@ contract!(
     an_event_id_counts_once_across_the_table_and_other_content_is_a_conflict,
     customer_records_change_once_and_are_read_in_batches,
     invalid_items_logged_today_are_kept_for_the_day_only,
+    an_edit_waits_for_the_reminder_in_flight_and_a_claim_refuses_an_edited_invoice,
 );

@@ -673,6 +673,7 @@ async fn the_customer_record_opts_out_suppresses_and_pauses() -> anyhow::Result<
         "PAU",
         &Change::Pause {
             until: "2026-11-30T00:00:00Z".parse().unwrap(),
+            mark: mark(),
         },
     );
     let summary = run(&env.deps, &at(MONDAY_2PM, "r1")).await?;

@@ -480,8 +480,9 @@ fn malformed(kind: usize, i: usize) -> (String, Vec<(&'static str, AttributeValu
     let huge = "x".repeat(50_000);
     let reason = match kind {
         0 => {
-            item.insert("amount", AttributeValue::N("120".into()));
-            "wrong_type_amount"
+            // A DynamoDB Number is an exact amount, under the same precision rules.
+            item.insert("amount", AttributeValue::N("120.125".into()));
+            "bad_amount_too_precise"
         }
         1 => {
             item.insert("amount", s(""));

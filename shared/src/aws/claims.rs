@@ -175,7 +175,10 @@ impl DynamoStore {
         if let Some(fee) = m.late_fee {
             set.push_str(", #fee = if_not_exists(#fee, :fee)");
             u = u
-                .expression_attribute_names("#fee", format!("late_fee#{}", c.step))
+                .expression_attribute_names(
+                    "#fee",
+                    format!("late_fee#{}", crate::ledger::base_step(c.step)),
+                )
                 .expression_attribute_values(":fee", s(fee.to_string()));
         }
         let u = u

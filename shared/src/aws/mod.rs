@@ -8,6 +8,7 @@
 
 pub mod claims;
 pub mod customers;
+mod edits;
 pub mod errors;
 pub mod events;
 mod index;

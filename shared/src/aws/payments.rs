@@ -24,7 +24,7 @@ use crate::payment::{
 use crate::ports::{Commit, PaymentStore, SeenInvoice, StoreError};
 
 /// A record's value as DynamoDB stores it (a list as a string set).
-fn attribute(value: &RawValue) -> AttributeValue {
+pub(super) fn attribute(value: &RawValue) -> AttributeValue {
     match value {
         RawValue::Text(t) => s(t),
         RawValue::Number(t) => AttributeValue::N(t.clone()),

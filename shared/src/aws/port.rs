@@ -34,7 +34,10 @@ impl Store for DynamoStore {
         self.customers_batch(customer_ids).await
     }
 
-    async fn warned(&self, day: NaiveDate) -> Result<std::collections::HashSet<String>, StoreError> {
+    async fn warned(
+        &self,
+        day: NaiveDate,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
         self.warned_on(day).await
     }
 

@@ -76,6 +76,9 @@ struct InvoiceItem<'a> {
     reminders_paused_until: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     disputed: bool,
+    /// `email,sms`: the channels the customer accepts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channels: Option<String>,
 }
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
@@ -247,6 +250,7 @@ impl DynamoStore {
             issued_at: invoice.issued_at.as_deref(),
             reminders_paused_until: invoice.paused_until.map(rfc3339),
             disputed: invoice.disputed,
+            channels: crate::edit::canonical(invoice, "channels"),
         };
         let item: Item = serde_dynamo::to_item(&record)
             .map_err(|e| StoreError::local("PutItem", e.to_string()))?;

@@ -53,7 +53,9 @@ impl RawInvoice {
     /// The caller checks it with the same precision rules either way.
     pub(crate) fn amount(&self, name: &'static str) -> Result<Option<String>, InvalidReason> {
         match self.0.get(name) {
-            Some(RawValue::Number(n)) => exact_number(n).map(Some).ok_or(InvalidReason::WrongType(name)),
+            Some(RawValue::Number(n)) => exact_number(n)
+                .map(Some)
+                .ok_or(InvalidReason::WrongType(name)),
             _ => Ok(self.text(name)?.map(str::to_owned)),
         }
     }

@@ -190,7 +190,7 @@ fn every_demo_due_today_sms_is_one_segment_in_every_locale() {
     let rows = crate::import::parse_csv(include_str!("../../../examples/invoices.csv").as_bytes());
     let invoices: Vec<Invoice> = rows
         .into_iter()
-        .filter_map(|row| row.ok().map(|(_, inv)| inv))
+        .filter_map(|row| row.ok().map(|row| row.invoice))
         .filter(|inv| inv.status == crate::invoice::InvoiceStatus::Open)
         .collect();
     assert!(invoices.len() >= 8, "{}", invoices.len());

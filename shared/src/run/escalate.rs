@@ -44,7 +44,8 @@ pub(super) async fn escalate<A: Adapters>(
     let Some(topic) = deps.config.escalation_topic_arn.as_deref() else {
         return Outcome::Failed("no_escalation_topic".into());
     };
-    let sk = escalation_sk(&e.step.name);
+    let ledger_step = e.invoice.ledger_step(&e.step.name);
+    let sk = escalation_sk(&ledger_step);
     let claim = Claim {
         members: vec![Member {
             invoice_id: &e.invoice.id,
@@ -54,7 +55,7 @@ pub(super) async fn escalate<A: Adapters>(
             amount: e.invoice.outstanding().to_string(),
         }],
         customer_id: &e.invoice.customer_id,
-        step: &e.step.name,
+        step: &ledger_step,
         offset_days: e.step.offset_days,
         channel: ESCALATION,
         recipient: topic,
@@ -87,7 +88,7 @@ pub(super) async fn escalate<A: Adapters>(
         token: &claim.token,
     };
     let now = req.clock();
-    record_superseded(deps, &e.invoice.id, &e.superseded, e.step).await;
+    record_superseded(deps, &e.invoice, &e.superseded, e.step).await;
     let outcome = match deps.events.publish(topic, &subject, &event(&e)).await {
         Ok(message_id) => {
             if let Err(err) = deps.store.record_sent(&held, &message_id, Utc::now()).await {

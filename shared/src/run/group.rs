@@ -19,6 +19,11 @@ pub(super) struct Message<'p, S> {
 }
 
 impl<'p, S> Message<'p, S> {
+    /// The name its ledger records carry (its invoices share their cycle).
+    pub(super) fn ledger_step(&self) -> String {
+        self.members[0].invoice.ledger_step(&self.step.name)
+    }
+
     /// The same outcome for every invoice of the message.
     pub(super) fn each(&self, outcome: Outcome) -> Vec<Counted<'p>> {
         self.members
@@ -70,6 +75,7 @@ pub(super) fn group<S>(
         for c in list {
             let fits = |m: &Message<'_, S>| {
                 m.step.offset_days == c.step.offset_days
+                    && m.members[0].invoice.cycle == c.invoice.cycle
                     && m.address == c.address
                     && m.members.len() < MAX_COMBINED
             };

@@ -512,7 +512,7 @@ fn consider<'p, A: Adapters>(
     let mut shared: Option<Shared<'p, Snapshot<A>>> = None;
     let snapshot = Arc::new(item.snapshot);
     for &(channel, readiness) in &due.channels {
-        let key = ledger_key(&step.name, channel);
+        let key = ledger_key(&invoice.ledger_step(&step.name), channel);
         match readiness {
             Readiness::NoAddress => continue,
             Readiness::OptedOut => {

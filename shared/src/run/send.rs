@@ -61,6 +61,7 @@ pub(super) async fn send_message<'p, A: Adapters>(
         })
         .collect();
     let first = &message.members[0];
+    let ledger_step = message.ledger_step();
     let claim = Claim {
         members: message
             .members
@@ -69,13 +70,13 @@ pub(super) async fn send_message<'p, A: Adapters>(
             .map(|(c, line)| Member {
                 invoice_id: &c.invoice.id,
                 snapshot: &*c.snapshot,
-                sk: reminder_sk(&step.name, channel),
+                sk: reminder_sk(&ledger_step, channel),
                 late_fee: c.late_fee.map(|f| f.amount),
                 amount: line.amount.clone(),
             })
             .collect(),
         customer_id: &first.invoice.customer_id,
-        step: &step.name,
+        step: &ledger_step,
         offset_days: step.offset_days,
         channel: channel.as_str(),
         recipient: message.address.text(),
@@ -110,7 +111,7 @@ pub(super) async fn send_message<'p, A: Adapters>(
             tracing::info!(%until, "customer cap reached; reminder deferred");
             sending.defer_to(until);
             for c in &message.members {
-                let sk = reminder_sk(&step.name, channel);
+                let sk = reminder_sk(&ledger_step, channel);
                 if let Err(err) = deps
                     .store
                     .record_deferred(&c.invoice.id, &sk, "customer_cap", until, req.clock())
@@ -142,7 +143,7 @@ async fn held_back<'p, A: Adapters>(
     let until = crate::ledger::after_failure(err.class, 1, now)
         .retry_after
         .unwrap_or(now);
-    let sk = reminder_sk(&message.step.name, message.channel);
+    let sk = reminder_sk(&message.ledger_step(), message.channel);
     let held = SendError {
         message: format!("not tried: {scope} stopped for this run after {err}"),
         ..err.clone()
@@ -291,7 +292,7 @@ async fn deliver<'p, A: Adapters>(
         tags: MessageTags {
             claim: token.to_owned(),
             customer_id: first.customer_id.clone(),
-            step: step.name.clone(),
+            step: message.ledger_step(),
             invoices: claimed
                 .iter()
                 .map(|&i| message.members[i].invoice.id.clone())
@@ -331,8 +332,8 @@ async fn deliver<'p, A: Adapters>(
         Ok(_) => compose_and_send(deps, sending, message, context, &envelope, lease).await,
         Err(err) => Err(err),
     };
-    let sk = reminder_sk(&step.name, channel);
-    let key = ledger_key(&step.name, channel);
+    let sk = reminder_sk(&message.ledger_step(), channel);
+    let key = ledger_key(&message.ledger_step(), channel);
     match &sent {
         Ok(message_id) => {
             tracing::info!(recipient = %message.address.masked(), %message_id, invoices = claimed.len(), "reminder sent")
@@ -408,7 +409,7 @@ async fn deliver<'p, A: Adapters>(
                 tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not mark the invoice reminded; the ledger still guards it");
             }
         }
-        record_superseded(deps, &c.invoice.id, &c.superseded, step).await;
+        record_superseded(deps, &c.invoice, &c.superseded, step).await;
     }
     out
 }
@@ -473,18 +474,20 @@ fn render_failure(err: &crate::render::RenderError) -> SendError {
 /// Older steps a newer one replaced after missed runs: recorded as skipped, never sent.
 pub(super) async fn record_superseded<A: Adapters>(
     deps: &Deps<A>,
-    invoice_id: &str,
+    invoice: &crate::invoice::Invoice,
     superseded: &[&Step],
     by: &Step,
 ) {
+    let invoice_id = invoice.id.as_str();
     let reason = format!("superseded by {}", by.name);
     for old in superseded {
+        let name = invoice.ledger_step(&old.name);
         let keys: Vec<String> = match old.action {
-            Action::Escalate => vec![escalation_sk(&old.name)],
+            Action::Escalate => vec![escalation_sk(&name)],
             Action::Remind => old
                 .channels
                 .iter()
-                .map(|&c| reminder_sk(&old.name, c))
+                .map(|&c| reminder_sk(&name, c))
                 .collect(),
         };
         for sk in keys {

@@ -16,6 +16,7 @@ use crate::invoice::{RawInvoice, RawValue};
 use crate::ledger::{LedgerState, INVOICE_SK};
 use crate::reads::ReadState;
 
+mod edits;
 mod links;
 mod payments;
 mod store;

@@ -250,7 +250,7 @@ impl Store for MemoryStore {
                 inv.insert("sending_until".into(), number(lease));
                 inv.insert("sending_token".into(), text(&c.token));
                 if let Some(fee) = m.late_fee {
-                    inv.entry(format!("late_fee#{}", c.step))
+                    inv.entry(format!("late_fee#{}", crate::ledger::base_step(c.step)))
                         .or_insert_with(|| text(fee.to_string()));
                 }
             }

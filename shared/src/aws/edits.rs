@@ -1,0 +1,85 @@
+//! An edit's commit on DynamoDB ([`crate::ports::EditStore`]): one
+//! transaction of the invoice's update, conditional on what it touches and
+//! its status being as read and on no reminder in flight, and the history
+//! record of the change.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+
+use super::payments::attribute;
+use super::store::{n, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
+use crate::edit::EditPlan;
+use crate::ledger::INVOICE_SK;
+use crate::ports::{Commit, EditStore, StoreError};
+
+impl EditStore for DynamoStore {
+    async fn commit_edit(
+        &self,
+        invoice_id: &str,
+        plan: &EditPlan,
+        seen: &Item,
+        now: DateTime<Utc>,
+    ) -> Result<Commit, StoreError> {
+        let local = |e: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::local("TransactWriteItems", e.to_string())
+        };
+        let mut condition = String::from(
+            "attribute_exists(sk) AND (attribute_not_exists(sending_until) OR sending_until < :now)",
+        );
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(invoice_id))
+            .key(SORT_KEY, s(INVOICE_SK))
+            .expression_attribute_values(":now", n(now.timestamp()));
+        let mut guarded: Vec<&str> = plan.touched().collect();
+        guarded.push("status");
+        guarded.sort_unstable();
+        guarded.dedup();
+        for (i, attr) in guarded.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#g{i}"), *attr);
+            match seen.get(*attr) {
+                Some(v) => {
+                    condition.push_str(&format!(" AND #g{i} = :g{i}"));
+                    update = update.expression_attribute_values(format!(":g{i}"), v.clone());
+                }
+                None => condition.push_str(&format!(" AND attribute_not_exists(#g{i})")),
+            }
+        }
+        let mut expression = String::new();
+        for (i, (name, value)) in plan.set.iter().enumerate() {
+            expression.push_str(if i == 0 { "SET " } else { ", " });
+            expression.push_str(&format!("#s{i} = :s{i}"));
+            update = update
+                .expression_attribute_names(format!("#s{i}"), name)
+                .expression_attribute_values(format!(":s{i}"), attribute(value));
+        }
+        for (i, name) in plan.remove.iter().enumerate() {
+            expression.push_str(if i == 0 { " REMOVE " } else { ", " });
+            expression.push_str(&format!("#r{i}"));
+            update = update.expression_attribute_names(format!("#r{i}"), name);
+        }
+        let update = update
+            .update_expression(expression.trim_start())
+            .condition_expression(condition)
+            .build()
+            .map_err(local)?;
+        let mut record = Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(invoice_id))
+            .item(SORT_KEY, s(&plan.record_sk))
+            .condition_expression("attribute_not_exists(sk)");
+        for (name, value) in &plan.record {
+            record = record.item(*name, attribute(value));
+        }
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder()
+                .put(record.build().map_err(local)?)
+                .build(),
+        ];
+        Ok(match self.transact(items).await? {
+            None => Commit::Done,
+            Some(_) => Commit::Changed,
+        })
+    }
+}

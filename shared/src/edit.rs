@@ -1,0 +1,378 @@
+//! What the finance team changes on an invoice: a pause, a dispute, a void,
+//! a new due date, corrected fields, a re-import. Pure: [`plan`] takes the
+//! invoice as read and the request, and returns the attributes to set and
+//! remove with a history record saying who changed what and when; `None`
+//! when the invoice is already so (every command is idempotent). The store
+//! commits a plan only while the invoice is as read and no reminder is in
+//! flight (`ports::edit_invoice`).
+//!
+//! A changed due date starts the ladder again: the invoice's `ladder_cycle`
+//! becomes the new date, so the new date's steps have ledger records of
+//! their own (`reminder#<step>@<cycle>#<channel>`) and what was sent for the
+//! old date stays in the history.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+
+use crate::invoice::{InvalidReason, Invoice, InvoiceStatus, RawInvoice, RawValue};
+
+/// The command name of a re-import's changes.
+pub const IMPORT: &str = "import";
+
+/// Sort-key prefix of the history records of changes.
+pub const CHANGE_PREFIX: &str = "change#";
+
+/// The attribute that names the invoice's current ladder (absent: the first).
+pub const CYCLE: &str = "ladder_cycle";
+
+/// What a re-import or `edit` may change, in the item contract's names.
+pub const EDITABLE: &[&str] = &[
+    "customer_id",
+    "customer_name",
+    "email",
+    "phone",
+    "amount",
+    "currency",
+    "due_date",
+    "status",
+    "timezone",
+    "locale",
+    "pay_url",
+    "channels",
+];
+
+/// One change the finance team asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// No reminders before `until`: `YYYY-MM-DD` (through that day in the
+    /// invoice's zone) or an RFC 3339 instant, as `reminders_paused_until`.
+    Pause {
+        until: String,
+    },
+    Resume,
+    Dispute,
+    Resolve,
+    Void,
+    /// A later due date: the ladder starts again for it.
+    Extend {
+        due: NaiveDate,
+    },
+    /// Attributes (of [`EDITABLE`]) to these values; `None` removes one.
+    Set(Vec<(String, Option<String>)>),
+}
+
+impl Edit {
+    /// The command's name, as history shows it.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Self::Pause { .. } => "pause",
+            Self::Resume => "resume",
+            Self::Dispute => "dispute",
+            Self::Resolve => "resolve",
+            Self::Void => "void",
+            Self::Extend { .. } => "extend",
+            Self::Set(_) => "edit",
+        }
+    }
+}
+
+/// An edit with who asks for it and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub edit: Edit,
+    /// Who: kept as `cli:<by>` (or `import:<file>`).
+    pub by: String,
+    pub reason: Option<String>,
+    /// Overrides [`Edit::command`] in the history (`import`).
+    pub command: Option<&'static str>,
+}
+
+/// One attribute's change, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub attribute: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl Change {
+    /// The change with an address or number masked (`a***@example.com`):
+    /// what the history record keeps and prints.
+    pub fn masked(&self) -> Self {
+        let contact = matches!(self.attribute.as_str(), "email" | "phone");
+        let mask = |v: &Option<String>| {
+            v.as_deref().map(|v| {
+                if contact {
+                    crate::contact::redact(v)
+                } else {
+                    v.to_owned()
+                }
+            })
+        };
+        Self {
+            attribute: self.attribute.clone(),
+            before: mask(&self.before),
+            after: mask(&self.after),
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        write!(
+            f,
+            "{}: {} -> {}",
+            self.attribute,
+            show(&self.before),
+            show(&self.after)
+        )
+    }
+}
+
+/// What committing an edit writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditPlan {
+    pub set: Vec<(String, RawValue)>,
+    pub remove: Vec<String>,
+    /// What the person asked for that changes something (the history's lines).
+    pub changes: Vec<Change>,
+    /// The history record (`change#<at>#<command>`) and its attributes.
+    pub record_sk: String,
+    pub record: Vec<(&'static str, RawValue)>,
+}
+
+impl EditPlan {
+    /// Every attribute the plan writes or removes: the commit requires each
+    /// unchanged since read.
+    pub fn touched(&self) -> impl Iterator<Item = &str> {
+        self.set
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(self.remove.iter().map(String::as_str))
+    }
+}
+
+/// Why an edit was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("no invoice {0}")]
+    UnknownInvoice(String),
+    #[error("the invoice would be invalid: {0} [{code}]", code = .0.code())]
+    Invalid(InvalidReason),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("`{0}` cannot be edited (editable: {list})", list = EDITABLE.join(", "))]
+    NotEditable(String),
+    #[error("a reminder for the invoice is being sent and did not finish in time; try again in a minute")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] crate::failure::StoreError),
+}
+
+/// An attribute as text, for comparing and showing.
+pub fn shown(value: &RawValue) -> String {
+    match value {
+        RawValue::Text(t) | RawValue::Number(t) => t.clone(),
+        RawValue::Bool(b) => b.to_string(),
+        RawValue::List(items) => items.join(","),
+        RawValue::Other(kind) => format!("<{kind}>"),
+    }
+}
+
+fn current(raw: &RawInvoice, name: &str) -> Option<String> {
+    raw.0
+        .get(name)
+        .map(shown)
+        .filter(|v| !v.is_empty() && v != "false")
+}
+
+/// The plan for `request` on the invoice as read (`raw`, already valid or
+/// not), or `None` when it changes nothing.
+pub fn plan(
+    raw: &RawInvoice,
+    request: &Request,
+    at: DateTime<Utc>,
+) -> Result<Option<EditPlan>, EditError> {
+    let invoice = Invoice::parse(raw).map_err(|r| EditError::Invalid(r.reason))?;
+    let open = |what: &str| -> Result<(), EditError> {
+        match invoice.status {
+            InvoiceStatus::Open => Ok(()),
+            other => Err(EditError::NotAllowed(format!(
+                "invoice {} is {}: there are no reminders to {what}",
+                invoice.id,
+                other.as_str()
+            ))),
+        }
+    };
+    let mut wanted: Vec<(String, Option<RawValue>)> = Vec::new();
+    let text = |v: &str| Some(RawValue::Text(v.to_owned()));
+    match &request.edit {
+        Edit::Pause { until } => {
+            open("pause")?;
+            wanted.push(("reminders_paused_until".into(), text(until)));
+        }
+        Edit::Resume => wanted.push(("reminders_paused_until".into(), None)),
+        Edit::Dispute => {
+            open("hold")?;
+            if !invoice.disputed {
+                wanted.push(("disputed".into(), Some(RawValue::Bool(true))));
+            }
+        }
+        Edit::Resolve => {
+            wanted.push(("disputed".into(), None));
+            wanted.push(("dispute_id".into(), None));
+        }
+        Edit::Void => {
+            if invoice.status == InvoiceStatus::Paid {
+                return Err(EditError::NotAllowed(format!(
+                    "invoice {} is paid: reverse its payments before voiding it",
+                    invoice.id
+                )));
+            }
+            wanted.push(("status".into(), text("void")));
+        }
+        Edit::Extend { due } => {
+            open("move")?;
+            // The same date again changes nothing (idempotent); an earlier one is refused.
+            if *due < invoice.due_date {
+                return Err(EditError::NotAllowed(format!(
+                    "the new due date {due} is not after the current one ({})",
+                    invoice.due_date
+                )));
+            }
+            wanted.push(("due_date".into(), text(&due.to_string())));
+        }
+        Edit::Set(fields) => {
+            for (name, value) in fields {
+                if !EDITABLE.contains(&name.as_str()) {
+                    return Err(EditError::NotEditable(name.clone()));
+                }
+                // A file never reopens what payments or a person closed here.
+                let reopens = name == "status"
+                    && value.as_deref() == Some(InvoiceStatus::Open.as_str())
+                    && invoice.status != InvoiceStatus::Open;
+                if reopens && request.command == Some(IMPORT) {
+                    continue;
+                }
+                let value = value.as_deref().filter(|v| !v.is_empty());
+                wanted.push((name.clone(), value.and_then(text)));
+            }
+        }
+    }
+    let mut set = Vec::new();
+    let mut remove = Vec::new();
+    let mut changes = Vec::new();
+    for (name, value) in wanted {
+        let before = current(raw, &name);
+        let after = value.as_ref().map(shown);
+        if before == after || (name == "amount" && same_amount(&before, &after)) {
+            continue;
+        }
+        changes.push(Change {
+            attribute: name.clone(),
+            before,
+            after,
+        });
+        match value {
+            Some(v) => set.push((name, v)),
+            None if raw.0.contains_key(&name) => remove.push(name),
+            None => {}
+        }
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    // A new due date starts the ladder again, under a cycle of its own.
+    if let Some(due) = set
+        .iter()
+        .find(|(k, _)| k == "due_date")
+        .map(|(_, v)| shown(v))
+    {
+        set.push((CYCLE.into(), RawValue::Text(due)));
+        for attr in ["reminder_offset", "reminded"] {
+            if raw.0.contains_key(attr) {
+                remove.push(attr.into());
+            }
+        }
+    }
+    let mut after = raw.clone();
+    for (k, v) in &set {
+        after.insert(k.clone(), v.clone());
+    }
+    for k in &remove {
+        after.0.remove(k);
+    }
+    Invoice::parse(&after).map_err(|r| EditError::Invalid(r.reason))?;
+    let at_text = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let command = request.command.unwrap_or(request.edit.command());
+    let mut record = vec![
+        ("command", RawValue::Text(command.into())),
+        ("by", RawValue::Text(request.by.clone())),
+        ("recorded_at", RawValue::Text(at_text.clone())),
+        (
+            "changes",
+            RawValue::List(changes.iter().map(|c| c.masked().to_string()).collect()),
+        ),
+    ];
+    if let Some(reason) = request.reason.as_ref().filter(|r| !r.is_empty()) {
+        record.push(("reason", RawValue::Text(reason.clone())));
+    }
+    Ok(Some(EditPlan {
+        set,
+        remove,
+        changes,
+        record_sk: format!("{CHANGE_PREFIX}{at_text}#{command}"),
+        record,
+    }))
+}
+
+/// `1200.5` and `1200.50` are the same amount (a DynamoDB Number drops zeros).
+fn same_amount(a: &Option<String>, b: &Option<String>) -> bool {
+    let parse = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(crate::invoice::exact_number)
+            .and_then(|t| t.parse::<rust_decimal::Decimal>().ok())
+    };
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// An invoice's [`EDITABLE`] attributes in the form the importer writes
+/// them (`None`: absent).
+pub fn canonical(invoice: &Invoice, name: &str) -> Option<String> {
+    match name {
+        "customer_id" => Some(invoice.customer_id.clone()),
+        "customer_name" => Some(invoice.customer_name.clone()),
+        "email" => invoice.email.as_ref().map(|e| e.as_str().to_owned()),
+        "phone" => invoice.phone.as_ref().map(|p| p.as_str().to_owned()),
+        "amount" => Some(invoice.amount.amount.to_string()),
+        "currency" => Some(invoice.amount.currency.code().to_owned()),
+        "due_date" => Some(invoice.due_date.to_string()),
+        "status" => Some(invoice.status.as_str().to_owned()),
+        "timezone" => invoice.timezone.map(|tz| tz.name().to_owned()),
+        "locale" => invoice.locale.clone(),
+        "pay_url" => invoice.pay_url.clone(),
+        "channels" => invoice
+            .channels
+            .as_ref()
+            .map(|set| set.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")),
+        _ => None,
+    }
+}
+
+/// What a re-import of `invoice` changes: the [`EDITABLE`] attributes among
+/// the row's `columns` (a column left out changes nothing; an empty cell
+/// removes an optional attribute), in the importer's form. `amount_paid` is
+/// not among them: money comes in as payments.
+pub fn import_fields(
+    invoice: &Invoice,
+    columns: &std::collections::BTreeSet<String>,
+) -> Vec<(String, Option<String>)> {
+    EDITABLE
+        .iter()
+        .filter(|name| columns.contains(**name))
+        .map(|name| ((*name).to_owned(), canonical(invoice, name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+use super::*;
+
+fn raw(extra: &[(&str, RawValue)]) -> RawInvoice {
+    let mut raw = RawInvoice::default();
+    for (k, v) in [
+        ("invoice_id", "INV-1"),
+        ("customer_id", "C-1"),
+        ("customer_name", "Ana Lima"),
+        ("email", "ana@example.com"),
+        ("amount", "1200.00"),
+        ("currency", "USD"),
+        ("due_date", "2026-12-01"),
+        ("status", "open"),
+    ] {
+        raw.insert(k, RawValue::Text(v.into()));
+    }
+    for (k, v) in extra {
+        raw.insert(*k, v.clone());
+    }
+    raw
+}
+
+fn request(edit: Edit) -> Request {
+    Request {
+        edit,
+        by: "cli:ana".into(),
+        reason: Some("called the customer".into()),
+        command: None,
+    }
+}
+
+fn at() -> DateTime<Utc> {
+    "2026-12-02T10:00:00Z".parse().unwrap()
+}
+
+/// The invoice after the plan, as the store writes it.
+fn applied(raw: &RawInvoice, plan: &EditPlan) -> RawInvoice {
+    let mut out = raw.clone();
+    for (k, v) in &plan.set {
+        out.insert(k.clone(), v.clone());
+    }
+    for k in &plan.remove {
+        out.0.remove(k);
+    }
+    out
+}
+
+#[test]
+fn every_command_changes_once_then_nothing_and_says_who_and_why() {
+    let until = "2026-12-20".to_owned();
+    let due: NaiveDate = "2026-12-31".parse().unwrap();
+    let commands = [
+        Edit::Pause { until },
+        Edit::Resume,
+        Edit::Dispute,
+        Edit::Resolve,
+        Edit::Extend { due },
+        Edit::Set(vec![("amount".into(), Some("1000.00".into()))]),
+        Edit::Void,
+    ];
+    let mut inv = raw(&[]);
+    for edit in commands {
+        let name = edit.command();
+        let plan = plan(&inv, &request(edit.clone()), at())
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} changes the invoice"));
+        assert!(plan
+            .record_sk
+            .starts_with("change#2026-12-02T10:00:00.000Z#"));
+        assert!(plan
+            .record
+            .contains(&("by", RawValue::Text("cli:ana".into()))));
+        assert!(plan
+            .record
+            .contains(&("reason", RawValue::Text("called the customer".into()))));
+        inv = applied(&inv, &plan);
+        Invoice::parse(&inv).expect("still valid");
+        assert!(
+            super::plan(&inv, &request(edit), at()).unwrap().is_none(),
+            "{name} again changes nothing"
+        );
+    }
+    let inv = Invoice::parse(&inv).unwrap();
+    assert_eq!(inv.status, InvoiceStatus::Void);
+    assert_eq!(inv.amount.amount.to_string(), "1000.00");
+    assert_eq!(inv.due_date, due);
+    assert!(!inv.disputed && inv.paused_until.is_none());
+    let bad = super::plan(
+        &raw(&[]),
+        &request(Edit::Pause {
+            until: "soon".into(),
+        }),
+        at(),
+    );
+    assert!(matches!(
+        bad,
+        Err(EditError::Invalid(InvalidReason::BadPausedUntil))
+    ));
+}
+
+#[test]
+fn a_new_due_date_starts_a_cycle_and_forgets_the_old_steps() {
+    let inv = raw(&[
+        ("reminder_offset", RawValue::Number("3".into())),
+        ("reminded", RawValue::List(vec!["overdue_3#email".into()])),
+    ]);
+    let due: NaiveDate = "2026-12-31".parse().unwrap();
+    let plan = plan(&inv, &request(Edit::Extend { due }), at())
+        .unwrap()
+        .unwrap();
+    let after = applied(&inv, &plan);
+    assert_eq!(after.0[CYCLE], RawValue::Text("2026-12-31".into()));
+    assert!(!after.0.contains_key("reminder_offset") && !after.0.contains_key("reminded"));
+    assert_eq!(
+        plan.changes,
+        [Change {
+            attribute: "due_date".into(),
+            before: Some("2026-12-01".into()),
+            after: Some("2026-12-31".into())
+        }]
+    );
+    assert_eq!(
+        plan.changes[0].to_string(),
+        "due_date: 2026-12-01 -> 2026-12-31"
+    );
+    // Only later: an earlier date is refused with the reason.
+    let earlier = super::plan(
+        &inv,
+        &request(Edit::Extend {
+            due: "2026-11-01".parse().unwrap(),
+        }),
+        at(),
+    );
+    assert!(matches!(earlier, Err(EditError::NotAllowed(m)) if m.contains("not after")));
+}
+
+#[test]
+fn what_would_be_invalid_or_is_not_editable_or_not_open_is_refused() {
+    let inv = raw(&[]);
+    let set = |k: &str, v: Option<&str>| {
+        plan(
+            &inv,
+            &request(Edit::Set(vec![(k.into(), v.map(str::to_owned))])),
+            at(),
+        )
+    };
+    assert!(matches!(
+        set("amount", Some("12.345")),
+        Err(EditError::Invalid(InvalidReason::BadAmount(
+            crate::invoice::AmountProblem::TooPrecise
+        )))
+    ));
+    assert!(matches!(
+        set("email", None),
+        Err(EditError::Invalid(InvalidReason::NoContact))
+    ));
+    assert!(matches!(
+        set("amount_paid", Some("5")),
+        Err(EditError::NotEditable(_))
+    ));
+    // 1200.00 stored as the Number 1200: the same amount, nothing to change.
+    assert!(matches!(set("amount", Some("1200")), Ok(None)));
+    let paid = raw(&[("status", RawValue::Text("paid".into()))]);
+    for edit in [
+        Edit::Void,
+        Edit::Dispute,
+        Edit::Extend {
+            due: "2027-01-01".parse().unwrap(),
+        },
+    ] {
+        assert!(matches!(
+            plan(&paid, &request(edit), at()),
+            Err(EditError::NotAllowed(_))
+        ));
+    }
+}
+
+#[test]
+fn a_reimport_compares_only_the_columns_it_has_and_an_empty_cell_removes() {
+    let stored = raw(&[
+        ("locale", RawValue::Text("en".into())),
+        ("status", RawValue::Text("paid".into())),
+    ]);
+    // The file: a new amount, no locale, and `open` (its billing system has
+    // not seen the payment); it has no column for the timezone.
+    let mut row = raw(&[
+        ("amount", RawValue::Text("900.00".into())),
+        ("locale", RawValue::Text(String::new())),
+    ]);
+    row.0.remove("locale");
+    let mut columns: std::collections::BTreeSet<String> = row.0.keys().cloned().collect();
+    columns.insert("locale".into());
+    let fields = import_fields(&Invoice::parse(&row).unwrap(), &columns);
+    assert!(fields.contains(&("amount".to_owned(), Some("900.00".to_owned()))));
+    assert!(fields.contains(&("locale".to_owned(), None)));
+    assert!(!fields.iter().any(|(k, _)| k == "timezone"));
+    let import = Request {
+        command: Some(IMPORT),
+        ..request(Edit::Set(fields.clone()))
+    };
+    let plan = plan(&stored, &import, at()).unwrap().unwrap();
+    assert_eq!(plan.remove, ["locale"]);
+    let changed: Vec<&str> = plan.changes.iter().map(|c| c.attribute.as_str()).collect();
+    assert_eq!(
+        changed,
+        ["amount", "locale"],
+        "a file never reopens a paid invoice"
+    );
+    assert!(plan.record_sk.ends_with("#import"));
+    // Re-importing the same file changes nothing.
+    assert!(super::plan(&applied(&stored, &plan), &import, at())
+        .unwrap()
+        .is_none());
+    // `edit --status open` by a person does reopen it.
+    let by_hand = super::plan(&stored, &request(Edit::Set(fields)), at())
+        .unwrap()
+        .unwrap();
+    assert!(by_hand.changes.iter().any(|c| c.attribute == "status"));
+}

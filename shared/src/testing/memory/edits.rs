@@ -1,0 +1,49 @@
+//! An edit's commit in memory: the same conditions as `aws::edits`.
+
+use chrono::{DateTime, Utc};
+
+use super::{get_number, same_value, text, MemoryStore, Record};
+use crate::edit::EditPlan;
+use crate::ledger::INVOICE_SK;
+use crate::ports::{Commit, EditStore, StoreError};
+
+impl EditStore for MemoryStore {
+    async fn commit_edit(
+        &self,
+        invoice_id: &str,
+        plan: &EditPlan,
+        seen: &Record,
+        now: DateTime<Utc>,
+    ) -> Result<Commit, StoreError> {
+        let mut inner = self.lock();
+        let key = (invoice_id.to_owned(), INVOICE_SK.to_owned());
+        let record_key = (invoice_id.to_owned(), plan.record_sk.clone());
+        let Some(current) = inner.records.get(&key) else {
+            return Ok(Commit::Changed);
+        };
+        let unchanged = plan
+            .touched()
+            .chain(["status"])
+            .all(|attr| same_value(current.get(attr), seen.get(attr)))
+            && get_number(current, "sending_until").is_none_or(|t| t < now.timestamp());
+        if !unchanged || inner.records.contains_key(&record_key) {
+            return Ok(Commit::Changed);
+        }
+        let invoice = inner.records.get_mut(&key).expect("read above");
+        for (name, value) in &plan.set {
+            invoice.insert(name.clone(), value.clone());
+        }
+        for name in &plan.remove {
+            invoice.remove(name);
+        }
+        let mut record: Record = plan
+            .record
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        record.insert("invoice_id".into(), text(invoice_id));
+        record.insert("sk".into(), text(&plan.record_sk));
+        inner.records.insert(record_key, record);
+        Ok(Commit::Done)
+    }
+}
