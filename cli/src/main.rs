@@ -252,6 +252,32 @@ enum Command {
         #[command(flatten)]
         who: edit::Who,
     },
+    /// Record a promise to pay by a date: no reminders until then; if it is
+    /// not paid by the next business day after it, a "you promised to pay
+    /// by ..." message goes out, then the ladder resumes.
+    Promise {
+        invoice_id: String,
+        /// The date the customer promised to pay by.
+        #[arg(long = "by", value_name = "DATE")]
+        date: chrono::NaiveDate,
+        /// Who records the promise (kept as `cli:<who>`; default admin).
+        #[arg(long)]
+        who: Option<String>,
+        /// Why (kept with the change).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
+    /// Put an invoice on a payment plan: instalments (DATE:AMOUNT, repeatable)
+    /// summing to what is outstanding; the ladder runs on the next unpaid one.
+    Plan {
+        invoice_id: String,
+        #[arg(long = "instalment", required = true, value_name = "DATE:AMOUNT")]
+        instalments: Vec<String>,
+        #[command(flatten)]
+        who: edit::Who,
+    },
     /// Correct an invoice's fields; an empty value removes an optional one.
     Edit {
         invoice_id: String,
@@ -522,6 +548,29 @@ async fn execute(command: Command) -> Result<()> {
         } => {
             let store = DynamoStore::new(&aws().await?, &who.table);
             edit::apply(&store, &invoice_id, edit::Edit::Extend { due }, &who).await
+        }
+        Command::Promise {
+            invoice_id,
+            date,
+            who,
+            reason,
+            table,
+        } => {
+            let who = edit::Who {
+                by: who,
+                reason,
+                table,
+            };
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            edit::apply(&store, &invoice_id, edit::Edit::Promise { by: date }, &who).await
+        }
+        Command::Plan {
+            invoice_id,
+            instalments,
+            who,
+        } => {
+            let store = DynamoStore::new(&aws().await?, &who.table);
+            edit::apply(&store, &invoice_id, edit::Edit::Plan { instalments }, &who).await
         }
         Command::Edit {
             invoice_id,

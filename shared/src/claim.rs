@@ -31,6 +31,9 @@ pub const GUARDED: &[&str] = &[
     "ladder_cycle",
     "email",
     "phone",
+    "promised_by",
+    "instalments",
+    "plan_paid_before",
 ];
 
 /// Most invoices one combined message may cover (a DynamoDB transaction
@@ -57,6 +60,9 @@ pub struct Member<'a, S> {
     pub late_fee: Option<Decimal>,
     /// The amount the message states.
     pub amount: String,
+    /// A plan this message says has ended: kept on the invoice
+    /// (`plan_defaulted_on`, once), so that a late payment does not revive it.
+    pub plan_defaulted_on: Option<NaiveDate>,
 }
 
 /// A claim of one message.
@@ -66,6 +72,9 @@ pub struct Claim<'a, S> {
     pub customer_id: &'a str,
     pub step: &'a str,
     pub offset_days: i64,
+    /// The ladder cycle `offset_days` is reached in (`reminder_cycle`):
+    /// steps only move forward within a cycle.
+    pub cycle: Option<&'a str>,
     /// `email`, `sms`, or `escalation`.
     pub channel: &'a str,
     pub recipient: &'a str,

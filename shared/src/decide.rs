@@ -17,6 +17,9 @@ pub enum Hold {
     Void,
     Disputed,
     Paused,
+    /// The customer promised to pay by a date that has not passed (or whose
+    /// next business day has not come).
+    Promised,
     InCollections,
     NothingOutstanding,
     /// No step's day has come yet.
@@ -41,6 +44,7 @@ impl Hold {
             Self::Void => "void",
             Self::Disputed => "disputed",
             Self::Paused => "paused",
+            Self::Promised => "promised",
             Self::InCollections => "in_collections",
             Self::NothingOutstanding => "nothing_outstanding",
             Self::NotYet => "not_yet",
@@ -89,6 +93,10 @@ pub struct Due<'p> {
     pub channels: Vec<(Channel, Readiness)>,
     /// Older steps never reached whose time has passed: recorded as skipped.
     pub superseded: Vec<&'p Step>,
+    /// The offset a claim records as reached (`reminder_offset`): the step's
+    /// own, or for a broken promise's message, past the ladder's steps it
+    /// stands in for.
+    pub claim_offset: i64,
 }
 
 impl Due<'_> {
@@ -138,14 +146,19 @@ pub fn decide<'p>(
     let local = now.with_timezone(&invoice.timezone.unwrap_or(business_tz));
     let today = local.date_naive();
     let steps = policy.steps();
-    let index = steps
+    let latest = steps
         .iter()
-        .rposition(|s| policy.calendar.step_day(s.offset_days, invoice.due_date) <= today)
-        .ok_or(Hold::NotYet)?;
+        .rposition(|s| policy.calendar.step_day(s.offset_days, invoice.due_date) <= today);
+    if let Some(promised) = invoice.promised_by {
+        if let Some(due) = broken_promise(policy, invoice, promised, local, latest)? {
+            return Ok(due);
+        }
+    }
+    let index = latest.ok_or(Hold::NotYet)?;
     let step = &steps[index];
     let step_day = policy.calendar.step_day(step.offset_days, invoice.due_date);
     if invoice
-        .reminder_offset
+        .reached()
         .is_some_and(|reached| reached > step.offset_days)
     {
         return Err(Hold::StepAlreadyPassed);
@@ -176,32 +189,10 @@ pub fn decide<'p>(
     {
         return Err(Hold::BelowMinimum);
     }
-    let superseded = steps[..index]
-        .iter()
-        .filter(|s| {
-            invoice
-                .reminder_offset
-                .is_none_or(|reached| s.offset_days > reached)
-        })
-        .collect();
+    let superseded = not_reached(invoice, &steps[..index]);
     let channels = match step.action {
         Action::Escalate => Vec::new(),
-        Action::Remind => step
-            .channels
-            .iter()
-            .map(|&c| {
-                let readiness = if !invoice.accepts(c) {
-                    Readiness::OptedOut
-                } else if !invoice.has_address(c) {
-                    Readiness::NoAddress
-                } else if !policy.calendar.open(c, local.time()) {
-                    Readiness::OutsideWindow
-                } else {
-                    Readiness::Ready
-                };
-                (c, readiness)
-            })
-            .collect(),
+        Action::Remind => readiness(policy, invoice, step, local.time()),
     };
     Ok(Due {
         step,
@@ -209,7 +200,101 @@ pub fn decide<'p>(
         step_day,
         channels,
         superseded,
+        claim_offset: step.offset_days,
     })
+}
+
+/// Steps of `steps` the invoice has not reached in its current cycle.
+fn not_reached<'p>(invoice: &Invoice, steps: &'p [Step]) -> Vec<&'p Step> {
+    steps
+        .iter()
+        .filter(|s| {
+            invoice
+                .reached()
+                .is_none_or(|reached| s.offset_days > reached)
+        })
+        .collect()
+}
+
+/// Each of `step`'s channels and whether it can go at local time `time`.
+fn readiness(
+    policy: &Policy,
+    invoice: &Invoice,
+    step: &Step,
+    time: chrono::NaiveTime,
+) -> Vec<(Channel, Readiness)> {
+    step.channels
+        .iter()
+        .map(|&c| {
+            let readiness = if !invoice.accepts(c) {
+                Readiness::OptedOut
+            } else if !invoice.has_address(c) {
+                Readiness::NoAddress
+            } else if !policy.calendar.open(c, time) {
+                Readiness::OutsideWindow
+            } else {
+                Readiness::Ready
+            };
+            (c, readiness)
+        })
+        .collect()
+}
+
+/// A promise to pay by `promised`: nothing before the next business day
+/// after it (`Hold::Promised`); then, if the invoice is still owed and the
+/// message was not sent, the broken promise's message, within the catch-up
+/// days, standing in for the ladder's steps that fell due meanwhile (they
+/// are recorded as superseded, and the ladder goes on with the next one).
+/// `None`: the promise is settled (its message went, or its time is over)
+/// and the ladder decides.
+fn broken_promise<'p>(
+    policy: &'p Policy,
+    invoice: &Invoice,
+    promised: NaiveDate,
+    local: DateTime<Tz>,
+    latest: Option<usize>,
+) -> Result<Option<Due<'p>>, Hold> {
+    let today = local.date_naive();
+    let cal = &policy.calendar;
+    let broken_day = cal.effective_day(promised.succ_opt().unwrap_or(promised));
+    if today < broken_day {
+        return Err(Hold::Promised);
+    }
+    let step = policy.promise_step();
+    let name = invoice.ledger_step(&step.name);
+    let settled = invoice.reminded.iter().any(|k| {
+        k.strip_prefix(name.as_str())
+            .is_some_and(|rest| rest.starts_with('#'))
+    });
+    let lapsed =
+        cal.business_days_between(broken_day, today, cal.catch_up_days) > cal.catch_up_days;
+    if settled || lapsed || step.channels.is_empty() {
+        return Ok(None);
+    }
+    if !cal.is_business_day(today) {
+        return Err(Hold::NotABusinessDay);
+    }
+    let steps = policy.steps();
+    // An escalation that fell due meanwhile is not stood in for: it follows.
+    let latest = latest.and_then(|i| steps[..=i].iter().rposition(|s| s.action == Action::Remind));
+    let (superseded, claim_offset) = match latest {
+        Some(index) => (
+            not_reached(invoice, &steps[..=index]),
+            steps[index]
+                .offset_days
+                .max(invoice.reached().unwrap_or(i64::MIN))
+                + 1,
+        ),
+        None => (Vec::new(), invoice.reached().unwrap_or(i64::MIN)),
+    };
+    Ok(Some(Due {
+        step,
+        local_date: today,
+        step_day: broken_day,
+        channels: readiness(policy, invoice, step, local.time()),
+        superseded,
+        claim_offset,
+    }))
 }
 
 #[cfg(test)]

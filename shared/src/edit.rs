@@ -13,7 +13,18 @@
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
+use crate::invoice::instalments::{Instalment, PaymentPlan, INSTALMENTS, PLAN_DEFAULTED_ON};
 use crate::invoice::{InvalidReason, Invoice, InvoiceStatus, RawInvoice, RawValue};
+
+/// The partition of wake records (`<date>#<invoice_id>`): the dates an
+/// invoice's ladder runs on besides its due date (a plan's instalments, a
+/// promise), which a full read takes from here.
+pub const WAKE_PARTITION: &str = "#wake";
+
+/// The sort key of an invoice's wake record for `date`.
+pub fn wake_sk(date: NaiveDate, invoice_id: &str) -> String {
+    format!("{date}#{invoice_id}")
+}
 
 /// The command name of a re-import's changes.
 pub const IMPORT: &str = "import";
@@ -38,6 +49,8 @@ pub const EDITABLE: &[&str] = &[
     "locale",
     "pay_url",
     "channels",
+    "promised_by",
+    "instalments",
 ];
 
 /// One change the finance team asks for.
@@ -56,6 +69,14 @@ pub enum Edit {
     Extend {
         due: NaiveDate,
     },
+    /// A promise to pay by a date: no reminders until then.
+    Promise {
+        by: NaiveDate,
+    },
+    /// A payment plan: `DATE:AMOUNT` instalments summing to what is outstanding.
+    Plan {
+        instalments: Vec<String>,
+    },
     /// Attributes (of [`EDITABLE`]) to these values; `None` removes one.
     Set(Vec<(String, Option<String>)>),
 }
@@ -70,6 +91,8 @@ impl Edit {
             Self::Resolve => "resolve",
             Self::Void => "void",
             Self::Extend { .. } => "extend",
+            Self::Promise { .. } => "promise",
+            Self::Plan { .. } => "plan",
             Self::Set(_) => "edit",
         }
     }
@@ -139,6 +162,8 @@ pub struct EditPlan {
     /// The history record (`change#<at>#<command>`) and its attributes.
     pub record_sk: String,
     pub record: Vec<(&'static str, RawValue)>,
+    /// Dates a full read must take the invoice on ([`WAKE_PARTITION`]).
+    pub wake: Vec<NaiveDate>,
 }
 
 impl EditPlan {
@@ -166,17 +191,14 @@ pub enum EditError {
     #[error("a reminder for the invoice is being sent and did not finish in time; try again in a minute")]
     Busy,
     #[error(transparent)]
+    Plan(#[from] crate::invoice::instalments::PlanError),
+    #[error(transparent)]
     Store(#[from] crate::failure::StoreError),
 }
 
 /// An attribute as text, for comparing and showing.
 pub fn shown(value: &RawValue) -> String {
-    match value {
-        RawValue::Text(t) | RawValue::Number(t) => t.clone(),
-        RawValue::Bool(b) => b.to_string(),
-        RawValue::List(items) => items.join(","),
-        RawValue::Other(kind) => format!("<{kind}>"),
-    }
+    value.shown()
 }
 
 fn current(raw: &RawInvoice, name: &str) -> Option<String> {
@@ -242,6 +264,14 @@ pub fn plan(
             }
             wanted.push(("due_date".into(), text(&due.to_string())));
         }
+        Edit::Promise { by } => {
+            open("hold")?;
+            wanted.push(("promised_by".into(), text(&by.to_string())));
+        }
+        Edit::Plan { instalments } => {
+            open("plan")?;
+            wanted.push((INSTALMENTS.into(), text(&instalments.join(","))));
+        }
         Edit::Set(fields) => {
             for (name, value) in fields {
                 if !EDITABLE.contains(&name.as_str()) {
@@ -281,6 +311,36 @@ pub fn plan(
     }
     if changes.is_empty() {
         return Ok(None);
+    }
+    let mut wake = Vec::new();
+    // A plan sums to what is outstanding now; payments from now on pay it.
+    if let Some(i) = set.iter().position(|(k, _)| k == INSTALMENTS) {
+        let currency = invoice.amount.currency;
+        let parts = shown(&set[i].1)
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Instalment::parse(t, currency))
+            .collect::<Result<Vec<_>, _>>()?;
+        let plan = PaymentPlan::new(parts, invoice.balance().amount, invoice.amount_paid)?;
+        set.remove(i);
+        set.extend(plan.attributes());
+        if raw.0.contains_key(PLAN_DEFAULTED_ON) {
+            remove.push(PLAN_DEFAULTED_ON.into());
+        }
+        wake.extend(plan.instalments.iter().map(|i| i.date));
+    }
+    if remove.iter().any(|k| k == INSTALMENTS) {
+        for attr in [
+            crate::invoice::instalments::PLAN_PAID_BEFORE,
+            PLAN_DEFAULTED_ON,
+        ] {
+            if raw.0.contains_key(attr) {
+                remove.push(attr.into());
+            }
+        }
+    }
+    if let Some((_, v)) = set.iter().find(|(k, _)| k == "promised_by") {
+        wake.extend(crate::calendar::parse_date(&shown(v)));
     }
     // A new due date starts the ladder again, under a cycle of its own.
     if let Some(due) = set
@@ -323,6 +383,7 @@ pub fn plan(
         changes,
         record_sk: format!("{CHANGE_PREFIX}{at_text}#{command}"),
         record,
+        wake,
     }))
 }
 
@@ -351,6 +412,14 @@ pub fn canonical(invoice: &Invoice, name: &str) -> Option<String> {
         "timezone" => invoice.timezone.map(|tz| tz.name().to_owned()),
         "locale" => invoice.locale.clone(),
         "pay_url" => invoice.pay_url.clone(),
+        "promised_by" => invoice.promised_by.map(|d| d.to_string()),
+        "instalments" => invoice.plan.as_ref().map(|p| {
+            p.instalments
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
         "channels" => invoice
             .channels
             .as_ref()

@@ -58,6 +58,10 @@ pub struct WorkOrder {
     pub shard: Shard,
     /// The due-date ranges the queuing run read.
     pub ranges: Vec<(NaiveDate, NaiveDate)>,
+    /// The queuing run was a full read: the worker also takes the invoices
+    /// woken in those ranges (a plan's instalment, a promise).
+    #[serde(default)]
+    pub woken: bool,
 }
 
 /// The messages per second one invocation sends: the provider's `rate`

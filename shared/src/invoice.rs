@@ -16,6 +16,7 @@ use crate::channel::Channel;
 use crate::contact::{EmailAddress, PhoneNumber};
 use crate::money::{parse_amount, AmountError, Currency, Money};
 
+pub mod instalments;
 mod raw;
 pub use raw::{exact_number, AmountProblem, InvalidReason, RawInvoice, RawValue, Rejected};
 
@@ -73,24 +74,116 @@ pub struct Invoice {
     pub channels: Option<BTreeSet<Channel>>,
     /// Set by an escalation step: automated reminders stop.
     pub in_collections: bool,
-    /// Offset of the latest step claimed (written by the run): steps never go backwards.
+    /// Offset of the latest step claimed (written by the run): steps never go
+    /// backwards within the ladder cycle the claim was for ([`Invoice::reached`]).
     pub reminder_offset: Option<i64>,
+    /// The cycle `reminder_offset` was claimed in (`reminder_cycle`; absent: the first).
+    pub reminder_cycle: Option<String>,
     /// Late fees applied, by step (`late_fee#<step>` attributes).
     pub late_fees: BTreeMap<String, Decimal>,
     /// The ladder's cycle since the due date last changed ([`crate::edit::CYCLE`]).
     pub cycle: Option<String>,
+    /// A promise to pay by this date (`promised_by`): no reminders until
+    /// then, one message on the next business day if it is not kept.
+    pub promised_by: Option<NaiveDate>,
+    /// A payment plan ([`crate::invoice::instalments`]).
+    pub plan: Option<crate::invoice::instalments::PaymentPlan>,
+    /// What the ladder runs on now when the invoice is on a plan (set by
+    /// [`Invoice::scheduled`]): the instalment, or the plan's end.
+    pub on_plan: Option<PlanView>,
+}
+
+/// An invoice's plan as the ladder sees it on one day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanView {
+    /// The instalment (from 1) of how many; `None` once the plan ended.
+    pub instalment: Option<(usize, usize)>,
+    /// What is due now: what is left of the instalment, or everything.
+    pub due: Money,
+    /// Everything still outstanding.
+    pub balance: Money,
+    /// The instalment whose default ended the plan, for the run to keep.
+    pub defaulted_on: Option<NaiveDate>,
 }
 
 impl Invoice {
-    /// What is still owed, late fees included: never negative.
+    /// What is owed now, late fees included: never negative. On a plan,
+    /// what is left of the instalment the ladder runs on.
     pub fn outstanding(&self) -> Money {
+        let balance = self.balance();
+        match &self.on_plan {
+            Some(view) => Money::new(view.due.amount.min(balance.amount), balance.currency),
+            None => balance,
+        }
+    }
+
+    /// Everything still owed, late fees included, plan or not.
+    pub fn balance(&self) -> Money {
         let fees: Decimal = self.late_fees.values().copied().sum();
         let left = (self.amount.amount + fees - self.amount_paid).max(Decimal::ZERO);
         Money::new(left, self.amount.currency)
     }
 
-    /// The name `step`'s ledger records carry for this invoice ([`crate::ledger::cycle_step`]).
+    /// The latest step offset claimed in the current cycle: a claim of
+    /// another cycle (an earlier instalment, an old due date) does not hold
+    /// this one back.
+    pub fn reached(&self) -> Option<i64> {
+        self.reminder_offset
+            .filter(|_| self.reminder_cycle == self.cycle)
+    }
+
+    /// The invoice as the ladder runs on it on the customer's `today`: on a
+    /// plan, due on the next unpaid instalment's date for what is left of
+    /// it, under that date's cycle; once the plan ended, everything due as
+    /// of the missed instalment's date. Without a plan, itself.
+    pub fn scheduled(&self, today: NaiveDate, default_days: Option<u64>) -> Self {
+        use crate::invoice::instalments::PlanState;
+        let Some(plan) = &self.plan else {
+            return self.clone();
+        };
+        let balance = self.balance();
+        let (date, view) = match plan.state(self.amount_paid, today, default_days) {
+            PlanState::Active {
+                number,
+                of,
+                date,
+                left,
+            } => (
+                date,
+                Some(PlanView {
+                    instalment: Some((number, of)),
+                    due: Money::new(left, balance.currency),
+                    balance,
+                    defaulted_on: None,
+                }),
+            ),
+            PlanState::Defaulted { date } => (
+                date,
+                Some(PlanView {
+                    instalment: None,
+                    due: balance,
+                    balance,
+                    defaulted_on: plan.defaulted_on.is_none().then_some(date),
+                }),
+            ),
+            PlanState::Completed { last } => (last, None),
+        };
+        Self {
+            due_date: date,
+            cycle: Some(date.to_string()),
+            on_plan: view,
+            ..self.clone()
+        }
+    }
+
+    /// The name `step`'s ledger records carry for this invoice
+    /// ([`crate::ledger::cycle_step`]); a broken promise's message is named
+    /// after the promise's date.
     pub fn ledger_step(&self, step: &str) -> String {
+        if step == crate::policy::PROMISE_STEP {
+            let date = self.promised_by.map(|d| d.to_string());
+            return crate::ledger::cycle_step(step, date.as_deref());
+        }
         crate::ledger::cycle_step(step, self.cycle.as_deref())
     }
 
@@ -255,6 +348,17 @@ impl Invoice {
             reminder_offset,
             late_fees,
             cycle: raw.text("ladder_cycle")?.map(str::to_owned),
+            reminder_cycle: match raw.0.get("reminder_cycle") {
+                Some(RawValue::Text(t)) if !t.is_empty() => Some(t.clone()),
+                _ => None,
+            },
+            promised_by: raw
+                .text("promised_by")?
+                .map(|t| parse_date(t).ok_or(InvalidReason::BadPromisedBy))
+                .transpose()?,
+            plan: crate::invoice::instalments::PaymentPlan::read(raw, currency)
+                .map_err(|_| InvalidReason::BadPlan)?,
+            on_plan: None,
         })
     }
 }

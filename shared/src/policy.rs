@@ -70,12 +70,21 @@ pub struct Step {
     pub action: Action,
 }
 
+/// The built-in step of a broken promise to pay: its template, and the name
+/// its ledger records carry (`promise_broken@<promised date>`).
+pub const PROMISE_STEP: &str = "promise_broken";
+
 /// The ladder, sorted by offset, with its calendar and cap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     steps: Vec<Step>,
     pub calendar: Calendar,
     pub cap: Cap,
+    /// A plan's instalment unpaid this many days after its date ends the
+    /// plan (`[plans] default_days`; `None`: plans never end by themselves).
+    pub plan_default_days: Option<u64>,
+    /// The message a broken promise gets, on every channel the ladder uses.
+    promise: Step,
 }
 
 /// An invalid policy file, with the 1-based line of the problem.
@@ -131,6 +140,11 @@ impl Policy {
 
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    /// The step of a broken promise's message ([`PROMISE_STEP`]).
+    pub fn promise_step(&self) -> &Step {
+        &self.promise
     }
 
     /// How many days before the due date the first step fires.

@@ -63,6 +63,16 @@ pub trait Store: Send + Sync {
         start: Option<Self::Cursor>,
     ) -> impl Future<Output = Result<DuePage<Self::Snapshot, Self::Cursor>, StoreError>> + Send;
 
+    /// The open invoices with a date of their own in `from..=to` that is not
+    /// their due date (a plan's instalment, a promise to pay: their wake
+    /// records, [`crate::edit::WAKE_PARTITION`]); a full read takes them
+    /// besides the due index's window.
+    fn woken(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<DueItem<Self::Snapshot>>, StoreError>> + Send;
+
     /// What earlier runs read ([`crate::reads`]), read strongly consistently.
     fn read_state(&self) -> impl Future<Output = Result<ReadState, StoreError>> + Send;
 

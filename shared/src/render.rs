@@ -93,6 +93,23 @@ pub struct InvoiceLine {
     pub days_until_due: i64,
     pub days_overdue: i64,
     pub pay_link: String,
+    /// On a plan: the instalment the amount and due date are of.
+    pub instalment: Option<InstalmentLine>,
+    /// The plan ended (an instalment went unpaid): the amount is the whole balance.
+    pub plan_ended: bool,
+    /// A promise to pay by this date (long and short forms), if one was made.
+    pub promised_by: Option<String>,
+    pub promised_by_short: Option<String>,
+}
+
+/// The instalment a plan's reminder is about.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstalmentLine {
+    /// From 1, of `of`.
+    pub number: usize,
+    pub of: usize,
+    /// Everything still outstanding on the invoice.
+    pub balance: String,
 }
 
 impl InvoiceLine {
@@ -120,6 +137,24 @@ impl InvoiceLine {
             days_until_due: days.max(0),
             days_overdue: (-days).max(0),
             pay_link,
+            instalment: invoice.on_plan.as_ref().and_then(|view| {
+                let (number, of) = view.instalment?;
+                let mut balance = view.balance;
+                if let Some(fee) = late_fee {
+                    balance.amount += fee.amount;
+                }
+                Some(InstalmentLine {
+                    number,
+                    of,
+                    balance: balance.to_string(),
+                })
+            }),
+            plan_ended: invoice
+                .on_plan
+                .as_ref()
+                .is_some_and(|view| view.instalment.is_none()),
+            promised_by: invoice.promised_by.map(|d| locale.long_date(d)),
+            promised_by_short: invoice.promised_by.map(|d| locale.short_date(d)),
         }
     }
 }
@@ -331,6 +366,10 @@ impl Renderer {
                 days_until_due: 0,
                 days_overdue: 0,
                 pay_link: pay_link.to_owned(),
+                instalment: None,
+                plan_ended: false,
+                promised_by: None,
+                promised_by_short: None,
             };
             let Some(ctx) = ReminderContext::new(locale, "", "", "", vec![line.clone(), line])
             else {

@@ -241,6 +241,10 @@ pub struct RunSummary {
     pub fanned_out: u32,
     /// Items a worker read that belong to another worker's shard.
     pub other_shards: u64,
+    /// Invoices a full read took by their wake records (a plan's
+    /// instalment, a promise), besides the due index.
+    #[serde(default)]
+    pub woken: u64,
     /// The earliest instant reminders were deferred to by the customer cap.
     pub deferred_until: Option<DateTime<Utc>>,
     /// The earliest instant a reminder this run found but held back, where

@@ -8,7 +8,13 @@ use include_dir::{include_dir, Dir, DirEntry};
 static TEMPLATE_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Template ids with a built-in copy in every locale.
-pub const BUILT_IN_TEMPLATES: &[&str] = &["pre_due", "due_today", "overdue", "final_notice"];
+pub const BUILT_IN_TEMPLATES: &[&str] = &[
+    "pre_due",
+    "due_today",
+    "overdue",
+    "final_notice",
+    "promise_broken",
+];
 
 /// Every embedded template as (path under `templates/` with `/` separators, source).
 pub fn sources() -> Vec<(String, &'static str)> {

@@ -1163,3 +1163,243 @@ async fn a_reimport_creates_updates_and_leaves_alone_and_a_dry_run_writes_nothin
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// The steps (ledger names) of the emails sent to `to`, in order.
+fn steps_to(env: &TestEnv, to: &str) -> anyhow::Result<Vec<String>> {
+    Ok(env
+        .moto
+        .sent_emails()?
+        .into_iter()
+        .filter(|e| e.to == [to])
+        .map(|e| {
+            dunning::mail_events::tags::unescape(&e.tags["dunning-step"].join(""))
+                .unwrap_or_default()
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn a_promise_kept_stops_reminders_and_a_broken_one_gets_its_message_then_the_ladder(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for (id, customer, email) in [
+        ("INV-PK", "C-PK", "kept@example.com"),
+        ("INV-PB", "C-PB", "broken@example.com"),
+    ] {
+        env.put_invoice(&invoice(
+            id,
+            "2026-11-23",
+            &[("customer_id", customer), ("email", email)],
+        ))
+        .await?;
+        let promised = admin(
+            &env,
+            &[
+                "promise",
+                id,
+                "--by",
+                "2026-11-27",
+                "--who",
+                "ana",
+                "--reason",
+                "called",
+            ],
+        );
+        assert!(
+            text(&promised).contains(&format!("promise {id}: changed (cli:ana)")),
+            "{}",
+            text(&promised)
+        );
+    }
+    let again = admin(&env, &["promise", "INV-PB", "--by", "2026-11-27"]);
+    assert!(text(&again).contains("unchanged"), "{}", text(&again));
+    ok_run(&env, "2026-11-23T14:00:00Z");
+    ok_run(&env, "2026-11-27T14:00:00Z");
+    assert!(
+        env.moto.sent_emails()?.is_empty(),
+        "nothing while the promise stands"
+    );
+    // INV-PK is paid as promised.
+    let paid = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV-PK",
+            "--amount",
+            "120.00",
+            "--currency",
+            "USD",
+            "--reference",
+            "BANK-PK",
+        ],
+    );
+    assert!(paid.status.success(), "{}", text(&paid));
+    // The next business day after the promise: INV-PB's message, once.
+    ok_run(&env, "2026-11-28T14:00:00Z");
+    ok_run(&env, "2026-11-28T15:00:00Z");
+    assert!(steps_to(&env, "kept@example.com")?.is_empty());
+    assert_eq!(
+        steps_to(&env, "broken@example.com")?,
+        ["promise_broken@2026-11-27"]
+    );
+    let message = env.moto.sent_emails()?.pop().unwrap();
+    assert!(
+        message
+            .text
+            .contains("You promised to pay invoice INV-PB by 27 November 2026"),
+        "{}",
+        message.text
+    );
+    // Then the ladder resumes with its next step, overdue_7 on the 30th.
+    ok_run(&env, "2026-11-29T14:00:00Z");
+    ok_run(&env, "2026-11-30T14:00:00Z");
+    assert_eq!(
+        steps_to(&env, "broken@example.com")?,
+        ["promise_broken@2026-11-27", "overdue_7"]
+    );
+    let history = text(&admin(&env, &["history", "INV-PB"]));
+    assert!(
+        history.contains("promise by cli:ana: promised_by: (none) -> 2026-11-27 (reason: called)"),
+        "{history}"
+    );
+    assert!(
+        history.contains("reminder overdue#email")
+            && history.contains("superseded by promise_broken"),
+        "{history}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plan_runs_on_its_instalments_the_first_paid_the_second_missed_then_it_ends(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    env.put_invoice(&invoice(
+        "INV-PL",
+        "2026-11-01",
+        &[
+            ("customer_id", "C-PL"),
+            ("email", "plan@example.com"),
+            ("amount", "1200.00"),
+        ],
+    ))
+    .await?;
+    let bad = admin(
+        &env,
+        &[
+            "plan",
+            "INV-PL",
+            "--instalment",
+            "2026-11-30:400.00",
+            "--instalment",
+            "2026-12-15:400.00",
+        ],
+    );
+    assert!(
+        !bad.status.success() && text(&bad).contains("sum to 800.00, not the 1200.00 outstanding"),
+        "{}",
+        text(&bad)
+    );
+    let planned = admin(
+        &env,
+        &[
+            "plan",
+            "INV-PL",
+            "--instalment",
+            "2026-11-30:400.00",
+            "--instalment",
+            "2026-12-15:400.00",
+            "--instalment",
+            "2027-01-15:400.00",
+            "--by",
+            "ana",
+        ],
+    );
+    assert!(planned.status.success(), "{}", text(&planned));
+    let pay = |amount: &str, reference: &str| {
+        let out = admin(
+            &env,
+            &[
+                "record-payment",
+                "INV-PL",
+                "--amount",
+                amount,
+                "--currency",
+                "USD",
+                "--reference",
+                reference,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    // The first instalment: its pre-due reminder states it, then it is paid.
+    ok_run(&env, "2026-11-27T14:00:00Z");
+    let first = env.moto.sent_emails()?.pop().unwrap();
+    assert!(
+        first
+            .text
+            .contains("USD 400.00, due 30 November 2026 (instalment 1 of 3; balance USD 1,200.00)"),
+        "{}",
+        first.text
+    );
+    pay("400.00", "BANK-PL-1");
+    ok_run(&env, "2026-11-30T14:00:00Z");
+    // The second: pre-due, due-day, overdue steps; unpaid.
+    for day in ["2026-12-12", "2026-12-15", "2026-12-16", "2026-12-22"] {
+        ok_run(&env, &format!("{day}T14:00:00Z"));
+    }
+    assert_eq!(
+        steps_to(&env, "plan@example.com")?,
+        [
+            "pre_due@2026-11-30",
+            "pre_due@2026-12-15",
+            "due_today@2026-12-15",
+            "overdue@2026-12-15",
+            "overdue_7@2026-12-15"
+        ]
+    );
+    let second = env.moto.sent_emails()?.pop().unwrap();
+    assert!(
+        second
+            .text
+            .contains("USD 400.00, due 15 December 2026 (instalment 2 of 3; balance USD 800.00)"),
+        "{}",
+        second.text
+    );
+    // 14 days past the missed instalment the plan ends: the whole balance is
+    // due, on the ladder's next step for that date. The due date (1 November)
+    // is out of the due index's window by now: its wake record finds it.
+    let run = command(&env)
+        .args(["run", "--as-of", "2026-12-30T14:00:00Z", "--json"])
+        .envs(dunning_e2e::config_env(&[]))
+        .output()?;
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    assert_eq!(summary["woken"], 1, "{summary}");
+    assert!(summary["full_read"].as_bool().unwrap());
+    let ended = env.moto.sent_emails()?.pop().unwrap();
+    assert_eq!(
+        dunning::mail_events::tags::unescape(&ended.tags["dunning-step"].join("")).unwrap(),
+        "final_notice@2026-12-15"
+    );
+    assert!(
+        ended.text.contains("USD 800.00, due 15 December 2026 (the payment plan has ended: the whole balance is due)"),
+        "{}",
+        ended.text
+    );
+    let item = env
+        .history("INV-PL")
+        .await?
+        .into_iter()
+        .find(|r| r["sk"] == "invoice")
+        .unwrap();
+    assert_eq!(item["plan_defaulted_on"], "2026-12-15", "the end is kept");
+    // A late payment of the missed instalment does not revive the plan: no
+    // pre-due reminder for the third instalment (12 January).
+    pay("400.00", "BANK-PL-2");
+    let before = env.moto.sent_emails()?.len();
+    ok_run(&env, "2027-01-12T14:00:00Z");
+    assert_eq!(env.moto.sent_emails()?.len(), before);
+    let history = text(&admin(&env, &["history", "INV-PL"]));
+    assert!(history.contains("plan by cli:ana: instalments: (none) -> 2026-11-30:400.00,2026-12-15:400.00,2027-01-15:400.00"), "{history}");
+    Ok(())
+}

@@ -147,11 +147,13 @@ fn claim<'a, S>(
                 sk: reminder_sk("due_today", Channel::Email),
                 late_fee: None,
                 amount: "USD 120.00".into(),
+                plan_defaulted_on: None,
             })
             .collect(),
         customer_id: "C1",
         step: "due_today",
         offset_days: 0,
+        cycle: None,
         channel: "email",
         recipient: "x@example.com",
         local_date: due(),

@@ -142,8 +142,14 @@ impl DynamoStore {
     ) -> Result<TransactWriteItem, StoreError> {
         // Another claim's message for this invoice still in flight blocks this one:
         // its in-flight mark must not be overwritten (payments wait on it).
-        let mut condition = String::from(
-            "#status = :open AND (attribute_not_exists(reminder_offset) OR reminder_offset <= :offset) \
+        // Steps only move forward within the claim's cycle: an offset
+        // reached in another cycle (an earlier instalment) does not hold it back.
+        let other_cycle = match c.cycle {
+            Some(_) => "attribute_not_exists(reminder_cycle) OR reminder_cycle <> :cycle",
+            None => "attribute_exists(reminder_cycle)",
+        };
+        let mut condition = format!(
+            "#status = :open AND (attribute_not_exists(reminder_offset) OR reminder_offset <= :offset OR {other_cycle}) \
              AND (attribute_not_exists(sending_until) OR sending_until < :now_secs)",
         );
         // `sending_until` holds payments back while the message is in flight
@@ -151,6 +157,9 @@ impl DynamoStore {
         let mut set = String::from(
             "SET reminder_offset = :offset, sending_until = :sending_until, sending_token = :sending_token",
         );
+        if c.cycle.is_some() {
+            set.push_str(", reminder_cycle = :cycle");
+        }
         let lease = c.lease_expires();
         let mut u = Update::builder()
             .table_name(self.table())
@@ -162,6 +171,9 @@ impl DynamoStore {
             .expression_attribute_values(":sending_until", n(lease))
             .expression_attribute_values(":sending_token", s(&c.token))
             .expression_attribute_values(":now_secs", n(c.now.timestamp()));
+        if let Some(cycle) = c.cycle {
+            u = u.expression_attribute_values(":cycle", s(cycle));
+        }
         for (i, attr) in GUARDED.iter().enumerate() {
             u = u.expression_attribute_names(format!("#g{i}"), *attr);
             match m.snapshot.0.get(*attr) {
@@ -180,6 +192,13 @@ impl DynamoStore {
                     format!("late_fee#{}", crate::ledger::base_step(c.step)),
                 )
                 .expression_attribute_values(":fee", s(fee.to_string()));
+        }
+        if let Some(date) = m.plan_defaulted_on {
+            set.push_str(", plan_defaulted_on = if_not_exists(plan_defaulted_on, :defaulted)");
+            u = u.expression_attribute_values(":defaulted", s(date.to_string()));
+        }
+        if c.cycle.is_none() {
+            set.push_str(" REMOVE reminder_cycle");
         }
         let u = u
             .update_expression(set)

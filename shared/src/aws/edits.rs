@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::payments::attribute;
 use super::store::{n, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
-use crate::edit::EditPlan;
+use crate::edit::{wake_sk, EditPlan, WAKE_PARTITION};
 use crate::ledger::INVOICE_SK;
 use crate::ports::{Commit, EditStore, StoreError};
 
@@ -71,12 +71,22 @@ impl EditStore for DynamoStore {
         for (name, value) in &plan.record {
             record = record.item(*name, attribute(value));
         }
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder()
                 .put(record.build().map_err(local)?)
                 .build(),
         ];
+        for date in &plan.wake {
+            let wake = Put::builder()
+                .table_name(self.table())
+                .item(PARTITION_KEY, s(WAKE_PARTITION))
+                .item(SORT_KEY, s(wake_sk(*date, invoice_id)))
+                .item("for_invoice", s(invoice_id))
+                .build()
+                .map_err(local)?;
+            items.push(TransactWriteItem::builder().put(wake).build());
+        }
         Ok(match self.transact(items).await? {
             None => Commit::Done,
             Some(_) => Commit::Changed,

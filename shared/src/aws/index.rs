@@ -14,7 +14,10 @@ use super::store::{
 
 /// Beside the run state: the invalid items logged today (`day`, `keys`).
 const WARNED_SK: &str = "warned";
-use crate::ports::StoreError;
+use super::store::raw_invoice;
+use crate::edit::WAKE_PARTITION;
+use crate::ledger::INVOICE_SK;
+use crate::ports::{DueItem, StoreError};
 use crate::reads::ReadState;
 
 impl DynamoStore {
@@ -199,5 +202,69 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+
+    /// The open invoices whose wake records fall in `from..=to`
+    /// ([`crate::ports::Store::woken`]): a Query of the wake partition, then
+    /// the invoices in batches.
+    pub(super) async fn woken_items(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DueItem<DynamoSnapshot>>, StoreError> {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("#pk = :wake AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_values(":wake", s(WAKE_PARTITION))
+                .expression_attribute_values(":from", s(from.to_string()))
+                // `$` sorts after the `#` that ends the date: every record of `to`.
+                .expression_attribute_values(":to", s(format!("{to}$")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(id) = item.get("for_invoice").and_then(|v| v.as_s().ok()) {
+                    ids.insert(id.clone());
+                }
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                break;
+            }
+        }
+        let keys = ids
+            .iter()
+            .map(|id| {
+                Item::from([
+                    (PARTITION_KEY.to_owned(), s(id)),
+                    (SORT_KEY.to_owned(), s(INVOICE_SK)),
+                ])
+            })
+            .collect();
+        let mut items: Vec<DueItem<DynamoSnapshot>> = self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .filter(|item| {
+                item.get("status")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("open")
+            })
+            .map(|item| DueItem {
+                raw: raw_invoice(item),
+                snapshot: DynamoSnapshot::of(item),
+            })
+            .collect();
+        items.sort_by(|a, b| a.raw.id_hint().cmp(&b.raw.id_hint()));
+        Ok(items)
     }
 }

@@ -54,6 +54,8 @@ const fn op(
 /// pay links, sends email and SMS, publishes escalations, queues workers.
 pub const DUNNING_RUN: &[Operation] = &[
     op("dynamodb:Query", Resource::DueIndex, &["query"]),
+    // The wake records of plans and promises (`#wake` only, by a condition).
+    op("dynamodb:Query", Resource::Table, &["query"]),
     op("dynamodb:GetItem", Resource::Table, &["get_item"]),
     op(
         "dynamodb:BatchGetItem",

@@ -22,6 +22,14 @@ impl Store for DynamoStore {
         self.due_page_query(from, to, start).await
     }
 
+    async fn woken(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<crate::ports::DueItem<DynamoSnapshot>>, StoreError> {
+        self.woken_items(from, to).await
+    }
+
     async fn read_state(&self) -> Result<ReadState, StoreError> {
         self.run_state().await
     }

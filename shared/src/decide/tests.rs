@@ -425,3 +425,91 @@ proptest! {
         prop_assert_eq!(days(all), days(banded));
     }
 }
+
+#[test]
+fn a_promise_holds_until_the_next_business_day_then_its_message_stands_in_for_the_steps_meanwhile()
+{
+    let weekends = Policy::from_toml(
+        &crate::policy::DEFAULT_POLICY.replace("skip_weekends = false", "skip_weekends = true"),
+        |t| crate::templates::BUILT_IN_TEMPLATES.contains(&t),
+    )
+    .unwrap();
+    // Due Monday 23 November; promised by Friday the 27th.
+    let inv = invoice("2026-11-23", &[("promised_by", "2026-11-27")]);
+    let ready = "email:ready sms:ready";
+    for (now, expected) in [
+        ("2026-11-23T14:00:00Z", "promised".to_owned()),
+        ("2026-11-27T16:00:00Z", "promised".to_owned()),
+        // Saturday and Sunday are not business days: Monday the 30th.
+        ("2026-11-28T14:00:00Z", "promised".to_owned()),
+        ("2026-11-30T14:00:00Z", format!("promise_broken {ready}")),
+    ] {
+        assert_eq!(outcome(&weekends, &inv, now), expected, "{now}");
+    }
+    let due = decide(&weekends, &inv, at("2026-11-30T14:00:00Z"), Tz::UTC).unwrap();
+    let names: Vec<&str> = due.superseded.iter().map(|s| s.name.as_str()).collect();
+    // pre_due, due_today, overdue and overdue_7 (the 30th) fell due meanwhile.
+    assert_eq!(names, ["pre_due", "due_today", "overdue", "overdue_7"]);
+    assert_eq!(due.claim_offset, 8, "past overdue_7, before final_notice");
+    assert_eq!(inv.ledger_step(&due.step.name), "promise_broken@2026-11-27");
+    // Once the message is settled on a channel, the ladder decides again.
+    let mut sent = inv.clone();
+    sent.reminded
+        .insert("promise_broken@2026-11-27#email".into());
+    sent.reminder_offset = Some(8);
+    assert_eq!(
+        outcome(&weekends, &sent, "2026-11-30T15:00:00Z"),
+        "step_already_passed"
+    );
+    assert_eq!(
+        outcome(&weekends, &sent, "2026-12-07T14:00:00Z"),
+        format!("final_notice {ready}")
+    );
+    // Never sent within the catch-up days: the promise lapses and the ladder goes on.
+    assert_eq!(
+        outcome(&weekends, &inv, "2026-12-28T14:00:00Z"),
+        "collections "
+    );
+    // A kept promise: nothing outstanding, nothing sent.
+    let paid = invoice(
+        "2026-11-23",
+        &[("promised_by", "2026-11-27"), ("amount_paid", "100.00")],
+    );
+    assert_eq!(
+        outcome(&weekends, &paid, "2026-11-30T14:00:00Z"),
+        "nothing_outstanding"
+    );
+}
+
+#[test]
+fn a_plan_s_ladder_runs_on_its_instalment_in_a_cycle_of_its_own() {
+    let p = Policy::default_policy();
+    let inv = invoice(
+        "2026-11-01",
+        &[
+            ("instalments", "2026-12-15:50.00,2027-01-15:50.00"),
+            ("amount_paid", "10.00"),
+            ("reminder_offset", "14"),
+            ("reminder_cycle", "2026-12-15"),
+        ],
+    );
+    // The first instalment: 40 of it left; final_notice was reached in its cycle.
+    let on = inv.scheduled("2026-12-23".parse().unwrap(), p.plan_default_days);
+    assert_eq!(on.due_date.to_string(), "2026-12-15");
+    assert_eq!(on.outstanding().amount.to_string(), "40.00");
+    assert_eq!(on.balance().amount.to_string(), "90.00");
+    assert_eq!(
+        outcome(&p, &on, "2026-12-23T14:00:00Z"),
+        "step_already_passed"
+    );
+    // Paid: the second instalment's cycle starts with nothing reached.
+    let mut paid = inv.clone();
+    paid.amount_paid = "60.00".parse().unwrap();
+    let on = paid.scheduled("2027-01-12".parse().unwrap(), p.plan_default_days);
+    assert_eq!(on.cycle.as_deref(), Some("2027-01-15"));
+    assert_eq!(on.reached(), None);
+    assert_eq!(
+        outcome(&p, &on, "2027-01-12T14:00:00Z"),
+        "pre_due email:ready sms:ready"
+    );
+}

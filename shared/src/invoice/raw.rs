@@ -17,6 +17,18 @@ pub enum RawValue {
     Other(&'static str),
 }
 
+impl RawValue {
+    /// The value as text, for comparing and showing (a list comma-separated).
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Text(t) | Self::Number(t) => t.clone(),
+            Self::Bool(b) => b.to_string(),
+            Self::List(items) => items.join(","),
+            Self::Other(kind) => format!("<{kind}>"),
+        }
+    }
+}
+
 /// An invoice record as delivered: attribute name to value. Unknown attributes are kept and ignored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawInvoice(pub BTreeMap<String, RawValue>);
@@ -102,6 +114,8 @@ pub enum InvalidReason {
     BadDisputed,
     BadChannels,
     BadLateFee,
+    BadPromisedBy,
+    BadPlan,
 }
 
 /// The ways an amount can be wrong, kept apart because users fix them differently.
@@ -138,6 +152,8 @@ impl InvalidReason {
             Self::BadDisputed => "bad_disputed".into(),
             Self::BadChannels => "bad_channels".into(),
             Self::BadLateFee => "bad_late_fee".into(),
+            Self::BadPromisedBy => "bad_promised_by".into(),
+            Self::BadPlan => "bad_plan".into(),
         }
     }
 }
@@ -195,6 +211,10 @@ impl fmt::Display for InvalidReason {
             }
             Self::BadLateFee => {
                 "a `late_fee#<step>` attribute is not an amount in the invoice currency"
+            }
+            Self::BadPromisedBy => "`promised_by` is not a calendar date in YYYY-MM-DD form",
+            Self::BadPlan => {
+                "`instalments` must be DATE:AMOUNT pairs (e.g. 2026-12-15:400.00), comma-separated, in the invoice currency, one per date"
             }
         };
         f.write_str(text)

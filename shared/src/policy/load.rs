@@ -22,6 +22,14 @@ struct RawPolicy {
     cap: Option<Spanned<RawCap>>,
     #[serde(default)]
     steps: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    plans: Option<Spanned<RawPlans>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlans {
+    default_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +172,12 @@ impl Policy {
                     format!("step name `{name}` must be lower-case letters, digits and _"),
                 ));
             }
+            if name == super::PROMISE_STEP {
+                return Err(err(
+                    s.name.span().start,
+                    format!("`{name}` is the built-in step of a broken promise to pay: name the step otherwise"),
+                ));
+            }
             if !names.insert(name.clone()) {
                 return Err(err(
                     s.name.span().start,
@@ -261,10 +275,53 @@ impl Policy {
             });
         }
         steps.sort_by_key(|s| s.offset_days);
+        let plan_default_days = match raw
+            .plans
+            .as_ref()
+            .and_then(|p| p.get_ref().default_days.as_ref())
+        {
+            None => None,
+            Some(days) if (1..=365).contains(days.get_ref()) => Some(days.get_ref().unsigned_abs()),
+            Some(days) => {
+                return Err(err(
+                    days.span().start,
+                    "plans.default_days must be 1 to 365 (days after an unpaid instalment's date)"
+                        .into(),
+                ))
+            }
+        };
+        let mut channels: Vec<Channel> = Vec::new();
+        for step in &steps {
+            for c in &step.channels {
+                if !channels.contains(c) {
+                    channels.push(*c);
+                }
+            }
+        }
+        if !channels.is_empty() && !template_exists(super::PROMISE_STEP) {
+            return Err(err(
+                0,
+                format!(
+                    "no `{}` template for a broken promise to pay",
+                    super::PROMISE_STEP
+                ),
+            ));
+        }
+        let promise = Step {
+            name: super::PROMISE_STEP.into(),
+            offset_days: 0,
+            channels,
+            template: super::PROMISE_STEP.into(),
+            min_outstanding: BTreeMap::new(),
+            late_fee: None,
+            action: Action::Remind,
+        };
         Ok(Self {
             steps,
             calendar,
             cap,
+            plan_default_days,
+            promise,
         })
     }
 }

@@ -29,6 +29,10 @@ fn context(locale: Locale, step: &str, count: usize) -> ReminderContext {
         "overdue" => "2026-11-27",
         _ => "2026-12-10",
     };
+    let mut inv = inv;
+    if step == crate::policy::PROMISE_STEP {
+        inv.promised_by = "2026-12-08".parse().ok();
+    }
     let lines = (0..count)
         .map(|i| {
             let mut inv = inv.clone();
@@ -125,6 +129,52 @@ fn every_template_file_is_compiled_in() {
         listed, files,
         "every file under shared/templates/ is embedded"
     );
+}
+
+/// Golden copies of a plan's reminders in every locale: an instalment's
+/// (its amount and date, with the balance), and one after the plan ended.
+#[test]
+fn golden_plan_messages() {
+    let r = Renderer::new();
+    let usd = crate::money::Currency::parse("USD").unwrap();
+    let mut inv = invoice("Ana Lima", "1200.00", "USD");
+    inv.amount_paid = "400.00".parse().unwrap();
+    inv.plan = Some(
+        crate::invoice::instalments::PaymentPlan::new(
+            [
+                "2026-12-15:400.00",
+                "2027-01-15:400.00",
+                "2027-02-15:400.00",
+            ]
+            .iter()
+            .map(|t| crate::invoice::instalments::Instalment::parse(t, usd).unwrap())
+            .collect(),
+            "1200.00".parse().unwrap(),
+            rust_decimal::Decimal::ZERO,
+        )
+        .unwrap(),
+    );
+    let link = "https://pay.acme.example/Zm9vYmFyZm9vYmFy".to_owned();
+    for locale in Locale::ALL {
+        for (name, today, step) in [
+            ("instalment", "2027-01-15", "due_today"),
+            ("ended", "2027-02-01", "overdue"),
+        ] {
+            let on = inv.scheduled(today.parse().unwrap(), Some(14));
+            let line = InvoiceLine::new(&on, today.parse().unwrap(), link.clone(), None, locale);
+            let ctx =
+                ReminderContext::new(locale, "Acme Ltd", "Ana Lima", step, vec![line]).unwrap();
+            let email = r.email(step, &ctx).unwrap();
+            let sms = r.sms(step, &ctx).unwrap();
+            insta::assert_snapshot!(
+                format!("{}__plan_{name}", locale.tag()),
+                format!(
+                    "SUBJECT: {}\n\n--- TEXT ---\n{}\n\n--- SMS ---\n{}\n",
+                    email.subject, email.text, sms
+                )
+            );
+        }
+    }
 }
 
 /// Golden copies of every default template in every locale and channel,

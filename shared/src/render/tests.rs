@@ -237,6 +237,10 @@ mod sms_fits {
             days_until_due: 0,
             days_overdue: 3,
             pay_link: link.to_owned(),
+            instalment: None,
+            plan_ended: false,
+            promised_by: None,
+            promised_by_short: None,
         }
     }
 

@@ -76,6 +76,8 @@ pub(super) fn group<S>(
             let fits = |m: &Message<'_, S>| {
                 m.step.offset_days == c.step.offset_days
                     && m.members[0].invoice.cycle == c.invoice.cycle
+                    && m.members[0].claim_offset == c.claim_offset
+                    && m.ledger_step() == c.invoice.ledger_step(&c.step.name)
                     && m.address == c.address
                     && m.members.len() < MAX_COMBINED
             };
@@ -130,6 +132,7 @@ mod tests {
             address: Address::Email(EmailAddress::parse(to).unwrap()),
             superseded: Arc::new([]),
             late_fee: None,
+            claim_offset: step.offset_days,
         }
     }
 

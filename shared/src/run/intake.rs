@@ -63,6 +63,8 @@ pub(super) struct Candidate<'p, S> {
     pub superseded: Arc<[&'p Step]>,
     /// The late fee this step adds now, if it has one not yet applied.
     pub late_fee: Option<Money>,
+    /// What its claim records as reached ([`crate::decide::Due::claim_offset`]).
+    pub claim_offset: i64,
 }
 
 /// An invoice due an escalation step.
@@ -144,6 +146,25 @@ pub(super) async fn read<'p, A: Adapters>(
         };
     }
     let ranges = read.plan.ranges.clone();
+    // A full read also takes the invoices whose ladder runs on a date of
+    // their own (a plan's instalment, a promise) in its window; the due
+    // index's pages then skip them.
+    let mut woken = HashSet::new();
+    let wakes = read.plan.full || req.order.as_ref().is_some_and(|o| o.woken);
+    if let (true, Some(&(from, _)), Some(&(_, to))) = (wakes, ranges.first(), ranges.last()) {
+        let items = deps.store.woken(from, to).await?;
+        summary.items_read += items.len() as u64;
+        summary.woken += items.len() as u64;
+        let before = read.candidates.len();
+        for item in items {
+            if let Some(id) = item.raw.id_hint() {
+                woken.insert(id.to_owned());
+            }
+            consider(deps, req, item, summary, &mut read);
+        }
+        sync_sms_opt_outs(deps, req, summary, &mut read).await;
+        apply_customer_records(deps, req, before, summary, &mut read).await;
+    }
     'read: for &(from, to) in &ranges {
         let mut start = None;
         loop {
@@ -161,6 +182,9 @@ pub(super) async fn read<'p, A: Adapters>(
             summary.items_read += page.items.len() as u64;
             let before = read.candidates.len();
             for item in page.items {
+                if item.raw.id_hint().is_some_and(|id| woken.contains(id)) {
+                    continue;
+                }
                 consider(deps, req, item, summary, &mut read);
             }
             sync_sms_opt_outs(deps, req, summary, &mut read).await;
@@ -464,6 +488,16 @@ fn consider<'p, A: Adapters>(
             return;
         }
     };
+    // On a plan, the ladder runs on the instalment due in the customer's calendar.
+    let invoice = if invoice.plan.is_some() {
+        let tz = invoice
+            .timezone
+            .unwrap_or(deps.config.messages.business_timezone);
+        let today = crate::calendar::local_date(req.as_of, tz);
+        invoice.scheduled(today, deps.policy.plan_default_days)
+    } else {
+        invoice
+    };
     let due = match decide(
         &deps.policy,
         &invoice,
@@ -569,6 +603,7 @@ fn consider<'p, A: Adapters>(
             local_date: due.local_date,
             superseded,
             late_fee,
+            claim_offset: due.claim_offset,
         });
     }
 }

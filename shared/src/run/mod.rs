@@ -367,6 +367,7 @@ pub async fn run<A: Adapters>(deps: &Deps<A>, req: &RunRequest) -> Result<RunSum
         deps,
         req,
         &read.plan.ranges,
+        read.plan.full,
         read.intake.customers(),
         margin,
     )

@@ -17,6 +17,7 @@ pub(super) async fn fan_out<A: Adapters>(
     deps: &Deps<A>,
     req: &RunRequest,
     ranges: &[(NaiveDate, NaiveDate)],
+    woken: bool,
     messages: u64,
     margin: Duration,
 ) -> Option<u32> {
@@ -43,6 +44,7 @@ pub(super) async fn fan_out<A: Adapters>(
             run_id: req.run_id.clone(),
             shard: Shard { index, count: n },
             ranges: ranges.to_vec(),
+            woken,
         })
         .collect();
     match queue.send(&orders).await {

@@ -44,6 +44,19 @@ impl EditStore for MemoryStore {
         record.insert("invoice_id".into(), text(invoice_id));
         record.insert("sk".into(), text(&plan.record_sk));
         inner.records.insert(record_key, record);
+        for date in &plan.wake {
+            let key = (
+                crate::edit::WAKE_PARTITION.to_owned(),
+                crate::edit::wake_sk(*date, invoice_id),
+            );
+            let wake: Record = [
+                ("invoice_id".to_owned(), text(&key.0)),
+                ("sk".to_owned(), text(&key.1)),
+                ("for_invoice".to_owned(), text(invoice_id)),
+            ]
+            .into();
+            inner.records.insert(key, wake);
+        }
         Ok(Commit::Done)
     }
 }

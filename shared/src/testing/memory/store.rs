@@ -25,12 +25,14 @@ fn claimable(record: Option<&Record>, now: i64) -> bool {
 fn invoice_claimable(
     record: Option<&Record>,
     offset: i64,
+    cycle: Option<&str>,
     now: i64,
     snapshot: &MemorySnapshot,
 ) -> bool {
     let Some(r) = record else { return false };
+    let same_cycle = get_text(r, "reminder_cycle") == cycle;
     get_text(r, "status") == Some("open")
-        && get_number(r, "reminder_offset").is_none_or(|o| o <= offset)
+        && (!same_cycle || get_number(r, "reminder_offset").is_none_or(|o| o <= offset))
         && get_number(r, "sending_until").is_none_or(|t| t < now)
         && snapshot.holds_for(r)
 }
@@ -87,6 +89,34 @@ impl Store for MemoryStore {
                 .collect(),
             next,
         })
+    }
+
+    async fn woken(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DueItem<MemorySnapshot>>, StoreError> {
+        let inner = self.lock();
+        let (from, to) = (from.to_string(), format!("{to}$"));
+        let ids: std::collections::BTreeSet<&str> = inner
+            .records
+            .iter()
+            .filter(|((pk, sk), _)| {
+                pk == crate::edit::WAKE_PARTITION
+                    && sk.as_str() >= from.as_str()
+                    && sk.as_str() <= to.as_str()
+            })
+            .filter_map(|(_, r)| get_text(r, "for_invoice"))
+            .collect();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| inner.records.get(&(id.to_owned(), INVOICE_SK.to_owned())))
+            .filter(|r| get_text(r, "status") == Some("open"))
+            .map(|r| DueItem {
+                raw: RawInvoice(r.clone()),
+                snapshot: MemorySnapshot::of(r),
+            })
+            .collect())
     }
 
     async fn read_state(&self) -> Result<ReadState, StoreError> {
@@ -186,7 +216,7 @@ impl Store for MemoryStore {
                     .get(&(m.invoice_id.to_owned(), INVOICE_SK.to_owned()));
                 if !claimable(ledger, now) {
                     lost.push((i, Lost::AlreadyClaimed));
-                } else if !invoice_claimable(invoice, c.offset_days, now, m.snapshot) {
+                } else if !invoice_claimable(invoice, c.offset_days, c.cycle, now, m.snapshot) {
                     lost.push((i, Lost::InvoiceChanged));
                 } else {
                     keep.push(i);
@@ -247,6 +277,14 @@ impl Store for MemoryStore {
                     .get_mut(&(m.invoice_id.to_owned(), INVOICE_SK.to_owned()))
                     .expect("checked above under the same lock");
                 inv.insert("reminder_offset".into(), number(c.offset_days));
+                match c.cycle {
+                    Some(cycle) => inv.insert("reminder_cycle".into(), text(cycle)),
+                    None => inv.remove("reminder_cycle"),
+                };
+                if let Some(date) = m.plan_defaulted_on {
+                    inv.entry("plan_defaulted_on".into())
+                        .or_insert_with(|| text(date.to_string()));
+                }
                 inv.insert("sending_until".into(), number(lease));
                 inv.insert("sending_token".into(), text(&c.token));
                 if let Some(fee) = m.late_fee {
