@@ -26,6 +26,17 @@ pub fn wake_sk(date: NaiveDate, invoice_id: &str) -> String {
     format!("{date}#{invoice_id}")
 }
 
+/// The item attribute holding the `created` instant (Unix seconds) of the
+/// provider event it was last synced from ([`Edit::Sync`]).
+pub const SYNCED_CREATED: &str = "stripe_event_created";
+
+fn synced_created(raw: &RawInvoice) -> Option<i64> {
+    match raw.0.get(SYNCED_CREATED) {
+        Some(RawValue::Number(n) | RawValue::Text(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
 /// The command name of a re-import's changes.
 pub const IMPORT: &str = "import";
 
@@ -79,6 +90,13 @@ pub enum Edit {
     },
     /// Attributes (of [`EDITABLE`]) to these values; `None` removes one.
     Set(Vec<(String, Option<String>)>),
+    /// A provider's copy of the invoice (a Stripe invoice's event, created
+    /// at `created`, Unix seconds): as `Set`, unless the item was synced from
+    /// a later event; never reopens what is paid or void.
+    Sync {
+        fields: Vec<(String, Option<String>)>,
+        created: i64,
+    },
 }
 
 impl Edit {
@@ -94,6 +112,7 @@ impl Edit {
             Self::Promise { .. } => "promise",
             Self::Plan { .. } => "plan",
             Self::Set(_) => "edit",
+            Self::Sync { .. } => "sync",
         }
     }
 }
@@ -272,7 +291,10 @@ pub fn plan(
             open("plan")?;
             wanted.push((INSTALMENTS.into(), text(&instalments.join(","))));
         }
-        Edit::Set(fields) => {
+        Edit::Sync { created, .. } if synced_created(raw).is_some_and(|at| at > *created) => {
+            return Ok(None);
+        }
+        Edit::Set(fields) | Edit::Sync { fields, .. } => {
             for (name, value) in fields {
                 if !EDITABLE.contains(&name.as_str()) {
                     return Err(EditError::NotEditable(name.clone()));
@@ -281,7 +303,10 @@ pub fn plan(
                 let reopens = name == "status"
                     && value.as_deref() == Some(InvoiceStatus::Open.as_str())
                     && invoice.status != InvoiceStatus::Open;
-                if reopens && request.command == Some(IMPORT) {
+                if reopens
+                    && (request.command == Some(IMPORT)
+                        || matches!(request.edit, Edit::Sync { .. }))
+                {
                     continue;
                 }
                 let value = value.as_deref().filter(|v| !v.is_empty());
@@ -309,8 +334,17 @@ pub fn plan(
             None => {}
         }
     }
-    if changes.is_empty() {
+    // A newer provider event is kept even when it changes nothing, so that
+    // an older one arriving later changes nothing either.
+    let newer = match &request.edit {
+        Edit::Sync { created, .. } if synced_created(raw) != Some(*created) => Some(*created),
+        _ => None,
+    };
+    if changes.is_empty() && newer.is_none() {
         return Ok(None);
+    }
+    if let Some(created) = newer {
+        set.push((SYNCED_CREATED.into(), RawValue::Number(created.to_string())));
     }
     let mut wake = Vec::new();
     // A plan sums to what is outstanding now; payments from now on pay it.
@@ -369,19 +403,26 @@ pub fn plan(
         ("command", RawValue::Text(command.into())),
         ("by", RawValue::Text(request.by.clone())),
         ("recorded_at", RawValue::Text(at_text.clone())),
-        (
+    ];
+    if !changes.is_empty() {
+        record.push((
             "changes",
             RawValue::List(changes.iter().map(|c| c.masked().to_string()).collect()),
-        ),
-    ];
+        ));
+    }
     if let Some(reason) = request.reason.as_ref().filter(|r| !r.is_empty()) {
         record.push(("reason", RawValue::Text(reason.clone())));
     }
     Ok(Some(EditPlan {
         set,
         remove,
+        // Nothing a person would read changed: no history record.
+        record_sk: if changes.is_empty() {
+            String::new()
+        } else {
+            format!("{CHANGE_PREFIX}{at_text}#{command}")
+        },
         changes,
-        record_sk: format!("{CHANGE_PREFIX}{at_text}#{command}"),
         record,
         wake,
     }))

@@ -446,6 +446,16 @@ pub trait EditStore: PaymentStore {
         seen: &Self::Copy,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Commit, StoreError>> + Send;
+
+    /// In one atomic write: the invoice item `raw` (its `sk` is `invoice`),
+    /// only if there is none, and its history record `(sk, attributes)`;
+    /// `Ok(false)` when the invoice exists.
+    fn create_invoice(
+        &self,
+        invoice_id: &str,
+        raw: &RawInvoice,
+        record: &(String, Vec<(&'static str, crate::invoice::RawValue)>),
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// What an edit did.

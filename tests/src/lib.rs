@@ -76,7 +76,7 @@ pub trait Outbox {
 /// Delivers a webhook request with one signature header (`header`, its
 /// value `signature`) to the webhook's handler over `store`, receipts off.
 pub async fn deliver_webhook(
-    store: &impl dunning::ports::Payments,
+    store: &impl dunning::ports::EditStore,
     config: &dunning::config::WebhookConfig,
     header: &str,
     signature: String,

@@ -1129,3 +1129,177 @@ async fn money_that_cannot_be_applied_is_kept_aside_once() -> anyhow::Result<()>
     assert_eq!(env.deps.store.unapplied(false).await?.len(), 6);
     Ok(())
 }
+
+/// With `STRIPE_SYNC=true`: Stripe invoices become invoice items.
+fn sync_config() -> WebhookConfig {
+    WebhookConfig::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("invoices".into()),
+        "STRIPE_WEBHOOK_SECRETS" => Some(STRIPE_SECRET.into()),
+        "STRIPE_LIVEMODE" => Some("false".into()),
+        "STRIPE_SYNC" => Some("true".into()),
+        "BUSINESS_TIMEZONE" => Some("UTC".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+async fn sync(env: &TestEnv, name: &str) -> Answer {
+    let body = stripe_fixture("2026-10-28.clover", name).expect("a sync fixture");
+    let signature = sign(STRIPE_SECRET.as_bytes(), Utc::now().timestamp(), &body);
+    deliver_webhook(
+        &env.deps.store,
+        &sync_config(),
+        "stripe-signature",
+        signature,
+        &body,
+        Utc::now(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_stripe_invoice_is_synced_updated_paid_and_voided_whatever_the_order_of_events(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let id = "in_1QCSync000000002001";
+    // Finalized: the item is created, and the run reminds it on its due date.
+    let created = sync(&env, "invoice.finalized.sync").await;
+    assert_eq!(
+        (
+            created.status,
+            &created.body["sync"],
+            &created.body["invoice_id"]
+        ),
+        (200, &"created".into(), &id.into()),
+        "{created:?}"
+    );
+    let again = sync(&env, "invoice.finalized.sync").await;
+    assert_eq!(
+        again.body["sync"], "unchanged",
+        "redelivered: not duplicated"
+    );
+    let item = invoice_record(&env, id).await?;
+    for (attr, value) in [
+        ("customer_id", "cus_QCCustomer0002"),
+        ("customer_name", "Bea Souza"),
+        ("email", "bea.souza@example.com"),
+        ("phone", "+15555550102"),
+        ("amount", "480.00"),
+        ("currency", "EUR"),
+        ("due_date", "2026-11-23"),
+        ("status", "open"),
+        (
+            "pay_url",
+            "https://invoice.stripe.com/i/acct_1DEMO/test_sync2001",
+        ),
+    ] {
+        assert_eq!(item[attr], value, "{attr}");
+    }
+    run(&env.deps, &RunRequest::new(MONDAY_2PM.parse()?, "r1")).await?;
+    let emails = env.moto.sent_emails()?;
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].to, ["bea.souza@example.com"]);
+    assert!(
+        emails[0].subject.contains("EUR 480.00"),
+        "{}",
+        emails[0].subject
+    );
+    // Paid arrives before the update it follows: paid; the update then is
+    // older and changes nothing, and the finalized event again cannot reopen it.
+    let paid = sync(&env, "invoice.paid.sync").await;
+    assert_eq!(
+        (paid.body["sync"].as_str(), paid.body["status"].as_str()),
+        (Some("updated"), Some("paid"))
+    );
+    let late = sync(&env, "invoice.updated.sync").await;
+    assert_eq!(late.body["sync"], "stale");
+    assert_eq!(
+        sync(&env, "invoice.finalized.sync").await.body["sync"],
+        "stale"
+    );
+    let item = invoice_record(&env, id).await?;
+    assert_eq!(
+        (item["status"].as_str(), item["amount"].as_str()),
+        (Some("paid"), Some("480.00"))
+    );
+    let summary = run(
+        &env.deps,
+        &RunRequest::new("2026-11-24T14:00:00Z".parse()?, "r2"),
+    )
+    .await?;
+    assert_eq!(summary.total_sent(), 0, "paid: nothing more");
+
+    // Another invoice: voided delivered before finalized; void either way.
+    let voided = sync(&env, "invoice.voided.sync").await;
+    assert_eq!(voided.body["sync"], "created");
+    assert_eq!(
+        sync(&env, "invoice.finalized.sync-void").await.body["sync"],
+        "stale"
+    );
+    assert_eq!(
+        invoice_record(&env, "INV-2002").await?["status"],
+        "void",
+        "its metadata.invoice_id names it"
+    );
+    // Uncollectible: void, nothing sent. A deleted draft never was an item.
+    assert_eq!(
+        sync(&env, "invoice.marked_uncollectible.sync").await.body["status"],
+        "void"
+    );
+    let deleted = sync(&env, "invoice.deleted.sync").await;
+    assert_eq!(deleted.body["sync"], "unchanged", "{deleted:?}");
+    assert!(env
+        .deps
+        .store
+        .history("in_1QCSync000000002004")
+        .await?
+        .is_empty());
+    // The history says which events made the item what it is.
+    let history = env.deps.store.history(id).await?;
+    let changes: Vec<&serde_json::Value> = history
+        .iter()
+        .filter(|r| r["sk"].as_str().is_some_and(|s| s.starts_with("change#")))
+        .collect();
+    assert_eq!(changes.len(), 2, "created, then paid: {changes:?}");
+    assert!(changes
+        .iter()
+        .any(|c| c["by"] == "stripe:evt_1QCSyncPaid000001"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_order_an_update_changes_the_amount_the_next_reminder_states() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    sync(&env, "invoice.finalized.sync").await;
+    let updated = sync(&env, "invoice.updated.sync").await;
+    assert_eq!(updated.body["sync"], "updated", "{updated:?}");
+    run(&env.deps, &RunRequest::new(MONDAY_2PM.parse()?, "r1")).await?;
+    let emails = env.moto.sent_emails()?;
+    assert!(
+        emails[0].subject.contains("EUR 300.00"),
+        "{}",
+        emails[0].subject
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_sync_on_a_stripe_invoice_s_own_payment_is_not_counted_twice() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let body = stripe_fixture("2026-10-28.clover", "invoice_payment.paid").expect("fixture");
+    let signature = sign(STRIPE_SECRET.as_bytes(), Utc::now().timestamp(), &body);
+    let answer = deliver_webhook(
+        &env.deps.store,
+        &sync_config(),
+        "stripe-signature",
+        signature,
+        &body,
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, &answer.body["reason"]),
+        (200, &"counted_by_invoice_sync".into())
+    );
+    Ok(())
+}

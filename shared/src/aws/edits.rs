@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::payments::attribute;
 use super::store::{n, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
 use crate::edit::{wake_sk, EditPlan, WAKE_PARTITION};
+use crate::invoice::{RawInvoice, RawValue};
 use crate::ledger::INVOICE_SK;
 use crate::ports::{Commit, EditStore, StoreError};
 
@@ -71,12 +72,14 @@ impl EditStore for DynamoStore {
         for (name, value) in &plan.record {
             record = record.item(*name, attribute(value));
         }
-        let mut items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            TransactWriteItem::builder()
-                .put(record.build().map_err(local)?)
-                .build(),
-        ];
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        if !plan.record_sk.is_empty() {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(record.build().map_err(local)?)
+                    .build(),
+            );
+        }
         for date in &plan.wake {
             let wake = Put::builder()
                 .table_name(self.table())
@@ -91,5 +94,41 @@ impl EditStore for DynamoStore {
             None => Commit::Done,
             Some(_) => Commit::Changed,
         })
+    }
+
+    async fn create_invoice(
+        &self,
+        invoice_id: &str,
+        raw: &RawInvoice,
+        record: &(String, Vec<(&'static str, RawValue)>),
+    ) -> Result<bool, StoreError> {
+        let local = |e: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::local("TransactWriteItems", e.to_string())
+        };
+        let mut item = Put::builder()
+            .table_name(self.table())
+            .condition_expression("attribute_not_exists(sk)");
+        for (name, value) in &raw.0 {
+            item = item.item(name, attribute(value));
+        }
+        let item = item
+            .item(PARTITION_KEY, s(invoice_id))
+            .item(SORT_KEY, s(INVOICE_SK))
+            .build()
+            .map_err(local)?;
+        let mut history = Put::builder()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(invoice_id))
+            .item(SORT_KEY, s(&record.0));
+        for (name, value) in &record.1 {
+            history = history.item(*name, attribute(value));
+        }
+        let items = vec![
+            TransactWriteItem::builder().put(item).build(),
+            TransactWriteItem::builder()
+                .put(history.build().map_err(local)?)
+                .build(),
+        ];
+        Ok(self.transact(items).await?.is_none())
     }
 }

@@ -22,6 +22,8 @@ pub const WEBHOOK_ENV_VARS: &[&str] = &[
     "BUSINESS_NAME",
     "DEFAULT_LOCALE",
     "ESCALATION_TOPIC_ARN",
+    "STRIPE_SYNC",
+    "BUSINESS_TIMEZONE",
 ];
 
 /// Receipt emails: off unless `RECEIPT_EMAILS=true`.
@@ -53,6 +55,10 @@ pub struct WebhookConfig {
     /// SNS topic an opened dispute is published to (`ESCALATION_TOPIC_ARN`,
     /// the run's escalation topic); unset: the dispute is only recorded and logged.
     pub escalation_topic_arn: Option<String>,
+    /// `STRIPE_SYNC=true`: Stripe invoices' events create and update invoice
+    /// items ([`crate::webhook::sync`]), their dates in this zone
+    /// (`BUSINESS_TIMEZONE`, required then).
+    pub stripe_sync: Option<chrono_tz::Tz>,
 }
 
 /// Never prints a secret.
@@ -135,6 +141,17 @@ impl WebhookConfig {
                 .unwrap_or_else(|| "Dunning".to_owned()),
             receipts,
             escalation_topic_arn: env.optional("ESCALATION_TOPIC_ARN"),
+            stripe_sync: if env.flag("STRIPE_SYNC")? {
+                let name = env.required("BUSINESS_TIMEZONE")?;
+                Some(name.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        "BUSINESS_TIMEZONE",
+                        "an IANA time zone (e.g. Europe/London)",
+                    )
+                })?)
+            } else {
+                None
+            },
         })
     }
 }

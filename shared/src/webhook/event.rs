@@ -32,6 +32,10 @@ pub enum ParseError {
     Missing(&'static str),
     #[error("`{0}` is invalid")]
     Invalid(&'static str),
+    /// With Stripe invoices synced in, a Stripe invoice's own payment: its
+    /// invoice's `amount_remaining` counts it (not an error: ignored).
+    #[error("counted by the Stripe invoice's sync")]
+    CountedBySync,
 }
 
 fn text<'a>(v: &'a Value, field: &'static str) -> Result<&'a str, ParseError> {

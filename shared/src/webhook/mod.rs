@@ -5,6 +5,7 @@
 
 pub mod event;
 pub mod signature;
+pub mod sync;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -293,10 +294,61 @@ pub fn answer_metrics(
     })
 }
 
+/// Syncs a Stripe invoice's event into its invoice item and answers: 200
+/// with what it did; 200 `ignored` when the invoice cannot be an item (no
+/// contact, say: Stripe would deliver it again for nothing); 503 when the
+/// store failed or a reminder held it too long (Stripe retries).
+async fn sync_answer(
+    store: &impl crate::ports::EditStore,
+    synced: &sync::SyncedInvoice,
+    now: DateTime<Utc>,
+) -> Answer {
+    let invoice_id = &synced.invoice_id;
+    match sync::sync_invoice(store, synced, now).await {
+        Ok(done) => {
+            tracing::info!(%invoice_id, event_id = %synced.event_id, event_type = %synced.event_type, result = done.as_str(), "Stripe invoice synced");
+            Answer {
+                status: 200,
+                body: json!({
+                    "result": "synced",
+                    "sync": done.as_str(),
+                    "invoice_id": invoice_id,
+                    "status": synced.status.as_str(),
+                }),
+            }
+        }
+        Err(crate::edit::EditError::Store(err)) => {
+            tracing::error!(%invoice_id, error = %err, "Stripe invoice not synced; Stripe delivers it again");
+            error(
+                503,
+                "store_unavailable",
+                "the invoice could not be stored; retry",
+            )
+        }
+        Err(crate::edit::EditError::Busy) => error(
+            503,
+            "busy",
+            "a reminder for the invoice is being sent; retry",
+        ),
+        Err(err) => {
+            tracing::warn!(%invoice_id, event_id = %synced.event_id, reason = %err, "Stripe invoice not synced: it cannot be an invoice item");
+            Answer {
+                status: 200,
+                body: json!({
+                    "result": "ignored",
+                    "event_type": synced.event_type,
+                    "reason": "not_an_invoice_item",
+                    "invoice_id": invoice_id,
+                }),
+            }
+        }
+    }
+}
+
 /// Handles one delivery. `header` looks a request header up by name
 /// (case-insensitively, as HTTP does).
 pub async fn handle(
-    store: &impl Payments,
+    store: &impl crate::ports::EditStore,
     out: &Outbound<'_, impl Mailer, impl EventPublisher>,
     config: &WebhookConfig,
     method: &str,
@@ -335,6 +387,22 @@ pub async fn handle(
     if signature_is_stripe {
         if let Some(refusal) = stripe_origin_refused(body, config) {
             return refusal;
+        }
+    }
+    if let (Some(tz), true) = (config.stripe_sync, signature_is_stripe) {
+        match sync::parse(body, tz) {
+            Ok(Some(synced)) => return sync_answer(store, &synced, now).await,
+            Ok(None) => {}
+            Err(event::ParseError::CountedBySync) => {
+                return Answer {
+                    status: 200,
+                    body: json!({ "result": "ignored", "reason": "counted_by_invoice_sync" }),
+                };
+            }
+            Err(err) => {
+                tracing::warn!(reason = %err, "Stripe invoice event malformed");
+                return error(400, "malformed", &err.to_string());
+            }
         }
     }
     let (payment, unplaceable) = match parse(body) {

@@ -26,7 +26,8 @@ impl EditStore for MemoryStore {
             .chain(["status"])
             .all(|attr| same_value(current.get(attr), seen.get(attr)))
             && get_number(current, "sending_until").is_none_or(|t| t < now.timestamp());
-        if !unchanged || inner.records.contains_key(&record_key) {
+        let record_taken = !plan.record_sk.is_empty() && inner.records.contains_key(&record_key);
+        if !unchanged || record_taken {
             return Ok(Commit::Changed);
         }
         let invoice = inner.records.get_mut(&key).expect("read above");
@@ -43,7 +44,9 @@ impl EditStore for MemoryStore {
             .collect();
         record.insert("invoice_id".into(), text(invoice_id));
         record.insert("sk".into(), text(&plan.record_sk));
-        inner.records.insert(record_key, record);
+        if !plan.record_sk.is_empty() {
+            inner.records.insert(record_key, record);
+        }
         for date in &plan.wake {
             let key = (
                 crate::edit::WAKE_PARTITION.to_owned(),
@@ -58,5 +61,33 @@ impl EditStore for MemoryStore {
             inner.records.insert(key, wake);
         }
         Ok(Commit::Done)
+    }
+
+    async fn create_invoice(
+        &self,
+        invoice_id: &str,
+        raw: &crate::invoice::RawInvoice,
+        record: &(String, Vec<(&'static str, crate::invoice::RawValue)>),
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let key = (invoice_id.to_owned(), INVOICE_SK.to_owned());
+        if inner.records.contains_key(&key) {
+            return Ok(false);
+        }
+        let mut item: Record = raw.0.clone();
+        item.insert("invoice_id".into(), text(invoice_id));
+        item.insert("sk".into(), text(INVOICE_SK));
+        inner.records.insert(key, item);
+        let mut history: Record = record
+            .1
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        history.insert("invoice_id".into(), text(invoice_id));
+        history.insert("sk".into(), text(&record.0));
+        inner
+            .records
+            .insert((invoice_id.to_owned(), record.0.clone()), history);
+        Ok(true)
     }
 }
