@@ -42,11 +42,23 @@ pub fn render(
     invoice: &Invoice,
     p: &Preview<'_>,
 ) -> Result<Vec<(String, String)>, PreviewError> {
+    let today = p
+        .as_of
+        .with_timezone(
+            &invoice
+                .timezone
+                .unwrap_or(composer.messages.business_timezone),
+        )
+        .date_naive();
+    // On a plan: the instalment the ladder runs on that day.
+    let scheduled = invoice.scheduled(today, composer.policy.plan_default_days);
+    let invoice = &scheduled;
     let step = match p.step {
         Some(name) => composer
             .policy
             .steps()
             .iter()
+            .chain([composer.policy.promise_step()])
             .find(|s| s.name == name)
             .ok_or_else(|| PreviewError::UnknownStep(name.into()))?,
         None => {
@@ -71,14 +83,6 @@ pub fn render(
         Some(c) => vec![Channel::parse(c).ok_or_else(|| PreviewError::UnknownChannel(c.into()))?],
         None => Channel::ALL.to_vec(),
     };
-    let today = p
-        .as_of
-        .with_timezone(
-            &invoice
-                .timezone
-                .unwrap_or(composer.messages.business_timezone),
-        )
-        .date_naive();
     // The real link is made when the reminder is sent; this one has its length.
     let pay_link = composer.pay_link(&crate::link::LinkToken::placeholder());
     let line = InvoiceLine::new(
