@@ -9,8 +9,10 @@
 # (two rows are malformed on purpose), runs the reminders every hour of Monday
 # 23 November 2026 (each customer is reached in their own morning), shows the
 # messages, runs the same day again to show nothing is sent twice, pays one
-# invoice through the pay page (localstripe for Stripe), shows the paid invoice
-# gets nothing on its due date, and stops everything it started.
+# invoice through the pay page (localstripe for Stripe), syncs a Stripe invoice
+# in from its signed event (no import), shows the paid invoice gets nothing on
+# its due date, puts an invoice on a payment plan and previews its
+# instalments' reminders, and stops everything it started.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -70,6 +72,13 @@ trap 'pay_stack_stop; scripts/moto.sh stop; rm -rf "$work"' EXIT
 pay_stack_start "$work"
 .venv/bin/python scripts/demo_pay.py "$AWS_ENDPOINT_URL" "$PAY_PAGE_URL" "$STRIPE_BASE" ana.lima@example.com
 "$admin" history INV-1001 >"$work/history.txt" && head -n 1 "$work/history.txt"
+
+step "A Stripe invoice synced in, with no import: its invoice.finalized event (signed as Stripe signs) creates the invoice"
+event=shared/tests/fixtures/stripe/2026-10-28.clover/invoice.finalized.sync.json
+signature="$("$admin" sign-webhook "$event" --secrets "$PAY_STACK_STRIPE_SECRET")"
+curl -sS -X POST "${PAY_PAGE_URL%/pay-page}/payment-webhook/" -H "Stripe-Signature: $signature" \
+  -H 'Content-Type: application/json' --data-binary @"$event"; echo
+"$admin" history in_1QCSync000000002001 | head -n 2
 pay_stack_stop
 
 step "26 November, INV-1001's due date: every due invoice is reminded but INV-1001, which is paid"
@@ -77,6 +86,14 @@ before="$(.venv/bin/python scripts/show_sent.py "$AWS_ENDPOINT_URL" | grep -c -e
 "$admin" run --as-of 2026-11-26T15:00:00Z --brief | grep -v ': sent 0' || true
 after="$(.venv/bin/python scripts/show_sent.py "$AWS_ENDPOINT_URL" | grep -c -e ana.lima@example.com -e +15555550101 || true)"
 echo "messages to INV-1001's customer on its due date: $((after - before))"
+
+step "A payment plan: INV-1009 (USD 2,200.00, due 15 December) in two instalments"
+"$admin" plan INV-1009 --instalment 2026-12-15:1100.00 --instalment 2027-01-15:1100.00 --by demo --reason "asked to split it"
+echo "its pre-due reminder on 12 December:"
+"$admin" preview --invoice-id INV-1009 --as-of 2026-12-12T16:00:00Z --channel email | grep -m1 'instalment 1 of 2'
+echo "and once the first is paid, the second's, on 12 January:"
+"$admin" record-payment INV-1009 --amount 1100.00 --currency USD --reference DEMO-PLAN-1 --paid-at 2026-12-14T10:00:00Z
+"$admin" preview --invoice-id INV-1009 --as-of 2027-01-12T16:00:00Z --channel email | grep -m1 'instalment 2 of 2'
 
 step "History of INV-1003"
 "$admin" history INV-1003

@@ -39,6 +39,9 @@ grep -E '^sent: [1-9][0-9]* emails, [1-9][0-9]* SMS$' "$root/target/demo.log"
 grep -E '^second pass over .*: 0 sent$' "$root/target/demo.log"
 grep -E '^paid through the pay page: INV-1001 USD 1,250.00$' "$root/target/demo.log"
 grep -E "^messages to INV-1001's customer on its due date: 0$" "$root/target/demo.log"
+grep -E '"sync":"created"' "$root/target/demo.log"
+grep -E 'instalment 1 of 2; balance USD 2,200.00' "$root/target/demo.log"
+grep -E 'instalment 2 of 2; balance USD 1,100.00' "$root/target/demo.log"
 
 section "The pay page in headless Chromium at 390 px, paid through localstripe (scripts/pay-page-e2e.sh)"
 scripts/pay-page-e2e.sh

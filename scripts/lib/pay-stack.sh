@@ -7,6 +7,10 @@
 # cargo-lambda is installed into the project virtualenv (scripts/venv.sh).
 export PATH="$PWD/.venv/bin:$PATH"
 
+# The Stripe endpoint secret the payment webhook is given (localstripe signs with it).
+PAY_STACK_STRIPE_SECRET="whsec_local_pay_page_0123456789"
+export PAY_STACK_STRIPE_SECRET
+
 pay_stack_free_port() {
   .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -25,7 +29,7 @@ pay_stack_wait() { # port pid log name
 # its local Function URL and Stripe at localstripe; localstripe's webhooks go to
 # the payment webhook, signed with a Stripe endpoint secret.
 pay_stack_start() {
-  local work="$1" watch_port stripe_port secret="whsec_local_pay_page_0123456789"
+  local work="$1" watch_port stripe_port secret="$PAY_STACK_STRIPE_SECRET"
   watch_port="$(pay_stack_free_port)"
   stripe_port="$(pay_stack_free_port)"
   .venv/bin/python scripts/localstripe_server.py "$stripe_port" >"$work/localstripe.log" 2>&1 &
