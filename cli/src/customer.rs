@@ -19,6 +19,12 @@ pub struct SetArgs {
     pub resume: bool,
     pub reason: Option<String>,
     pub by: Option<String>,
+    /// The language and time zone invoices without their own inherit ("" clears).
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    /// The e-mail addresses (primary first; "" clears), and phone numbers.
+    pub emails: Option<Vec<String>>,
+    pub phones: Option<Vec<String>>,
 }
 
 fn channel(text: &str) -> Result<Channel> {
@@ -68,6 +74,21 @@ pub fn lines(record: &CustomerRecord) -> Vec<String> {
     }
     if record.opt_outs.is_empty() {
         out.push("takes email and SMS".to_owned());
+    }
+    // What invoices without their own inherit; addresses and numbers masked.
+    for (what, value) in [("locale", &record.locale), ("time zone", &record.timezone)] {
+        if let Some(v) = value {
+            out.push(format!("{what} {v} (for invoices without one)"));
+        }
+    }
+    for (what, list) in [("e-mail", &record.emails), ("phone", &record.phones)] {
+        for (i, v) in list.iter().enumerate() {
+            let role = if i == 0 { "primary" } else { "copy" };
+            out.push(format!(
+                "{what} {} ({role}, for invoices without one)",
+                dunning::contact::redact(v)
+            ));
+        }
     }
     out
 }
@@ -122,8 +143,23 @@ pub async fn set(store: &DynamoStore, customer_id: &str, args: SetArgs) -> Resul
     if args.resume {
         changes.push(Change::Resume);
     }
+    let setting = |r: Result<Change, dunning::customer::SettingError>, flag: &str| {
+        r.map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    if let Some(l) = &args.locale {
+        changes.push(setting(Change::locale(l), "--locale")?);
+    }
+    if let Some(t) = &args.timezone {
+        changes.push(setting(Change::timezone(t), "--timezone")?);
+    }
+    if let Some(list) = &args.emails {
+        changes.push(setting(Change::emails(list), "--email")?);
+    }
+    if let Some(list) = &args.phones {
+        changes.push(setting(Change::phones(list), "--phone")?);
+    }
     if changes.is_empty() {
-        bail!("nothing to set: --opt-out, --opt-in, --suppress, --unsuppress, --pause-until or --resume");
+        bail!("nothing to set: --opt-out, --opt-in, --suppress, --unsuppress, --pause-until, --resume, --locale, --timezone, --email or --phone");
     }
     let mut record = None;
     for change in &changes {
@@ -146,6 +182,10 @@ pub async fn set(store: &DynamoStore, customer_id: &str, args: SetArgs) -> Resul
             Change::Pause { until, .. } => format!("pause until {}", until.to_rfc3339()),
             Change::Resume => "resume".to_owned(),
             Change::Replied { at, .. } => format!("replied at {}", at.to_rfc3339()),
+            Change::Locale(l) => format!("locale {}", l.as_deref().unwrap_or("(none)")),
+            Change::Timezone(t) => format!("time zone {}", t.as_deref().unwrap_or("(none)")),
+            Change::Emails(list) => format!("{} e-mail address(es)", list.len()),
+            Change::Phones(list) => format!("{} phone number(s)", list.len()),
         };
         println!(
             "{what}: {}",

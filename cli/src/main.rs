@@ -297,6 +297,8 @@ enum Command {
     },
 }
 
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum CustomerAction {
     /// The customer's record (nothing set: takes email and SMS).
@@ -335,6 +337,20 @@ enum CustomerAction {
         /// Who makes the change (source `cli:<who>`; default admin).
         #[arg(long)]
         by: Option<String>,
+        /// The language invoices without a `locale` get ("" clears).
+        #[arg(long)]
+        locale: Option<String>,
+        /// The time zone invoices without a `timezone` get ("" clears).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// The customer's e-mail addresses, primary first (repeat, up to 5;
+        /// the others get copies): invoices without an `email` use them.
+        /// `--email ""` clears them.
+        #[arg(long = "email")]
+        emails: Option<Vec<String>>,
+        /// The customer's phone numbers, primary first (up to 2).
+        #[arg(long = "phone")]
+        phones: Option<Vec<String>>,
         #[arg(long, env = "TABLE_NAME")]
         table: String,
     },
@@ -487,9 +503,17 @@ async fn execute(command: Command) -> Result<()> {
                 resume,
                 reason,
                 by,
+                locale,
+                timezone,
+                emails,
+                phones,
                 table,
             } => {
                 let args = customer::SetArgs {
+                    locale,
+                    timezone,
+                    emails,
+                    phones,
                     opt_out,
                     opt_in,
                     suppress,

@@ -131,6 +131,10 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// Most e-mail addresses a customer has (a primary and copies), and phone numbers.
+pub const MAX_EMAILS: usize = 5;
+pub const MAX_PHONES: usize = 2;
+
 #[cfg(test)]
 mod tests {
     use super::*;

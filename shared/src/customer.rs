@@ -23,6 +23,8 @@ pub const SNS_OPT_OUT_SOURCE: &str = "sns:opt-out";
 /// The source of an e-mail opt-out from a reminder's unsubscribe link.
 pub const UNSUBSCRIBE_SOURCE: &str = "unsubscribe";
 
+pub use crate::contact::{MAX_EMAILS, MAX_PHONES};
+
 /// Sort key of the customer record, under `customer#<customer_id>`.
 pub const CUSTOMER_SK: &str = "record";
 
@@ -53,6 +55,18 @@ pub struct CustomerRecord {
     /// When the customer last replied to a reminder (not what they wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replied_at: Option<DateTime<Utc>>,
+    /// The customer's language and time zone, for invoices that give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// E-mail addresses (at most [`MAX_EMAILS`]): the first is the primary,
+    /// the others get copies. Invoices without an `email` inherit them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    /// Phone numbers (at most [`MAX_PHONES`]): the first primary, the other a copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phones: Vec<String>,
     /// Bumped by every change: a write expects the version it read.
     #[serde(default)]
     pub version: u64,
@@ -86,9 +100,97 @@ pub enum Change {
         at: DateTime<Utc>,
         pause_until: DateTime<Utc>,
     },
+    /// The language (`None`: the business default).
+    Locale(Option<String>),
+    /// The time zone (`None`: the business's).
+    Timezone(Option<String>),
+    /// The e-mail addresses, primary first (validated: [`Change::emails`]).
+    Emails(Vec<String>),
+    /// The phone numbers, primary first (validated: [`Change::phones`]).
+    Phones(Vec<String>),
+}
+
+/// A setting that cannot be kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("at most {MAX_EMAILS} e-mail addresses, each valid")]
+    Emails,
+    #[error("at most {MAX_PHONES} phone numbers, each in E.164 form (+ and digits)")]
+    Phones,
+    #[error("not an IANA time zone (e.g. Europe/London)")]
+    Timezone,
+    #[error("not a language tag (e.g. en, zh-Hans)")]
+    Locale,
 }
 
 impl Change {
+    /// The addresses as kept (trimmed, without duplicates), or why not.
+    pub fn emails(list: &[String]) -> Result<Self, SettingError> {
+        let mut kept: Vec<String> = Vec::new();
+        for a in list.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
+            let a = crate::contact::EmailAddress::parse(a).ok_or(SettingError::Emails)?;
+            if !kept.iter().any(|k| k.eq_ignore_ascii_case(a.as_str())) {
+                kept.push(a.as_str().to_owned());
+            }
+        }
+        if kept.len() > MAX_EMAILS {
+            return Err(SettingError::Emails);
+        }
+        Ok(Self::Emails(kept))
+    }
+
+    /// The numbers as kept, or why not.
+    pub fn phones(list: &[String]) -> Result<Self, SettingError> {
+        let mut kept: Vec<String> = Vec::new();
+        for p in list.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            let p = crate::contact::PhoneNumber::parse(p).ok_or(SettingError::Phones)?;
+            if !kept.iter().any(|k| k == p.as_str()) {
+                kept.push(p.as_str().to_owned());
+            }
+        }
+        if kept.len() > MAX_PHONES {
+            return Err(SettingError::Phones);
+        }
+        Ok(Self::Phones(kept))
+    }
+
+    /// A time zone (empty: none).
+    pub fn timezone(name: &str) -> Result<Self, SettingError> {
+        match name.trim() {
+            "" => Ok(Self::Timezone(None)),
+            t => t
+                .parse::<chrono_tz::Tz>()
+                .map(|tz| Self::Timezone(Some(tz.name().to_owned())))
+                .map_err(|_| SettingError::Timezone),
+        }
+    }
+
+    /// A language tag (empty: none).
+    pub fn locale(tag: &str) -> Result<Self, SettingError> {
+        let tag = tag.trim();
+        let ok = tag.len() <= 35
+            && tag
+                .split('-')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        match tag {
+            "" => Ok(Self::Locale(None)),
+            t if ok => Ok(Self::Locale(Some(t.to_owned()))),
+            _ => Err(SettingError::Locale),
+        }
+    }
+
+    /// Whether the change sets something invoices inherit (runs then read
+    /// records before deciding: `ReadState::customer_settings`).
+    pub fn is_setting(&self) -> bool {
+        matches!(
+            self,
+            Change::Locale(Some(_))
+                | Change::Timezone(Some(_))
+                | Change::Emails(_)
+                | Change::Phones(_)
+        )
+    }
+
     /// The SMS opt-out SNS told us of at `at` (`sns:opt-out`), and how.
     pub fn sns_opt_out(at: DateTime<Utc>, how: &str) -> Self {
         Change::OptOut {
@@ -145,6 +247,10 @@ impl CustomerRecord {
                 }
                 newer || longer
             }
+            Change::Locale(v) => replace(&mut self.locale, v.clone()),
+            Change::Timezone(v) => replace(&mut self.timezone, v.clone()),
+            Change::Emails(v) => replace(&mut self.emails, v.clone()),
+            Change::Phones(v) => replace(&mut self.phones, v.clone()),
         };
         if changed {
             self.version += 1;
@@ -171,6 +277,47 @@ impl CustomerRecord {
     pub fn paused_at(&self, now: DateTime<Utc>) -> bool {
         self.paused_until.is_some_and(|until| until > now)
     }
+
+    /// Whether the record holds settings an invoice inherits.
+    pub fn has_settings(&self) -> bool {
+        self.locale.is_some()
+            || self.timezone.is_some()
+            || !self.emails.is_empty()
+            || !self.phones.is_empty()
+    }
+
+    /// Fills in what an invoice item does not give itself: its language and
+    /// time zone, and its contacts. An invoice without an `email` gets the
+    /// record's primary address and the others as copies (`cc_emails`);
+    /// likewise its `phone` (`cc_phones`). An invoice with its own keeps it,
+    /// and gets no copies: what it sets is what it means.
+    pub fn fill(&self, raw: &mut crate::invoice::RawInvoice) {
+        use crate::invoice::RawValue;
+        let absent = |raw: &crate::invoice::RawInvoice, name: &str| !matches!(raw.0.get(name), Some(RawValue::Text(t)) if !t.trim().is_empty());
+        for (name, value) in [("locale", &self.locale), ("timezone", &self.timezone)] {
+            if let (true, Some(v)) = (absent(raw, name), value) {
+                raw.insert(name, RawValue::Text(v.clone()));
+            }
+        }
+        for (name, copies, list) in [
+            ("email", "cc_emails", &self.emails),
+            ("phone", "cc_phones", &self.phones),
+        ] {
+            if let (true, Some((primary, rest))) = (absent(raw, name), list.split_first()) {
+                raw.insert(name, RawValue::Text(primary.clone()));
+                if !rest.is_empty() {
+                    raw.insert(copies, RawValue::List(rest.to_vec()));
+                }
+            }
+        }
+    }
+}
+
+/// Sets `slot` to `value`; whether it changed.
+fn replace<T: PartialEq>(slot: &mut T, value: T) -> bool {
+    let changed = *slot != value;
+    *slot = value;
+    changed
 }
 
 #[cfg(test)]
@@ -248,6 +395,76 @@ mod tests {
             pause_until: five
         }));
         assert_eq!(r.paused_until, Some(later), "the longer pause stays");
+    }
+
+    #[test]
+    fn settings_are_validated_and_filled_into_invoices_that_leave_them_out() {
+        use crate::invoice::{Invoice, RawInvoice, RawValue};
+        let mut r = CustomerRecord::default();
+        let emails =
+            |l: &[&str]| Change::emails(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let phones =
+            |l: &[&str]| Change::phones(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(emails(&["a@x.example", "nope"]), Err(SettingError::Emails));
+        let six = ["a", "b", "c", "d", "e", "f"].map(|n| format!("{n}@x.example"));
+        assert_eq!(Change::emails(&six), Err(SettingError::Emails), "at most 5");
+        assert_eq!(
+            phones(&["+15555550100", "+15555550101", "+15555550102"]),
+            Err(SettingError::Phones)
+        );
+        assert_eq!(Change::timezone("Mars/Base"), Err(SettingError::Timezone));
+        assert_eq!(Change::locale("zh Hans"), Err(SettingError::Locale));
+        for change in [
+            emails(&["ap@x.example", "AP@x.example", "cfo@x.example"]).unwrap(),
+            phones(&["+15555550100"]).unwrap(),
+            Change::timezone("Asia/Tokyo").unwrap(),
+            Change::locale("zh-Hans").unwrap(),
+        ] {
+            assert!(change.is_setting());
+            assert!(r.apply(&change) && !r.apply(&change), "once: {change:?}");
+        }
+        assert_eq!(
+            r.emails,
+            ["ap@x.example", "cfo@x.example"],
+            "duplicates dropped"
+        );
+        let base = |extra: &[(&str, &str)]| {
+            let mut raw = RawInvoice::default();
+            for (k, v) in [
+                ("invoice_id", "INV-1"),
+                ("customer_id", "C-1"),
+                ("customer_name", "Ana"),
+                ("amount", "10.00"),
+                ("currency", "USD"),
+                ("due_date", "2026-12-01"),
+                ("status", "open"),
+            ]
+            .iter()
+            .chain(extra)
+            {
+                raw.insert(*k, RawValue::Text((*v).into()));
+            }
+            raw
+        };
+        // Nothing of its own: all inherited, the other address a copy.
+        let mut bare = base(&[]);
+        r.fill(&mut bare);
+        let inv = Invoice::parse(&bare).unwrap();
+        assert_eq!(inv.email.unwrap().as_str(), "ap@x.example");
+        assert_eq!(inv.email_copies.len(), 1);
+        assert_eq!(inv.phone.unwrap().as_str(), "+15555550100");
+        assert_eq!(
+            (inv.timezone.unwrap().name(), inv.locale.as_deref()),
+            ("Asia/Tokyo", Some("zh-Hans"))
+        );
+        // Its own address and zone win, and then no copies.
+        let mut own = base(&[("email", "own@y.example"), ("timezone", "Europe/Paris")]);
+        r.fill(&mut own);
+        let inv = Invoice::parse(&own).unwrap();
+        assert_eq!(inv.email.unwrap().as_str(), "own@y.example");
+        assert!(inv.email_copies.is_empty());
+        assert_eq!(inv.timezone.unwrap().name(), "Europe/Paris");
+        assert!(!Change::Locale(None).is_setting(), "clearing needs no read");
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct WorkOrder {
     /// woken in those ranges (a plan's instalment, a promise).
     #[serde(default)]
     pub woken: bool,
+    /// Customer records hold settings: the worker reads them before deciding.
+    #[serde(default)]
+    pub customer_settings: bool,
 }
 
 /// The messages per second one invocation sends: the provider's `rate`

@@ -54,6 +54,11 @@ pub struct Invoice {
     pub customer_name: String,
     pub email: Option<EmailAddress>,
     pub phone: Option<PhoneNumber>,
+    /// Copies of each e-mail reminder (`cc_emails`; the customer record's
+    /// other addresses when the invoice inherits its contacts).
+    pub email_copies: Vec<EmailAddress>,
+    /// Copies of each SMS reminder (`cc_phones`).
+    pub phone_copies: Vec<PhoneNumber>,
     /// The invoiced amount.
     pub amount: Money,
     pub amount_paid: Decimal,
@@ -234,6 +239,32 @@ impl Invoice {
         if email.is_none() && phone.is_none() {
             return Err(InvalidReason::NoContact);
         }
+        let list = |name: &str| -> Result<Vec<String>, InvalidReason> {
+            Ok(match raw.0.get(name) {
+                None => Vec::new(),
+                Some(RawValue::List(items)) => items.clone(),
+                Some(RawValue::Text(t)) => t
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                Some(_) => return Err(InvalidReason::BadCopies),
+            })
+        };
+        let email_copies = list("cc_emails")?
+            .iter()
+            .map(|a| EmailAddress::parse(a).ok_or(InvalidReason::BadCopies))
+            .collect::<Result<Vec<_>, _>>()?;
+        let phone_copies = list("cc_phones")?
+            .iter()
+            .map(|p| PhoneNumber::parse(p).ok_or(InvalidReason::BadCopies))
+            .collect::<Result<Vec<_>, _>>()?;
+        if email_copies.len() >= crate::contact::MAX_EMAILS
+            || phone_copies.len() >= crate::contact::MAX_PHONES
+        {
+            return Err(InvalidReason::BadCopies);
+        }
         let currency =
             Currency::parse(raw.required("currency")?).ok_or(InvalidReason::UnknownCurrency)?;
         let amount = parse_amount(&raw.required_amount("amount")?, currency).map_err(|e| {
@@ -331,6 +362,8 @@ impl Invoice {
             customer_name: customer_name.to_owned(),
             email,
             phone,
+            email_copies,
+            phone_copies,
             amount: Money::new(amount, currency),
             amount_paid,
             amount_paid_text,

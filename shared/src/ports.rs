@@ -518,6 +518,8 @@ pub struct Envelope {
     pub headers: Vec<(String, String)>,
     /// Replies go here instead of the mailer's own reply address.
     pub reply_to: Option<EmailAddress>,
+    /// Copies (Cc): the customer's other addresses.
+    pub cc: Vec<EmailAddress>,
 }
 
 /// Sends one e-mail; returns the provider's message id.

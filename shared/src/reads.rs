@@ -41,6 +41,10 @@ pub struct ReadState {
     /// A full read is due at or after this instant: a full read left work
     /// behind, or reminders were deferred (customer cap) until then.
     pub full_read_due: Option<DateTime<Utc>>,
+    /// Some customer record holds settings its invoices inherit (a time
+    /// zone, a language, contacts): runs read the records of invoices that
+    /// leave those out before deciding. Set by the record's change, never unset.
+    pub customer_settings: bool,
 }
 
 /// How long runs must have followed each other without a break before they
@@ -77,6 +81,7 @@ impl ReadState {
             // A full read answers a due one that has come; a later one (a cap
             // deferral, a business day's opening) stays due, and a band read keeps it.
             full_read_due: self.full_read_due.filter(|&due| !full || due > now),
+            customer_settings: self.customer_settings,
         }
     }
 

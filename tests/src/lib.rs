@@ -225,6 +225,12 @@ impl Outbox for Moto {
                     .flatten()
                     .filter_map(|v| v.as_str().map(str::to_owned))
                     .collect(),
+                cc: m["destinations"]["CcAddresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
                 subject: m["subject"].as_str().unwrap_or_default().to_owned(),
                 body: m["body"].as_str().unwrap_or_default().to_owned(),
                 text: m["text"].as_str().unwrap_or_default().to_owned(),
@@ -425,6 +431,8 @@ pub async fn sdk_config_at(endpoint: &str, settings: SdkSettings) -> SdkConfig {
 pub struct SentEmail {
     pub id: String,
     pub to: Vec<String>,
+    /// Copies (Cc), as sent.
+    pub cc: Vec<String>,
     pub subject: String,
     /// The HTML part (moto keeps only it when both are sent).
     pub body: String,

@@ -90,6 +90,12 @@ impl Outbox for Sent {
             .map(|e| SentEmail {
                 id: e.id,
                 to: vec![e.to],
+                cc: e
+                    .envelope
+                    .cc
+                    .iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect(),
                 subject: e.subject,
                 body: e.html,
                 text: e.text,

@@ -1403,3 +1403,90 @@ async fn a_plan_runs_on_its_instalments_the_first_paid_the_second_missed_then_it
     assert!(history.contains("plan by cli:ana: instalments: (none) -> 2026-11-30:400.00,2026-12-15:400.00,2027-01-15:400.00"), "{history}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_customer_s_settings_are_what_their_invoices_without_their_own_inherit(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let set = admin(
+        &env,
+        &[
+            "customer",
+            "set",
+            "C-S",
+            "--timezone",
+            "Asia/Tokyo",
+            "--locale",
+            "zh-Hans",
+            "--email",
+            "ap@customer.example",
+            "--email",
+            "cfo@customer.example",
+            "--phone",
+            "+15555550121",
+            "--phone",
+            "+15555550122",
+            "--by",
+            "ana",
+        ],
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    let shown = text(&admin(&env, &["customer", "show", "C-S"]));
+    assert!(
+        shown.contains("time zone Asia/Tokyo")
+            && shown.contains("(copy, for invoices without one)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("cfo@customer.example"), "masked: {shown}");
+    let bad = admin(&env, &["customer", "set", "C-S", "--phone", "call me"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("--phone"),
+        "{}",
+        text(&bad)
+    );
+    // An invoice with no contact, zone or language of its own: the record's.
+    let mut attrs = invoice("INV-S1", "2026-11-23", &[("customer_id", "C-S")]);
+    attrs.retain(|(k, _)| *k != "email");
+    env.put_invoice(&attrs).await?;
+    // 01:00 UTC is 10:00 in Tokyo on the due date: due today there, not in UTC.
+    ok_run(&env, "2026-11-23T01:00:00Z");
+    let emails = env.moto.sent_emails()?;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert_eq!(emails[0].to, ["ap@customer.example"]);
+    assert_eq!(
+        emails[0].cc,
+        ["cfo@customer.example"],
+        "the other address gets a copy"
+    );
+    assert!(
+        emails[0].subject.contains("今天到期"),
+        "in the customer's language: {}",
+        emails[0].subject
+    );
+    let mut phones: Vec<String> = env.moto.sent_sms()?.into_iter().map(|m| m.phone).collect();
+    phones.sort();
+    assert_eq!(
+        phones,
+        ["+15555550121", "+15555550122"],
+        "the SMS and its copy"
+    );
+    // An invoice with its own address keeps it, with no copies.
+    env.put_invoice(&invoice(
+        "INV-S2",
+        "2026-11-24",
+        &[("customer_id", "C-S"), ("email", "own@customer.example")],
+    ))
+    .await?;
+    // (One message per customer and channel a run: INV-S1's overdue step goes first.)
+    ok_run(&env, "2026-11-24T01:00:00Z");
+    ok_run(&env, "2026-11-24T02:00:00Z");
+    let own: Vec<_> = env
+        .moto
+        .sent_emails()?
+        .into_iter()
+        .filter(|e| e.to == ["own@customer.example"])
+        .collect();
+    assert_eq!(own.len(), 1);
+    assert!(own[0].cc.is_empty());
+    Ok(())
+}

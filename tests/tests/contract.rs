@@ -747,6 +747,7 @@ async fn the_run_state_moves_only_forward<H: Harness>(h: &H) -> Result<()> {
         zones: vec![chrono_tz::Asia::Kolkata, chrono_tz::Tz::UTC],
         series_since: Some(t("2026-11-20T00:00:00Z")),
         full_read_due: Some(t("2026-11-23T16:00:00Z")),
+        customer_settings: false,
     };
     // Zones are a set: compared in name order.
     let read = || async {

@@ -45,6 +45,10 @@ impl DynamoStore {
             if !record.apply(change) {
                 return Ok((record, false));
             }
+            if change.is_setting() {
+                // First, so that no run reads past a setting it was not told of.
+                self.mark_customer_settings().await?;
+            }
             let mut item: Item = serde_dynamo::to_item(&record)
                 .map_err(|e| StoreError::local("PutItem", e.to_string()))?;
             item.insert(PARTITION_KEY.into(), s(customer_pk(customer_id)));
@@ -74,6 +78,22 @@ impl DynamoStore {
             "PutItem",
             format!("customer record {customer_id} kept changing; try again"),
         ))
+    }
+
+    /// Tells runs that customer records hold settings
+    /// (`ReadState::customer_settings`, on the run-state record).
+    async fn mark_customer_settings(&self) -> Result<(), StoreError> {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(super::store::RUN_STATE_KEY.0))
+            .key(SORT_KEY, s(super::store::RUN_STATE_KEY.1))
+            .update_expression("SET customer_settings = :t")
+            .expression_attribute_values(":t", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
+        Ok(())
     }
 
     /// The records of these customers, those that have one ([`DynamoStore::batch_get`]).

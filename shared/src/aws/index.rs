@@ -84,6 +84,13 @@ impl DynamoStore {
             zones,
             series_since: at("series_since"),
             full_read_due: at("full_read_due"),
+            customer_settings: out
+                .item
+                .as_ref()
+                .and_then(|i| i.get("customer_settings"))
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
         })
     }
 

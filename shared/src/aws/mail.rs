@@ -136,6 +136,11 @@ impl Mailer for SesMailer {
                 .destination(
                     Destination::builder()
                         .to_addresses(to.as_str())
+                        .set_cc_addresses(
+                            (!envelope.cc.is_empty()).then(|| {
+                                envelope.cc.iter().map(|c| c.as_str().to_owned()).collect()
+                            }),
+                        )
                         .set_bcc_addresses(self.bcc.as_ref().map(|b| vec![b.as_str().to_owned()]))
                         .build(),
                 )

@@ -116,6 +116,7 @@ pub enum InvalidReason {
     BadLateFee,
     BadPromisedBy,
     BadPlan,
+    BadCopies,
 }
 
 /// The ways an amount can be wrong, kept apart because users fix them differently.
@@ -154,6 +155,7 @@ impl InvalidReason {
             Self::BadLateFee => "bad_late_fee".into(),
             Self::BadPromisedBy => "bad_promised_by".into(),
             Self::BadPlan => "bad_plan".into(),
+            Self::BadCopies => "bad_copies".into(),
         }
     }
 }
@@ -213,6 +215,9 @@ impl fmt::Display for InvalidReason {
                 "a `late_fee#<step>` attribute is not an amount in the invoice currency"
             }
             Self::BadPromisedBy => "`promised_by` is not a calendar date in YYYY-MM-DD form",
+            Self::BadCopies => {
+                "`cc_emails` / `cc_phones` must list at most 4 valid addresses and 1 E.164 number"
+            }
             Self::BadPlan => {
                 "`instalments` must be DATE:AMOUNT pairs (e.g. 2026-12-15:400.00), comma-separated, in the invoice currency, one per date"
             }

@@ -77,6 +77,8 @@ pub(super) fn group<S>(
                 m.step.offset_days == c.step.offset_days
                     && m.members[0].invoice.cycle == c.invoice.cycle
                     && m.members[0].claim_offset == c.claim_offset
+                    && m.members[0].invoice.email_copies == c.invoice.email_copies
+                    && m.members[0].invoice.phone_copies == c.invoice.phone_copies
                     && m.ledger_step() == c.invoice.ledger_step(&c.step.name)
                     && m.address == c.address
                     && m.members.len() < MAX_COMBINED

@@ -94,6 +94,8 @@ pub(super) struct Read<'p, A: Adapters> {
     pub rejected: Vec<crate::invoice::Rejected>,
     /// Invalid items beyond [`crate::summary::MAX_LOGGED_INVALID`].
     pub rejected_unlisted: u64,
+    /// Customer records hold settings invoices inherit: read them before deciding.
+    pub customer_settings: bool,
 }
 
 /// Reads the planned due dates (a worker: its order's) and decides each item.
@@ -128,6 +130,11 @@ pub(super) async fn read<'p, A: Adapters>(
         opted_out_found: Default::default(),
         rejected: Vec::new(),
         rejected_unlisted: 0,
+        customer_settings: false,
+    };
+    read.customer_settings = match &req.order {
+        Some(order) => order.customer_settings,
+        None => read.state.customer_settings,
     };
     if read.plan.full
         && !req.dry_run
@@ -156,6 +163,7 @@ pub(super) async fn read<'p, A: Adapters>(
         summary.items_read += items.len() as u64;
         summary.woken += items.len() as u64;
         let before = read.candidates.len();
+        inherit_settings(deps, &items, &mut read).await;
         for item in items {
             if let Some(id) = item.raw.id_hint() {
                 woken.insert(id.to_owned());
@@ -181,6 +189,7 @@ pub(super) async fn read<'p, A: Adapters>(
             summary.scanned_count += page.scanned_count;
             summary.items_read += page.items.len() as u64;
             let before = read.candidates.len();
+            inherit_settings(deps, &page.items, &mut read).await;
             for item in page.items {
                 if item.raw.id_hint().is_some_and(|id| woken.contains(id)) {
                     continue;
@@ -197,6 +206,51 @@ pub(super) async fn read<'p, A: Adapters>(
     }
     log_invalid(deps, req, &mut read).await;
     Ok(read)
+}
+
+/// When customer records hold settings (`ReadState::customer_settings`),
+/// reads the records of this page's customers whose invoices leave out what
+/// a record may give (a time zone, an e-mail address, a phone; one batched
+/// read, each customer once a run), so that [`consider`] decides with them.
+/// A record that cannot be read is read again for the page's candidates.
+async fn inherit_settings<A: Adapters>(
+    deps: &Deps<A>,
+    items: &[DueItem<Snapshot<A>>],
+    read: &mut Read<'_, A>,
+) {
+    if !read.customer_settings {
+        return;
+    }
+    let leaves_out = |raw: &crate::invoice::RawInvoice, name: &str| !matches!(raw.0.get(name), Some(crate::invoice::RawValue::Text(t)) if !t.trim().is_empty());
+    let mut wanted: Vec<String> = items
+        .iter()
+        .filter(|i| {
+            ["timezone", "email", "phone"]
+                .iter()
+                .any(|n| leaves_out(&i.raw, n))
+        })
+        .filter_map(|i| match i.raw.0.get("customer_id") {
+            Some(crate::invoice::RawValue::Text(id)) => Some(id.clone()),
+            _ => None,
+        })
+        .filter(|id| !read.customers.contains_key(id))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return;
+    }
+    match deps.store.customers(&wanted).await {
+        Ok(mut found) => {
+            for id in wanted {
+                let record = found.remove(&id).unwrap_or_default();
+                read.customers.insert(id, Some(record));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, customers = wanted.len(), "customer records unreadable; read again for their messages");
+        }
+    }
 }
 
 /// Logs each invalid item once a day (the business's date), not on every
@@ -336,6 +390,21 @@ async fn apply_customer_records<A: Adapters>(
             },
             _ => Some(SkipReason::CustomerUnreadable),
         };
+        let mut c = c;
+        // A copy's address the customer's record suppressed gets no copy.
+        if let Some(Some(record)) = read.customers.get(&c.invoice.customer_id) {
+            if c.invoice
+                .email_copies
+                .iter()
+                .any(|a| record.is_suppressed(a.as_str()))
+            {
+                let mut invoice = (*c.invoice).clone();
+                invoice
+                    .email_copies
+                    .retain(|a| !record.is_suppressed(a.as_str()));
+                c.invoice = Arc::new(invoice);
+            }
+        }
         match reason {
             None => read.candidates.push(c),
             Some(reason) => tally(
@@ -455,6 +524,16 @@ fn consider<'p, A: Adapters>(
     summary: &mut RunSummary,
     read: &mut Read<'p, A>,
 ) {
+    // What the customer's record gives an invoice that leaves it out.
+    let mut item = item;
+    if let Some(Some(record)) = item.raw.0.get("customer_id").and_then(|v| match v {
+        crate::invoice::RawValue::Text(id) => read.customers.get(id),
+        _ => None,
+    }) {
+        if record.has_settings() {
+            record.fill(&mut item.raw);
+        }
+    }
     let invoice = match Invoice::parse(&item.raw) {
         Ok(invoice) if req.shard().is_some_and(|s| !s.owns(&invoice.customer_id)) => {
             summary.other_shards += 1;

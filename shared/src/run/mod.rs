@@ -368,6 +368,7 @@ pub async fn run<A: Adapters>(deps: &Deps<A>, req: &RunRequest) -> Result<RunSum
         req,
         &read.plan.ranges,
         read.plan.full,
+        read.customer_settings,
         read.intake.customers(),
         margin,
     )

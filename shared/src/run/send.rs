@@ -244,7 +244,33 @@ async fn compose_and_send<A: Adapters>(
                 .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
                 .await;
             lease.covers(deps.send_budget)?;
-            deps.sms.send(to, &text).await
+            let id = deps.sms.send(to, &text).await?;
+            // The customer's other number gets a copy once the message went:
+            // best effort, its failure logged (the message itself is sent).
+            for copy in &message.members[0].invoice.phone_copies {
+                let opt_out =
+                    crate::segments::opt_out_line(copy.as_str(), &deps.config.sms_opt_out)
+                        .unwrap_or("");
+                let copy_text = deps
+                    .renderer
+                    .sms_fitting(&step.template, &ctx, opt_out, deps.config.sms_max_segments)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| text.clone());
+                sending
+                    .sms
+                    .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
+                    .await;
+                match deps.sms.send(copy, &copy_text).await {
+                    Ok(copy_id) => {
+                        tracing::info!(recipient = %crate::contact::redact(copy.as_str()), message_id = %copy_id, "SMS copy sent")
+                    }
+                    Err(err) => {
+                        tracing::warn!(recipient = %crate::contact::redact(copy.as_str()), code = %err.code, class = err.class.as_str(), "SMS copy not sent")
+                    }
+                }
+            }
+            Ok(id)
         }
     }
 }
@@ -316,6 +342,10 @@ async fn deliver<'p, A: Adapters>(
                 ]
             })
             .collect(),
+        cc: match channel {
+            crate::channel::Channel::Email => first.email_copies.clone(),
+            crate::channel::Channel::Sms => Vec::new(),
+        },
         // With INBOUND_DOMAIN, a reply comes back to us (`mail_events::inbound`).
         reply_to: match (&link, &deps.config.inbound_domain) {
             (Ok(url), Some(domain)) => url

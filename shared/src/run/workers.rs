@@ -18,6 +18,7 @@ pub(super) async fn fan_out<A: Adapters>(
     req: &RunRequest,
     ranges: &[(NaiveDate, NaiveDate)],
     woken: bool,
+    customer_settings: bool,
     messages: u64,
     margin: Duration,
 ) -> Option<u32> {
@@ -45,6 +46,7 @@ pub(super) async fn fan_out<A: Adapters>(
             shard: Shard { index, count: n },
             ranges: ranges.to_vec(),
             woken,
+            customer_settings,
         })
         .collect();
     match queue.send(&orders).await {

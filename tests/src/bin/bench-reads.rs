@@ -175,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
                 zones: vec![chrono_tz::Tz::UTC],
                 series_since: Some(hours(48)),
                 full_read_due: None,
+                customer_settings: false,
             })
             .await?;
     }

@@ -165,11 +165,19 @@ impl MemoryStore {
     /// Writes an invoice item from text attributes.
     /// Applies a change to a customer's record, as `dunning-admin customer set` does.
     pub fn change_customer(&self, customer_id: &str, change: &crate::customer::Change) -> bool {
-        self.lock()
+        let mut inner = self.lock();
+        let changed = inner
             .customers
             .entry(customer_id.to_owned())
             .or_default()
-            .apply(change)
+            .apply(change);
+        if changed && change.is_setting() {
+            inner
+                .run_state
+                .get_or_insert_with(Default::default)
+                .customer_settings = true;
+        }
+        changed
     }
 
     pub fn put_text(&self, attrs: &[(&str, &str)]) {

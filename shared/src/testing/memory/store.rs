@@ -174,6 +174,8 @@ impl Store for MemoryStore {
             } else {
                 state.zones.clone()
             },
+            // Set by a record's change only: a run's write keeps it.
+            customer_settings: old.customer_settings,
         });
         Ok(())
     }
