@@ -17,6 +17,9 @@ use dunning::ports::{edit_invoice, Edited, PaymentStore};
 
 use crate::Format;
 
+/// Contract attributes a new invoice gets after its creation, as an edit.
+const ADDED_AFTER: &[&str] = &["promised_by", "instalments", "cc_emails", "cc_phones"];
+
 /// What one run of `import` did.
 #[derive(Debug, Default)]
 struct Counts {
@@ -106,6 +109,22 @@ async fn one(
         .await
         .with_context(|| format!("line {line} ({id}): write failed"))?
     {
+        // What the importer's item leaves out (a promise, a plan, copies)
+        // goes on as an edit: its wake records and its history with it.
+        let extra: Vec<(String, Option<String>)> = import_fields(&row.invoice, &row.columns)
+            .into_iter()
+            .filter(|(k, v)| ADDED_AFTER.contains(&k.as_str()) && v.is_some())
+            .collect();
+        if !extra.is_empty() {
+            let added = Request {
+                edit: Edit::Set(extra),
+                ..request.clone()
+            };
+            if let Err(err) = edit_invoice(store, id, &added, Utc::now).await {
+                counts.refused += 1;
+                eprintln!("line {line} ({id}): created, but its promise, plan or copies were refused: {err}");
+            }
+        }
         None
     } else {
         Some(edit_invoice(store, id, &request, Utc::now).await)

@@ -34,6 +34,11 @@ pub const GUARDED: &[&str] = &[
     "promised_by",
     "instalments",
     "plan_paid_before",
+    "timezone",
+    "locale",
+    "customer_name",
+    "customer_id",
+    "pay_url",
 ];
 
 /// Most invoices one combined message may cover (a DynamoDB transaction

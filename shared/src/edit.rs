@@ -30,6 +30,9 @@ pub fn wake_sk(date: NaiveDate, invoice_id: &str) -> String {
 /// provider event it was last synced from ([`Edit::Sync`]).
 pub const SYNCED_CREATED: &str = "stripe_event_created";
 
+/// The Stripe invoice a synced item belongs to (`stripe_invoice_id`).
+pub const STRIPE_LINK: &str = "stripe_invoice_id";
+
 fn synced_created(raw: &RawInvoice) -> Option<i64> {
     match raw.0.get(SYNCED_CREATED) {
         Some(RawValue::Number(n) | RawValue::Text(n)) => n.parse().ok(),
@@ -62,6 +65,8 @@ pub const EDITABLE: &[&str] = &[
     "channels",
     "promised_by",
     "instalments",
+    "cc_emails",
+    "cc_phones",
 ];
 
 /// One change the finance team asks for.
@@ -220,7 +225,7 @@ pub fn shown(value: &RawValue) -> String {
     value.shown()
 }
 
-fn current(raw: &RawInvoice, name: &str) -> Option<String> {
+fn stored(raw: &RawInvoice, name: &str) -> Option<String> {
     raw.0
         .get(name)
         .map(shown)
@@ -234,13 +239,29 @@ pub fn plan(
     request: &Request,
     at: DateTime<Utc>,
 ) -> Result<Option<EditPlan>, EditError> {
-    let invoice = Invoice::parse(raw).map_err(|r| EditError::Invalid(r.reason))?;
+    // Fields set as a whole (an edit, a re-import, a provider's copy) may
+    // repair an item that is invalid now; the other commands need a valid one.
+    let current = Invoice::parse(raw).map_err(|r| r.reason);
+    let lenient = matches!(request.edit, Edit::Set(_) | Edit::Sync { .. });
+    if let (Err(reason), false) = (&current, lenient) {
+        return Err(EditError::Invalid(*reason));
+    }
+    let valid = || current.as_ref().map_err(|r| EditError::Invalid(*r));
+    let status = match &current {
+        Ok(invoice) => invoice.status,
+        Err(_) => raw
+            .text("status")
+            .ok()
+            .flatten()
+            .and_then(InvoiceStatus::parse)
+            .unwrap_or(InvoiceStatus::Open),
+    };
+    let id = raw.id_hint().unwrap_or("").to_owned();
     let open = |what: &str| -> Result<(), EditError> {
-        match invoice.status {
+        match status {
             InvoiceStatus::Open => Ok(()),
             other => Err(EditError::NotAllowed(format!(
-                "invoice {} is {}: there are no reminders to {what}",
-                invoice.id,
+                "invoice {id} is {}: there are no reminders to {what}",
                 other.as_str()
             ))),
         }
@@ -255,7 +276,7 @@ pub fn plan(
         Edit::Resume => wanted.push(("reminders_paused_until".into(), None)),
         Edit::Dispute => {
             open("hold")?;
-            if !invoice.disputed {
+            if !valid()?.disputed {
                 wanted.push(("disputed".into(), Some(RawValue::Bool(true))));
             }
         }
@@ -264,10 +285,9 @@ pub fn plan(
             wanted.push(("dispute_id".into(), None));
         }
         Edit::Void => {
-            if invoice.status == InvoiceStatus::Paid {
+            if status == InvoiceStatus::Paid {
                 return Err(EditError::NotAllowed(format!(
-                    "invoice {} is paid: reverse its payments before voiding it",
-                    invoice.id
+                    "invoice {id} is paid: reverse its payments before voiding it"
                 )));
             }
             wanted.push(("status".into(), text("void")));
@@ -275,10 +295,10 @@ pub fn plan(
         Edit::Extend { due } => {
             open("move")?;
             // The same date again changes nothing (idempotent); an earlier one is refused.
-            if *due < invoice.due_date {
+            let current_due = valid()?.due_date;
+            if *due < current_due {
                 return Err(EditError::NotAllowed(format!(
-                    "the new due date {due} is not after the current one ({})",
-                    invoice.due_date
+                    "the new due date {due} is not after the current one ({current_due})"
                 )));
             }
             wanted.push(("due_date".into(), text(&due.to_string())));
@@ -296,18 +316,29 @@ pub fn plan(
         }
         Edit::Set(fields) | Edit::Sync { fields, .. } => {
             for (name, value) in fields {
-                if !EDITABLE.contains(&name.as_str()) {
+                let sync = matches!(request.edit, Edit::Sync { .. });
+                if !EDITABLE.contains(&name.as_str()) && !(sync && name == STRIPE_LINK) {
                     return Err(EditError::NotEditable(name.clone()));
                 }
-                // A file never reopens what payments or a person closed here.
+                // A file or a provider never reopens what payments or a
+                // person closed here.
                 let reopens = name == "status"
                     && value.as_deref() == Some(InvoiceStatus::Open.as_str())
-                    && invoice.status != InvoiceStatus::Open;
-                if reopens
-                    && (request.command == Some(IMPORT)
-                        || matches!(request.edit, Edit::Sync { .. }))
-                {
+                    && status != InvoiceStatus::Open;
+                if reopens && (request.command == Some(IMPORT) || sync) {
                     continue;
+                }
+                // A paid invoice is not voided: its payments are reversed first.
+                let voids_paid = name == "status"
+                    && value.as_deref() == Some(InvoiceStatus::Void.as_str())
+                    && status == InvoiceStatus::Paid;
+                if voids_paid && sync {
+                    continue;
+                }
+                if voids_paid {
+                    return Err(EditError::NotAllowed(format!(
+                        "invoice {id} is paid: reverse its payments before voiding it"
+                    )));
                 }
                 let value = value.as_deref().filter(|v| !v.is_empty());
                 wanted.push((name.clone(), value.and_then(text)));
@@ -318,7 +349,7 @@ pub fn plan(
     let mut remove = Vec::new();
     let mut changes = Vec::new();
     for (name, value) in wanted {
-        let before = current(raw, &name);
+        let before = stored(raw, &name);
         let after = value.as_ref().map(shown);
         if before == after || (name == "amount" && same_amount(&before, &after)) {
             continue;
@@ -349,6 +380,12 @@ pub fn plan(
     let mut wake = Vec::new();
     // A plan sums to what is outstanding now; payments from now on pay it.
     if let Some(i) = set.iter().position(|(k, _)| k == INSTALMENTS) {
+        if raw.0.contains_key(STRIPE_LINK) {
+            return Err(EditError::NotAllowed(format!(
+                "invoice {id} is synced from Stripe, whose payments this plan would not see: make the plan in Stripe"
+            )));
+        }
+        let invoice = valid()?;
         let currency = invoice.amount.currency;
         let parts = shown(&set[i].1)
             .split(',')
@@ -376,19 +413,40 @@ pub fn plan(
     if let Some((_, v)) = set.iter().find(|(k, _)| k == "promised_by") {
         wake.extend(crate::calendar::parse_date(&shown(v)));
     }
-    // A new due date starts the ladder again, under a cycle of its own.
+    // A later due date starts the ladder again, under a cycle of its own.
+    // An earlier one (a correction) stays in the cycle: what was sent stays
+    // sent, and the steps only move forward.
+    let later = |new: &str| match (&current, crate::calendar::parse_date(new)) {
+        (Ok(invoice), Some(new)) => new > invoice.due_date,
+        _ => false,
+    };
     if let Some(due) = set
         .iter()
         .find(|(k, _)| k == "due_date")
         .map(|(_, v)| shown(v))
+        .filter(|d| later(d))
     {
         set.push((CYCLE.into(), RawValue::Text(due)));
-        for attr in ["reminder_offset", "reminded"] {
-            if raw.0.contains_key(attr) {
-                remove.push(attr.into());
+        if raw.0.contains_key("reminder_offset") {
+            remove.push("reminder_offset".into());
+        }
+        // A broken promise's message is the promise's, not the date's: kept.
+        if let Some(RawValue::List(keys)) = raw.0.get("reminded") {
+            let promise = format!("{}@", crate::policy::PROMISE_STEP);
+            let kept: Vec<String> = keys
+                .iter()
+                .filter(|k| k.starts_with(&promise))
+                .cloned()
+                .collect();
+            if kept.is_empty() {
+                remove.push("reminded".into());
+            } else if kept.len() < keys.len() {
+                set.push(("reminded".into(), RawValue::List(kept)));
             }
         }
     }
+    wake.sort_unstable();
+    wake.dedup();
     let mut after = raw.clone();
     for (k, v) in &set {
         after.insert(k.clone(), v.clone());
@@ -454,6 +512,24 @@ pub fn canonical(invoice: &Invoice, name: &str) -> Option<String> {
         "locale" => invoice.locale.clone(),
         "pay_url" => invoice.pay_url.clone(),
         "promised_by" => invoice.promised_by.map(|d| d.to_string()),
+        "cc_emails" => Some(
+            invoice
+                .email_copies
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .filter(|s| !s.is_empty()),
+        "cc_phones" => Some(
+            invoice
+                .phone_copies
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .filter(|s| !s.is_empty()),
         "instalments" => invoice.plan.as_ref().map(|p| {
             p.instalments
                 .iter()

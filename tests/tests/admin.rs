@@ -1160,6 +1160,24 @@ async fn a_reimport_creates_updates_and_leaves_alone_and_a_dry_run_writes_nothin
         "{}",
         to_rita[0].text
     );
+    // A new row with a promise: created, and the promise holds its reminders.
+    let v3 = dir.join("v3.csv");
+    std::fs::write(
+        &v3,
+        "invoice_id,customer_id,customer_name,email,amount,currency,due_date,status,promised_by\n\
+         INV-R5,C-V,Vera,v@example.com,70.00,USD,2026-11-23,open,2026-11-27\n",
+    )?;
+    let third = admin(&env, &["import", &v3.to_string_lossy()]);
+    assert!(
+        text(&third).contains("created 1, updated 0, unchanged 0, refused 0"),
+        "{}",
+        text(&third)
+    );
+    let history = text(&admin(&env, &["history", "INV-R5"]));
+    assert!(
+        history.contains("import by import:v3.csv: promised_by: (none) -> 2026-11-27"),
+        "{history}"
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

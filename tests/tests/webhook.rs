@@ -1303,3 +1303,88 @@ async fn with_sync_on_a_stripe_invoice_s_own_payment_is_not_counted_twice() -> a
     );
     Ok(())
 }
+
+/// A sync fixture changed by `change`, delivered.
+async fn sync_changed(
+    env: &TestEnv,
+    name: &str,
+    change: impl Fn(&mut serde_json::Value),
+) -> Answer {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&stripe_fixture("2026-10-28.clover", name).unwrap()).unwrap();
+    change(&mut v);
+    let body = v.to_string().into_bytes();
+    let signature = sign(STRIPE_SECRET.as_bytes(), Utc::now().timestamp(), &body);
+    deliver_webhook(
+        &env.deps.store,
+        &sync_config(),
+        "stripe-signature",
+        signature,
+        &body,
+        Utc::now(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_newer_open_event_never_reopens_a_paid_invoice_and_another_stripe_invoice_never_touches_it(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    let id = "in_1QCSync000000002001";
+    sync(&env, "invoice.finalized.sync").await;
+    sync(&env, "invoice.paid.sync").await;
+    // An update after the payment, still saying open (as a delayed copy may).
+    let newer = sync_changed(&env, "invoice.updated.sync", |v| {
+        v["created"] = 1_795_600_000.into();
+        v["id"] = "evt_1QCSyncUpdatedLate1".into();
+    })
+    .await;
+    assert_eq!(newer.body["sync"], "updated", "{newer:?}");
+    assert_eq!(
+        invoice_record(&env, id).await?["status"],
+        "paid",
+        "never reopened"
+    );
+    // A second Stripe invoice naming our INV-2002 (a revised copy) while the
+    // first, linked one stays: its void changes nothing of ours.
+    sync(&env, "invoice.finalized.sync-void").await;
+    let other = sync_changed(&env, "invoice.voided.sync", |v| {
+        v["data"]["object"]["id"] = "in_1QCSyncOTHER0000002002".into();
+    })
+    .await;
+    assert_eq!(other.body["sync"], "other_stripe_invoice", "{other:?}");
+    assert_eq!(invoice_record(&env, "INV-2002").await?["status"], "open");
+    // An imported invoice the Stripe invoice names is linked, and keeps its
+    // customer and the phone Stripe does not have.
+    env.put_invoice(&dunning_e2e::invoice(
+        "INV-3003",
+        "2026-11-23",
+        &[
+            ("customer_id", "CUST-OURS"),
+            ("email", "ours@example.com"),
+            ("phone", "+15555550133"),
+        ],
+    ))
+    .await?;
+    let linked = sync_changed(&env, "invoice.updated.sync", |v| {
+        v["data"]["object"]["id"] = "in_1QCSyncLINKED000003003".into();
+        v["data"]["object"]["metadata"]["invoice_id"] = "INV-3003".into();
+        v["data"]["object"]["customer_phone"] = serde_json::Value::Null;
+    })
+    .await;
+    assert_eq!(linked.body["sync"], "updated", "{linked:?}");
+    let item = invoice_record(&env, "INV-3003").await?;
+    assert_eq!(
+        (
+            item["customer_id"].as_str(),
+            item["phone"].as_str(),
+            item["stripe_invoice_id"].as_str()
+        ),
+        (
+            Some("CUST-OURS"),
+            Some("+15555550133"),
+            Some("in_1QCSyncLINKED000003003")
+        )
+    );
+    Ok(())
+}

@@ -129,6 +129,14 @@ impl EditStore for DynamoStore {
                 .put(history.build().map_err(local)?)
                 .build(),
         ];
-        Ok(self.transact(items).await?.is_none())
+        match self.transact(items).await? {
+            None => Ok(true),
+            // The invoice's own condition: it exists.
+            Some(failed) if failed.first() == Some(&true) => Ok(false),
+            Some(_) => Err(StoreError::local(
+                "TransactWriteItems",
+                "the invoice's creation conflicted with another write; retry",
+            )),
+        }
     }
 }

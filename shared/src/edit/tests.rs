@@ -158,8 +158,22 @@ fn what_would_be_invalid_or_is_not_editable_or_not_open_is_refused() {
         set("amount_paid", Some("5")),
         Err(EditError::NotEditable(_))
     ));
-    // 1200.00 stored as the Number 1200: the same amount, nothing to change.
-    assert!(matches!(set("amount", Some("1200")), Ok(None)));
+    // 1200.00 stored as the Number 1200 (as DynamoDB keeps it): the same amount.
+    let number = raw(&[("amount", RawValue::Number("1200".into()))]);
+    let same = plan(
+        &number,
+        &request(Edit::Set(vec![("amount".into(), Some("1200.00".into()))])),
+        at(),
+    );
+    assert!(matches!(same, Ok(None)));
+    // A paid invoice is not voided by a file either.
+    let paid = raw(&[("status", RawValue::Text("paid".into()))]);
+    let void = plan(
+        &paid,
+        &request(Edit::Set(vec![("status".into(), Some("void".into()))])),
+        at(),
+    );
+    assert!(matches!(void, Err(EditError::NotAllowed(_))));
     let paid = raw(&[("status", RawValue::Text("paid".into()))]);
     for edit in [
         Edit::Void,
@@ -216,4 +230,113 @@ fn a_reimport_compares_only_the_columns_it_has_and_an_empty_cell_removes() {
         .unwrap()
         .unwrap();
     assert!(by_hand.changes.iter().any(|c| c.attribute == "status"));
+}
+
+#[test]
+fn an_earlier_due_date_corrects_the_cycle_and_a_later_one_starts_another() {
+    let inv = raw(&[
+        ("reminder_offset", RawValue::Number("7".into())),
+        (
+            "reminded",
+            RawValue::List(vec![
+                "overdue_7#email".into(),
+                "promise_broken@2026-11-20#email".into(),
+            ]),
+        ),
+    ]);
+    let to = |due: &str| {
+        plan(
+            &inv,
+            &request(Edit::Set(vec![("due_date".into(), Some(due.into()))])),
+            at(),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    // A day earlier: same cycle, what was reached stays reached.
+    let earlier = applied(&inv, &to("2026-11-30"));
+    assert!(!earlier.0.contains_key(CYCLE));
+    assert_eq!(earlier.0["reminder_offset"], RawValue::Number("7".into()));
+    // Later: a new cycle; a broken promise's message stays settled.
+    let later = applied(&inv, &to("2026-12-20"));
+    assert_eq!(later.0[CYCLE], RawValue::Text("2026-12-20".into()));
+    assert!(!later.0.contains_key("reminder_offset"));
+    assert_eq!(
+        later.0["reminded"],
+        RawValue::List(vec!["promise_broken@2026-11-20#email".into()])
+    );
+}
+
+#[test]
+fn an_invalid_item_is_repaired_by_setting_fields_but_not_paused() {
+    let mut broken = raw(&[]);
+    broken.0.remove("email");
+    let fix = plan(
+        &broken,
+        &request(Edit::Set(vec![(
+            "email".into(),
+            Some("ana@example.com".into()),
+        )])),
+        at(),
+    )
+    .unwrap()
+    .unwrap();
+    Invoice::parse(&applied(&broken, &fix)).expect("repaired");
+    let pause = plan(
+        &broken,
+        &request(Edit::Pause {
+            until: "2026-12-20".into(),
+        }),
+        at(),
+    );
+    assert!(matches!(
+        pause,
+        Err(EditError::Invalid(InvalidReason::NoContact))
+    ));
+}
+
+#[test]
+fn a_plan_sums_to_what_is_owed_and_writes_a_wake_record_per_date_and_not_for_stripe_s() {
+    let inv = raw(&[("amount_paid", RawValue::Text("200.00".into()))]);
+    let plan_of = |raw: &RawInvoice, parts: &[&str]| {
+        plan(
+            raw,
+            &request(Edit::Plan {
+                instalments: parts.iter().map(|s| s.to_string()).collect(),
+            }),
+            at(),
+        )
+    };
+    let ok = plan_of(&inv, &["2026-12-15:500.00", "2027-01-15:500.00"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(ok.wake.len(), 2);
+    let after = applied(&inv, &ok);
+    assert_eq!(
+        after.0[crate::invoice::instalments::PLAN_PAID_BEFORE],
+        RawValue::Text("200.00".into())
+    );
+    assert!(matches!(
+        plan_of(&inv, &["2026-12-15:600.00"]),
+        Err(EditError::Plan(
+            crate::invoice::instalments::PlanError::Sum { .. }
+        ))
+    ));
+    let synced = raw(&[(STRIPE_LINK, RawValue::Text("in_1".into()))]);
+    assert!(matches!(
+        plan_of(&synced, &["2026-12-15:1200.00"]),
+        Err(EditError::NotAllowed(m)) if m.contains("Stripe")
+    ));
+    // A promise on a plan's date: one wake record for the date.
+    let both = plan(
+        &inv,
+        &request(Edit::Set(vec![
+            ("instalments".into(), Some("2026-12-15:1000.00".into())),
+            ("promised_by".into(), Some("2026-12-15".into())),
+        ])),
+        at(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(both.wake, ["2026-12-15".parse::<NaiveDate>().unwrap()]);
 }

@@ -248,7 +248,11 @@ async fn inherit_settings<A: Adapters>(
             }
         }
         Err(err) => {
-            tracing::warn!(error = %err, customers = wanted.len(), "customer records unreadable; read again for their messages");
+            // Not decided without their settings: their messages wait.
+            tracing::warn!(error = %err, customers = wanted.len(), "customer records unreadable; their messages wait");
+            for id in wanted {
+                read.customers.insert(id, None);
+            }
         }
     }
 }

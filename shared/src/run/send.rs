@@ -244,33 +244,42 @@ async fn compose_and_send<A: Adapters>(
                 .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
                 .await;
             lease.covers(deps.send_budget)?;
-            let id = deps.sms.send(to, &text).await?;
-            // The customer's other number gets a copy once the message went:
-            // best effort, its failure logged (the message itself is sent).
-            for copy in &message.members[0].invoice.phone_copies {
-                let opt_out =
-                    crate::segments::opt_out_line(copy.as_str(), &deps.config.sms_opt_out)
-                        .unwrap_or("");
-                let copy_text = deps
-                    .renderer
-                    .sms_fitting(&step.template, &ctx, opt_out, deps.config.sms_max_segments)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| text.clone());
-                sending
-                    .sms
-                    .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
-                    .await;
-                match deps.sms.send(copy, &copy_text).await {
-                    Ok(copy_id) => {
-                        tracing::info!(recipient = %crate::contact::redact(copy.as_str()), message_id = %copy_id, "SMS copy sent")
-                    }
-                    Err(err) => {
-                        tracing::warn!(recipient = %crate::contact::redact(copy.as_str()), code = %err.code, class = err.class.as_str(), "SMS copy not sent")
-                    }
-                }
+            deps.sms.send(to, &text).await
+        }
+    }
+}
+
+/// After an SMS's outcome is recorded as sent: a copy to the customer's
+/// other number (`phone_copies`). Best effort, and never before the record:
+/// a copy's time can never let the message's claim run out and the message
+/// go twice. A copy that fails is logged (masked); the message itself is sent.
+async fn send_sms_copies<A: Adapters>(
+    deps: &Deps<A>,
+    sending: &Sending,
+    message: &Message<'_, Snapshot<A>>,
+    ctx: &ReminderContext,
+) {
+    let step = message.step;
+    for copy in &message.members[0].invoice.phone_copies {
+        let opt_out =
+            crate::segments::opt_out_line(copy.as_str(), &deps.config.sms_opt_out).unwrap_or("");
+        let Ok(Some(text)) =
+            deps.renderer
+                .sms_fitting(&step.template, ctx, opt_out, deps.config.sms_max_segments)
+        else {
+            continue;
+        };
+        let parts = crate::segments::measure(&text).segments;
+        sending
+            .sms
+            .acquire(u32::try_from(parts).unwrap_or(u32::MAX))
+            .await;
+        let recipient = crate::contact::redact(copy.as_str());
+        match deps.sms.send(copy, &text).await {
+            Ok(id) => tracing::info!(%recipient, message_id = %id, "SMS copy sent"),
+            Err(err) => {
+                tracing::warn!(%recipient, code = %err.code, class = err.class.as_str(), "SMS copy not sent")
             }
-            Ok(id)
         }
     }
 }
@@ -360,6 +369,10 @@ async fn deliver<'p, A: Adapters>(
             _ => None,
         },
     };
+    let copies_context = (channel == crate::channel::Channel::Sms
+        && !message.members[0].invoice.phone_copies.is_empty())
+    .then(|| context.clone())
+    .flatten();
     let sent = match link {
         Ok(_) => compose_and_send(deps, sending, message, context, &envelope, lease).await,
         Err(err) => Err(err),
@@ -420,6 +433,9 @@ async fn deliver<'p, A: Adapters>(
         if channel == crate::channel::Channel::Sms && err.code == SMS_OPTED_OUT {
             record_sms_opt_out(deps, &first.customer_id, now).await;
         }
+    }
+    if let (Ok(_), Some(ctx)) = (&sent, &copies_context) {
+        send_sms_copies(deps, sending, message, ctx).await;
     }
     // Then the bookkeeping: release the invoice for payments, mark it, record skipped steps.
     let mut out = Vec::new();

@@ -42,7 +42,7 @@ pub const SYNC_EVENTS: &[&str] = &[
     "invoice.payment_succeeded",
 ];
 
-pub use crate::edit::SYNCED_CREATED as EVENT_CREATED;
+pub use crate::edit::{STRIPE_LINK as LINK, SYNCED_CREATED as EVENT_CREATED};
 
 /// A Stripe invoice's own payments: with sync on, its `amount_remaining`
 /// counts them, so they are not counted again.
@@ -139,9 +139,8 @@ pub fn parse(body: &[u8], business_tz: Tz) -> Result<Option<SyncedInvoice>, Pars
         .ok_or(ParseError::Invalid("data.object.due_date"))?
         .with_timezone(&business_tz)
         .date_naive();
-    let name = text("customer_name")
-        .or_else(|| text("customer_email"))
-        .unwrap_or("Customer");
+    // Never the e-mail address as a name: it would reach the history unmasked.
+    let name = text("customer_name").unwrap_or("Customer");
     let mut fields: Vec<(String, Option<String>)> = vec![
         (
             "customer_id".into(),
@@ -190,6 +189,9 @@ pub enum Synced {
     Unchanged,
     /// An older event than the one the item was synced from.
     Stale,
+    /// The item is linked to another Stripe invoice (`stripe_invoice_id`):
+    /// this one's events do not change it.
+    OtherInvoice,
 }
 
 impl Synced {
@@ -199,64 +201,100 @@ impl Synced {
             Self::Updated => "updated",
             Self::Unchanged => "unchanged",
             Self::Stale => "stale",
+            Self::OtherInvoice => "other_stripe_invoice",
         }
     }
 }
 
 /// Creates the invoice item, or updates it as an edit does (after any
 /// reminder in flight, never reopening what is paid or void), unless the item
-/// was synced from a later event.
+/// was synced from a later event or belongs to another Stripe invoice.
 pub async fn sync_invoice<S: EditStore>(
     store: &S,
     synced: &SyncedInvoice,
     now: DateTime<Utc>,
 ) -> Result<Synced, EditError> {
-    let id = &synced.invoice_id;
-    let seen = store.read_for_payment(id, &[], now).await?;
-    let Some(seen) = seen else {
-        // A deleted draft was never an item: nothing to void.
-        if synced.event_type == "invoice.deleted" {
-            return Ok(Synced::Unchanged);
-        }
-        let mut raw = RawInvoice::default();
-        raw.insert("invoice_id", RawValue::Text(id.clone()));
-        for (k, v) in &synced.fields {
-            let k = if k == "amount_if_new" { "amount" } else { k };
-            if let Some(v) = v {
-                raw.insert(k, RawValue::Text(v.clone()));
+    // Twice at most: created by another delivery between the read and the create.
+    for _ in 0..2 {
+        let Some(seen) = store.read_for_payment(&synced.invoice_id, &[], now).await? else {
+            match create(store, synced, now).await? {
+                Some(done) => return Ok(done),
+                None => continue,
             }
+        };
+        return update(store, synced, &seen.raw, now).await;
+    }
+    Err(EditError::Busy)
+}
+
+/// Creates the item; `None` when it exists meanwhile.
+async fn create<S: EditStore>(
+    store: &S,
+    synced: &SyncedInvoice,
+    now: DateTime<Utc>,
+) -> Result<Option<Synced>, EditError> {
+    // Only a draft is deleted, and drafts are never items: nothing to void.
+    if synced.event_type == "invoice.deleted" {
+        return Ok(Some(Synced::Unchanged));
+    }
+    let id = &synced.invoice_id;
+    let mut raw = RawInvoice::default();
+    raw.insert("invoice_id", RawValue::Text(id.clone()));
+    for (k, v) in &synced.fields {
+        let k = if k == "amount_if_new" { "amount" } else { k };
+        if let Some(v) = v {
+            raw.insert(k, RawValue::Text(v.clone()));
         }
-        raw.insert(EVENT_CREATED, RawValue::Number(synced.created.to_string()));
-        raw.insert(
-            "stripe_invoice_id",
-            RawValue::Text(synced.stripe_invoice_id.clone()),
-        );
-        Invoice::parse(&raw).map_err(|r| EditError::Invalid(r.reason))?;
-        let record = history(
-            synced,
-            now,
-            vec![format!("created from {}", synced.event_type)],
-        );
-        return Ok(if store.create_invoice(id, &raw, &record).await? {
-            Synced::Created
-        } else {
-            // Created meanwhile by another delivery: sync onto it.
-            Box::pin(sync_invoice(store, synced, now)).await?
-        });
+    }
+    raw.insert(EVENT_CREATED, RawValue::Number(synced.created.to_string()));
+    raw.insert(LINK, RawValue::Text(synced.stripe_invoice_id.clone()));
+    Invoice::parse(&raw).map_err(|r| EditError::Invalid(r.reason))?;
+    let record = history(
+        synced,
+        now,
+        vec![format!("created from {}", synced.event_type)],
+    );
+    Ok(store
+        .create_invoice(id, &raw, &record)
+        .await?
+        .then_some(Synced::Created))
+}
+
+/// Updates an existing item from a newer event of its own Stripe invoice:
+/// what Stripe leaves out (a phone, say) stays as it is, and so does the
+/// customer the item belongs to; an item not yet linked to a Stripe invoice
+/// (imported, its id in the invoice's `metadata.invoice_id`) is linked.
+async fn update<S: EditStore>(
+    store: &S,
+    synced: &SyncedInvoice,
+    raw: &RawInvoice,
+    now: DateTime<Utc>,
+) -> Result<Synced, EditError> {
+    let linked = match raw.0.get(LINK) {
+        Some(RawValue::Text(t)) if !t.is_empty() => Some(t.as_str()),
+        _ => None,
     };
-    let stored = match seen.raw.0.get(EVENT_CREATED) {
+    match linked {
+        Some(l) if l != synced.stripe_invoice_id => return Ok(Synced::OtherInvoice),
+        None if synced.event_type == "invoice.deleted" => return Ok(Synced::Unchanged),
+        _ => {}
+    }
+    let stored = match raw.0.get(EVENT_CREATED) {
         Some(RawValue::Number(n) | RawValue::Text(n)) => n.parse::<i64>().ok(),
         _ => None,
     };
     if stored.is_some_and(|at| at > synced.created) {
         return Ok(Synced::Stale);
     }
-    let fields = synced
+    let mut fields: Vec<(String, Option<String>)> = synced
         .fields
         .iter()
-        .filter(|(k, _)| k != "amount_if_new")
+        .filter(|(k, v)| k != "amount_if_new" && k != "customer_id" && v.is_some())
         .cloned()
         .collect();
+    if linked.is_none() {
+        fields.push((LINK.into(), Some(synced.stripe_invoice_id.clone())));
+    }
     let request = Request {
         edit: Edit::Sync {
             fields,
@@ -266,10 +304,12 @@ pub async fn sync_invoice<S: EditStore>(
         reason: Some(synced.event_type.clone()),
         command: Some(SYNC_COMMAND),
     };
-    Ok(match edit_invoice(store, id, &request, || now).await? {
-        Edited::Applied { .. } => Synced::Updated,
-        Edited::Unchanged => Synced::Unchanged,
-    })
+    Ok(
+        match edit_invoice(store, &synced.invoice_id, &request, || now).await? {
+            Edited::Applied { .. } => Synced::Updated,
+            Edited::Unchanged => Synced::Unchanged,
+        },
+    )
 }
 
 /// The history record of a created item (`change#<at>#stripe-sync`).
