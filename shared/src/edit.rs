@@ -317,7 +317,8 @@ pub fn plan(
         Edit::Set(fields) | Edit::Sync { fields, .. } => {
             for (name, value) in fields {
                 let sync = matches!(request.edit, Edit::Sync { .. });
-                if !EDITABLE.contains(&name.as_str()) && !(sync && name == STRIPE_LINK) {
+                let allowed = EDITABLE.contains(&name.as_str()) || (sync && name == STRIPE_LINK);
+                if !allowed {
                     return Err(EditError::NotEditable(name.clone()));
                 }
                 // A file or a provider never reopens what payments or a
