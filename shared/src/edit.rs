@@ -513,24 +513,8 @@ pub fn canonical(invoice: &Invoice, name: &str) -> Option<String> {
         "locale" => invoice.locale.clone(),
         "pay_url" => invoice.pay_url.clone(),
         "promised_by" => invoice.promised_by.map(|d| d.to_string()),
-        "cc_emails" => Some(
-            invoice
-                .email_copies
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .filter(|s| !s.is_empty()),
-        "cc_phones" => Some(
-            invoice
-                .phone_copies
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .filter(|s| !s.is_empty()),
+        "cc_emails" => listed(invoice.email_copies.iter().map(|a| a.as_str())),
+        "cc_phones" => listed(invoice.phone_copies.iter().map(|p| p.as_str())),
         "instalments" => invoice.plan.as_ref().map(|p| {
             p.instalments
                 .iter()
@@ -544,6 +528,11 @@ pub fn canonical(invoice: &Invoice, name: &str) -> Option<String> {
             .map(|set| set.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")),
         _ => None,
     }
+}
+
+/// Comma-separated, or `None` for none.
+fn listed<'a>(items: impl Iterator<Item = &'a str>) -> Option<String> {
+    Some(items.collect::<Vec<_>>().join(",")).filter(|s| !s.is_empty())
 }
 
 /// What a re-import of `invoice` changes: the [`EDITABLE`] attributes among

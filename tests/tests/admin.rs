@@ -1012,6 +1012,19 @@ async fn each_finance_command_changes_once_says_who_and_the_runs_follow() -> any
     Ok(())
 }
 
+/// Open invoices due on `due`, each (id, customer, e-mail).
+async fn put_invoices(env: &TestEnv, due: &str, rows: &[(&str, &str, &str)]) -> anyhow::Result<()> {
+    for (id, customer, email) in rows {
+        env.put_invoice(&invoice(
+            id,
+            due,
+            &[("customer_id", customer), ("email", email)],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// `admin_run` that must succeed.
 fn ok_run(env: &TestEnv, as_of: &str) {
     let out = admin_run(env, as_of);
@@ -1022,18 +1035,16 @@ fn ok_run(env: &TestEnv, as_of: &str) {
 async fn a_customer_pause_covers_all_their_invoices_and_resume_sends_them_together(
 ) -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
-    for (id, customer, email) in [
-        ("INV-P1", "C-P", "p@example.com"),
-        ("INV-P2", "C-P", "p@example.com"),
-        ("INV-Q", "C-Q", "q@example.com"),
-    ] {
-        env.put_invoice(&invoice(
-            id,
-            "2026-11-23",
-            &[("customer_id", customer), ("email", email)],
-        ))
-        .await?;
-    }
+    put_invoices(
+        &env,
+        "2026-11-23",
+        &[
+            ("INV-P1", "C-P", "p@example.com"),
+            ("INV-P2", "C-P", "p@example.com"),
+            ("INV-Q", "C-Q", "q@example.com"),
+        ],
+    )
+    .await?;
     let paused = admin(
         &env,
         &[
@@ -1200,16 +1211,12 @@ fn steps_to(env: &TestEnv, to: &str) -> anyhow::Result<Vec<String>> {
 async fn a_promise_kept_stops_reminders_and_a_broken_one_gets_its_message_then_the_ladder(
 ) -> anyhow::Result<()> {
     let env = TestEnv::start().await?;
-    for (id, customer, email) in [
+    let both = [
         ("INV-PK", "C-PK", "kept@example.com"),
         ("INV-PB", "C-PB", "broken@example.com"),
-    ] {
-        env.put_invoice(&invoice(
-            id,
-            "2026-11-23",
-            &[("customer_id", customer), ("email", email)],
-        ))
-        .await?;
+    ];
+    put_invoices(&env, "2026-11-23", &both).await?;
+    for (id, _, _) in both {
         let promised = admin(
             &env,
             &[

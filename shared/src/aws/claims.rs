@@ -174,16 +174,7 @@ impl DynamoStore {
         if let Some(cycle) = c.cycle {
             u = u.expression_attribute_values(":cycle", s(cycle));
         }
-        for (i, attr) in GUARDED.iter().enumerate() {
-            u = u.expression_attribute_names(format!("#g{i}"), *attr);
-            match m.snapshot.0.get(*attr) {
-                Some(value) => {
-                    condition.push_str(&format!(" AND #g{i} = :g{i}"));
-                    u = u.expression_attribute_values(format!(":g{i}"), value.clone());
-                }
-                None => condition.push_str(&format!(" AND attribute_not_exists(#g{i})")),
-            }
-        }
+        u = super::store::unchanged_since(u, &mut condition, GUARDED, &m.snapshot.0, "g");
         if let Some(fee) = m.late_fee {
             set.push_str(", #fee = if_not_exists(#fee, :fee)");
             u = u

@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::payments::attribute;
-use super::store::{n, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
+use super::store::{
+    n, s, set_and_remove, unchanged_since, DynamoStore, Item, PARTITION_KEY, SORT_KEY,
+};
 use crate::edit::{wake_sk, EditPlan, WAKE_PARTITION};
 use crate::invoice::{RawInvoice, RawValue};
 use crate::ledger::INVOICE_SK;
@@ -27,7 +29,7 @@ impl EditStore for DynamoStore {
         let mut condition = String::from(
             "attribute_exists(sk) AND (attribute_not_exists(sending_until) OR sending_until < :now)",
         );
-        let mut update = Update::builder()
+        let update = Update::builder()
             .table_name(self.table())
             .key(PARTITION_KEY, s(invoice_id))
             .key(SORT_KEY, s(INVOICE_SK))
@@ -36,31 +38,14 @@ impl EditStore for DynamoStore {
         guarded.push("status");
         guarded.sort_unstable();
         guarded.dedup();
-        for (i, attr) in guarded.iter().enumerate() {
-            update = update.expression_attribute_names(format!("#g{i}"), *attr);
-            match seen.get(*attr) {
-                Some(v) => {
-                    condition.push_str(&format!(" AND #g{i} = :g{i}"));
-                    update = update.expression_attribute_values(format!(":g{i}"), v.clone());
-                }
-                None => condition.push_str(&format!(" AND attribute_not_exists(#g{i})")),
-            }
-        }
-        let mut expression = String::new();
-        for (i, (name, value)) in plan.set.iter().enumerate() {
-            expression.push_str(if i == 0 { "SET " } else { ", " });
-            expression.push_str(&format!("#s{i} = :s{i}"));
-            update = update
-                .expression_attribute_names(format!("#s{i}"), name)
-                .expression_attribute_values(format!(":s{i}"), attribute(value));
-        }
-        for (i, name) in plan.remove.iter().enumerate() {
-            expression.push_str(if i == 0 { " REMOVE " } else { ", " });
-            expression.push_str(&format!("#r{i}"));
-            update = update.expression_attribute_names(format!("#r{i}"), name);
-        }
+        let update = unchanged_since(update, &mut condition, &guarded, seen, "g");
+        let (update, expression) = set_and_remove(
+            update,
+            plan.set.iter().map(|(k, v)| (k.as_str(), attribute(v))),
+            plan.remove.iter().map(String::as_str),
+        );
         let update = update
-            .update_expression(expression.trim_start())
+            .update_expression(expression)
             .condition_expression(condition)
             .build()
             .map_err(local)?;

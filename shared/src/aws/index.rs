@@ -178,32 +178,28 @@ impl DynamoStore {
         let set = AttributeValue::Ss(keys.to_vec());
         // Today's record: add to it. Another day's (or none): start it.
         // Two runs starting the same day race on the second; the loser adds.
-        for _ in 0..3 {
-            let added = self
-                .update_record(RUN_STATE_KEY.0, WARNED_SK)
-                .update_expression("ADD #keys :k")
-                .condition_expression("#day = :d")
+        let write = |expression: &str, condition: &str| {
+            self.update_record(RUN_STATE_KEY.0, WARNED_SK)
+                .update_expression(expression)
+                .condition_expression(condition)
                 .expression_attribute_names("#keys", "keys")
                 .expression_attribute_names("#day", "day")
                 .expression_attribute_values(":k", set.clone())
                 .expression_attribute_values(":d", day.clone())
                 .send()
-                .await;
+        };
+        for _ in 0..3 {
+            let added = write("ADD #keys :k", "#day = :d").await;
             if condition_failure_is_false(added.map(|_| ()), "UpdateItem")? {
                 return Ok(());
             }
-            let started = self
-                .update_record(RUN_STATE_KEY.0, WARNED_SK)
-                .update_expression("SET #keys = :k, #day = :d")
-                .condition_expression("attribute_not_exists(#day) OR #day < :d")
-                .expression_attribute_names("#keys", "keys")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":k", set.clone())
-                .expression_attribute_values(":d", day.clone())
-                .send()
-                .await;
             // Refused: today's was started meanwhile (add to it), or a later
             // day's is there (a run for a later instant), which the next add leaves.
+            let started = write(
+                "SET #keys = :k, #day = :d",
+                "attribute_not_exists(#day) OR #day < :d",
+            )
+            .await;
             if condition_failure_is_false(started.map(|_| ()), "UpdateItem")? {
                 return Ok(());
             }

@@ -295,21 +295,13 @@ impl DynamoStore {
                 None => condition.push_str(&format!(" AND attribute_not_exists({attr})")),
             }
         }
-        let mut expression = String::new();
-        for (i, (name, value)) in plan.set.iter().enumerate() {
-            expression.push_str(if i == 0 { "SET " } else { ", " });
-            expression.push_str(&format!("#s{i} = :s{i}"));
-            update = update
-                .expression_attribute_names(format!("#s{i}"), *name)
-                .expression_attribute_values(format!(":s{i}"), attribute(value));
-        }
-        for (i, name) in plan.remove.iter().enumerate() {
-            expression.push_str(if i == 0 { " REMOVE " } else { ", " });
-            expression.push_str(&format!("#r{i}"));
-            update = update.expression_attribute_names(format!("#r{i}"), *name);
-        }
+        let (update, expression) = super::store::set_and_remove(
+            update,
+            plan.set.iter().map(|(k, v)| (*k, attribute(v))),
+            plan.remove.iter().copied(),
+        );
         update
-            .update_expression(expression.trim_start())
+            .update_expression(expression)
             .condition_expression(condition)
             .build()
             .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))

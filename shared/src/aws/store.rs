@@ -89,6 +89,51 @@ pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// Adds to `condition` that each of `attrs` is as in `seen` (or absent
+/// there: still absent), with `#<tag><i>` / `:<tag><i>` placeholders.
+pub(super) fn unchanged_since(
+    mut update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    condition: &mut String,
+    attrs: &[&str],
+    seen: &Item,
+    tag: &str,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    for (i, attr) in attrs.iter().enumerate() {
+        update = update.expression_attribute_names(format!("#{tag}{i}"), *attr);
+        match seen.get(*attr) {
+            Some(v) => {
+                condition.push_str(&format!(" AND #{tag}{i} = :{tag}{i}"));
+                update = update.expression_attribute_values(format!(":{tag}{i}"), v.clone());
+            }
+            None => condition.push_str(&format!(" AND attribute_not_exists(#{tag}{i})")),
+        }
+    }
+    update
+}
+
+/// A `SET a = .., b = .. REMOVE c, d` expression for these attributes, with
+/// its placeholders on `update`.
+pub(super) fn set_and_remove<'a>(
+    mut update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    set: impl IntoIterator<Item = (&'a str, AttributeValue)>,
+    remove: impl IntoIterator<Item = &'a str>,
+) -> (aws_sdk_dynamodb::types::builders::UpdateBuilder, String) {
+    let mut expression = String::new();
+    for (i, (name, value)) in set.into_iter().enumerate() {
+        expression.push_str(if i == 0 { "SET " } else { ", " });
+        expression.push_str(&format!("#s{i} = :s{i}"));
+        update = update
+            .expression_attribute_names(format!("#s{i}"), name)
+            .expression_attribute_values(format!(":s{i}"), value);
+    }
+    for (i, name) in remove.into_iter().enumerate() {
+        expression.push_str(if i == 0 { " REMOVE " } else { ", " });
+        expression.push_str(&format!("#r{i}"));
+        update = update.expression_attribute_names(format!("#r{i}"), name);
+    }
+    (update, expression.trim_start().to_owned())
+}
+
 pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
