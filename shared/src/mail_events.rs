@@ -137,6 +137,15 @@ impl MailEvent {
     /// address forwards to, named by the bounce report). Only another
     /// address the message went to, the `BCC_EMAIL` archive, is not; on a
     /// message tagged before `dunning-to` every recipient is the customer.
+    /// Whether `address` is one of the message's copies (Cc): the
+    /// customer's other addresses, each suppressed on its own.
+    fn is_a_copy(&self, address: &str) -> bool {
+        let h = tags::address_hash(address);
+        self.tags
+            .as_ref()
+            .is_some_and(|t| t.cc_hashes.iter().any(|c| *c == h))
+    }
+
     fn is_the_customer(&self, address: &str) -> bool {
         let Some(h) = self.tags.as_ref().and_then(|t| t.to_hash.as_deref()) else {
             return true;
@@ -182,15 +191,25 @@ impl MailEvent {
                 let kind = if *permanent { "permanent" } else { "transient" };
                 e.note = note("mail_bounce", format!("{kind} bounce: {sub_type}"));
                 if *permanent {
-                    e.changes = recipients
+                    let suppress = |address: &String| Change::Suppress {
+                        address: address.clone(),
+                        mark: mark(BOUNCE_SOURCE, sub_type.clone()),
+                    };
+                    let own: Vec<Change> = recipients
                         .iter()
-                        .filter(|a| self.is_the_customer(a))
-                        .map(|address| Change::Suppress {
-                            address: address.clone(),
-                            mark: mark(BOUNCE_SOURCE, sub_type.clone()),
-                        })
+                        .filter(|a| !self.is_a_copy(a) && self.is_the_customer(a))
+                        .map(suppress)
                         .collect();
-                    e.escalate = !e.changes.is_empty();
+                    // No working e-mail is the customer's own address failing;
+                    // a copy that bounces only stops getting copies.
+                    e.escalate = !own.is_empty();
+                    e.changes = own;
+                    e.changes.extend(
+                        recipients
+                            .iter()
+                            .filter(|a| self.is_a_copy(a))
+                            .map(suppress),
+                    );
                 }
             }
             EventKind::Complaint {
@@ -199,12 +218,24 @@ impl MailEvent {
             } => {
                 let what = feedback_type.clone().unwrap_or_else(|| "complaint".into());
                 e.note = note("mail_complaint", what.clone());
+                // A copy's reader complained: that address gets no more copies.
+                e.changes = recipients
+                    .iter()
+                    .filter(|a| self.is_a_copy(a))
+                    .map(|address| Change::Suppress {
+                        address: address.clone(),
+                        mark: mark(COMPLAINT_SOURCE, what.clone()),
+                    })
+                    .collect();
                 // SES may leave the complainer out; then it can only be the To.
-                if recipients.is_empty() || recipients.iter().any(|a| self.is_the_customer(a)) {
-                    e.changes = vec![Change::OptOut {
+                let own = recipients
+                    .iter()
+                    .any(|a| !self.is_a_copy(a) && self.is_the_customer(a));
+                if recipients.is_empty() || own {
+                    e.changes.push(Change::OptOut {
                         channel: Channel::Email,
                         mark: mark(COMPLAINT_SOURCE, what),
-                    }];
+                    });
                 }
             }
             EventKind::Reject { reason } => e.note = note("mail_reject", reason.clone()),

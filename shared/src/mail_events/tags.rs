@@ -24,6 +24,8 @@ pub const INVOICES: &str = "dunning-invoices";
 /// an event about another recipient (the `BCC_EMAIL` archive) never
 /// changes the customer.
 pub const TO: &str = "dunning-to";
+/// The [`address_hash`]es of the copies (Cc), `.`-separated.
+pub const CC: &str = "dunning-cc";
 
 /// The first 16 hex digits of SHA-256 of the address, trimmed and lower
 /// case: names the recipient in a tag without the address.
@@ -46,6 +48,8 @@ pub struct MessageTags {
     /// [`address_hash`] of the customer's address; `None` on messages sent
     /// before it was tagged.
     pub to_hash: Option<String>,
+    /// [`address_hash`] of each copy's address (Cc).
+    pub cc_hashes: Vec<String>,
 }
 
 impl MessageTags {
@@ -61,6 +65,9 @@ impl MessageTags {
         }
         if let Some(h) = &self.to_hash {
             tags.push((TO.to_owned(), h.clone()));
+        }
+        if !self.cc_hashes.is_empty() {
+            tags.push((CC.to_owned(), self.cc_hashes.join(".")));
         }
         let invoices: Vec<String> = self.invoices.iter().map(|id| escape(id)).collect();
         let mut with_invoices = tags.clone();
@@ -108,10 +115,25 @@ impl MessageTags {
             to_hash: tags
                 .get(TO)
                 .and_then(|v| v.first())
-                .filter(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .filter(|h| is_hash(h))
                 .cloned(),
+            cc_hashes: tags
+                .get(CC)
+                .and_then(|v| v.first())
+                .map(|joined| {
+                    joined
+                        .split('.')
+                        .filter(|h| is_hash(h))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
+}
+
+fn is_hash(h: &str) -> bool {
+    h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn push_chunks(tags: &mut Vec<(String, String)>, name: &str, value: &str) {
@@ -190,15 +212,17 @@ mod tests {
             step: "overdue_7".into(),
             invoices: vec!["INV-1001".into(), "INV/2026/7".into()],
             to_hash: Some(address_hash(" Ana@Example.com")),
+            cc_hashes: vec![address_hash("cfo@example.com")],
         };
         let tags = t.to_tags();
         assert_eq!(
             tags.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            [CLAIM, CUSTOMER, STEP, TO, INVOICES]
+            [CLAIM, CUSTOMER, STEP, TO, CC, INVOICES]
         );
         assert_eq!(tags[3].1, address_hash("ana@example.com"));
         assert_eq!(tags[1].1, "ACME_20GmbH");
-        assert_eq!(tags[4].1, "INV_2D1001-INV_2F2026_2F7");
+        assert_eq!(tags[4].1, address_hash("cfo@example.com"));
+        assert_eq!(tags[5].1, "INV_2D1001-INV_2F2026_2F7");
         assert_eq!(MessageTags::from_event(&as_event(&tags)), Some(t));
         // Not ours: no claim tag.
         assert_eq!(MessageTags::from_event(&BTreeMap::new()), None);
@@ -212,6 +236,7 @@ mod tests {
             step: "due".into(),
             invoices: (0..40).map(|i| format!("{i:0>300}")).collect(),
             to_hash: None,
+            cc_hashes: Vec::new(),
         };
         let tags = t.to_tags();
         assert!(tags.len() <= MAX_TAGS);
@@ -228,7 +253,7 @@ mod tests {
             step in "[a-z_0-9]{1,20}",
             invoices in prop::collection::vec("\\PC{1,30}", 0..40),
         ) {
-            let t = MessageTags { claim, customer_id: customer, step, invoices, to_hash: Some(address_hash("a@b.example")) };
+            let t = MessageTags { claim, customer_id: customer, step, invoices, to_hash: Some(address_hash("a@b.example")), cc_hashes: vec![address_hash("c@d.example")] };
             let tags = t.to_tags();
             prop_assert!(tags.len() <= MAX_TAGS);
             for (k, v) in &tags {

@@ -227,3 +227,33 @@ fn a_bounce_naming_a_mailbox_the_message_was_not_sent_to_is_the_customer_s() {
     let fx = parse(&v.to_string()).unwrap().effects();
     assert!(fx.escalate && fx.changes.len() == 1);
 }
+
+#[test]
+fn a_copy_that_bounces_or_complains_is_suppressed_and_the_customer_keeps_e_mail() {
+    let copy = "cfo@customer.example";
+    let event = |event_type: &str, body: serde_json::Value| {
+        let mut v: serde_json::Value = serde_json::from_str(&record(event_type, body)).unwrap();
+        v["mail"]["tags"]["dunning-to"] =
+            serde_json::json!([tags::address_hash("ana@customer.example")]);
+        v["mail"]["tags"]["dunning-cc"] = serde_json::json!([tags::address_hash(copy)]);
+        v["mail"]["destination"] = serde_json::json!(["ana@customer.example", copy]);
+        parse(&v.to_string()).unwrap().effects()
+    };
+    let bounce = event(
+        "Bounce",
+        serde_json::json!({"bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": copy}], "timestamp": "2026-12-01T09:00:41Z"}}),
+    );
+    assert!(!bounce.escalate, "the customer's own address still works");
+    assert!(matches!(&bounce.changes[..], [Change::Suppress { address, .. }] if address == copy));
+    let complaint = event(
+        "Complaint",
+        serde_json::json!({"complaint": {"complainedRecipients": [{"emailAddress": copy}],
+            "timestamp": "2026-12-01T10:00:00Z", "complaintFeedbackType": "abuse"}}),
+    );
+    assert!(
+        matches!(&complaint.changes[..], [Change::Suppress { address, .. }] if address == copy),
+        "the copy is suppressed, the customer not opted out: {:?}",
+        complaint.changes
+    );
+}

@@ -337,6 +337,14 @@ async fn deliver<'p, A: Adapters>(
             to_hash: Some(crate::mail_events::tags::address_hash(
                 message.address.text(),
             )),
+            cc_hashes: match channel {
+                crate::channel::Channel::Email => first
+                    .email_copies
+                    .iter()
+                    .map(|a| crate::mail_events::tags::address_hash(a.as_str()))
+                    .collect(),
+                crate::channel::Channel::Sms => Vec::new(),
+            },
         }
         .to_tags(),
         headers: unsubscribe
