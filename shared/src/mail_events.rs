@@ -141,9 +141,7 @@ impl MailEvent {
     /// customer's other addresses, each suppressed on its own.
     fn is_a_copy(&self, address: &str) -> bool {
         let h = tags::address_hash(address);
-        self.tags
-            .as_ref()
-            .is_some_and(|t| t.cc_hashes.iter().any(|c| *c == h))
+        self.tags.as_ref().is_some_and(|t| t.cc_hashes.contains(&h))
     }
 
     fn is_the_customer(&self, address: &str) -> bool {
