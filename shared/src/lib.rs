@@ -42,6 +42,7 @@ pub mod preview;
 pub mod rate;
 pub mod reads;
 pub mod render;
+pub mod report;
 pub mod retry;
 pub mod run;
 pub mod segments;

@@ -1,0 +1,232 @@
+use super::*;
+use crate::invoice::{RawInvoice, RawValue};
+use proptest::prelude::*;
+
+fn invoice(
+    id: &str,
+    customer: &str,
+    amount: &str,
+    currency: &str,
+    due: &str,
+    extra: &[(&str, &str)],
+) -> Invoice {
+    let mut raw = RawInvoice::default();
+    for (k, v) in [
+        ("invoice_id", id),
+        ("customer_id", customer),
+        ("customer_name", customer),
+        ("email", "x@example.com"),
+        ("amount", amount),
+        ("currency", currency),
+        ("due_date", due),
+        ("status", "open"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        raw.insert(*k, RawValue::Text((*v).into()));
+    }
+    Invoice::parse(&raw).unwrap()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+#[test]
+fn buckets_are_the_days_overdue_in_the_customers_calendar() {
+    for (days, b) in [
+        (-5, 0),
+        (0, 0),
+        (1, 1),
+        (30, 1),
+        (31, 2),
+        (60, 2),
+        (61, 3),
+        (90, 3),
+        (91, 4),
+        (120, 4),
+        (121, 5),
+    ] {
+        assert_eq!(bucket(days), b, "{days}");
+    }
+    // 1 December 02:00 UTC is still 30 November in New York: 0 days, not 1.
+    let ny = invoice(
+        "A",
+        "C",
+        "10.00",
+        "USD",
+        "2026-11-30",
+        &[("timezone", "America/New_York")],
+    );
+    assert_eq!(days_overdue(&ny, at("2026-12-01T02:00:00Z"), Tz::UTC), 0);
+    assert_eq!(days_overdue(&ny, at("2026-12-01T06:00:00Z"), Tz::UTC), 1);
+}
+
+#[test]
+fn a_hand_checked_aging_per_currency_with_its_top_customers() {
+    let now = at("2026-12-01T12:00:00Z");
+    let invoices = [
+        invoice("N", "C-1", "100.00", "USD", "2026-12-10", &[]),
+        invoice(
+            "T",
+            "C-1",
+            "50.00",
+            "USD",
+            "2026-11-21",
+            &[("amount_paid", "20.00")],
+        ),
+        invoice(
+            "F",
+            "C-2",
+            "200.00",
+            "USD",
+            "2026-10-17",
+            &[("late_fee#overdue_7", "10.00")],
+        ),
+        invoice(
+            "P",
+            "C-3",
+            "75.00",
+            "USD",
+            "2026-09-01",
+            &[("status", "paid"), ("amount_paid", "75.00")],
+        ),
+        invoice(
+            "E",
+            "C-4",
+            "500.00",
+            "EUR",
+            "2026-07-01",
+            &[("disputed", "true")],
+        ),
+        invoice(
+            "Z",
+            "C-5",
+            "30.00",
+            "USD",
+            "2026-11-01",
+            &[("amount_paid", "30.00")],
+        ),
+    ];
+    let report = aging(&invoices, now, Tz::UTC);
+    let usd = &report.by_currency["USD"];
+    let amounts: Vec<String> = usd.buckets.iter().map(|t| t.amount.to_string()).collect();
+    // N not due; T 10 days, 30 owed; F 45 days, 210 with its fee; P paid and Z
+    // paid in full: not in it.
+    assert_eq!(amounts, ["100.00", "30.00", "210.00", "0", "0", "0"]);
+    assert_eq!((usd.open.amount, usd.open.count), (d("340.00"), 3));
+    let top: Vec<(&str, String, i64)> = usd
+        .top_overdue
+        .iter()
+        .map(|c| (c.customer_id.as_str(), c.overdue.to_string(), c.oldest_days))
+        .collect();
+    assert_eq!(
+        top,
+        [("C-2", "210.00".into(), 45), ("C-1", "30.00".into(), 10)]
+    );
+    let eur = &report.by_currency["EUR"];
+    assert_eq!(
+        eur.buckets[5],
+        Total {
+            amount: d("500.00"),
+            count: 1
+        }
+    );
+    assert_eq!(report.in_flight.disputed, 1);
+}
+
+#[test]
+fn dso_and_cei_of_a_hand_checked_window() {
+    let now = at("2026-12-01T12:00:00Z");
+    // A: 100 invoiced 40 days ago, 60 of it paid 20 days ago.
+    // B: 200 invoiced 10 days ago, due in 20 days, unpaid.
+    let a = invoice(
+        "A",
+        "C",
+        "100.00",
+        "USD",
+        "2026-11-01",
+        &[("issued_at", "2026-10-22"), ("amount_paid", "60.00")],
+    );
+    let b = invoice(
+        "B",
+        "C",
+        "200.00",
+        "USD",
+        "2026-12-21",
+        &[("issued_at", "2026-11-21")],
+    );
+    let usd = Currency::parse("USD").unwrap();
+    let paid = [Received {
+        invoice_id: "A".into(),
+        at: at("2026-11-11T10:00:00Z"),
+        amount: d("60.00"),
+        currency: usd,
+    }];
+    let c = collection(&[a, b], &paid, usd, now, 30, Tz::UTC);
+    assert_eq!(
+        (
+            c.receivables_start,
+            c.sales,
+            c.receivables_end,
+            c.current_end
+        ),
+        (d("100.00"), d("200.00"), d("240.00"), d("200.00"))
+    );
+    // DSO = 240 / 200 * 30; CEI = (100 + 200 - 240) / (100 + 200 - 200) * 100.
+    assert_eq!(c.dso, Some(d("36.0")));
+    assert_eq!(c.cei, Some(d("60.0")));
+    let none = collection(&[], &[], usd, now, 30, Tz::UTC);
+    assert_eq!((none.dso, none.cei), (None, None));
+}
+
+proptest! {
+    /// Whatever the invoices, each currency's buckets sum to its open total,
+    /// which is exactly what the open invoices still owe; an invoice paid in
+    /// full (or void) is never in it.
+    #[test]
+    fn the_buckets_always_sum_to_the_open_total(
+        rows in prop::collection::vec((0usize..3, 1i64..100_000, 0i64..100_000, -200i64..400, 0u8..4), 0..40)
+    ) {
+        let now = at("2026-12-01T12:00:00Z");
+        let currencies = ["USD", "EUR", "JPY"];
+        let invoices: Vec<Invoice> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (c, amount, paid, days, status))| {
+                let currency = currencies[*c];
+                let scale = if currency == "JPY" { 0 } else { 2 };
+                let amount = Decimal::new(*amount, scale);
+                let paid = Decimal::new(*paid, scale).min(amount);
+                let due = (now.date_naive() - chrono::Duration::days(*days)).to_string();
+                let status = ["open", "open", "paid", "void"][*status as usize];
+                invoice(&format!("I{i}"), &format!("C{}", i % 5), &amount.to_string(), currency, &due,
+                    &[("amount_paid", &paid.to_string()), ("status", status)])
+            })
+            .collect();
+        let report = aging(&invoices, now, Tz::UTC);
+        for (code, aging) in &report.by_currency {
+            let sum: Decimal = aging.buckets.iter().map(|t| t.amount).sum();
+            let count: u64 = aging.buckets.iter().map(|t| t.count).sum();
+            prop_assert_eq!(sum, aging.open.amount);
+            prop_assert_eq!(count, aging.open.count);
+            let expected: Decimal = invoices
+                .iter()
+                .filter(|i| i.amount.currency.code() == code && i.status == InvoiceStatus::Open)
+                .map(|i| i.balance().amount)
+                .sum();
+            prop_assert_eq!(aging.open.amount, expected);
+        }
+        let counted: u64 = report.by_currency.values().map(|a| a.open.count).sum();
+        let owing = invoices
+            .iter()
+            .filter(|i| i.status == InvoiceStatus::Open && !i.balance().amount.is_zero())
+            .count() as u64;
+        prop_assert_eq!(counted, owing, "paid in full and void never appear");
+    }
+}
