@@ -14,6 +14,7 @@ mod links;
 mod output;
 mod payments;
 mod preview;
+mod report;
 mod retry;
 mod run;
 mod setup;
@@ -286,6 +287,10 @@ enum Command {
         #[command(flatten)]
         who: edit::Who,
     },
+    /// Receivables by days overdue per currency (not yet due, 1-30, 31-60,
+    /// 61-90, 91-120, over 120), the most overdue customers and what is in
+    /// flight, from the open invoices of the due index.
+    Report(report::Args),
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -604,6 +609,7 @@ async fn execute(command: Command) -> Result<()> {
             let store = DynamoStore::new(&aws().await?, &who.table);
             edit::apply(&store, &invoice_id, fields.edit()?, &who).await
         }
+        Command::Report(args) => report::report(args).await,
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await
         }

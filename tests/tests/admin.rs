@@ -1515,3 +1515,73 @@ async fn a_customer_s_settings_are_what_their_invoices_without_their_own_inherit
     assert!(own[0].cc.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn the_report_ages_receivables_per_currency_as_a_table_csv_and_json() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for (id, customer, due, extra) in [
+        ("R-NOT-DUE", "C-1", "2026-12-10", vec![]),
+        ("R-10", "C-1", "2026-11-21", vec![("amount_paid", "20.00")]),
+        ("R-45", "C-2", "2026-10-17", vec![]),
+        (
+            "R-PAID",
+            "C-3",
+            "2026-09-01",
+            vec![("status", "paid"), ("amount_paid", "120.00")],
+        ),
+        (
+            "R-EUR",
+            "C-4",
+            "2026-07-01",
+            vec![("currency", "EUR"), ("disputed", "true")],
+        ),
+    ] {
+        let mut attrs = vec![("customer_id", customer), ("email", "r@example.com")];
+        attrs.extend(extra);
+        env.put_invoice(&invoice(id, due, &attrs)).await?;
+    }
+    let run = |format: &str| {
+        let out = admin(
+            &env,
+            &[
+                "report",
+                "--as-of",
+                "2026-12-01T12:00:00Z",
+                "--format",
+                format,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run("json"))?;
+    let usd = &json["by_currency"]["USD"];
+    let amounts: Vec<&str> = usd["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["amount"].as_str().unwrap())
+        .collect();
+    // Not due 120; 10 days: 100 owed; 45 days: 120; the paid one is not there.
+    assert_eq!(amounts, ["120.00", "100.00", "120.00", "0", "0", "0"]);
+    assert_eq!(usd["open"]["amount"], "340.00");
+    assert_eq!(usd["top_overdue"][0]["customer_id"], "C-2");
+    assert_eq!(json["by_currency"]["EUR"]["buckets"][5]["count"], 1);
+    assert_eq!(json["in_flight"]["disputed"], 1);
+    let table = run("table");
+    assert!(
+        table.lines().all(|l| l.chars().count() <= 100),
+        "fits 100 columns:\n{table}"
+    );
+    assert!(
+        table.contains("USD") && table.contains("340.00") && table.contains("Most overdue, USD"),
+        "{table}"
+    );
+    let csv = run("csv");
+    assert!(
+        csv.starts_with("section,currency,bucket,amount,count\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("aging,USD,open,340.00,3"), "{csv}");
+    Ok(())
+}
