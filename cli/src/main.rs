@@ -291,6 +291,9 @@ enum Command {
     /// 61-90, 91-120, over 120), the most overdue customers and what is in
     /// flight, from the open invoices of the due index.
     Report(report::Args),
+    /// A customer's statement: their open invoices with their aging, the
+    /// total due per currency, and the payments of the last 90 days on them.
+    Statement(report::StatementArgs),
     /// Show an invoice, its reminder ledger and its payments, oldest first.
     History {
         invoice_id: String,
@@ -610,6 +613,7 @@ async fn execute(command: Command) -> Result<()> {
             edit::apply(&store, &invoice_id, fields.edit()?, &who).await
         }
         Command::Report(args) => report::report(args).await,
+        Command::Statement(args) => report::statement(args).await,
         Command::RevokeLink { link, table } => {
             links::revoke(&DynamoStore::new(&aws().await?, &table), &link).await
         }

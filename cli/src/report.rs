@@ -40,7 +40,7 @@ pub struct Args {
 
 /// Every open invoice, through the due index (all due dates); items that
 /// are not valid invoices are counted, not reported on.
-async fn open_invoices(store: &DynamoStore) -> Result<(Vec<Invoice>, u64)> {
+pub(crate) async fn open_invoices(store: &DynamoStore) -> Result<(Vec<Invoice>, u64)> {
     // As text, every four-digit year sorts between these.
     let (from, to) = (
         NaiveDate::from_ymd_opt(1, 1, 1).expect("a date"),
@@ -183,6 +183,122 @@ pub async fn report(args: Args) -> Result<()> {
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => print!("{text}"),
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct StatementArgs {
+    pub customer_id: String,
+    /// The instant the statement is for (RFC 3339); default now.
+    #[arg(long)]
+    pub as_of: Option<DateTime<Utc>>,
+    /// The statement as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, env = "BUSINESS_TIMEZONE", default_value = "UTC")]
+    pub business_timezone: chrono_tz::Tz,
+    #[arg(long, env = "TABLE_NAME")]
+    pub table: String,
+}
+
+/// The payments recorded under `invoice_id` (`payment#` records).
+async fn payments_of(
+    store: &DynamoStore,
+    invoice_id: &str,
+) -> Result<Vec<dunning::report::Received>> {
+    let mut out = Vec::new();
+    for r in store.history(invoice_id).await? {
+        let text = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        if !text("sk").starts_with(dunning::ledger::PAYMENT_PREFIX) {
+            continue;
+        }
+        let (Ok(at), Some(currency), Ok(amount)) = (
+            text("paid_at").parse::<DateTime<Utc>>(),
+            dunning::money::Currency::parse(&text("currency")),
+            text("amount").parse::<rust_decimal::Decimal>(),
+        ) else {
+            continue;
+        };
+        out.push(dunning::report::Received {
+            invoice_id: invoice_id.to_owned(),
+            at,
+            amount,
+            currency,
+        });
+    }
+    Ok(out)
+}
+
+/// `statement CUST`: the customer's open invoices with their aging, the
+/// total due per currency, and the payments of the last 90 days on them.
+pub async fn statement(args: StatementArgs) -> Result<()> {
+    let store = DynamoStore::new(&crate::aws().await?, &args.table);
+    let (invoices, _) = open_invoices(&store).await?;
+    let theirs: Vec<Invoice> = invoices
+        .into_iter()
+        .filter(|i| i.customer_id == args.customer_id)
+        .collect();
+    if theirs.is_empty() {
+        anyhow::bail!(
+            "customer {} has no open invoice in table {}",
+            args.customer_id,
+            args.table
+        );
+    }
+    let mut payments = Vec::new();
+    for invoice in &theirs {
+        payments.extend(payments_of(&store, &invoice.id).await?);
+    }
+    let now = args.as_of.unwrap_or_else(Utc::now);
+    let s = dunning::report::statement(
+        &args.customer_id,
+        &theirs,
+        &payments,
+        now,
+        args.business_timezone,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!(
+        "Statement for {} ({}), as of {}",
+        s.customer_name,
+        s.customer_id,
+        s.as_of.to_rfc3339()
+    );
+    println!(
+        "  {:<24} {:<10} {:>8} {:<9} {:>16}",
+        "invoice", "due", "overdue", "age", "owed"
+    );
+    for l in &s.lines {
+        println!(
+            "  {:<24} {:<10} {:>8} {:<9} {:>16}",
+            l.invoice_id.chars().take(24).collect::<String>(),
+            l.due_date,
+            l.days_overdue.max(0),
+            l.bucket,
+            format!("{} {}", l.currency, amount(l.owed, &l.currency))
+        );
+    }
+    for (code, total) in &s.total_due {
+        println!("  total due {code} {}", amount(*total, code));
+    }
+    if !s.recent_payments.is_empty() {
+        println!(
+            "Payments received (last {} days):",
+            dunning::report::STATEMENT_PAYMENT_DAYS
+        );
+        for p in &s.recent_payments {
+            println!(
+                "  {} {} {} on {}",
+                p.at.date_naive(),
+                p.currency,
+                amount(p.amount, &p.currency),
+                p.invoice_id
+            );
+        }
     }
     Ok(())
 }

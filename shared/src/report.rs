@@ -268,5 +268,101 @@ pub fn collection<'a>(
     c
 }
 
+/// One open invoice on a customer's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementLine {
+    pub invoice_id: String,
+    pub due_date: NaiveDate,
+    /// Days overdue in the customer's calendar (0 or fewer: not yet due).
+    pub days_overdue: i64,
+    /// Its aging bucket ([`BUCKETS`]).
+    pub bucket: &'static str,
+    /// What it still owes, late fees included.
+    pub owed: Decimal,
+    pub currency: String,
+}
+
+/// A customer's statement: their open invoices with their aging, what they
+/// owe in each currency, and the payments received in the last `days`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    pub customer_id: String,
+    pub customer_name: String,
+    pub as_of: DateTime<Utc>,
+    /// Oldest due first.
+    pub lines: Vec<StatementLine>,
+    /// Currency code -> total owed.
+    pub total_due: BTreeMap<String, Decimal>,
+    /// Newest first.
+    pub recent_payments: Vec<StatementPayment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementPayment {
+    pub invoice_id: String,
+    pub at: DateTime<Utc>,
+    pub amount: Decimal,
+    pub currency: String,
+}
+
+/// How far back a statement lists payments.
+pub const STATEMENT_PAYMENT_DAYS: i64 = 90;
+
+/// The statement of `customer_id` at `now` from its invoices and their payments.
+pub fn statement<'a>(
+    customer_id: &str,
+    invoices: impl IntoIterator<Item = &'a Invoice>,
+    payments: &[Received],
+    now: DateTime<Utc>,
+    business_tz: Tz,
+) -> Statement {
+    let mut s = Statement {
+        customer_id: customer_id.to_owned(),
+        customer_name: String::new(),
+        as_of: now,
+        lines: Vec::new(),
+        total_due: BTreeMap::new(),
+        recent_payments: Vec::new(),
+    };
+    for invoice in invoices {
+        if invoice.customer_id != customer_id {
+            continue;
+        }
+        if s.customer_name.is_empty() {
+            s.customer_name.clone_from(&invoice.customer_name);
+        }
+        let owed = invoice.balance();
+        if invoice.status != InvoiceStatus::Open || owed.amount.is_zero() {
+            continue;
+        }
+        let days = days_overdue(invoice, now, business_tz);
+        let code = owed.currency.code().to_owned();
+        *s.total_due.entry(code.clone()).or_default() += owed.amount;
+        s.lines.push(StatementLine {
+            invoice_id: invoice.id.clone(),
+            due_date: invoice.due_date,
+            days_overdue: days,
+            bucket: BUCKETS[bucket(days)],
+            owed: owed.amount,
+            currency: code,
+        });
+    }
+    s.lines
+        .sort_by(|a, b| (a.due_date, &a.invoice_id).cmp(&(b.due_date, &b.invoice_id)));
+    let since = now - chrono::Duration::days(STATEMENT_PAYMENT_DAYS);
+    s.recent_payments = payments
+        .iter()
+        .filter(|p| p.at > since && p.at <= now)
+        .map(|p| StatementPayment {
+            invoice_id: p.invoice_id.clone(),
+            at: p.at,
+            amount: p.amount,
+            currency: p.currency.code().to_owned(),
+        })
+        .collect();
+    s.recent_payments.sort_by(|a, b| b.at.cmp(&a.at));
+    s
+}
+
 #[cfg(test)]
 mod tests;

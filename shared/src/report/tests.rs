@@ -230,3 +230,62 @@ proptest! {
         prop_assert_eq!(counted, owing, "paid in full and void never appear");
     }
 }
+
+#[test]
+fn a_statement_lists_the_customer_s_open_invoices_oldest_first_with_totals_per_currency() {
+    let now = at("2026-12-01T12:00:00Z");
+    let usd = Currency::parse("USD").unwrap();
+    let invoices = [
+        invoice(
+            "B",
+            "C-1",
+            "50.00",
+            "USD",
+            "2026-11-21",
+            &[("amount_paid", "20.00")],
+        ),
+        invoice("A", "C-1", "100.00", "USD", "2026-12-10", &[]),
+        invoice("E", "C-1", "80.00", "EUR", "2026-08-15", &[]),
+        invoice(
+            "P",
+            "C-1",
+            "75.00",
+            "USD",
+            "2026-09-01",
+            &[("status", "paid"), ("amount_paid", "75.00")],
+        ),
+        invoice("X", "C-2", "999.00", "USD", "2026-11-01", &[]),
+    ];
+    let paid = [
+        Received {
+            invoice_id: "B".into(),
+            at: at("2026-11-25T10:00:00Z"),
+            amount: d("20.00"),
+            currency: usd,
+        },
+        Received {
+            invoice_id: "P".into(),
+            at: at("2026-06-01T10:00:00Z"),
+            amount: d("75.00"),
+            currency: usd,
+        },
+    ];
+    let s = statement("C-1", &invoices, &paid, now, Tz::UTC);
+    let lines: Vec<(&str, &str, String)> = s
+        .lines
+        .iter()
+        .map(|l| (l.invoice_id.as_str(), l.bucket, l.owed.to_string()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("E", "91-120", "80.00".into()),
+            ("B", "1-30", "30.00".into()),
+            ("A", "not_due", "100.00".into())
+        ]
+    );
+    assert_eq!(s.total_due["USD"], d("130.00"));
+    assert_eq!(s.total_due["EUR"], d("80.00"));
+    assert_eq!(s.recent_payments.len(), 1, "only the last 90 days");
+    assert_eq!(s.customer_name, "C-1");
+}
