@@ -360,7 +360,7 @@ pub fn statement<'a>(
             currency: p.currency.code().to_owned(),
         })
         .collect();
-    s.recent_payments.sort_by(|a, b| b.at.cmp(&a.at));
+    s.recent_payments.sort_by_key(|p| std::cmp::Reverse(p.at));
     s
 }
 
