@@ -293,9 +293,8 @@ impl CustomerRecord {
     /// and gets no copies: what it sets is what it means.
     pub fn fill(&self, raw: &mut crate::invoice::RawInvoice) {
         use crate::invoice::RawValue;
-        let absent = |raw: &crate::invoice::RawInvoice, name: &str| !matches!(raw.0.get(name), Some(RawValue::Text(t)) if !t.trim().is_empty());
         for (name, value) in [("locale", &self.locale), ("timezone", &self.timezone)] {
-            if let (true, Some(v)) = (absent(raw, name), value) {
+            if let (true, Some(v)) = (raw.lacks(name), value) {
                 raw.insert(name, RawValue::Text(v.clone()));
             }
         }
@@ -303,7 +302,7 @@ impl CustomerRecord {
             ("email", "cc_emails", &self.emails),
             ("phone", "cc_phones", &self.phones),
         ] {
-            if let (true, Some((primary, rest))) = (absent(raw, name), list.split_first()) {
+            if let (true, Some((primary, rest))) = (raw.lacks(name), list.split_first()) {
                 raw.insert(name, RawValue::Text(primary.clone()));
                 if !rest.is_empty() {
                     raw.insert(copies, RawValue::List(rest.to_vec()));

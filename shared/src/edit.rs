@@ -33,7 +33,8 @@ pub const SYNCED_CREATED: &str = "stripe_event_created";
 /// The Stripe invoice a synced item belongs to (`stripe_invoice_id`).
 pub const STRIPE_LINK: &str = "stripe_invoice_id";
 
-fn synced_created(raw: &RawInvoice) -> Option<i64> {
+/// The `created` instant of the provider event the item was last synced from.
+pub fn synced_created(raw: &RawInvoice) -> Option<i64> {
     match raw.0.get(SYNCED_CREATED) {
         Some(RawValue::Number(n) | RawValue::Text(n)) => n.parse().ok(),
         _ => None,
@@ -220,15 +221,10 @@ pub enum EditError {
     Store(#[from] crate::failure::StoreError),
 }
 
-/// An attribute as text, for comparing and showing.
-pub fn shown(value: &RawValue) -> String {
-    value.shown()
-}
-
 fn stored(raw: &RawInvoice, name: &str) -> Option<String> {
     raw.0
         .get(name)
-        .map(shown)
+        .map(RawValue::shown)
         .filter(|v| !v.is_empty() && v != "false")
 }
 
@@ -351,7 +347,7 @@ pub fn plan(
     let mut changes = Vec::new();
     for (name, value) in wanted {
         let before = stored(raw, &name);
-        let after = value.as_ref().map(shown);
+        let after = value.as_ref().map(RawValue::shown);
         if before == after || (name == "amount" && same_amount(&before, &after)) {
             continue;
         }
@@ -388,7 +384,9 @@ pub fn plan(
         }
         let invoice = valid()?;
         let currency = invoice.amount.currency;
-        let parts = shown(&set[i].1)
+        let parts = set[i]
+            .1
+            .shown()
             .split(',')
             .filter(|t| !t.trim().is_empty())
             .map(|t| Instalment::parse(t, currency))
@@ -412,7 +410,7 @@ pub fn plan(
         }
     }
     if let Some((_, v)) = set.iter().find(|(k, _)| k == "promised_by") {
-        wake.extend(crate::calendar::parse_date(&shown(v)));
+        wake.extend(crate::calendar::parse_date(&v.shown()));
     }
     // A later due date starts the ladder again, under a cycle of its own.
     // An earlier one (a correction) stays in the cycle: what was sent stays
@@ -424,7 +422,7 @@ pub fn plan(
     if let Some(due) = set
         .iter()
         .find(|(k, _)| k == "due_date")
-        .map(|(_, v)| shown(v))
+        .map(|(_, v)| v.shown())
         .filter(|d| later(d))
     {
         set.push((CYCLE.into(), RawValue::Text(due)));
@@ -456,22 +454,10 @@ pub fn plan(
         after.0.remove(k);
     }
     Invoice::parse(&after).map_err(|r| EditError::Invalid(r.reason))?;
-    let at_text = at.to_rfc3339_opts(SecondsFormat::Millis, true);
     let command = request.command.unwrap_or(request.edit.command());
-    let mut record = vec![
-        ("command", RawValue::Text(command.into())),
-        ("by", RawValue::Text(request.by.clone())),
-        ("recorded_at", RawValue::Text(at_text.clone())),
-    ];
-    if !changes.is_empty() {
-        record.push((
-            "changes",
-            RawValue::List(changes.iter().map(|c| c.masked().to_string()).collect()),
-        ));
-    }
-    if let Some(reason) = request.reason.as_ref().filter(|r| !r.is_empty()) {
-        record.push(("reason", RawValue::Text(reason.clone())));
-    }
+    let lines = changes.iter().map(|c| c.masked().to_string()).collect();
+    let (record_sk, record) =
+        history_record(command, &request.by, request.reason.as_deref(), lines, at);
     Ok(Some(EditPlan {
         set,
         remove,
@@ -479,12 +465,36 @@ pub fn plan(
         record_sk: if changes.is_empty() {
             String::new()
         } else {
-            format!("{CHANGE_PREFIX}{at_text}#{command}")
+            record_sk
         },
         changes,
         record,
         wake,
     }))
+}
+
+/// A history record of a change (`change#<instant>#<command>`): which
+/// command, who, when, the lines of what changed (already masked), and why.
+pub fn history_record(
+    command: &str,
+    by: &str,
+    reason: Option<&str>,
+    lines: Vec<String>,
+    at: DateTime<Utc>,
+) -> (String, Vec<(&'static str, RawValue)>) {
+    let at = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut record = vec![
+        ("command", RawValue::Text(command.into())),
+        ("by", RawValue::Text(by.into())),
+        ("recorded_at", RawValue::Text(at.clone())),
+    ];
+    if !lines.is_empty() {
+        record.push(("changes", RawValue::List(lines)));
+    }
+    if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+        record.push(("reason", RawValue::Text(reason.into())));
+    }
+    (format!("{CHANGE_PREFIX}{at}#{command}"), record)
 }
 
 /// `1200.5` and `1200.50` are the same amount (a DynamoDB Number drops zeros).

@@ -46,6 +46,19 @@ impl RawInvoice {
         }
     }
 
+    /// The customer id when it is present as text.
+    pub fn customer_hint(&self) -> Option<&str> {
+        match self.0.get("customer_id") {
+            Some(RawValue::Text(id)) if !id.is_empty() => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether the record gives no text for `name` (absent, blank, or not text).
+    pub fn lacks(&self, name: &str) -> bool {
+        !matches!(self.0.get(name), Some(RawValue::Text(t)) if !t.trim().is_empty())
+    }
+
     /// Text of an attribute; empty text counts as absent (CSV has no null).
     pub(crate) fn text(&self, name: &'static str) -> Result<Option<&str>, InvalidReason> {
         match self.0.get(name) {

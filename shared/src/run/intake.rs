@@ -221,18 +221,14 @@ async fn inherit_settings<A: Adapters>(
     if !read.customer_settings {
         return;
     }
-    let leaves_out = |raw: &crate::invoice::RawInvoice, name: &str| !matches!(raw.0.get(name), Some(crate::invoice::RawValue::Text(t)) if !t.trim().is_empty());
     let mut wanted: Vec<String> = items
         .iter()
         .filter(|i| {
             ["timezone", "email", "phone"]
                 .iter()
-                .any(|n| leaves_out(&i.raw, n))
+                .any(|n| i.raw.lacks(n))
         })
-        .filter_map(|i| match i.raw.0.get("customer_id") {
-            Some(crate::invoice::RawValue::Text(id)) => Some(id.clone()),
-            _ => None,
-        })
+        .filter_map(|i| i.raw.customer_hint().map(str::to_owned))
         .filter(|id| !read.customers.contains_key(id))
         .collect();
     wanted.sort();
@@ -530,10 +526,11 @@ fn consider<'p, A: Adapters>(
 ) {
     // What the customer's record gives an invoice that leaves it out.
     let mut item = item;
-    if let Some(Some(record)) = item.raw.0.get("customer_id").and_then(|v| match v {
-        crate::invoice::RawValue::Text(id) => read.customers.get(id),
-        _ => None,
-    }) {
+    if let Some(Some(record)) = item
+        .raw
+        .customer_hint()
+        .and_then(|id| read.customers.get(id))
+    {
         if record.has_settings() {
             record.fill(&mut item.raw);
         }

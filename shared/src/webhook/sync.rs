@@ -26,7 +26,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use super::event::ParseError;
-use crate::edit::{Edit, EditError, Request, CHANGE_PREFIX};
+use crate::edit::{Edit, EditError, Request};
 use crate::invoice::{Invoice, InvoiceStatus, RawInvoice, RawValue};
 use crate::money::Currency;
 use crate::ports::{edit_invoice, EditStore, Edited};
@@ -249,10 +249,12 @@ async fn create<S: EditStore>(
     raw.insert(EVENT_CREATED, RawValue::Number(synced.created.to_string()));
     raw.insert(LINK, RawValue::Text(synced.stripe_invoice_id.clone()));
     Invoice::parse(&raw).map_err(|r| EditError::Invalid(r.reason))?;
-    let record = history(
-        synced,
-        now,
+    let record = crate::edit::history_record(
+        SYNC_COMMAND,
+        &format!("stripe:{}", synced.event_id),
+        Some(&synced.event_type),
         vec![format!("created from {}", synced.event_type)],
+        now,
     );
     Ok(store
         .create_invoice(id, &raw, &record)
@@ -279,11 +281,7 @@ async fn update<S: EditStore>(
         None if synced.event_type == "invoice.deleted" => return Ok(Synced::Unchanged),
         _ => {}
     }
-    let stored = match raw.0.get(EVENT_CREATED) {
-        Some(RawValue::Number(n) | RawValue::Text(n)) => n.parse::<i64>().ok(),
-        _ => None,
-    };
-    if stored.is_some_and(|at| at > synced.created) {
+    if crate::edit::synced_created(raw).is_some_and(|at| at > synced.created) {
         return Ok(Synced::Stale);
     }
     let mut fields: Vec<(String, Option<String>)> = synced
@@ -309,25 +307,6 @@ async fn update<S: EditStore>(
             Edited::Applied { .. } => Synced::Updated,
             Edited::Unchanged => Synced::Unchanged,
         },
-    )
-}
-
-/// The history record of a created item (`change#<at>#stripe-sync`).
-fn history(
-    synced: &SyncedInvoice,
-    at: DateTime<Utc>,
-    changes: Vec<String>,
-) -> (String, Vec<(&'static str, RawValue)>) {
-    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    (
-        format!("{CHANGE_PREFIX}{at}#{SYNC_COMMAND}"),
-        vec![
-            ("command", RawValue::Text(SYNC_COMMAND.into())),
-            ("by", RawValue::Text(format!("stripe:{}", synced.event_id))),
-            ("recorded_at", RawValue::Text(at)),
-            ("changes", RawValue::List(changes)),
-            ("reason", RawValue::Text(synced.event_type.clone())),
-        ],
     )
 }
 
