@@ -177,9 +177,12 @@ def main():
         # The customer's page: three invoices, one link; pay one of them.
         many = link_in(by_phone["+15555550143"], args.base)
         driver.get(many)
+        # The page as loaded from this link (not a reload of the one before).
+        wait.until(lambda d: d.current_url == many and len(d.find_elements(By.CSS_SELECTOR, "section[data-invoice-id]")) >= 3)
         sections = driver.find_elements(By.CSS_SELECTOR, "section[data-invoice-id]")
-        check([s.get_attribute("data-invoice-id") for s in sections] == ["CUST-1", "CUST-2", "CUST-3"],
-              "the customer's page lists the three invoices of the message")
+        listed = [s.get_attribute("data-invoice-id") for s in sections]
+        check(listed == ["CUST-1", "CUST-2", "CUST-3"],
+              f"the customer's page lists the three invoices of the message (got {listed})")
         phone_layout(driver, "customer page")
         driver.save_screenshot(os.path.join(shots, "customer-page.png"))
         sections[1].find_element(By.CSS_SELECTOR, "button[data-invoice]").click()

@@ -1,24 +1,26 @@
-//! `report`: receivables by age, per currency, with the top overdue
-//! customers and what is in flight ([`dunning::report`]), from the open
-//! invoices the due index holds: a table that fits 100 columns, CSV (one
-//! section after another) or JSON.
+//! `report`: receivables by age per currency with the top overdue
+//! customers, DSO and CEI, which reminder gets paid, and what is in flight
+//! ([`dunning::report`]), from the open invoices the due index holds and the
+//! rollup days of its windows: a table that fits 100 columns, CSV (one
+//! section after another), JSON or one self-contained HTML file.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use dunning::aws::DynamoStore;
 use dunning::invoice::Invoice;
-use dunning::money::Money;
-use dunning::ports::Store;
-use dunning::report::{aging, AgingReport, BUCKETS};
+use dunning::policy::{Action, Policy};
+use dunning::report::build;
+use dunning::report::text::{self, amount};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ReportFormat {
     Table,
     Csv,
     Json,
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -34,148 +36,53 @@ pub struct Args {
     /// Days are counted in this zone for invoices without a `timezone`.
     #[arg(long, env = "BUSINESS_TIMEZONE", default_value = "UTC")]
     pub business_timezone: chrono_tz::Tz,
+    /// The HTML report's title.
+    #[arg(long, env = "BUSINESS_NAME", default_value = "Receivables")]
+    pub business_name: String,
     #[arg(long, env = "TABLE_NAME")]
     pub table: String,
 }
 
-/// Every open invoice, through the due index (all due dates); items that
-/// are not valid invoices are counted, not reported on.
-pub(crate) async fn open_invoices(store: &DynamoStore) -> Result<(Vec<Invoice>, u64)> {
-    // As text, every four-digit year sorts between these.
-    let (from, to) = (
-        NaiveDate::from_ymd_opt(1, 1, 1).expect("a date"),
-        NaiveDate::from_ymd_opt(9999, 12, 31).expect("a date"),
-    );
-    let (mut invoices, mut invalid, mut start) = (Vec::new(), 0, None);
-    loop {
-        let page = store.due_page(from, to, start).await?;
-        for item in page.items {
-            match Invoice::parse(&item.raw) {
-                Ok(invoice) => invoices.push(invoice),
-                Err(_) => invalid += 1,
-            }
-        }
-        start = page.next;
-        if start.is_none() {
-            return Ok((invoices, invalid));
-        }
-    }
-}
-
-/// An amount with its currency's digits and grouping, without its code.
-fn amount(value: rust_decimal::Decimal, code: &str) -> String {
-    let currency = dunning::money::Currency::parse(code).expect("a report's own currency");
-    let shown = Money::new(value, currency).to_string();
-    shown
-        .strip_prefix(code)
-        .map_or(shown.clone(), |s| s.trim().to_owned())
-}
-
-pub fn table(report: &AgingReport, invalid: u64) -> String {
-    let mut out = String::new();
-    let as_of = report.as_of.map(|t| t.to_rfc3339()).unwrap_or_default();
-    out.push_str(&format!("Receivables by days overdue, as of {as_of}\n"));
-    out.push_str(&format!(
-        "{:<4}{:>12}{:>12}{:>12}{:>12}{:>12}{:>12}{:>14}\n",
-        "", "not due", "1-30", "31-60", "61-90", "91-120", "over 120", "open"
-    ));
-    for (code, aging) in &report.by_currency {
-        let mut line = format!("{code:<4}");
-        for total in &aging.buckets {
-            line.push_str(&format!("{:>12}", amount(total.amount, code)));
-        }
-        line.push_str(&format!("{:>14}\n", amount(aging.open.amount, code)));
-        out.push_str(&line);
-        let mut counts = format!("{:<4}", "");
-        for total in &aging.buckets {
-            counts.push_str(&format!("{:>12}", format!("({})", total.count)));
-        }
-        counts.push_str(&format!("{:>14}\n", format!("({})", aging.open.count)));
-        out.push_str(&counts);
-    }
-    for (code, aging) in &report.by_currency {
-        if aging.top_overdue.is_empty() {
-            continue;
-        }
-        out.push_str(&format!("\nMost overdue, {code}\n"));
-        for c in &aging.top_overdue {
-            let name: String = c.customer_id.chars().take(30).collect();
-            out.push_str(&format!(
-                "  {name:<30} {:>16}  {:>3} invoice(s), oldest {} days\n",
-                amount(c.overdue, code),
-                c.invoices,
-                c.oldest_days
-            ));
-        }
-    }
-    let f = &report.in_flight;
-    out.push_str(&format!(
-        "\nIn flight: paused {}, disputed {}, on a plan {}, promised {}, in collections {}\n",
-        f.paused, f.disputed, f.on_plan, f.promised, f.in_collections
-    ));
-    if invalid > 0 {
-        out.push_str(&format!(
-            "{invalid} open item(s) are not valid invoices and are left out (dunning-admin audit lists them)\n"
-        ));
-    }
-    out
-}
-
-pub fn csv(report: &AgingReport) -> Result<String> {
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    w.write_record(["section", "currency", "bucket", "amount", "count"])?;
-    for (code, aging) in &report.by_currency {
-        for (name, total) in BUCKETS.iter().zip(&aging.buckets) {
-            w.write_record([
-                "aging",
-                code,
-                name,
-                &total.amount.to_string(),
-                &total.count.to_string(),
-            ])?;
-        }
-        w.write_record([
-            "aging",
-            code,
-            "open",
-            &aging.open.amount.to_string(),
-            &aging.open.count.to_string(),
-        ])?;
-        for c in &aging.top_overdue {
-            w.write_record([
-                "top_overdue",
-                code,
-                &c.customer_id,
-                &c.overdue.to_string(),
-                &c.invoices.to_string(),
-            ])?;
-        }
-    }
-    let f = &report.in_flight;
-    for (name, n) in [
-        ("paused", f.paused),
-        ("disputed", f.disputed),
-        ("on_plan", f.on_plan),
-        ("promised", f.promised),
-        ("in_collections", f.in_collections),
-    ] {
-        w.write_record(["in_flight", "", name, "", &n.to_string()])?;
-    }
-    Ok(String::from_utf8(w.into_inner()?)?)
+/// The policy's reminder steps (name, days from the due date), in order.
+pub(crate) fn ladder() -> Result<Vec<(String, i64)>> {
+    let policy = Policy::load(std::env::var("POLICY_FILE").ok().as_deref(), |_| true)
+        .context("cannot load the policy (POLICY_FILE)")?;
+    Ok(policy
+        .steps()
+        .iter()
+        .filter(|s| s.action == Action::Remind)
+        .map(|s| (s.name.clone(), s.offset_days))
+        .collect())
 }
 
 pub async fn report(args: Args) -> Result<()> {
     let store = DynamoStore::new(&crate::aws().await?, &args.table);
-    let (invoices, invalid) = open_invoices(&store).await?;
+    let steps = ladder()?;
+    let offsets = (
+        steps.iter().map(|s| s.1).min().unwrap_or(0),
+        steps.iter().map(|s| s.1).max().unwrap_or(0),
+    );
     let now = args.as_of.unwrap_or_else(Utc::now);
-    let report = aging(&invoices, now, args.business_timezone);
+    let (input, reads) = store.report_input(now, offsets).await?;
+    let report = build(&input, &steps, now, args.business_timezone);
+    tracing::info!(
+        open_invoices = reads.open_invoices,
+        rollup_days = reads.rollup_days,
+        unapplied = reads.unapplied,
+        customers = reads.customers,
+        total = reads.total(),
+        "report: items read"
+    );
     let text = match args.format {
-        ReportFormat::Table => table(&report, invalid),
-        ReportFormat::Csv => csv(&report)?,
+        ReportFormat::Table => text::table(&report),
+        ReportFormat::Csv => text::csv(&report)?,
         ReportFormat::Json => {
             let mut v = serde_json::to_value(&report)?;
-            v["invalid_items"] = invalid.into();
+            v["reads"] = serde_json::to_value(reads)?;
             format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        ReportFormat::Html => {
+            dunning::report::html::html(&report, &format!("{}: receivables", args.business_name))
         }
     };
     match &args.out {
@@ -234,9 +141,10 @@ async fn payments_of(
 /// total due per currency, and the payments of the last 90 days on them.
 pub async fn statement(args: StatementArgs) -> Result<()> {
     let store = DynamoStore::new(&crate::aws().await?, &args.table);
-    let (invoices, _) = open_invoices(&store).await?;
+    let (invoices, _, _) = store.open_invoices().await?;
     let theirs: Vec<Invoice> = invoices
         .into_iter()
+        .map(|(i, _)| i)
         .filter(|i| i.customer_id == args.customer_id)
         .collect();
     if theirs.is_empty() {

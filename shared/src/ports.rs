@@ -169,11 +169,15 @@ pub trait Store: Send + Sync {
         token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Copies a settled ledger key (`step#channel`) onto the invoice.
+    /// Copies a settled ledger key (`step#channel`) onto the invoice, and
+    /// for a message that went, the instant it went as `sent_at#<key>`
+    /// (kept from the first mark): what the report's reminder
+    /// effectiveness counts from ([`crate::report::rollup`]).
     fn mark_reminded(
         &self,
         invoice_id: &str,
         key: &str,
+        sent_at: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks an escalated invoice in collections: automated reminders stop.
@@ -381,9 +385,11 @@ impl<T: PaymentStore> Payments for T {
             let duplicate = || Applied::Duplicate {
                 invoice_id: payment.invoice_id.clone(),
             };
-            let Some(plan) = plan(&invoice, &seen.records, payment, waited)? else {
+            let Some(mut plan) = plan(&invoice, &seen.records, payment, waited)? else {
                 return Ok(duplicate());
             };
+            plan.rollup =
+                crate::report::rollup::on_payment(&seen.raw, &invoice, payment, &plan.settlement);
             match self
                 .commit_payment(payment, &plan, &seen.copy, &invoice, now)
                 .await?

@@ -1,7 +1,7 @@
 //! What finance looks at: receivables by age, days sales outstanding, the
 //! collection effectiveness index and what is in flight. Pure: it takes the
-//! invoices (and the payments in its windows) and an instant, and returns
-//! figures; the CLI, the scheduled report and the statement page share it.
+//! open invoices, the rollup of what paid invoices contributed
+//! ([`rollup`]) and an instant, and returns figures; the CLI, the scheduled report and the statement page share it.
 //!
 //! Every figure is per currency: amounts in different currencies are never
 //! added. Days overdue count in the customer's calendar (the invoice's
@@ -16,6 +16,11 @@ use serde::Serialize;
 
 use crate::invoice::{Invoice, InvoiceStatus};
 use crate::money::Currency;
+
+pub mod html;
+pub mod rollup;
+pub mod text;
+pub use rollup::Rollup;
 
 /// The aging buckets, by days overdue: not yet due (0 or fewer), then
 /// 1-30, 31-60, 61-90, 91-120 and over 120.
@@ -161,31 +166,23 @@ pub fn aging<'a>(
     report
 }
 
-/// A payment as the figures need it: when the money came, how much, in
-/// which currency, for which invoice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    pub invoice_id: String,
-    pub at: DateTime<Utc>,
-    pub amount: Decimal,
-    pub currency: Currency,
-}
-
 /// Days sales outstanding and the collection effectiveness index of one
 /// currency over a window of `days` days ending at the report's instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Collection {
     pub days: i64,
-    /// Invoiced in the window (invoices whose `issued_at`, else due date, falls in it).
+    /// Invoiced in the window: the totals of open invoices issued in it
+    /// (`issued_at`, else the due date) and of paid ones ([`rollup`]'s
+    /// `sales_paid`).
     pub sales: Decimal,
-    /// Owed at the window's start, and at its end.
-    pub receivables_start: Decimal,
+    /// Received in the window, less what was paid back ([`rollup`]'s `received`).
+    pub received: Decimal,
+    /// Owed at the end, and the part of it not yet due.
     pub receivables_end: Decimal,
-    /// Owed at the end on invoices not yet due then.
     pub current_end: Decimal,
     /// `receivables_end / sales * days` (the standard method); `None` without sales.
     pub dso: Option<Decimal>,
-    /// `(start + sales - end) / (start + sales - current_end) * 100`; `None`
+    /// `received / (received + receivables_end - current_end) * 100`; `None`
     /// when nothing was collectable.
     pub cei: Option<Decimal>,
 }
@@ -206,13 +203,15 @@ fn issued_on(invoice: &Invoice, business_tz: Tz) -> NaiveDate {
         .unwrap_or(invoice.due_date)
 }
 
-/// DSO and CEI of `currency` over the `days` days up to `now`. What an
-/// invoice owed at an instant is its amount (and the late fees it carries
-/// now) less what was paid before that instant; an invoice counts from its
-/// issue date; a void one never counts.
-pub fn collection<'a>(
-    invoices: impl IntoIterator<Item = &'a Invoice> + Clone,
-    payments: &[Received],
+/// DSO and CEI of `currency` over the `days` days up to `now`, from the
+/// open invoices (as read now) and the rollup's money days. The CEI's
+/// textbook form is `(start + sales - end) / (start + sales - current_end)`;
+/// as long as only payments take receivables down, `start + sales - end`
+/// is what was received, which gives the form here without knowing what
+/// was owed at the start. Voided invoices and edited amounts are not in it.
+pub fn collection(
+    open: &[Invoice],
+    rollup: &Rollup,
     currency: Currency,
     now: DateTime<Utc>,
     days: i64,
@@ -220,52 +219,335 @@ pub fn collection<'a>(
 ) -> Collection {
     let end = crate::calendar::local_date(now, business_tz);
     let start = end - chrono::Duration::days(days);
-    let start_at = now - chrono::Duration::days(days);
+    let code = currency.code();
+    let first = start + chrono::Duration::days(1);
     let mut c = Collection {
         days,
-        sales: Decimal::ZERO,
-        receivables_start: Decimal::ZERO,
+        sales: rollup.sum(rollup::MONEY, &format!("sales_paid#{code}"), first, end),
+        received: rollup.sum(rollup::MONEY, &format!("received#{code}"), first, end),
         receivables_end: Decimal::ZERO,
         current_end: Decimal::ZERO,
         dso: None,
         cei: None,
     };
-    for invoice in invoices {
-        if invoice.amount.currency != currency || invoice.status == InvoiceStatus::Void {
+    for invoice in open {
+        if invoice.amount.currency != currency || invoice.status != InvoiceStatus::Open {
             continue;
         }
         let issued = issued_on(invoice, business_tz);
-        let total = invoice.balance().amount + invoice.amount_paid;
-        let paid_by = |at: DateTime<Utc>| -> Decimal {
-            payments
-                .iter()
-                .filter(|p| p.invoice_id == invoice.id && p.currency == currency && p.at <= at)
-                .map(|p| p.amount)
-                .sum()
-        };
+        let owed = invoice.balance().amount;
         if issued > start && issued <= end {
-            c.sales += total;
+            c.sales += owed + invoice.amount_paid;
         }
-        if issued <= start {
-            c.receivables_start += (total - paid_by(start_at)).max(Decimal::ZERO);
-        }
-        if issued <= end {
-            let owed = (total - paid_by(now)).max(Decimal::ZERO);
-            c.receivables_end += owed;
-            if invoice.due_date >= end {
-                c.current_end += owed;
-            }
+        c.receivables_end += owed;
+        if invoice.due_date >= end {
+            c.current_end += owed;
         }
     }
-    if !c.sales.is_zero() {
-        c.dso = Some((c.receivables_end / c.sales * Decimal::from(days)).round_dp(1));
+    if c.sales > Decimal::ZERO {
+        c.dso = Some(one_place(c.receivables_end / c.sales * Decimal::from(days)));
     }
-    let collectable = c.receivables_start + c.sales - c.current_end;
+    let collectable = c.received + c.receivables_end - c.current_end;
     if collectable > Decimal::ZERO {
-        let collected = c.receivables_start + c.sales - c.receivables_end;
-        c.cei = Some((collected / collectable * Decimal::ONE_HUNDRED).round_dp(1));
+        c.cei = Some(one_place(c.received / collectable * Decimal::ONE_HUNDRED));
     }
     c
+}
+
+/// A figure rounded to one decimal place, always written with it (`50.0`).
+fn one_place(v: Decimal) -> Decimal {
+    let mut v = v.round_dp(1);
+    v.rescale(1);
+    v
+}
+
+/// The windows DSO and CEI are given for.
+pub const COLLECTION_WINDOWS: [i64; 2] = [30, 90];
+/// Reminders (and points of the ladder) this many days back are in the
+/// effectiveness table...
+pub const EFFECT_DAYS: i64 = 90;
+/// ...except those of the last days, not yet followed for a week.
+pub const WITHIN: [i64; 3] = [1, 3, 7];
+
+/// One row of the effectiveness table: the invoices that got `step` on
+/// `channel` (`None`: the invoices that reached the step's day and got it
+/// on no channel), how many of them, how many paid in full within 1, 3 and
+/// 7 days, and the median days to pay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Effect {
+    pub step: String,
+    pub channel: Option<String>,
+    pub invoices: u64,
+    pub paid_within: [u64; 3],
+    /// `paid_within / invoices * 100`, one decimal; `None` without invoices.
+    pub share: [Option<Decimal>; 3],
+    /// The whole days after which half of them had paid; `None` when under
+    /// half paid within 30 days.
+    pub median_days: Option<i64>,
+}
+
+/// The effectiveness table: reminders sent (and steps' days reached) from
+/// `from` to `to`, rows in the ladder's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Effectiveness {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub rows: Vec<Effect>,
+}
+
+fn effect(
+    step: &str,
+    channel: Option<&str>,
+    paid_days: &BTreeMap<i64, u64>,
+    unpaid: u64,
+) -> Effect {
+    let paid: u64 = paid_days.values().sum();
+    let invoices = paid + unpaid;
+    let within = |k: i64| paid_days.range(..k).map(|(_, n)| n).sum::<u64>();
+    let paid_within = WITHIN.map(within);
+    let share = paid_within.map(|p| {
+        (invoices > 0)
+            .then(|| one_place(Decimal::from(p) * Decimal::ONE_HUNDRED / Decimal::from(invoices)))
+    });
+    let mut seen = 0u64;
+    let median_days = paid_days.iter().find_map(|(&d, &n)| {
+        seen += n;
+        (d < rollup::LATER && invoices > 0 && seen * 2 >= invoices).then_some(d)
+    });
+    Effect {
+        step: step.to_owned(),
+        channel: channel.map(str::to_owned),
+        invoices,
+        paid_within,
+        share,
+        median_days,
+    }
+}
+
+/// Reminder effectiveness at `now`, for the ladder `steps` (name and days
+/// from the due date, in order): per step and channel, the invoices that
+/// got it and how soon they paid, and per step the same for the invoices
+/// that reached its day without it. From the rollup (paid invoices) and the
+/// open invoices' own sends (`open`: each with [`rollup::sends`]).
+pub fn effectiveness(
+    open: &[(Invoice, Vec<rollup::Sent>)],
+    rollup: &Rollup,
+    steps: &[(String, i64)],
+    now: DateTime<Utc>,
+) -> Effectiveness {
+    let today = now.date_naive();
+    let from = today - chrono::Duration::days(EFFECT_DAYS);
+    let to = today - chrono::Duration::days(WITHIN[2] + 1);
+    let in_window = |d: NaiveDate| d >= from && d <= to;
+    // Reminded: (step, channel) -> days to pay -> invoices; and unpaid counts.
+    let mut paid: BTreeMap<(String, String), BTreeMap<i64, u64>> = BTreeMap::new();
+    let mut unpaid: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (_, attrs) in rollup.days_of(rollup::SENT, from, to) {
+        for (attr, n) in attrs {
+            let mut parts = attr.rsplitn(3, '#');
+            let (Some(d), Some(channel), Some(step)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(d), Ok(n)) = (d.parse::<i64>(), u64::try_from(*n)) else {
+                continue;
+            };
+            *paid
+                .entry((step.to_owned(), channel.to_owned()))
+                .or_default()
+                .entry(d)
+                .or_default() += n;
+        }
+    }
+    for (invoice, sends) in open {
+        if invoice.status != InvoiceStatus::Open {
+            continue;
+        }
+        for s in sends.iter().filter(|s| in_window(s.at.date_naive())) {
+            *unpaid
+                .entry((s.step.clone(), s.channel.clone()))
+                .or_default() += 1;
+        }
+    }
+    let mut rows = Vec::new();
+    let mut order: Vec<String> = steps.iter().map(|(s, _)| s.clone()).collect();
+    for (step, _) in paid.keys().chain(unpaid.keys()) {
+        if !order.contains(step) {
+            order.push(step.clone());
+        }
+    }
+    for step in &order {
+        let mut channels: Vec<&String> = paid
+            .keys()
+            .chain(unpaid.keys())
+            .filter(|(s, _)| s == step)
+            .map(|(_, c)| c)
+            .collect();
+        channels.sort();
+        channels.dedup();
+        for channel in channels {
+            let key = (step.clone(), channel.clone());
+            let none = BTreeMap::new();
+            rows.push(effect(
+                step,
+                Some(channel),
+                paid.get(&key).unwrap_or(&none),
+                unpaid.get(&key).copied().unwrap_or(0),
+            ));
+        }
+        // The baseline: invoices that reached the step's day without it.
+        let Some(&(_, offset)) = steps.iter().find(|(s, _)| s == step) else {
+            continue;
+        };
+        let shift = chrono::Duration::days(offset);
+        let mut days: BTreeMap<i64, u64> = BTreeMap::new();
+        for (_, attrs) in rollup.days_of(rollup::DUE, from - shift, to - shift) {
+            for r in offset..rollup::DUE_RANGE.1 {
+                let all = attrs.get(&format!("all#{r}")).copied().unwrap_or_default();
+                let got = attrs
+                    .get(&format!("{step}#{r}"))
+                    .copied()
+                    .unwrap_or_default();
+                if let Ok(n) = u64::try_from(all - got) {
+                    if n > 0 {
+                        *days.entry((r - offset).min(rollup::LATER)).or_default() += n;
+                    }
+                }
+            }
+        }
+        let mut open_without = 0;
+        for (invoice, sends) in open {
+            let point = invoice.due_date + shift;
+            let reached = point <= crate::calendar::local_date(now, zone_of(invoice));
+            if invoice.status == InvoiceStatus::Open
+                && in_window(point)
+                && reached
+                && !sends.iter().any(|s| s.current && &s.step == step)
+            {
+                open_without += 1;
+            }
+        }
+        rows.push(effect(step, None, &days, open_without));
+    }
+    Effectiveness { from, to, rows }
+}
+
+/// The zone the rollup counts an invoice's days in ([`rollup::zone`]).
+fn zone_of(invoice: &Invoice) -> Tz {
+    invoice.timezone.unwrap_or(Tz::UTC)
+}
+
+/// What the report reads: the open invoices (each with what it got), the
+/// rollup days of its windows, the open unapplied payments and the records
+/// of the customers with open invoices.
+#[derive(Debug, Clone, Default)]
+pub struct ReportInput {
+    pub open: Vec<(Invoice, Vec<rollup::Sent>)>,
+    /// Open items that are not valid invoices (counted, not reported on).
+    pub invalid: u64,
+    pub rollup: Rollup,
+    /// Open unapplied payments: currency and amount.
+    pub unapplied: Vec<(Currency, Decimal)>,
+    pub customers: std::collections::HashMap<String, crate::customer::CustomerRecord>,
+}
+
+/// Customers with open invoices whose contacts cannot be used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Contacts {
+    /// Customers with at least one suppressed address (bounce, complaint).
+    pub suppressed: u64,
+    /// Customers who opted out of e-mail, and of SMS.
+    pub email_opt_outs: u64,
+    pub sms_opt_outs: u64,
+}
+
+/// The whole report: aging and what is in flight, DSO and CEI per
+/// currency and window, reminder effectiveness, unapplied money and unusable
+/// contacts. Its JSON is documented in `docs/reports.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub as_of: DateTime<Utc>,
+    /// Currency -> its aging ([`aging`]).
+    pub by_currency: BTreeMap<String, Aging>,
+    pub in_flight: InFlight,
+    /// Currency -> one entry per [`COLLECTION_WINDOWS`].
+    pub collection: BTreeMap<String, Vec<Collection>>,
+    pub effectiveness: Effectiveness,
+    /// Open unapplied payments per currency (amount, count).
+    pub unapplied: BTreeMap<String, Total>,
+    pub contacts: Contacts,
+    pub invalid_items: u64,
+}
+
+/// The report at `now` from what was read, for the ladder `steps`.
+pub fn build(
+    input: &ReportInput,
+    steps: &[(String, i64)],
+    now: DateTime<Utc>,
+    business_tz: Tz,
+) -> Report {
+    let invoices: Vec<Invoice> = input.open.iter().map(|(i, _)| i.clone()).collect();
+    let aging_report = aging(&invoices, now, business_tz);
+    let mut currencies: Vec<Currency> = invoices.iter().map(|i| i.amount.currency).collect();
+    for (sk, attrs) in &input.rollup.days {
+        if sk.starts_with(rollup::MONEY) {
+            currencies.extend(
+                attrs
+                    .keys()
+                    .filter_map(|a| Currency::parse(a.rsplit_once('#')?.1)),
+            );
+        }
+    }
+    currencies.sort_by_key(|c| c.code());
+    currencies.dedup();
+    let collection = currencies
+        .iter()
+        .map(|&c| {
+            let windows = COLLECTION_WINDOWS
+                .iter()
+                .map(|&days| collection(&invoices, &input.rollup, c, now, days, business_tz))
+                .collect();
+            (c.code().to_owned(), windows)
+        })
+        .collect();
+    let mut unapplied: BTreeMap<String, Total> = BTreeMap::new();
+    for (currency, amount) in &input.unapplied {
+        unapplied
+            .entry(currency.code().to_owned())
+            .or_default()
+            .add(*amount);
+    }
+    let mut contacts = Contacts::default();
+    let mut ids: Vec<&str> = invoices.iter().map(|i| i.customer_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        if let Some(record) = input.customers.get(id) {
+            contacts.suppressed += u64::from(!record.suppressed.is_empty());
+            contacts.email_opt_outs += u64::from(!record.accepts(crate::channel::Channel::Email));
+            contacts.sms_opt_outs += u64::from(!record.accepts(crate::channel::Channel::Sms));
+        }
+    }
+    Report {
+        as_of: now,
+        by_currency: aging_report.by_currency,
+        in_flight: aging_report.in_flight,
+        collection,
+        effectiveness: effectiveness(&input.open, &input.rollup, steps, now),
+        unapplied,
+        contacts,
+        invalid_items: input.invalid,
+    }
+}
+
+/// A payment as a statement shows it: when the money came, how much, in
+/// which currency, for which invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub invoice_id: String,
+    pub at: DateTime<Utc>,
+    pub amount: Decimal,
+    pub currency: Currency,
 }
 
 /// One open invoice on a customer's statement.

@@ -1579,9 +1579,109 @@ async fn the_report_ages_receivables_per_currency_as_a_table_csv_and_json() -> a
     );
     let csv = run("csv");
     assert!(
-        csv.starts_with("section,currency,bucket,amount,count\n"),
+        csv.starts_with("section,currency,key,amount,count,value\n"),
         "{csv}"
     );
-    assert!(csv.contains("aging,USD,open,340.00,3"), "{csv}");
+    assert!(csv.contains("aging,USD,open,340.00,3,\n"), "{csv}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_report_counts_which_reminder_got_paid_and_the_money_of_paid_invoices(
+) -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    // Three invoices due on 2 Nov; the third's customer is paused, so it gets nothing.
+    for (id, extra) in [
+        ("E-1", vec![]),
+        ("E-2", vec![]),
+        (
+            "E-3",
+            vec![("reminders_paused_until", "2027-01-01T00:00:00Z")],
+        ),
+    ] {
+        let mut attrs = vec![("email", "e@example.com")];
+        attrs.extend(extra);
+        env.put_invoice(&invoice(id, "2026-11-02", &attrs)).await?;
+    }
+    let out = admin_run(&env, "2026-11-02T14:00:00Z");
+    assert!(out.status.success(), "{}", text(&out));
+    let item = env
+        .deps
+        .store
+        .history("E-1")
+        .await?
+        .into_iter()
+        .find(|r| r["sk"] == "invoice")
+        .unwrap();
+    assert_eq!(
+        item["sent_at#due_today#email"], "2026-11-02T14:00:00.000Z",
+        "the run keeps when each reminder went on the invoice"
+    );
+    // E-1 pays that evening, E-3 two days later; E-2 never.
+    for (id, at) in [
+        ("E-1", "2026-11-02T20:00:00Z"),
+        ("E-3", "2026-11-04T10:00:00Z"),
+    ] {
+        let out = admin(
+            &env,
+            &[
+                "record-payment",
+                id,
+                "--amount",
+                "120.00",
+                "--currency",
+                "USD",
+                "--reference",
+                id,
+                "--paid-at",
+                at,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = admin(
+        &env,
+        &[
+            "report",
+            "--as-of",
+            "2026-12-01T12:00:00Z",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let rows = json["effectiveness"]["rows"].as_array().unwrap();
+    let row = |channel: serde_json::Value| {
+        rows.iter()
+            .find(|r| r["step"] == "due_today" && r["channel"] == channel)
+            .unwrap_or_else(|| panic!("no due_today {channel} row in {rows:?}"))
+            .clone()
+    };
+    // Reminded: E-1 (paid within the day) and E-2 (unpaid).
+    let reminded = row("email".into());
+    assert_eq!(reminded["invoices"], 2);
+    assert_eq!(reminded["paid_within"], serde_json::json!([1, 1, 1]));
+    assert_eq!(reminded["share"][0], "50.0");
+    assert_eq!(reminded["median_days"], 0);
+    // Not reminded: E-3, paid two days after its due date.
+    let baseline = row(serde_json::Value::Null);
+    assert_eq!(baseline["invoices"], 1);
+    assert_eq!(baseline["paid_within"], serde_json::json!([0, 1, 1]));
+    assert_eq!(baseline["median_days"], 2);
+    // The paid invoices left the due index; their money is in the rollup.
+    let usd = &json["collection"]["USD"][0];
+    assert_eq!(usd["days"], 30);
+    assert_eq!(
+        (&usd["sales"], &usd["received"], &usd["receivables_end"]),
+        (&"360.00".into(), &"240.00".into(), &"120.00".into())
+    );
+    // DSO = 120 / 360 * 30; CEI = 240 / (240 + 120 - 0) * 100.
+    assert_eq!((&usd["dso"], &usd["cei"]), (&"10.0".into(), &"66.7".into()));
+    assert!(
+        json["reads"]["rollup_days"].as_u64().unwrap() >= 3,
+        "{}",
+        json["reads"]
+    );
     Ok(())
 }

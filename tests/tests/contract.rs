@@ -483,8 +483,13 @@ async fn a_skipped_step_is_recorded_once_and_never_over_another_record<H: Harnes
     );
     assert_eq!(by_sk(EMAIL_SK)["state"], "claimed");
     // Marks land on the invoice once.
-    store.mark_reminded("INV", "due_today#email").await?;
-    store.mark_reminded("INV", "due_today#email").await?;
+    store
+        .mark_reminded("INV", "due_today#email", Some(now))
+        .await?;
+    let later = now + chrono::Duration::hours(1);
+    store
+        .mark_reminded("INV", "due_today#email", Some(later))
+        .await?;
     store.mark_in_collections("INV", now).await?;
     let inv = h
         .history("INV")
@@ -493,6 +498,12 @@ async fn a_skipped_step_is_recorded_once_and_never_over_another_record<H: Harnes
         .find(|r| r["sk"] == "invoice")
         .unwrap();
     assert_eq!(inv["reminded"], serde_json::json!(["due_today#email"]));
+    // The instant it went, from the first mark.
+    assert_eq!(
+        inv["sent_at#due_today#email"],
+        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .as_str()
+    );
     assert_eq!(inv["in_collections"], true);
     Ok(())
 }

@@ -64,7 +64,11 @@ pub async fn handle<P: EventPublisher>(
                     tracing::warn!(%invoice_id, error = %err, "could not release the invoice; payments wait until the lease ends");
                 }
                 if let Err(err) = store
-                    .mark_reminded_item(invoice_id, &ledger_key(&tags.step, Channel::Email))
+                    .mark_reminded_item(
+                        invoice_id,
+                        &ledger_key(&tags.step, Channel::Email),
+                        Some(event.at),
+                    )
                     .await
                 {
                     tracing::warn!(%invoice_id, error = %err, "could not mark the invoice reminded; the ledger still guards it");

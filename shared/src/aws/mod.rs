@@ -20,6 +20,7 @@ mod outcomes;
 pub mod payments;
 mod port;
 pub mod queue;
+pub mod reports;
 pub mod requeue;
 pub mod sdk;
 pub mod secrets;

@@ -215,14 +215,20 @@ impl DynamoStore {
         &self,
         invoice_id: &str,
         key: &str,
+        sent_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let result = self
+        let mut update = self
             .update_invoice(invoice_id)
-            .update_expression("ADD reminded :key")
             .condition_expression("attribute_exists(invoice_id)")
-            .expression_attribute_values(":key", AttributeValue::Ss(vec![key.to_owned()]))
-            .send()
-            .await;
+            .expression_attribute_values(":key", AttributeValue::Ss(vec![key.to_owned()]));
+        update = match sent_at {
+            Some(at) => update
+                .update_expression("SET #sent = if_not_exists(#sent, :at) ADD reminded :key")
+                .expression_attribute_names("#sent", crate::report::rollup::sent_at_attr(key))
+                .expression_attribute_values(":at", s(rfc3339(at))),
+            None => update.update_expression("ADD reminded :key"),
+        };
+        let result = update.send().await;
         condition_failure_is_false(result.map(|_| ()), "UpdateItem").map(|_| ())
     }
 

@@ -181,6 +181,13 @@ impl PaymentStore for DynamoStore {
                     .build(),
             );
         }
+        for (sk, adds) in &plan.rollup {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.rollup_update(sk, adds)?)
+                    .build(),
+            );
+        }
         for id in &payment.refs {
             let reference = self.reference_put(
                 payment.provider,
@@ -506,6 +513,29 @@ impl DynamoStore {
                 return Ok(done);
             }
         }
+    }
+
+    /// The rollup day `sk` gains `adds` ([`crate::report::rollup`]).
+    fn rollup_update(
+        &self,
+        sk: &str,
+        adds: &std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    ) -> Result<Update, StoreError> {
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(crate::report::rollup::PARTITION))
+            .key(SORT_KEY, s(sk));
+        let mut expression = Vec::new();
+        for (i, (attr, by)) in adds.iter().enumerate() {
+            expression.push(format!("#a{i} :v{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), attr)
+                .expression_attribute_values(format!(":v{i}"), n(by));
+        }
+        update
+            .update_expression(format!("ADD {}", expression.join(", ")))
+            .build()
+            .map_err(|e| StoreError::local("TransactWriteItems", e.to_string()))
     }
 
     /// That the invoice a provider's object is for (`ref#<provider>#<id>`).

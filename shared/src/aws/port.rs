@@ -117,8 +117,13 @@ impl Store for DynamoStore {
         self.release_invoice_item(invoice_id, token).await
     }
 
-    async fn mark_reminded(&self, invoice_id: &str, key: &str) -> Result<(), StoreError> {
-        self.mark_reminded_item(invoice_id, key).await
+    async fn mark_reminded(
+        &self,
+        invoice_id: &str,
+        key: &str,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.mark_reminded_item(invoice_id, key, sent_at).await
     }
 
     async fn mark_in_collections(

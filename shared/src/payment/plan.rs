@@ -158,6 +158,10 @@ pub struct Plan {
     /// Money in beyond what was owed: applied, and also kept as an unapplied
     /// payment (reason `overpaid`) so that someone moves or refunds it.
     pub excess: Option<Decimal>,
+    /// What the report's rollup items gain, in the same write
+    /// ([`crate::report::rollup::on_payment`]; filled by
+    /// [`crate::ports::Payments::apply_payment`], which has the item as read).
+    pub rollup: crate::report::rollup::Additions,
 }
 
 fn text(v: impl Into<String>) -> RawValue {
@@ -206,6 +210,7 @@ pub fn plan(
                     delta: Decimal::ZERO,
                     marker: None,
                     excess: None,
+                    rollup: Default::default(),
                 }));
             };
             if part && !counted_alone {
@@ -291,6 +296,7 @@ pub fn plan(
     Ok(Some(Plan {
         marker,
         excess,
+        rollup: Default::default(),
         record_sk: payment.record_sk(),
         record: attrs,
         guard,

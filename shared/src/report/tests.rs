@@ -162,26 +162,33 @@ fn dso_and_cei_of_a_hand_checked_window() {
         &[("issued_at", "2026-11-21")],
     );
     let usd = Currency::parse("USD").unwrap();
-    let paid = [Received {
-        invoice_id: "A".into(),
-        at: at("2026-11-11T10:00:00Z"),
-        amount: d("60.00"),
-        currency: usd,
-    }];
-    let c = collection(&[a, b], &paid, usd, now, 30, Tz::UTC);
+    // C: 50 invoiced 15 days ago and paid in full 5 days ago; as paid, only
+    // the rollup knows it. A's 60 came in 20 days ago.
+    let mut rollup = Rollup::default();
+    let mut day = |sk: &str, attr: &str, v: &str| {
+        rollup
+            .days
+            .entry(sk.to_owned())
+            .or_default()
+            .insert(attr.to_owned(), d(v));
+    };
+    day("money#2026-11-11", "received#USD", "60.00");
+    day("money#2026-11-16", "sales_paid#USD", "50.00");
+    day("money#2026-11-26", "received#USD", "50.00");
+    // Outside the window, or another currency: not counted.
+    day("money#2026-10-31", "received#USD", "999.00");
+    day("money#2026-11-26", "received#EUR", "999.00");
+    let c = collection(&[a, b], &rollup, usd, now, 30, Tz::UTC);
     assert_eq!(
-        (
-            c.receivables_start,
-            c.sales,
-            c.receivables_end,
-            c.current_end
-        ),
-        (d("100.00"), d("200.00"), d("240.00"), d("200.00"))
+        (c.sales, c.received, c.receivables_end, c.current_end),
+        (d("250.00"), d("110.00"), d("240.00"), d("200.00"))
     );
-    // DSO = 240 / 200 * 30; CEI = (100 + 200 - 240) / (100 + 200 - 200) * 100.
-    assert_eq!(c.dso, Some(d("36.0")));
-    assert_eq!(c.cei, Some(d("60.0")));
-    let none = collection(&[], &[], usd, now, 30, Tz::UTC);
+    // DSO = 240 / 250 * 30. CEI = 110 / (110 + 240 - 200) * 100, the same
+    // as the textbook (start + sales - end) / (start + sales - current_end)
+    // with A's 100 owed at the start: (100 + 250 - 240) / (100 + 250 - 200).
+    assert_eq!(c.dso, Some(d("28.8")));
+    assert_eq!(c.cei, Some(d("73.3")));
+    let none = collection(&[], &Rollup::default(), usd, now, 30, Tz::UTC);
     assert_eq!((none.dso, none.cei), (None, None));
 }
 
@@ -288,4 +295,62 @@ fn a_statement_lists_the_customer_s_open_invoices_oldest_first_with_totals_per_c
     assert_eq!(s.total_due["EUR"], d("80.00"));
     assert_eq!(s.recent_payments.len(), 1, "only the last 90 days");
     assert_eq!(s.customer_name, "C-1");
+}
+
+/// A small report: two currencies, one overdue customer, one baseline row.
+fn sample_report() -> Report {
+    let now = at("2026-12-01T12:00:00Z");
+    let open = vec![
+        (
+            invoice("A", "ACME <Ltd>", "1250.00", "USD", "2026-10-01", &[]),
+            vec![],
+        ),
+        (
+            invoice("B", "Beta", "300.00", "USD", "2026-12-20", &[]),
+            vec![],
+        ),
+        (
+            invoice("C", "Gamma", "54000", "JPY", "2026-11-25", &[]),
+            vec![],
+        ),
+    ];
+    let input = ReportInput {
+        open,
+        invalid: 1,
+        unapplied: vec![(Currency::parse("USD").unwrap(), d("25.00"))],
+        ..ReportInput::default()
+    };
+    build(&input, &[("overdue_3".into(), 3)], now, Tz::UTC)
+}
+
+#[test]
+fn the_terminal_table_fits_100_columns_and_says_everything_once() {
+    let report = sample_report();
+    let table = text::table(&report);
+    for line in table.lines() {
+        assert!(line.chars().count() <= text::WIDTH, "too wide: {line:?}");
+    }
+    assert!(table.contains("USD"));
+    assert!(table.contains("1,550.00"), "the USD open total: {table}");
+    assert!(table.contains("Unapplied payments: USD 25.00 (1)"));
+    assert!(table.contains("1 open item(s) are not valid invoices"));
+    // A and C reached overdue_3's day without it: the baseline row.
+    assert!(table.contains("overdue_3"), "{table}");
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_carries_its_figures() {
+    let report = sample_report();
+    let html = html::html(&report, "Receivables");
+    assert!(html.starts_with("<!doctype html>"));
+    for outside in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(outside), "{outside} in the report");
+    }
+    assert!(html.contains(r#"data-total="USD" data-amount="1550.00""#));
+    assert!(html.contains(r#"data-bucket="USD-61-90" data-amount="1250.00""#));
+    assert!(html.contains(r#"data-total="JPY" data-amount="54000""#));
+    assert!(html.contains("<svg"), "charts are inline SVG");
+    // Names are escaped, in the page and in the charts.
+    assert!(html.contains("ACME &lt;Ltd&gt;"));
+    assert!(!html.contains("<Ltd>"));
 }

@@ -103,6 +103,7 @@ pub(super) async fn send_message<'p, A: Adapters>(
             let held = Lease {
                 token: &claim.token,
                 now: claim.now,
+                as_of: claim.as_of,
                 ends: lease_ends,
             };
             out.extend(deliver(deps, sending, &message, &lines, &claimed, held).await);
@@ -171,6 +172,8 @@ async fn held_back<'p, A: Adapters>(
 struct Lease<'a> {
     token: &'a str,
     now: DateTime<Utc>,
+    /// The run's instant: when the reminder is for (kept on the invoice).
+    as_of: DateTime<Utc>,
     ends: std::time::Instant,
 }
 
@@ -461,7 +464,8 @@ async fn deliver<'p, A: Adapters>(
             tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not release the invoice; payments wait until the lease ends");
         }
         if settled {
-            if let Err(err) = deps.store.mark_reminded(&c.invoice.id, &key).await {
+            let sent_at = sent.is_ok().then_some(lease.as_of);
+            if let Err(err) = deps.store.mark_reminded(&c.invoice.id, &key, sent_at).await {
                 tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not mark the invoice reminded; the ledger still guards it");
             }
         }

@@ -445,7 +445,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn mark_reminded(&self, invoice_id: &str, key: &str) -> Result<(), StoreError> {
+    async fn mark_reminded(
+        &self,
+        invoice_id: &str,
+        key: &str,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
         self.update(
             invoice_id,
             INVOICE_SK,
@@ -460,6 +465,10 @@ impl Store for MemoryStore {
                     set.sort();
                 }
                 r.insert("reminded".into(), RawValue::List(set));
+                if let Some(at) = sent_at {
+                    r.entry(crate::report::rollup::sent_at_attr(key))
+                        .or_insert_with(|| RawValue::Text(super::rfc3339(at)));
+                }
             },
         );
         Ok(())

@@ -1,0 +1,252 @@
+//! The records the report's money and effectiveness figures are counted
+//! from, so that it never reads the history of paid invoices: a paid
+//! invoice leaves the due index, and what it contributes is added, in the
+//! payment's own transaction (so exactly once), to compact per-day items
+//! under the partition [`PARTITION`]:
+//!
+//! - `money#<date>` (the UTC date): `received#<CUR>`, what came in that day
+//!   (less what went back), and `sales_paid#<CUR>`, the totals of invoices
+//!   issued that day that are now paid (a reopened invoice takes its total
+//!   back);
+//! - `sent#<date>` (the UTC date a reminder went): `<step>#<channel>#<d>`,
+//!   how many invoices that got that step on that channel that day were
+//!   paid in full `d` whole days (24 h) after it (`d` up to
+//!   [`LATER`], which stands for "later");
+//! - `due#<date>` (the invoice's due date): `all#<r>`, how many invoices due
+//!   that day were paid `r` days after it (negative: before), and
+//!   `<step>#<r>` the same for those of them that got `<step>` on some
+//!   channel in their current ladder. Their difference is the invoices that
+//!   got no reminder at the step: the effectiveness table's baseline.
+//!
+//! The invoices still open carry what they got on their own item
+//! (`sent_at#<step>#<channel>`, set by the run when a message goes), and the
+//! report reads those through the due index. Days in the customer's
+//! calendar are the invoice's own `timezone`'s, else UTC.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
+use crate::invoice::{InvoiceStatus, RawInvoice, RawValue};
+use crate::payment::{Flow, PayableInvoice, Payment, Settlement};
+
+/// Partition key of the rollup items.
+pub const PARTITION: &str = "#rollup";
+/// Sort-key prefixes of the three kinds of day.
+pub const MONEY: &str = "money#";
+pub const SENT: &str = "sent#";
+pub const DUE: &str = "due#";
+/// Days after a reminder counted one by one; this one stands for "later".
+pub const LATER: i64 = 31;
+/// Days from the due date kept one by one (clamped to this range).
+pub const DUE_RANGE: (i64, i64) = (-60, 180);
+/// Prefix of the invoice's own attributes naming what it got and when.
+pub const SENT_AT_PREFIX: &str = "sent_at#";
+
+/// `sent_at#<step>#<channel>` for the ledger key `<step>#<channel>`.
+pub fn sent_at_attr(key: &str) -> String {
+    format!("{SENT_AT_PREFIX}{key}")
+}
+
+/// One message an invoice got: its policy step (the ledger name's base),
+/// whether it belongs to the invoice's current ladder, its channel, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub step: String,
+    pub channel: String,
+    pub current: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// What an invoice item says it got (`sent_at#...` attributes), oldest first.
+pub fn sends(raw: &RawInvoice) -> Vec<Sent> {
+    let cycle = match raw.0.get(crate::edit::CYCLE) {
+        Some(RawValue::Text(c)) if !c.is_empty() => Some(c.as_str()),
+        _ => None,
+    };
+    let mut out: Vec<Sent> = raw
+        .0
+        .iter()
+        .filter_map(|(name, value)| {
+            let key = name.strip_prefix(SENT_AT_PREFIX)?;
+            let (name, channel) = key.rsplit_once('#')?;
+            let RawValue::Text(at) = value else {
+                return None;
+            };
+            let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+            let step = crate::ledger::base_step(name);
+            let of_cycle = name.split_once('@').map(|(_, c)| c);
+            Some(Sent {
+                step: step.to_owned(),
+                channel: channel.to_owned(),
+                current: of_cycle == cycle,
+                at,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.step.cmp(&b.step)));
+    out
+}
+
+/// The zone an invoice's days are counted in here: its own, else UTC.
+pub fn zone(raw: &RawInvoice) -> Tz {
+    match raw.0.get("timezone") {
+        Some(RawValue::Text(t)) => t.parse().unwrap_or(Tz::UTC),
+        _ => Tz::UTC,
+    }
+}
+
+/// Whole days from `from` to `to` (24-hour periods; 0 within the first day).
+pub fn whole_days(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_seconds().div_euclid(86_400)
+}
+
+fn date_of(raw: &RawInvoice, name: &str) -> Option<NaiveDate> {
+    match raw.0.get(name) {
+        Some(RawValue::Text(t)) => crate::calendar::parse_date(t).or_else(|| {
+            DateTime::parse_from_rfc3339(t)
+                .ok()
+                .map(|i| i.with_timezone(&zone(raw)).date_naive())
+        }),
+        _ => None,
+    }
+}
+
+fn instant_of(raw: &RawInvoice, name: &str) -> Option<DateTime<Utc>> {
+    match raw.0.get(name) {
+        Some(RawValue::Text(t)) => DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|i| i.with_timezone(&Utc)),
+        _ => None,
+    }
+}
+
+/// The additions to the rollup items, by sort key: attribute to amount.
+pub type Additions = BTreeMap<String, BTreeMap<String, Decimal>>;
+
+fn add(out: &mut Additions, sk: String, attr: String, by: Decimal) {
+    if by.is_zero() {
+        return;
+    }
+    *out.entry(sk).or_default().entry(attr).or_default() += by;
+}
+
+/// What a paid invoice contributes to the effectiveness days, once, with
+/// `sign` 1 (paid at `paid_at`) or -1 (that payment's count taken back).
+fn settled(raw: &RawInvoice, paid_at: DateTime<Utc>, sign: Decimal, out: &mut Additions) {
+    let sends = sends(raw);
+    for s in sends.iter().filter(|s| s.at <= paid_at) {
+        let d = whole_days(s.at, paid_at).min(LATER);
+        add(
+            out,
+            format!("{SENT}{}", s.at.date_naive()),
+            format!("{}#{}#{d}", s.step, s.channel),
+            sign,
+        );
+    }
+    if let Some(due) = date_of(raw, "due_date") {
+        let paid_on = paid_at.with_timezone(&zone(raw)).date_naive();
+        let r = (paid_on - due).num_days().clamp(DUE_RANGE.0, DUE_RANGE.1);
+        let sk = format!("{DUE}{due}");
+        add(out, sk.clone(), format!("all#{r}"), sign);
+        let mut steps: Vec<&str> = sends
+            .iter()
+            .filter(|s| s.current && s.at <= paid_at)
+            .map(|s| s.step.as_str())
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
+        for step in steps {
+            add(out, sk.clone(), format!("{step}#{r}"), sign);
+        }
+    }
+}
+
+/// What applying `payment` (planned as `settlement`) to the invoice `raw`
+/// (as read, parsed as `invoice`) adds to the rollup: the money that moved,
+/// and, when it pays the invoice in full or reopens it, the invoice's count
+/// in the effectiveness days and its total among the sales paid.
+pub fn on_payment(
+    raw: &RawInvoice,
+    invoice: &PayableInvoice,
+    payment: &Payment,
+    settlement: &Settlement,
+) -> Additions {
+    let mut out = Additions::new();
+    let moved = settlement.amount_paid - invoice.amount_paid;
+    if moved.is_zero() {
+        return out;
+    }
+    let code = invoice.amount.currency.code();
+    add(
+        &mut out,
+        format!("{MONEY}{}", payment.paid_at.date_naive()),
+        format!("received#{code}"),
+        moved,
+    );
+    let issued = date_of(raw, "issued_at").or_else(|| date_of(raw, "due_date"));
+    let newly_paid =
+        payment.flow == Flow::In && settlement.fully_paid && invoice.status == InvoiceStatus::Open;
+    let (sign, paid_at) = if newly_paid {
+        (Decimal::ONE, Some(payment.paid_at))
+    } else if settlement.reopened {
+        (Decimal::NEGATIVE_ONE, instant_of(raw, "paid_at"))
+    } else {
+        return out;
+    };
+    if let Some(issued) = issued {
+        add(
+            &mut out,
+            format!("{MONEY}{issued}"),
+            format!("sales_paid#{code}"),
+            sign * invoice.total(),
+        );
+    }
+    if let Some(paid_at) = paid_at {
+        settled(raw, paid_at, sign, &mut out);
+    }
+    out
+}
+
+/// The rollup items a report read (sort key to attributes), as numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rollup {
+    pub days: BTreeMap<String, BTreeMap<String, Decimal>>,
+}
+
+impl Rollup {
+    /// Adds `additions` (as the store's `ADD`s do).
+    pub fn apply(&mut self, additions: &Additions) {
+        for (sk, attrs) in additions {
+            let day = self.days.entry(sk.clone()).or_default();
+            for (attr, by) in attrs {
+                *day.entry(attr.clone()).or_default() += by;
+            }
+        }
+    }
+
+    /// Attributes of the `kind#<date>` items with `from <= date <= to`.
+    pub fn days_of<'a>(
+        &'a self,
+        kind: &'a str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl Iterator<Item = (NaiveDate, &'a BTreeMap<String, Decimal>)> + 'a {
+        self.days.iter().filter_map(move |(sk, attrs)| {
+            let date = crate::calendar::parse_date(sk.strip_prefix(kind)?)?;
+            (date >= from && date <= to).then_some((date, attrs))
+        })
+    }
+
+    /// The sum of `attr` over the `kind` days from `from` to `to`.
+    pub fn sum(&self, kind: &str, attr: &str, from: NaiveDate, to: NaiveDate) -> Decimal {
+        self.days_of(kind, from, to)
+            .filter_map(|(_, a)| a.get(attr))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+use super::*;
+use crate::invoice::Invoice;
+use crate::money::Currency;
+use crate::report::{effectiveness, Effect};
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// An open invoice of 100.00 USD due on `due` that got `sent` (ledger key, instant).
+fn raw(id: &str, due: &str, sent: &[(&str, &str)]) -> RawInvoice {
+    let mut raw = RawInvoice::default();
+    for (k, v) in [
+        ("invoice_id", id),
+        ("customer_id", "C"),
+        ("customer_name", "C"),
+        ("email", "x@example.com"),
+        ("amount", "100.00"),
+        ("currency", "USD"),
+        ("due_date", due),
+        ("status", "open"),
+        ("timezone", "UTC"),
+    ] {
+        raw.insert(k, RawValue::Text(v.into()));
+    }
+    for (key, when) in sent {
+        raw.insert(sent_at_attr(key), RawValue::Text((*when).into()));
+    }
+    raw
+}
+
+/// What paying `raw` in full at `when` adds.
+fn pay(raw: &RawInvoice, when: &str) -> Additions {
+    let invoice = PayableInvoice::parse(raw).unwrap();
+    let usd = Currency::parse("USD").unwrap();
+    let payment = Payment::once(
+        "evt",
+        "pi",
+        invoice.id.clone(),
+        invoice.total(),
+        usd,
+        at(when),
+        "stripe",
+        "payment_intent.succeeded",
+    );
+    let settlement = invoice.settle(Flow::In, payment.amount);
+    on_payment(raw, &invoice, &payment, &settlement)
+}
+
+#[test]
+fn a_full_payment_counts_each_reminder_by_the_days_after_it_and_the_due_day() {
+    let p2 = raw(
+        "P2",
+        "2026-11-01",
+        &[
+            ("due_today#email", "2026-11-01T09:00:00Z"),
+            ("due_today#sms", "2026-11-01T09:00:00Z"),
+            ("overdue_3#email", "2026-11-04T09:00:00Z"),
+        ],
+    );
+    let adds = pay(&p2, "2026-11-06T10:00:00Z");
+    let one = Decimal::ONE;
+    let expected: Additions = [
+        ("money#2026-11-01", "sales_paid#USD", Decimal::ONE_HUNDRED),
+        ("money#2026-11-06", "received#USD", Decimal::ONE_HUNDRED),
+        ("sent#2026-11-01", "due_today#email#5", one),
+        ("sent#2026-11-01", "due_today#sms#5", one),
+        ("sent#2026-11-04", "overdue_3#email#2", one),
+        ("due#2026-11-01", "all#5", one),
+        ("due#2026-11-01", "due_today#5", one),
+        ("due#2026-11-01", "overdue_3#5", one),
+    ]
+    .into_iter()
+    .fold(Additions::new(), |mut m, (sk, attr, v)| {
+        m.entry(sk.into()).or_default().insert(attr.into(), v);
+        m
+    });
+    assert_eq!(adds, expected);
+}
+
+#[test]
+fn a_refund_that_reopens_takes_the_count_back_and_a_part_payment_moves_only_money() {
+    let mut item = raw(
+        "P",
+        "2026-11-01",
+        &[("due_today#email", "2026-11-01T09:00:00Z")],
+    );
+    let mut rollup = Rollup::default();
+    rollup.apply(&pay(&item, "2026-11-02T10:00:00Z"));
+    // Paid: as the webhook writes it.
+    item.insert("status", RawValue::Text("paid".into()));
+    item.insert("amount_paid", RawValue::Text("100.00".into()));
+    item.insert("paid_at", RawValue::Text("2026-11-02T10:00:00Z".into()));
+    let invoice = PayableInvoice::parse(&item).unwrap();
+    let mut refund = Payment::once(
+        "evt2",
+        "re",
+        "P",
+        "40.00".parse().unwrap(),
+        invoice.amount.currency,
+        at("2026-11-03T10:00:00Z"),
+        "stripe",
+        "charge.refunded",
+    );
+    refund.flow = Flow::Back;
+    let settlement = invoice.settle(Flow::Back, refund.amount);
+    assert!(settlement.reopened);
+    rollup.apply(&on_payment(&item, &invoice, &refund, &settlement));
+    let left: Vec<(&str, &str, String)> = rollup
+        .days
+        .iter()
+        .flat_map(|(sk, a)| {
+            a.iter()
+                .filter(|(_, v)| !v.is_zero())
+                .map(move |(k, v)| (sk.as_str(), k.as_str(), v.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("money#2026-11-02", "received#USD", "100.00".to_owned()),
+            ("money#2026-11-03", "received#USD", "-40.00".to_owned()),
+        ],
+        "only the money that moved stays"
+    );
+    // 60 owed, 30 more paid: money only.
+    let mut open = item.clone();
+    open.insert("status", RawValue::Text("open".into()));
+    open.insert("amount_paid", RawValue::Text("60.00".into()));
+    let invoice = PayableInvoice::parse(&open).unwrap();
+    let part = Payment::once(
+        "evt3",
+        "pi3",
+        "P",
+        "30.00".parse().unwrap(),
+        invoice.amount.currency,
+        at("2026-11-04T10:00:00Z"),
+        "stripe",
+        "payment_intent.succeeded",
+    );
+    let adds = on_payment(
+        &open,
+        &invoice,
+        &part,
+        &invoice.settle(Flow::In, part.amount),
+    );
+    assert_eq!(adds.len(), 1);
+    assert_eq!(
+        adds["money#2026-11-04"]["received#USD"].to_string(),
+        "30.00"
+    );
+}
+
+#[test]
+fn the_effectiveness_table_of_a_hand_checked_example() {
+    let now = at("2026-12-20T12:00:00Z");
+    let due = "2026-11-01";
+    let mut rollup = Rollup::default();
+    // P1: due-day e-mail, paid 11 hours later.
+    let p1 = raw("P1", due, &[("due_today#email", "2026-11-01T09:00:00Z")]);
+    rollup.apply(&pay(&p1, "2026-11-01T20:00:00Z"));
+    // P2: due-day e-mail and SMS, then the overdue_3 e-mail; paid on the 6th.
+    let p2 = raw(
+        "P2",
+        due,
+        &[
+            ("due_today#email", "2026-11-01T09:00:00Z"),
+            ("due_today#sms", "2026-11-01T09:00:00Z"),
+            ("overdue_3#email", "2026-11-04T09:00:00Z"),
+        ],
+    );
+    rollup.apply(&pay(&p2, "2026-11-06T10:00:00Z"));
+    // P3: nothing sent (paused), paid two days after its due date.
+    rollup.apply(&pay(&raw("P3", due, &[]), "2026-11-03T10:00:00Z"));
+    // Still open: O1 got both e-mails, O2 nothing.
+    let open: Vec<(Invoice, Vec<Sent>)> = [
+        raw(
+            "O1",
+            due,
+            &[
+                ("due_today#email", "2026-11-01T09:00:00Z"),
+                ("overdue_3#email", "2026-11-04T09:00:00Z"),
+            ],
+        ),
+        raw("O2", due, &[]),
+    ]
+    .iter()
+    .map(|r| (Invoice::parse(r).unwrap(), sends(r)))
+    .collect();
+    let steps = [("due_today".to_owned(), 0), ("overdue_3".to_owned(), 3)];
+    let table = effectiveness(&open, &rollup, &steps, now);
+    let pct = |v: &str| Some(v.parse::<Decimal>().unwrap());
+    let row =
+        |step: &str, channel: Option<&str>, invoices, paid_within, share, median_days| Effect {
+            step: step.into(),
+            channel: channel.map(Into::into),
+            invoices,
+            paid_within,
+            share,
+            median_days,
+        };
+    assert_eq!(
+        table.rows,
+        [
+            // P1 (day 0), P2 (day 5), O1 (unpaid): 1 of 3 within a day; half by day 5.
+            row(
+                "due_today",
+                Some("email"),
+                3,
+                [1, 1, 2],
+                [pct("33.3"), pct("33.3"), pct("66.7")],
+                Some(5)
+            ),
+            row(
+                "due_today",
+                Some("sms"),
+                1,
+                [0, 0, 1],
+                [pct("0"), pct("0"), pct("100")],
+                Some(5)
+            ),
+            // Without it: P3 (day 2) and O2 (unpaid).
+            row(
+                "due_today",
+                None,
+                2,
+                [0, 1, 1],
+                [pct("0"), pct("50"), pct("50")],
+                Some(2)
+            ),
+            // P2 (day 2) and O1.
+            row(
+                "overdue_3",
+                Some("email"),
+                2,
+                [0, 1, 1],
+                [pct("0"), pct("50"), pct("50")],
+                Some(2)
+            ),
+            // Reached the 4th without it: O2 only (P1 and P3 paid before).
+            row(
+                "overdue_3",
+                None,
+                1,
+                [0, 0, 0],
+                [pct("0"), pct("0"), pct("0")],
+                None
+            ),
+        ]
+    );
+    assert_eq!(
+        (table.from.to_string(), table.to.to_string()),
+        ("2026-09-21".to_owned(), "2026-12-12".to_owned())
+    );
+}
