@@ -12,7 +12,9 @@
 # invoice through the pay page (localstripe for Stripe), syncs a Stripe invoice
 # in from its signed event (no import), shows the paid invoice gets nothing on
 # its due date, puts an invoice on a payment plan and previews its
-# instalments' reminders, and stops everything it started.
+# instalments' reminders, records a bank transfer, ends with the report for
+# 26 November (in the terminal, and as HTML and JSON next to the previews),
+# and stops everything it started.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -90,10 +92,12 @@ echo "messages to INV-1001's customer on its due date: $((after - before))"
 step "A payment plan: INV-1009 (USD 2,200.00, due 15 December) in two instalments"
 "$admin" plan INV-1009 --instalment 2026-12-15:1100.00 --instalment 2027-01-15:1100.00 --by demo --reason "asked to split it"
 echo "its pre-due reminder on 12 December:"
-"$admin" preview --invoice-id INV-1009 --as-of 2026-12-12T16:00:00Z --channel email | grep -m1 'instalment 1 of 2'
+preview_text="$("$admin" preview --invoice-id INV-1009 --as-of 2026-12-12T16:00:00Z --channel email)"
+grep -m1 'instalment 1 of 2' <<<"$preview_text"
 echo "and once the first is paid, the second's, on 12 January:"
 "$admin" record-payment INV-1009 --amount 1100.00 --currency USD --reference DEMO-PLAN-1 --paid-at 2026-12-14T10:00:00Z
-"$admin" preview --invoice-id INV-1009 --as-of 2027-01-12T16:00:00Z --channel email | grep -m1 'instalment 2 of 2'
+preview_text="$("$admin" preview --invoice-id INV-1009 --as-of 2027-01-12T16:00:00Z --channel email)"
+grep -m1 'instalment 2 of 2' <<<"$preview_text"
 
 step "History of INV-1003"
 "$admin" history INV-1003
@@ -104,4 +108,14 @@ step "Preview: the final notice INV-1003 would get, as SMS in Traditional Chines
 step "Preview: examples/invoice.json (the README's contract example), the email due on 26 November"
 "$admin" preview --file examples/invoice.json --as-of 2026-11-26T15:00:00Z --channel email --out "${CARGO_TARGET_DIR:-$root/target}/preview"
 head -n 3 "${CARGO_TARGET_DIR:-$root/target}/preview/subject.txt" "${CARGO_TARGET_DIR:-$root/target}/preview/body.txt"
+
+step "Emeka Obi pays INV-1005 by bank transfer on 24 November, the day after its due-date reminder"
+"$admin" record-payment INV-1005 --amount 125.500 --currency KWD --reference DEMO-BANK-1 --paid-at 2026-11-24T09:30:00Z
+
+step "The report for 26 November: receivables by age, DSO and CEI, which reminder gets paid, what is in flight"
+preview="${CARGO_TARGET_DIR:-$root/target}/preview"
+"$admin" report --as-of 2026-11-26T18:00:00Z
+"$admin" report --as-of 2026-11-26T18:00:00Z --format html --out "$preview/report.html"
+"$admin" report --as-of 2026-11-26T18:00:00Z --format json --out "$preview/report.json"
+echo "the report as one HTML file: $preview/report.html"
 

@@ -42,6 +42,12 @@ grep -E "^messages to INV-1001's customer on its due date: 0$" "$root/target/dem
 grep -E '"sync":"created"' "$root/target/demo.log"
 grep -E 'instalment 1 of 2; balance USD 2,200.00' "$root/target/demo.log"
 grep -E 'instalment 2 of 2; balance USD 1,100.00' "$root/target/demo.log"
+grep -E '^Receivables by days overdue, as of 2026-11-26T18:00:00' "$root/target/demo.log"
+grep -E '^Which reminder gets paid: reminders sent' "$root/target/demo.log"
+
+section "The demo's HTML report in headless Chromium: its totals against the JSON, at 1280 and 390 px, printed on A4 (scripts/report_e2e.py)"
+.venv/bin/python scripts/report_e2e.py "${CARGO_TARGET_DIR:-$root/target}/preview/report.html" "${CARGO_TARGET_DIR:-$root/target}/preview/report.json" \
+  --screenshots "$root/target/report-screenshots"
 
 section "The pay page in headless Chromium at 390 px, paid through localstripe (scripts/pay-page-e2e.sh)"
 scripts/pay-page-e2e.sh

@@ -469,6 +469,27 @@ impl PayableInvoice {
     }
 }
 
+impl Payment {
+    /// What this payment, planned as `settlement`, does to `invoice` as the
+    /// report's rollup counts it.
+    pub fn movement(
+        &self,
+        invoice: &PayableInvoice,
+        settlement: &Settlement,
+    ) -> crate::report::rollup::Movement {
+        crate::report::rollup::Movement {
+            currency: invoice.amount.currency,
+            total: invoice.total(),
+            moved: settlement.amount_paid - invoice.amount_paid,
+            paid_at: self.paid_at,
+            newly_paid: self.flow == Flow::In
+                && settlement.fully_paid
+                && invoice.status == InvoiceStatus::Open,
+            reopened: settlement.reopened,
+        }
+    }
+}
+
 /// What a movement does to an invoice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settlement {
@@ -595,6 +616,35 @@ mod tests {
             disputed: false,
             dispute_id: None,
         }
+    }
+
+    #[test]
+    fn a_movement_says_whether_it_pays_in_full_or_reopens_for_the_rollup() {
+        let usd = Currency::parse("USD").unwrap();
+        let at = "2026-11-02T10:00:00Z".parse().unwrap();
+        let mut payment = Payment::once("e", "k", "INV-1", Decimal::ZERO, usd, at, "stripe", "t");
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let open = invoice("100.00", "40.00", "5.00");
+        // The rest: paid in full, the total with its fee.
+        let full = payment.movement(&open, &open.settle(Flow::In, d("65.00")));
+        assert_eq!((full.moved, full.total), (d("65.00"), d("105.00")));
+        assert!(full.newly_paid && !full.reopened);
+        let part = payment.movement(&open, &open.settle(Flow::In, d("10.00")));
+        assert!(!part.newly_paid && !part.reopened);
+        // Money back on a paid invoice reopens it.
+        let paid = PayableInvoice {
+            status: InvoiceStatus::Paid,
+            amount_paid: d("105.00"),
+            ..open.clone()
+        };
+        payment.flow = Flow::Back;
+        let back = payment.movement(&paid, &paid.settle(Flow::Back, d("5.00")));
+        assert_eq!(back.moved, d("-5.00"));
+        assert!(back.reopened && !back.newly_paid);
+        // More on a paid invoice: money only.
+        payment.flow = Flow::In;
+        let more = payment.movement(&paid, &paid.settle(Flow::In, d("1.00")));
+        assert!(!more.newly_paid && !more.reopened);
     }
 
     #[test]

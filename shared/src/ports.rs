@@ -388,8 +388,10 @@ impl<T: PaymentStore> Payments for T {
             let Some(mut plan) = plan(&invoice, &seen.records, payment, waited)? else {
                 return Ok(duplicate());
             };
-            plan.rollup =
-                crate::report::rollup::on_payment(&seen.raw, &invoice, payment, &plan.settlement);
+            plan.rollup = crate::report::rollup::on_payment(
+                &seen.raw,
+                &payment.movement(&invoice, &plan.settlement),
+            );
             match self
                 .commit_payment(payment, &plan, &seen.copy, &invoice, now)
                 .await?

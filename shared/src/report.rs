@@ -20,6 +20,7 @@ use crate::money::Currency;
 pub mod html;
 pub mod rollup;
 pub mod text;
+pub mod weekly;
 pub use rollup::Rollup;
 
 /// The aging buckets, by days overdue: not yet due (0 or fewer), then
@@ -263,10 +264,9 @@ fn one_place(v: Decimal) -> Decimal {
 
 /// The windows DSO and CEI are given for.
 pub const COLLECTION_WINDOWS: [i64; 2] = [30, 90];
-/// Reminders (and points of the ladder) this many days back are in the
-/// effectiveness table...
+/// Reminders (and steps' days) this many days back are in the effectiveness table.
 pub const EFFECT_DAYS: i64 = 90;
-/// ...except those of the last days, not yet followed for a week.
+/// Its columns: paid within this many days.
 pub const WITHIN: [i64; 3] = [1, 3, 7];
 
 /// One row of the effectiveness table: the invoices that got `step` on
@@ -278,11 +278,15 @@ pub struct Effect {
     pub step: String,
     pub channel: Option<String>,
     pub invoices: u64,
+    /// Of them, those followed for 1, 3 and 7 whole days by the report's
+    /// date (their day at least that many days before it)...
+    pub followed: [u64; 3],
+    /// ...and, of those, the ones paid in full within that many days.
     pub paid_within: [u64; 3],
-    /// `paid_within / invoices * 100`, one decimal; `None` without invoices.
+    /// `paid_within / followed * 100`, one decimal; `None` when none was followed so long.
     pub share: [Option<Decimal>; 3],
-    /// The whole days after which half of them had paid; `None` when under
-    /// half paid within 30 days.
+    /// The whole days by which half of them had paid; `None` while under
+    /// half have paid (or only after 30 days).
     pub median_days: Option<i64>,
 }
 
@@ -295,29 +299,49 @@ pub struct Effectiveness {
     pub rows: Vec<Effect>,
 }
 
-fn effect(
-    step: &str,
-    channel: Option<&str>,
-    paid_days: &BTreeMap<i64, u64>,
-    unpaid: u64,
-) -> Effect {
-    let paid: u64 = paid_days.values().sum();
-    let invoices = paid + unpaid;
-    let within = |k: i64| paid_days.range(..k).map(|(_, n)| n).sum::<u64>();
-    let paid_within = WITHIN.map(within);
-    let share = paid_within.map(|p| {
-        (invoices > 0)
-            .then(|| one_place(Decimal::from(p) * Decimal::ONE_HUNDRED / Decimal::from(invoices)))
+/// Invoices of one row: their day (the send's, or the step's), the whole
+/// days they took to pay (`None`: not paid), how many.
+type Cohort = Vec<(NaiveDate, Option<i64>, u64)>;
+
+fn effect(step: &str, channel: Option<&str>, cohort: &Cohort, today: NaiveDate) -> Effect {
+    let invoices: u64 = cohort.iter().map(|c| c.2).sum();
+    let followed = WITHIN.map(|k| {
+        cohort
+            .iter()
+            .filter(|(day, _, _)| (today - *day).num_days() > k)
+            .map(|c| c.2)
+            .sum::<u64>()
     });
+    let paid_within = WITHIN.map(|k| {
+        cohort
+            .iter()
+            .filter(|(day, d, _)| (today - *day).num_days() > k && d.is_some_and(|d| d < k))
+            .map(|c| c.2)
+            .sum::<u64>()
+    });
+    let mut share = [None; 3];
+    for i in 0..WITHIN.len() {
+        if followed[i] > 0 {
+            share[i] = Some(one_place(
+                Decimal::from(paid_within[i]) * Decimal::ONE_HUNDRED / Decimal::from(followed[i]),
+            ));
+        }
+    }
+    let mut paid: Vec<(i64, u64)> = cohort
+        .iter()
+        .filter_map(|(_, d, n)| Some(((*d)?, *n)))
+        .collect();
+    paid.sort_unstable();
     let mut seen = 0u64;
-    let median_days = paid_days.iter().find_map(|(&d, &n)| {
+    let median_days = paid.iter().find_map(|&(d, n)| {
         seen += n;
-        (d < rollup::LATER && invoices > 0 && seen * 2 >= invoices).then_some(d)
+        (d < rollup::LATER && seen * 2 >= invoices).then_some(d)
     });
     Effect {
         step: step.to_owned(),
         channel: channel.map(str::to_owned),
         invoices,
+        followed,
         paid_within,
         share,
         median_days,
@@ -326,9 +350,11 @@ fn effect(
 
 /// Reminder effectiveness at `now`, for the ladder `steps` (name and days
 /// from the due date, in order): per step and channel, the invoices that
-/// got it and how soon they paid, and per step the same for the invoices
-/// that reached its day without it. From the rollup (paid invoices) and the
-/// open invoices' own sends (`open`: each with [`rollup::sends`]).
+/// got it in the last [`EFFECT_DAYS`] and how soon they paid, and per step
+/// the same for the invoices that reached its day without it. From the
+/// rollup (paid invoices) and the open invoices' own sends (`open`: each
+/// with [`rollup::sends`]). Days are UTC dates for sends and the
+/// customer's dates for steps' days ([`rollup`]).
 pub fn effectiveness(
     open: &[(Invoice, Vec<rollup::Sent>)],
     rollup: &Rollup,
@@ -337,12 +363,11 @@ pub fn effectiveness(
 ) -> Effectiveness {
     let today = now.date_naive();
     let from = today - chrono::Duration::days(EFFECT_DAYS);
-    let to = today - chrono::Duration::days(WITHIN[2] + 1);
+    let to = today;
     let in_window = |d: NaiveDate| d >= from && d <= to;
-    // Reminded: (step, channel) -> days to pay -> invoices; and unpaid counts.
-    let mut paid: BTreeMap<(String, String), BTreeMap<i64, u64>> = BTreeMap::new();
-    let mut unpaid: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for (_, attrs) in rollup.days_of(rollup::SENT, from, to) {
+    // Reminded: (step, channel) -> its cohort.
+    let mut reminded: BTreeMap<(String, String), Cohort> = BTreeMap::new();
+    for (day, attrs) in rollup.days_of(rollup::SENT, from, to) {
         for (attr, n) in attrs {
             let mut parts = attr.rsplitn(3, '#');
             let (Some(d), Some(channel), Some(step)) = (parts.next(), parts.next(), parts.next())
@@ -352,11 +377,12 @@ pub fn effectiveness(
             let (Ok(d), Ok(n)) = (d.parse::<i64>(), u64::try_from(*n)) else {
                 continue;
             };
-            *paid
-                .entry((step.to_owned(), channel.to_owned()))
-                .or_default()
-                .entry(d)
-                .or_default() += n;
+            if n > 0 {
+                reminded
+                    .entry((step.to_owned(), channel.to_owned()))
+                    .or_default()
+                    .push((day, paid_by(day, d, today), n));
+            }
         }
     }
     for (invoice, sends) in open {
@@ -364,45 +390,31 @@ pub fn effectiveness(
             continue;
         }
         for s in sends.iter().filter(|s| in_window(s.at.date_naive())) {
-            *unpaid
+            reminded
                 .entry((s.step.clone(), s.channel.clone()))
-                .or_default() += 1;
+                .or_default()
+                .push((s.at.date_naive(), None, 1));
         }
     }
-    let mut rows = Vec::new();
     let mut order: Vec<String> = steps.iter().map(|(s, _)| s.clone()).collect();
-    for (step, _) in paid.keys().chain(unpaid.keys()) {
+    for (step, _) in reminded.keys() {
         if !order.contains(step) {
             order.push(step.clone());
         }
     }
+    let mut rows = Vec::new();
     for step in &order {
-        let mut channels: Vec<&String> = paid
-            .keys()
-            .chain(unpaid.keys())
-            .filter(|(s, _)| s == step)
-            .map(|(_, c)| c)
-            .collect();
-        channels.sort();
-        channels.dedup();
-        for channel in channels {
-            let key = (step.clone(), channel.clone());
-            let none = BTreeMap::new();
-            rows.push(effect(
-                step,
-                Some(channel),
-                paid.get(&key).unwrap_or(&none),
-                unpaid.get(&key).copied().unwrap_or(0),
-            ));
+        for ((_, channel), cohort) in reminded.iter().filter(|((s, _), _)| s == step) {
+            rows.push(effect(step, Some(channel), cohort, today));
         }
         // The baseline: invoices that reached the step's day without it.
         let Some(&(_, offset)) = steps.iter().find(|(s, _)| s == step) else {
             continue;
         };
         let shift = chrono::Duration::days(offset);
-        let mut days: BTreeMap<i64, u64> = BTreeMap::new();
-        for (_, attrs) in rollup.days_of(rollup::DUE, from - shift, to - shift) {
-            for r in offset..rollup::DUE_RANGE.1 {
+        let mut cohort = Cohort::new();
+        for (due, attrs) in rollup.days_of(rollup::DUE, from - shift, to - shift) {
+            for r in offset..=rollup::DUE_RANGE.1 {
                 let all = attrs.get(&format!("all#{r}")).copied().unwrap_or_default();
                 let got = attrs
                     .get(&format!("{step}#{r}"))
@@ -410,12 +422,13 @@ pub fn effectiveness(
                     .unwrap_or_default();
                 if let Ok(n) = u64::try_from(all - got) {
                     if n > 0 {
-                        *days.entry((r - offset).min(rollup::LATER)).or_default() += n;
+                        let point = due + shift;
+                        let d = (r - offset).min(rollup::LATER);
+                        cohort.push((point, paid_by(point, d, today), n));
                     }
                 }
             }
         }
-        let mut open_without = 0;
         for (invoice, sends) in open {
             let point = invoice.due_date + shift;
             let reached = point <= crate::calendar::local_date(now, zone_of(invoice));
@@ -424,12 +437,20 @@ pub fn effectiveness(
                 && reached
                 && !sends.iter().any(|s| s.current && &s.step == step)
             {
-                open_without += 1;
+                cohort.push((point, None, 1));
             }
         }
-        rows.push(effect(step, None, &days, open_without));
+        if !cohort.is_empty() {
+            rows.push(effect(step, None, &cohort, today));
+        }
     }
     Effectiveness { from, to, rows }
+}
+
+/// `Some(d)` for an invoice paid `d` days after `day`, unless that is after
+/// `today` (a report for an earlier date does not know of it yet).
+fn paid_by(day: NaiveDate, d: i64, today: NaiveDate) -> Option<i64> {
+    (day + chrono::Duration::days(d) <= today).then_some(d)
 }
 
 /// The zone the rollup counts an invoice's days in ([`rollup::zone`]).

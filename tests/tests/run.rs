@@ -585,3 +585,66 @@ async fn a_lease_shorter_than_the_sdk_timeouts_allow_for_a_send_stops_start_up(
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_weekly_report_goes_once_a_week_to_report_emails_with_the_figures() -> anyhow::Result<()>
+{
+    use dunning::aws::reports::Weekly;
+    let config = dunning_e2e::config(&[("REPORT_EMAILS", "finance@example.com, cfo@example.com")]);
+    let env = TestEnv::with_config(config, true).await?;
+    env.put_invoice(&invoice("W-1", "2026-11-02", &[("email", "w@example.com")]))
+        .await?;
+    env.put_invoice(&invoice("W-2", "2026-12-20", &[("email", "w@example.com")]))
+        .await?;
+    let steps = [("due_today".to_owned(), 0)];
+    let send = |at: &str| {
+        let at = at.parse().unwrap();
+        let deps = &env.deps;
+        let steps = &steps;
+        async move {
+            deps.store
+                .send_weekly(&deps.mail, &deps.config, steps, at)
+                .await
+        }
+    };
+    // Monday 7 December, 08:00; then the same invocation retried a minute later.
+    let first = send("2026-12-07T08:00:00Z").await?;
+    let Weekly::Sent { week, reads, .. } = &first else {
+        panic!("not sent: {first:?}");
+    };
+    assert_eq!(week, "2026-W50");
+    assert_eq!(
+        reads.open_invoices, 2,
+        "the two open invoices, through the due index"
+    );
+    assert_eq!(
+        send("2026-12-07T08:01:00Z").await?,
+        Weekly::AlreadySent {
+            week: "2026-W50".into()
+        }
+    );
+    let sent = env.moto.sent_emails()?;
+    assert_eq!(sent.len(), 1, "once for the week");
+    let email = &sent[0];
+    assert_eq!(email.subject, "Acme Ltd: receivables, week 2026-W50");
+    assert_eq!(email.to, ["finance@example.com"]);
+    assert_eq!(email.cc, ["cfo@example.com"]);
+    // Owed: W-1 (35 days overdue) and W-2 (not yet due), 120.00 each.
+    assert!(
+        email
+            .body
+            .contains(r#"data-total="USD" data-amount="240.00""#),
+        "{}",
+        email.body
+    );
+    assert!(email
+        .body
+        .contains(r#"data-bucket="USD-31-60" data-amount="120.00""#));
+    // The next week's goes too.
+    assert!(matches!(
+        send("2026-12-14T08:00:00Z").await?,
+        Weekly::Sent { .. }
+    ));
+    assert_eq!(env.moto.sent_emails()?.len(), 2);
+    Ok(())
+}

@@ -21,6 +21,21 @@ struct RunInput {
     scheduled_time: Option<DateTime<Utc>>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    mode: Mode,
+}
+
+/// What an invocation is for: the reminder run, or the weekly report (the
+/// `WeeklyReportSchedule`'s input, `{"mode": "weekly_report", ...}`). A mode
+/// of this function rather than a function of its own: it needs this
+/// function's table reads, sender and settings, and one binary fewer to
+/// build and deploy.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Run,
+    WeeklyReport,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +48,7 @@ pub struct EventError(#[from] serde_json::Error);
 pub fn parse_event(
     payload: Value,
     now: DateTime<Utc>,
-) -> Result<(DateTime<Utc>, bool), EventError> {
+) -> Result<(DateTime<Utc>, bool, Mode), EventError> {
     if payload.get("detail-type").is_some() {
         let event: EventBridgeEvent<Value> = serde_json::from_value(payload)?;
         let input: RunInput = match event.detail {
@@ -41,7 +56,7 @@ pub fn parse_event(
             detail => serde_json::from_value(detail)?,
         };
         let as_of = input.as_of.or(event.time).unwrap_or(now);
-        return Ok((as_of, input.dry_run));
+        return Ok((as_of, input.dry_run, input.mode));
     }
     let input: RunInput = match payload {
         Value::Null => RunInput::default(),
@@ -50,6 +65,7 @@ pub fn parse_event(
     Ok((
         input.as_of.or(input.scheduled_time).unwrap_or(now),
         input.dry_run,
+        input.mode,
     ))
 }
 
@@ -155,7 +171,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
         return Ok(serde_json::to_value(response)?);
     }
     let now = Utc::now();
-    let (as_of, dry_run) = parse_event(event.payload, now)?;
+    let (as_of, dry_run, mode) = parse_event(event.payload, now)?;
+    if mode == Mode::WeeklyReport {
+        return weekly_report(deps, as_of).await;
+    }
     // Lambda reuses a request id when it retries an asynchronous invocation.
     let mut request = RunRequest::new(
         as_of,
@@ -177,6 +196,46 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
     Ok(serde_json::to_value(result?)?)
 }
 
+/// The weekly report mode: the report at the schedule's instant, e-mailed
+/// to `REPORT_EMAILS` once per week ([`dunning::aws::DynamoStore::send_weekly`]).
+async fn weekly_report(deps: &Deps, as_of: DateTime<Utc>) -> Result<Value, Error> {
+    let steps: Vec<(String, i64)> = deps
+        .policy
+        .steps()
+        .iter()
+        .filter(|s| s.action == dunning::policy::Action::Remind)
+        .map(|s| (s.name.clone(), s.offset_days))
+        .collect();
+    use dunning::aws::reports::Weekly;
+    let outcome = deps
+        .store
+        .send_weekly(&deps.mail, &deps.config, &steps, as_of)
+        .await?;
+    let answer = match &outcome {
+        Weekly::Sent {
+            week,
+            message_id,
+            reads,
+        } => {
+            tracing::info!(%week, %message_id, items_read = reads.total(), recipients = deps.config.report_emails.len(), "weekly report sent");
+            serde_json::json!({"weekly_report": "sent", "week": week, "items_read": reads.total()})
+        }
+        Weekly::AlreadySent { week } => {
+            tracing::info!(%week, "weekly report already sent this week");
+            serde_json::json!({"weekly_report": "already_sent", "week": week})
+        }
+        Weekly::InFlight { week } => {
+            tracing::warn!(%week, "another invocation is sending this week's report");
+            serde_json::json!({"weekly_report": "in_flight", "week": week})
+        }
+        Weekly::NoRecipients => {
+            tracing::warn!("REPORT_EMAILS is empty: no weekly report sent");
+            serde_json::json!({"weekly_report": "no_recipients"})
+        }
+    };
+    Ok(answer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,26 +251,27 @@ mod tests {
 
     #[test]
     fn classic_scheduled_event_runs_at_its_time() {
-        let (as_of, dry) = parse_event(fixture("scheduled-event.json"), now()).unwrap();
+        let (as_of, dry, mode) = parse_event(fixture("scheduled-event.json"), now()).unwrap();
         assert_eq!(as_of.to_rfc3339(), "2026-11-23T14:00:00+00:00");
         assert!(!dry);
+        assert_eq!(mode, Mode::Run);
     }
 
     #[test]
     fn scheduler_input_runs_at_the_scheduled_time() {
-        let (as_of, dry) = parse_event(fixture("scheduler-input.json"), now()).unwrap();
+        let (as_of, dry, _) = parse_event(fixture("scheduler-input.json"), now()).unwrap();
         assert_eq!(as_of.to_rfc3339(), "2026-11-23T14:00:00+00:00");
         assert!(!dry);
     }
 
     #[test]
     fn explicit_as_of_and_dry_run_win() {
-        let (as_of, dry) = parse_event(fixture("dry-run.json"), now()).unwrap();
+        let (as_of, dry, _) = parse_event(fixture("dry-run.json"), now()).unwrap();
         assert_eq!(as_of.to_rfc3339(), "2026-11-26T10:00:00+00:00");
         assert!(dry);
         let detail = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events",
             "time": "2026-11-23T14:00:00Z", "detail": {"as_of": "2026-11-20T09:00:00Z", "dry_run": true}});
-        let (as_of, dry) = parse_event(detail, now()).unwrap();
+        let (as_of, dry, _) = parse_event(detail, now()).unwrap();
         assert_eq!(as_of.to_rfc3339(), "2026-11-20T09:00:00+00:00");
         assert!(dry);
     }
@@ -257,12 +317,30 @@ mod tests {
     }
 
     #[test]
+    fn the_weekly_schedule_s_input_asks_for_the_report_at_its_time() {
+        let input =
+            serde_json::json!({"mode": "weekly_report", "scheduled_time": "2026-12-07T08:00:00Z"});
+        let (as_of, dry, mode) = parse_event(input, now()).unwrap();
+        assert_eq!(
+            (as_of.to_rfc3339(), dry, mode),
+            (
+                "2026-12-07T08:00:00+00:00".to_owned(),
+                false,
+                Mode::WeeklyReport
+            )
+        );
+    }
+
+    #[test]
     fn an_empty_event_runs_now() {
         assert_eq!(
             parse_event(serde_json::json!({}), now()).unwrap(),
-            (now(), false)
+            (now(), false, Mode::Run)
         );
-        assert_eq!(parse_event(Value::Null, now()).unwrap(), (now(), false));
+        assert_eq!(
+            parse_event(Value::Null, now()).unwrap(),
+            (now(), false, Mode::Run)
+        );
     }
 
     #[test]
@@ -270,6 +348,7 @@ mod tests {
         for bad in [
             serde_json::json!({"as_of": "yesterday"}),
             serde_json::json!({"dry_run": "yes"}),
+            serde_json::json!({"mode": "weekly"}),
             serde_json::json!([1, 2]),
             serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {"as_of": 5}}),
         ] {

@@ -159,3 +159,187 @@ impl DynamoStore {
         ))
     }
 }
+
+/// Partition of the weekly report's records (`week#<ISO week>`).
+pub const REPORT_PARTITION: &str = "#report";
+
+/// What the report mode did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Weekly {
+    /// Sent: the week, SES's message id, the items the report read.
+    Sent {
+        week: String,
+        message_id: String,
+        reads: ReportReads,
+    },
+    /// This week's report went before (a retried or repeated invocation).
+    AlreadySent { week: String },
+    /// Another invocation holds this week's claim and may be sending it.
+    InFlight { week: String },
+    /// `REPORT_EMAILS` is empty: nothing to do.
+    NoRecipients,
+}
+
+/// Why the weekly report did not go.
+#[derive(Debug, thiserror::Error)]
+pub enum WeeklyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the report e-mail was not sent: {0}")]
+    Send(crate::ports::SendError),
+}
+
+/// How long a claim on the week's report holds before another invocation
+/// may take it over (a crash between SES's answer and the record can then
+/// send it twice; nothing else does).
+pub const WEEKLY_LEASE: Duration = Duration::minutes(15);
+
+impl DynamoStore {
+    /// Claims the week's report: `Ok(None)` when it was sent, `Ok(Some(false))`
+    /// while another invocation's claim holds, `Ok(Some(true))` when ours.
+    async fn claim_week(
+        &self,
+        week: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<bool>, StoreError> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .item(PARTITION_KEY, s(REPORT_PARTITION))
+            .item(SORT_KEY, s(format!("week#{week}")))
+            .item("state", s("sending"))
+            .item("claim_token", s(token))
+            .item("claimed_at", s(super::store::rfc3339(now)))
+            .item(
+                "lease_expires",
+                super::store::n((now + WEEKLY_LEASE).timestamp()),
+            )
+            .condition_expression(
+                "attribute_not_exists(sk) OR (#state = :sending AND lease_expires < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":now", super::store::n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(true)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let record = self
+                    .get_record(REPORT_PARTITION, &format!("week#{week}"))
+                    .await?;
+                let sent = record
+                    .as_ref()
+                    .and_then(|r| r.get("state"))
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|v| v == "sent");
+                Ok(if sent { None } else { Some(false) })
+            }
+            Err(e) => Err(store_error("PutItem", e)),
+        }
+    }
+
+    /// Gives our claim on the week's report up (its lease ends now).
+    async fn release_week(&self, week: &str, token: &str) -> Result<(), StoreError> {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(REPORT_PARTITION))
+            .key(SORT_KEY, s(format!("week#{week}")))
+            .update_expression("SET lease_expires = :zero")
+            .condition_expression("claim_token = :token")
+            .expression_attribute_values(":zero", super::store::n(0))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error("UpdateItem", e))
+    }
+
+    /// Records the week's report sent, on our claim.
+    async fn record_week_sent(
+        &self,
+        week: &str,
+        token: &str,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .key(PARTITION_KEY, s(REPORT_PARTITION))
+            .key(SORT_KEY, s(format!("week#{week}")))
+            .update_expression(
+                "SET #state = :sent, message_id = :id, sent_at = :at REMOVE lease_expires",
+            )
+            .condition_expression("claim_token = :token")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sent", s("sent"))
+            .expression_attribute_values(":id", s(message_id))
+            .expression_attribute_values(":at", s(super::store::rfc3339(now)))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error("UpdateItem", e))
+    }
+
+    /// The weekly report: the week's claim, the report at `now` for the
+    /// ladder `steps`, one e-mail to the first of `REPORT_EMAILS` with the
+    /// others in copy, the record. Once per ISO week in the business's
+    /// calendar: a retried or repeated invocation finds it sent.
+    pub async fn send_weekly<M: crate::ports::Mailer>(
+        &self,
+        mailer: &M,
+        config: &crate::config::Config,
+        steps: &[(String, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<Weekly, WeeklyError> {
+        let Some((to, cc)) = config.report_emails.split_first() else {
+            return Ok(Weekly::NoRecipients);
+        };
+        let tz = config.messages.business_timezone;
+        let week = crate::report::weekly::week(now, tz);
+        let token = format!("{}-{}", now.timestamp_millis(), std::process::id());
+        match self.claim_week(&week, &token, Utc::now().max(now)).await? {
+            None => return Ok(Weekly::AlreadySent { week }),
+            Some(false) => return Ok(Weekly::InFlight { week }),
+            Some(true) => {}
+        }
+        let offsets = (
+            steps.iter().map(|s| s.1).min().unwrap_or(0),
+            steps.iter().map(|s| s.1).max().unwrap_or(0),
+        );
+        let (input, reads) = self.report_input(now, offsets).await?;
+        let report = crate::report::build(&input, steps, now, tz);
+        let email = crate::report::weekly::email(&report, &config.messages.business_name, &week);
+        let envelope = crate::ports::Envelope {
+            tags: vec![("dunning-kind".into(), "weekly-report".into())],
+            headers: Vec::new(),
+            reply_to: None,
+            cc: cc.to_vec(),
+        };
+        let message_id = match mailer.send(to, &email, &envelope).await {
+            Ok(id) => id,
+            Err(err) => {
+                // Not sent: a retry may take the claim at once.
+                if let Err(e) = self.release_week(&week, &token).await {
+                    tracing::warn!(error = %e, "could not release the weekly report's claim; it ends with its lease");
+                }
+                return Err(WeeklyError::Send(err));
+            }
+        };
+        self.record_week_sent(&week, &token, &message_id, Utc::now().max(now))
+            .await?;
+        Ok(Weekly::Sent {
+            week,
+            message_id,
+            reads,
+        })
+    }
+}

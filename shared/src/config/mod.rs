@@ -52,6 +52,7 @@ pub const ENV_VARS: &[&str] = &[
     "WORK_QUEUE_URL",
     "MAX_WORKERS",
     "WORKER_SEND_RATE",
+    "REPORT_EMAILS",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,7 +146,13 @@ pub struct Config {
     pub max_workers: u32,
     /// Messages per second one invocation sustains on its own (`WORKER_SEND_RATE`).
     pub worker_send_rate: u64,
+    /// Who gets the weekly report (`REPORT_EMAILS`, comma-separated, at most
+    /// [`MAX_REPORT_EMAILS`]); empty: the report mode sends nothing.
+    pub report_emails: Vec<EmailAddress>,
 }
+
+/// Most addresses `REPORT_EMAILS` may name.
+pub const MAX_REPORT_EMAILS: usize = 10;
 
 /// Never prints the secret.
 impl std::fmt::Debug for Config {
@@ -262,7 +269,24 @@ impl Config {
             work_queue_url: env.optional("WORK_QUEUE_URL"),
             max_workers: env.number("MAX_WORKERS", 1, 1..=100)? as u32,
             worker_send_rate: env.number("WORKER_SEND_RATE", 50, 1..=10_000)?,
+            report_emails: report_emails(env.optional("REPORT_EMAILS").unwrap_or_default())?,
         })
+    }
+}
+
+fn report_emails(text: String) -> Result<Vec<EmailAddress>, ConfigError> {
+    let list: Option<Vec<EmailAddress>> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(EmailAddress::parse)
+        .collect();
+    match list {
+        Some(list) if list.len() <= MAX_REPORT_EMAILS => Ok(list),
+        _ => Err(ConfigError::invalid(
+            "REPORT_EMAILS",
+            "at most 10 e-mail addresses separated by commas",
+        )),
     }
 }
 

@@ -45,38 +45,43 @@ fn scale(value: Decimal, max: Decimal, span: i64) -> i64 {
         .unwrap_or(0)
 }
 
+/// Bucket names under the bars.
+const BAR_LABELS: [&str; 6] = ["not due", "1-30", "31-60", "61-90", "91-120", ">120"];
+
 /// One currency's buckets as vertical bars.
 fn aging_chart(code: &str, buckets: &[super::Total; 6]) -> String {
-    let (w, h, top, bar) = (600, 170, 18, 70);
+    let (w, h, top, bar, gap) = (310, 130, 16, 40, 9);
     let max = buckets.iter().map(|b| b.amount).max().unwrap_or_default();
     let mut svg = format!(
         r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{code} receivables by days overdue">"#
     );
-    let base = h - 34;
+    let base = h - 20;
     for (i, b) in buckets.iter().enumerate() {
-        let x = 20 + i64::try_from(i).unwrap_or(0) * (bar + 26);
+        let x = 8 + i64::try_from(i).unwrap_or(0) * (bar + gap);
         let height = scale(b.amount, max, base - top).max(i64::from(!b.amount.is_zero()));
         let y = base - height;
         svg.push_str(&format!(
             r#"<rect x="{x}" y="{y}" width="{bar}" height="{height}" fill="{}"/>"#,
             BUCKET_COLOURS[i]
         ));
+        if !b.amount.is_zero() {
+            svg.push_str(&format!(
+                r#"<text x="{}" y="{}" text-anchor="middle" font-size="9">{}</text>"#,
+                x + bar / 2,
+                y - 3,
+                escape(&amount(b.amount, code))
+            ));
+        }
         svg.push_str(&format!(
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
             x + bar / 2,
-            y - 4,
-            escape(&amount(b.amount, code))
-        ));
-        svg.push_str(&format!(
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            x + bar / 2,
-            base + 16,
-            BUCKET_LABELS[i]
+            base + 14,
+            BAR_LABELS[i]
         ));
     }
     svg.push_str(&format!(
-        r##"<line x1="10" y1="{base}" x2="{}" y2="{base}" stroke="#999"/></svg>"##,
-        w - 10
+        r##"<line x1="4" y1="{base}" x2="{}" y2="{base}" stroke="#999"/></svg>"##,
+        w - 4
     ));
     svg
 }
@@ -128,6 +133,9 @@ fn raw(v: Option<Decimal>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// Most overdue customers the HTML shows per currency (the JSON has all ten).
+const TOP_SHOWN: usize = 5;
+
 /// The view the template renders.
 fn view(report: &Report, title: &str) -> Value {
     let currencies: Vec<Value> = report
@@ -135,22 +143,6 @@ fn view(report: &Report, title: &str) -> Value {
         .iter()
         .map(|(code, aging)| {
             let overdue: Decimal = aging.buckets[1..].iter().map(|b| b.amount).sum();
-            let collection: Vec<Value> = report
-                .collection
-                .get(code)
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    json!({
-                        "days": c.days,
-                        "dso": c.dso.map_or_else(|| "-".to_owned(), |d| format!("{d} days")),
-                        "dso_raw": raw(c.dso),
-                        "cei": share(c.cei),
-                        "cei_raw": raw(c.cei),
-                        "received": format!("{code} {}", amount(c.received, code)),
-                    })
-                })
-                .collect();
             json!({
                 "code": code,
                 "open": amount(aging.open.amount, code),
@@ -159,20 +151,46 @@ fn view(report: &Report, title: &str) -> Value {
                 "overdue": amount(overdue, code),
                 "overdue_raw": overdue.to_string(),
                 "chart": aging_chart(code, &aging.buckets),
-                "collection": collection,
-                "buckets": BUCKETS.iter().zip(&aging.buckets).enumerate().map(|(i, (name, b))| json!({
+                "buckets": BUCKETS.iter().zip(&aging.buckets).map(|(name, b)| json!({
                     "name": name,
-                    "label": BUCKET_LABELS[i],
                     "count": b.count,
                     "amount": amount(b.amount, code),
                     "raw": b.amount.to_string(),
                 })).collect::<Vec<_>>(),
-                "top": aging.top_overdue.iter().map(|t| json!({
+            })
+        })
+        .collect();
+    let collection: Vec<Value> = report
+        .collection
+        .iter()
+        .flat_map(|(code, windows)| {
+            windows.iter().map(move |c| {
+                json!({
+                    "code": code,
+                    "days": c.days,
+                    "sales": amount(c.sales, code),
+                    "received": amount(c.received, code),
+                    "end": amount(c.receivables_end, code),
+                    "dso": c.dso.map_or_else(|| "-".to_owned(), |d| format!("{d} days")),
+                    "dso_raw": raw(c.dso),
+                    "cei": share(c.cei),
+                    "cei_raw": raw(c.cei),
+                })
+            })
+        })
+        .collect();
+    let top: Vec<Value> = report
+        .by_currency
+        .iter()
+        .flat_map(|(code, aging)| {
+            aging.top_overdue.iter().take(TOP_SHOWN).map(move |t| {
+                json!({
                     "name": t.customer_name,
+                    "code": code,
                     "invoices": t.invoices,
                     "oldest": t.oldest_days,
                     "overdue": amount(t.overdue, code),
-                })).collect::<Vec<_>>(),
+                })
             })
         })
         .collect();
@@ -230,6 +248,9 @@ fn view(report: &Report, title: &str) -> Value {
         "as_of": report.as_of.to_rfc3339(),
         "as_of_shown": report.as_of.format("%Y-%m-%d %H:%M UTC").to_string(),
         "currencies": currencies,
+        "bucket_labels": BUCKET_LABELS,
+        "collection": collection,
+        "top": top,
         "effect_from": report.effectiveness.from.to_string(),
         "effect_to": report.effectiveness.to.to_string(),
         "effect_chart": effect_chart(report),

@@ -29,8 +29,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use crate::invoice::{InvoiceStatus, RawInvoice, RawValue};
-use crate::payment::{Flow, PayableInvoice, Payment, Settlement};
+use crate::invoice::{RawInvoice, RawValue};
+use crate::money::Currency;
 
 /// Partition key of the rollup items.
 pub const PARTITION: &str = "#rollup";
@@ -164,34 +164,43 @@ fn settled(raw: &RawInvoice, paid_at: DateTime<Utc>, sign: Decimal, out: &mut Ad
     }
 }
 
-/// What applying `payment` (planned as `settlement`) to the invoice `raw`
-/// (as read, parsed as `invoice`) adds to the rollup: the money that moved,
-/// and, when it pays the invoice in full or reopens it, the invoice's count
-/// in the effectiveness days and its total among the sales paid.
-pub fn on_payment(
-    raw: &RawInvoice,
-    invoice: &PayableInvoice,
-    payment: &Payment,
-    settlement: &Settlement,
-) -> Additions {
+/// What a payment does to an invoice, as the rollup counts it
+/// ([`crate::payment::Payment::movement`] makes one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Movement {
+    pub currency: Currency,
+    /// The invoice's total (amount and late fees).
+    pub total: Decimal,
+    /// How much `amount_paid` moves (negative: money back).
+    pub moved: Decimal,
+    /// The payment's own instant.
+    pub paid_at: DateTime<Utc>,
+    /// It pays an open invoice in full.
+    pub newly_paid: bool,
+    /// It makes a paid invoice owe again.
+    pub reopened: bool,
+}
+
+/// What `movement` of the invoice `raw` (as read) adds to the rollup: the
+/// money that moved, and, when it pays the invoice in full or reopens it,
+/// the invoice's count in the effectiveness days and its total among the
+/// sales paid.
+pub fn on_payment(raw: &RawInvoice, movement: &Movement) -> Additions {
     let mut out = Additions::new();
-    let moved = settlement.amount_paid - invoice.amount_paid;
-    if moved.is_zero() {
+    if movement.moved.is_zero() {
         return out;
     }
-    let code = invoice.amount.currency.code();
+    let code = movement.currency.code();
     add(
         &mut out,
-        format!("{MONEY}{}", payment.paid_at.date_naive()),
+        format!("{MONEY}{}", movement.paid_at.date_naive()),
         format!("received#{code}"),
-        moved,
+        movement.moved,
     );
     let issued = date_of(raw, "issued_at").or_else(|| date_of(raw, "due_date"));
-    let newly_paid =
-        payment.flow == Flow::In && settlement.fully_paid && invoice.status == InvoiceStatus::Open;
-    let (sign, paid_at) = if newly_paid {
-        (Decimal::ONE, Some(payment.paid_at))
-    } else if settlement.reopened {
+    let (sign, paid_at) = if movement.newly_paid {
+        (Decimal::ONE, Some(movement.paid_at))
+    } else if movement.reopened {
         (Decimal::NEGATIVE_ONE, instant_of(raw, "paid_at"))
     } else {
         return out;
@@ -201,7 +210,7 @@ pub fn on_payment(
             &mut out,
             format!("{MONEY}{issued}"),
             format!("sales_paid#{code}"),
-            sign * invoice.total(),
+            sign * movement.total,
         );
     }
     if let Some(paid_at) = paid_at {

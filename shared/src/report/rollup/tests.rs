@@ -29,22 +29,20 @@ fn raw(id: &str, due: &str, sent: &[(&str, &str)]) -> RawInvoice {
     raw
 }
 
-/// What paying `raw` in full at `when` adds.
+/// What paying `raw` (100.00 USD) in full at `when` adds.
 fn pay(raw: &RawInvoice, when: &str) -> Additions {
-    let invoice = PayableInvoice::parse(raw).unwrap();
-    let usd = Currency::parse("USD").unwrap();
-    let payment = Payment::once(
-        "evt",
-        "pi",
-        invoice.id.clone(),
-        invoice.total(),
-        usd,
-        at(when),
-        "stripe",
-        "payment_intent.succeeded",
-    );
-    let settlement = invoice.settle(Flow::In, payment.amount);
-    on_payment(raw, &invoice, &payment, &settlement)
+    on_payment(raw, &movement("100.00", when, true, false))
+}
+
+fn movement(moved: &str, when: &str, newly_paid: bool, reopened: bool) -> Movement {
+    Movement {
+        currency: Currency::parse("USD").unwrap(),
+        total: Decimal::ONE_HUNDRED,
+        moved: moved.parse().unwrap(),
+        paid_at: at(when),
+        newly_paid,
+        reopened,
+    }
 }
 
 #[test]
@@ -87,25 +85,12 @@ fn a_refund_that_reopens_takes_the_count_back_and_a_part_payment_moves_only_mone
     );
     let mut rollup = Rollup::default();
     rollup.apply(&pay(&item, "2026-11-02T10:00:00Z"));
-    // Paid: as the webhook writes it.
-    item.insert("status", RawValue::Text("paid".into()));
-    item.insert("amount_paid", RawValue::Text("100.00".into()));
+    // Paid: as the webhook writes it; then 40.00 goes back.
     item.insert("paid_at", RawValue::Text("2026-11-02T10:00:00Z".into()));
-    let invoice = PayableInvoice::parse(&item).unwrap();
-    let mut refund = Payment::once(
-        "evt2",
-        "re",
-        "P",
-        "40.00".parse().unwrap(),
-        invoice.amount.currency,
-        at("2026-11-03T10:00:00Z"),
-        "stripe",
-        "charge.refunded",
-    );
-    refund.flow = Flow::Back;
-    let settlement = invoice.settle(Flow::Back, refund.amount);
-    assert!(settlement.reopened);
-    rollup.apply(&on_payment(&item, &invoice, &refund, &settlement));
+    rollup.apply(&on_payment(
+        &item,
+        &movement("-40.00", "2026-11-03T10:00:00Z", false, true),
+    ));
     let left: Vec<(&str, &str, String)> = rollup
         .days
         .iter()
@@ -124,25 +109,9 @@ fn a_refund_that_reopens_takes_the_count_back_and_a_part_payment_moves_only_mone
         "only the money that moved stays"
     );
     // 60 owed, 30 more paid: money only.
-    let mut open = item.clone();
-    open.insert("status", RawValue::Text("open".into()));
-    open.insert("amount_paid", RawValue::Text("60.00".into()));
-    let invoice = PayableInvoice::parse(&open).unwrap();
-    let part = Payment::once(
-        "evt3",
-        "pi3",
-        "P",
-        "30.00".parse().unwrap(),
-        invoice.amount.currency,
-        at("2026-11-04T10:00:00Z"),
-        "stripe",
-        "payment_intent.succeeded",
-    );
     let adds = on_payment(
-        &open,
-        &invoice,
-        &part,
-        &invoice.settle(Flow::In, part.amount),
+        &item,
+        &movement("30.00", "2026-11-04T10:00:00Z", false, false),
     );
     assert_eq!(adds.len(), 1);
     assert_eq!(
@@ -195,6 +164,8 @@ fn the_effectiveness_table_of_a_hand_checked_example() {
             step: step.into(),
             channel: channel.map(Into::into),
             invoices,
+            // Every day here is weeks before the report's.
+            followed: [invoices; 3],
             paid_within,
             share,
             median_days,
@@ -250,6 +221,47 @@ fn the_effectiveness_table_of_a_hand_checked_example() {
     );
     assert_eq!(
         (table.from.to_string(), table.to.to_string()),
-        ("2026-09-21".to_owned(), "2026-12-12".to_owned())
+        ("2026-09-21".to_owned(), "2026-12-20".to_owned())
+    );
+}
+
+#[test]
+fn a_share_counts_only_the_invoices_followed_that_long() {
+    // Sent on the 1st, 2nd and 5th; the report is on the 6th: the first two
+    // are followed for 3 days, none for 7.
+    let mut rollup = Rollup::default();
+    for (day, paid) in [("01", "02"), ("02", "06")] {
+        let r = raw(
+            &format!("P{day}"),
+            &format!("2026-11-{day}"),
+            &[("due_today#email", &format!("2026-11-{day}T09:00:00Z"))],
+        );
+        rollup.apply(&pay(&r, &format!("2026-11-{paid}T10:00:00Z")));
+    }
+    let open_one = raw(
+        "O",
+        "2026-11-05",
+        &[("due_today#email", "2026-11-05T09:00:00Z")],
+    );
+    let open = [(Invoice::parse(&open_one).unwrap(), sends(&open_one))];
+    let steps = [("due_today".to_owned(), 0)];
+    let table = effectiveness(&open, &rollup, &steps, at("2026-11-06T12:00:00Z"));
+    let row = &table.rows[0];
+    assert_eq!(
+        (row.step.as_str(), row.channel.as_deref()),
+        ("due_today", Some("email"))
+    );
+    assert_eq!(row.invoices, 3);
+    // 1 day: the 1st (paid on day 1) and the 2nd (paid on day 4); not the 5th.
+    assert_eq!(row.followed, [2, 2, 0]);
+    assert_eq!(row.paid_within, [0, 1, 0]);
+    assert_eq!(row.share[1], Some("50.0".parse().unwrap()));
+    assert_eq!(row.share[2], None, "nobody followed for a week yet");
+    // Two of three paid (days 1 and 4): half by day 4.
+    assert_eq!(row.median_days, Some(4));
+    assert_eq!(
+        table.rows.len(),
+        1,
+        "no baseline row without invoices in it"
     );
 }
