@@ -362,7 +362,8 @@ pub fn effectiveness(
     now: DateTime<Utc>,
 ) -> Effectiveness {
     let today = now.date_naive();
-    let from = today - chrono::Duration::days(EFFECT_DAYS);
+    // The last EFFECT_DAYS days, the report's own included.
+    let from = today - chrono::Duration::days(EFFECT_DAYS - 1);
     let to = today;
     let in_window = |d: NaiveDate| d >= from && d <= to;
     // Reminded: (step, channel) -> its cohort.
@@ -415,7 +416,10 @@ pub fn effectiveness(
         let mut cohort = Cohort::new();
         for (due, attrs) in rollup.days_of(rollup::DUE, from - shift, to - shift) {
             for r in offset..=rollup::DUE_RANGE.1 {
-                let all = attrs.get(&format!("all#{r}")).copied().unwrap_or_default();
+                let all = attrs
+                    .get(&format!("{}#{r}", rollup::ALL))
+                    .copied()
+                    .unwrap_or_default();
                 let got = attrs
                     .get(&format!("{step}#{r}"))
                     .copied()

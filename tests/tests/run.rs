@@ -648,3 +648,37 @@ async fn the_weekly_report_goes_once_a_week_to_report_emails_with_the_figures() 
     assert_eq!(env.moto.sent_emails()?.len(), 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_weekly_report_ses_refused_is_released_and_the_retry_sends_it() -> anyhow::Result<()> {
+    use dunning::aws::reports::{Weekly, WeeklyError};
+    let config = dunning_e2e::config(&[("REPORT_EMAILS", "finance@example.com")]);
+    // The sender is not verified yet: SES refuses.
+    let env = TestEnv::with_config(config, false).await?;
+    env.put_invoice(&invoice("W-1", "2026-11-02", &[("email", "w@example.com")]))
+        .await?;
+    let at = "2026-12-07T08:00:00Z".parse()?;
+    let deps = &env.deps;
+    let refused = deps
+        .store
+        .send_weekly(&deps.mail, &deps.config, &[], at)
+        .await;
+    assert!(matches!(refused, Err(WeeklyError::Send(_))), "{refused:?}");
+    deps.mail
+        .create_sender_identity()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    // Lambda's retry a minute later, well inside the claim's lease: it sends.
+    let retried = deps
+        .store
+        .send_weekly(
+            &deps.mail,
+            &deps.config,
+            &[],
+            at + chrono::Duration::minutes(1),
+        )
+        .await?;
+    assert!(matches!(retried, Weekly::Sent { .. }), "{retried:?}");
+    assert_eq!(env.moto.sent_emails()?.len(), 1);
+    Ok(())
+}

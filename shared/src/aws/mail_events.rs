@@ -60,9 +60,6 @@ pub async fn handle<P: EventPublisher>(
                 out.settled += 1;
                 out.noted += 1;
                 // What the run would have done after its own record.
-                if let Err(err) = store.release_invoice_item(invoice_id, &tags.claim).await {
-                    tracing::warn!(%invoice_id, error = %err, "could not release the invoice; payments wait until the lease ends");
-                }
                 if let Err(err) = store
                     .mark_reminded_item(
                         invoice_id,
@@ -72,6 +69,9 @@ pub async fn handle<P: EventPublisher>(
                     .await
                 {
                     tracing::warn!(%invoice_id, error = %err, "could not mark the invoice reminded; the ledger still guards it");
+                }
+                if let Err(err) = store.release_invoice_item(invoice_id, &tags.claim).await {
+                    tracing::warn!(%invoice_id, error = %err, "could not release the invoice; payments wait until the lease ends");
                 }
             } else if store.note_event(invoice_id, &sk, attr, note).await? {
                 out.noted += 1;

@@ -311,35 +311,59 @@ impl DynamoStore {
             Some(false) => return Ok(Weekly::InFlight { week }),
             Some(true) => {}
         }
+        match self
+            .weekly_message(mailer, config, steps, now, &week, to, cc)
+            .await
+        {
+            Ok((message_id, reads)) => {
+                self.record_week_sent(&week, &token, &message_id, Utc::now().max(now))
+                    .await?;
+                Ok(Weekly::Sent {
+                    week,
+                    message_id,
+                    reads,
+                })
+            }
+            Err(err) => {
+                // Not sent (or SES's answer lost): a retry may take the claim at once.
+                if let Err(e) = self.release_week(&week, &token).await {
+                    tracing::warn!(error = %e, "could not release the weekly report's claim; it ends with its lease");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Reads, builds and sends the week's report; SES's message id.
+    #[allow(clippy::too_many_arguments)]
+    async fn weekly_message<M: crate::ports::Mailer>(
+        &self,
+        mailer: &M,
+        config: &crate::config::Config,
+        steps: &[(String, i64)],
+        now: DateTime<Utc>,
+        week: &str,
+        to: &crate::contact::EmailAddress,
+        cc: &[crate::contact::EmailAddress],
+    ) -> Result<(String, ReportReads), WeeklyError> {
+        let tz = config.messages.business_timezone;
         let offsets = (
             steps.iter().map(|s| s.1).min().unwrap_or(0),
             steps.iter().map(|s| s.1).max().unwrap_or(0),
         );
         let (input, reads) = self.report_input(now, offsets).await?;
         let report = crate::report::build(&input, steps, now, tz);
-        let email = crate::report::weekly::email(&report, &config.messages.business_name, &week);
+        let email = crate::report::weekly::email(&report, &config.messages.business_name, week);
         let envelope = crate::ports::Envelope {
             tags: vec![("dunning-kind".into(), "weekly-report".into())],
             headers: Vec::new(),
             reply_to: None,
             cc: cc.to_vec(),
         };
-        let message_id = match mailer.send(to, &email, &envelope).await {
-            Ok(id) => id,
-            Err(err) => {
-                // Not sent: a retry may take the claim at once.
-                if let Err(e) = self.release_week(&week, &token).await {
-                    tracing::warn!(error = %e, "could not release the weekly report's claim; it ends with its lease");
-                }
-                return Err(WeeklyError::Send(err));
-            }
-        };
-        self.record_week_sent(&week, &token, &message_id, Utc::now().max(now))
-            .await?;
-        Ok(Weekly::Sent {
-            week,
-            message_id,
-            reads,
-        })
+        let message_id = mailer
+            .send(to, &email, &envelope)
+            .await
+            .map_err(WeeklyError::Send)?;
+        Ok((message_id, reads))
     }
 }

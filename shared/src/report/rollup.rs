@@ -12,7 +12,7 @@
 //!   how many invoices that got that step on that channel that day were
 //!   paid in full `d` whole days (24 h) after it (`d` up to
 //!   [`LATER`], which stands for "later");
-//! - `due#<date>` (the invoice's due date): `all#<r>`, how many invoices due
+//! - `due#<date>` (the invoice's due date): `ALL#<r>`, how many invoices due
 //!   that day were paid `r` days after it (negative: before), and
 //!   `<step>#<r>` the same for those of them that got `<step>` on some
 //!   channel in their current ladder. Their difference is the invoices that
@@ -42,6 +42,9 @@ pub const DUE: &str = "due#";
 pub const LATER: i64 = 31;
 /// Days from the due date kept one by one (clamped to this range).
 pub const DUE_RANGE: (i64, i64) = (-60, 180);
+/// The `due#` items' count of every invoice paid (upper case: no step's
+/// name can be it).
+pub const ALL: &str = "ALL";
 /// Prefix of the invoice's own attributes naming what it got and when.
 pub const SENT_AT_PREFIX: &str = "sent_at#";
 
@@ -150,7 +153,7 @@ fn settled(raw: &RawInvoice, paid_at: DateTime<Utc>, sign: Decimal, out: &mut Ad
         let paid_on = paid_at.with_timezone(&zone(raw)).date_naive();
         let r = (paid_on - due).num_days().clamp(DUE_RANGE.0, DUE_RANGE.1);
         let sk = format!("{DUE}{due}");
-        add(out, sk.clone(), format!("all#{r}"), sign);
+        add(out, sk.clone(), format!("{ALL}#{r}"), sign);
         let mut steps: Vec<&str> = sends
             .iter()
             .filter(|s| s.current && s.at <= paid_at)

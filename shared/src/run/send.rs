@@ -460,14 +460,16 @@ async fn deliver<'p, A: Adapters>(
             },
             Err(err) => Outcome::Failed(err.code.clone()),
         }));
-        if let Err(err) = deps.store.release_invoice(&c.invoice.id, token).await {
-            tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not release the invoice; payments wait until the lease ends");
-        }
+        // Marked while the claim still holds the invoice: a payment that
+        // commits once it is released sees when this reminder went.
         if settled {
             let sent_at = sent.is_ok().then_some(lease.as_of);
             if let Err(err) = deps.store.mark_reminded(&c.invoice.id, &key, sent_at).await {
                 tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not mark the invoice reminded; the ledger still guards it");
             }
+        }
+        if let Err(err) = deps.store.release_invoice(&c.invoice.id, token).await {
+            tracing::warn!(invoice_id = %c.invoice.id, error = %err, "could not release the invoice; payments wait until the lease ends");
         }
         record_superseded(deps, &c.invoice, &c.superseded, step).await;
     }

@@ -64,7 +64,7 @@ fn a_full_payment_counts_each_reminder_by_the_days_after_it_and_the_due_day() {
         ("sent#2026-11-01", "due_today#email#5", one),
         ("sent#2026-11-01", "due_today#sms#5", one),
         ("sent#2026-11-04", "overdue_3#email#2", one),
-        ("due#2026-11-01", "all#5", one),
+        ("due#2026-11-01", "ALL#5", one),
         ("due#2026-11-01", "due_today#5", one),
         ("due#2026-11-01", "overdue_3#5", one),
     ]
@@ -221,7 +221,7 @@ fn the_effectiveness_table_of_a_hand_checked_example() {
     );
     assert_eq!(
         (table.from.to_string(), table.to.to_string()),
-        ("2026-09-21".to_owned(), "2026-12-20".to_owned())
+        ("2026-09-22".to_owned(), "2026-12-20".to_owned())
     );
 }
 
