@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use dunning::aws::DynamoStore;
 use dunning::invoice::Invoice;
-use dunning::policy::{Action, Policy};
+use dunning::policy::Policy;
 use dunning::report::build;
 use dunning::report::text::{self, amount};
 
@@ -47,23 +47,14 @@ pub struct Args {
 pub(crate) fn ladder() -> Result<Vec<(String, i64)>> {
     let policy = Policy::load(std::env::var("POLICY_FILE").ok().as_deref(), |_| true)
         .context("cannot load the policy (POLICY_FILE)")?;
-    Ok(policy
-        .steps()
-        .iter()
-        .filter(|s| s.action == Action::Remind)
-        .map(|s| (s.name.clone(), s.offset_days))
-        .collect())
+    Ok(policy.reminder_ladder())
 }
 
 pub async fn report(args: Args) -> Result<()> {
     let store = DynamoStore::new(&crate::aws().await?, &args.table);
     let steps = ladder()?;
-    let offsets = (
-        steps.iter().map(|s| s.1).min().unwrap_or(0),
-        steps.iter().map(|s| s.1).max().unwrap_or(0),
-    );
     let now = args.as_of.unwrap_or_else(Utc::now);
-    let (input, reads) = store.report_input(now, offsets).await?;
+    let (input, reads) = store.report_input(now, &steps).await?;
     let report = build(&input, &steps, now, args.business_timezone);
     tracing::info!(
         open_invoices = reads.open_invoices,

@@ -138,6 +138,16 @@ impl Policy {
             .map_err(|source| PolicyLoadError::Invalid { path, source })
     }
 
+    /// The reminder steps (not escalations): name and days from the due
+    /// date, in order; what the report's effectiveness table is for.
+    pub fn reminder_ladder(&self) -> Vec<(String, i64)> {
+        self.steps()
+            .iter()
+            .filter(|s| s.action == Action::Remind)
+            .map(|s| (s.name.clone(), s.offset_days))
+            .collect()
+    }
+
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }

@@ -199,13 +199,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Err
 /// The weekly report mode: the report at the schedule's instant, e-mailed
 /// to `REPORT_EMAILS` once per week ([`dunning::aws::DynamoStore::send_weekly`]).
 async fn weekly_report(deps: &Deps, as_of: DateTime<Utc>) -> Result<Value, Error> {
-    let steps: Vec<(String, i64)> = deps
-        .policy
-        .steps()
-        .iter()
-        .filter(|s| s.action == dunning::policy::Action::Remind)
-        .map(|s| (s.name.clone(), s.offset_days))
-        .collect();
+    let steps = deps.policy.reminder_ladder();
     use dunning::aws::reports::Weekly;
     let outcome = deps
         .store

@@ -100,13 +100,17 @@ impl DynamoStore {
         }
     }
 
-    /// What the report at `now` reads, for a ladder whose steps are between
-    /// `offsets.0` and `offsets.1` days from the due date.
+    /// What the report at `now` reads, for the ladder `steps` (name and
+    /// days from the due date: the due days its steps' days fall on).
     pub async fn report_input(
         &self,
         now: DateTime<Utc>,
-        offsets: (i64, i64),
+        steps: &[(String, i64)],
     ) -> Result<(ReportInput, ReportReads), StoreError> {
+        let offsets = (
+            steps.iter().map(|s| s.1).min().unwrap_or(0),
+            steps.iter().map(|s| s.1).max().unwrap_or(0),
+        );
         let mut reads = ReportReads::default();
         let (open, invalid, read) = self.open_invoices().await?;
         reads.open_invoices = read;
@@ -347,11 +351,7 @@ impl DynamoStore {
         cc: &[crate::contact::EmailAddress],
     ) -> Result<(String, ReportReads), WeeklyError> {
         let tz = config.messages.business_timezone;
-        let offsets = (
-            steps.iter().map(|s| s.1).min().unwrap_or(0),
-            steps.iter().map(|s| s.1).max().unwrap_or(0),
-        );
-        let (input, reads) = self.report_input(now, offsets).await?;
+        let (input, reads) = self.report_input(now, steps).await?;
         let report = crate::report::build(&input, steps, now, tz);
         let email = crate::report::weekly::email(&report, &config.messages.business_name, week);
         let envelope = crate::ports::Envelope {

@@ -94,6 +94,26 @@ fn item(
     item
 }
 
+/// Writes `requests` (at most 25), again until none is left unprocessed.
+async fn write_all(
+    store: &dunning::aws::DynamoStore,
+    mut requests: Vec<WriteRequest>,
+) -> anyhow::Result<()> {
+    while !requests.is_empty() {
+        let out = store
+            .client()
+            .batch_write_item()
+            .request_items(store.table(), requests)
+            .send()
+            .await?;
+        requests = out
+            .unprocessed_items
+            .and_then(|mut m| m.remove(store.table()))
+            .unwrap_or_default();
+    }
+    Ok(())
+}
+
 /// Writes the rollup days a webhook would have written (money and sends of
 /// the last 90 days, the due dates of the 270 days the ladder reaches), each
 /// with a few counters; returns how many.
@@ -125,7 +145,7 @@ async fn load_rollup(store: &dunning::aws::DynamoStore, today: NaiveDate) -> any
     }
     let count = items.len() as u64;
     for chunk in items.chunks(25) {
-        let mut requests: Vec<WriteRequest> = chunk
+        let requests: Vec<WriteRequest> = chunk
             .iter()
             .map(|attrs| {
                 let mut item: HashMap<String, AttributeValue> = attrs
@@ -143,18 +163,7 @@ async fn load_rollup(store: &dunning::aws::DynamoStore, today: NaiveDate) -> any
                     .build()
             })
             .collect();
-        while !requests.is_empty() {
-            let out = store
-                .client()
-                .batch_write_item()
-                .request_items(store.table(), requests)
-                .send()
-                .await?;
-            requests = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(store.table()))
-                .unwrap_or_default();
-        }
+        write_all(store, requests).await?;
     }
     Ok(count)
 }
@@ -186,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
     let store = &deps.store;
     stream::iter(batches)
         .map(|batch| async move {
-            let mut requests: Vec<WriteRequest> = batch
+            let requests: Vec<WriteRequest> = batch
                 .iter()
                 .map(|&i| {
                     WriteRequest::builder()
@@ -199,19 +208,7 @@ async fn main() -> anyhow::Result<()> {
                         .build()
                 })
                 .collect();
-            while !requests.is_empty() {
-                let out = store
-                    .client()
-                    .batch_write_item()
-                    .request_items(store.table(), requests)
-                    .send()
-                    .await?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(store.table()))
-                    .unwrap_or_default();
-            }
-            Ok::<_, anyhow::Error>(())
+            write_all(store, requests).await
         })
         .buffer_unordered(4)
         .collect::<Vec<_>>()
@@ -328,18 +325,9 @@ async fn main() -> anyhow::Result<()> {
     let (report, report_reads, report_secs) = if all_due {
         (None, None, 0.0)
     } else {
-        let steps: Vec<(String, i64)> = deps
-            .policy
-            .steps()
-            .iter()
-            .map(|s| (s.name.clone(), s.offset_days))
-            .collect();
-        let offsets = (
-            steps.iter().map(|s| s.1).min().unwrap_or(0),
-            steps.iter().map(|s| s.1).max().unwrap_or(0),
-        );
+        let steps = deps.policy.reminder_ladder();
         let started = Instant::now();
-        let (input, reads) = deps.store.report_input(as_of, offsets).await?;
+        let (input, reads) = deps.store.report_input(as_of, &steps).await?;
         let report = dunning::report::build(&input, &steps, as_of, chrono_tz::Tz::UTC);
         (Some(report), Some(reads), started.elapsed().as_secs_f64())
     };
