@@ -382,6 +382,13 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The policy the run uses (`POLICY_FILE`, else the compiled-in default).
+fn policy() -> Result<dunning::policy::Policy> {
+    use anyhow::Context;
+    dunning::policy::Policy::load(std::env::var("POLICY_FILE").ok().as_deref(), |_| true)
+        .context("cannot load the policy (POLICY_FILE)")
+}
+
 /// The SDK configuration, for the commands that talk to AWS.
 async fn aws() -> Result<aws_config::SdkConfig> {
     Ok(dunning::aws::sdk::load().await?)

@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use dunning::aws::DynamoStore;
 use dunning::invoice::Invoice;
-use dunning::policy::Policy;
 use dunning::report::build;
 use dunning::report::text::{self, amount};
 
@@ -43,16 +42,9 @@ pub struct Args {
     pub table: String,
 }
 
-/// The policy's reminder steps (name, days from the due date), in order.
-pub(crate) fn ladder() -> Result<Vec<(String, i64)>> {
-    let policy = Policy::load(std::env::var("POLICY_FILE").ok().as_deref(), |_| true)
-        .context("cannot load the policy (POLICY_FILE)")?;
-    Ok(policy.reminder_ladder())
-}
-
 pub async fn report(args: Args) -> Result<()> {
     let store = DynamoStore::new(&crate::aws().await?, &args.table);
-    let steps = ladder()?;
+    let steps = crate::policy()?.reminder_ladder();
     let now = args.as_of.unwrap_or_else(Utc::now);
     let (input, reads) = store.report_input(now, &steps).await?;
     let report = build(&input, &steps, now, args.business_timezone);

@@ -3,12 +3,12 @@
 //! what it changes (or, with `--dry-run`, what it would). Idempotent: a
 //! record put back is no longer `failed`, so a second call finds nothing.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use dunning::aws::requeue::{PutBack, RetryFilter};
 use dunning::aws::DynamoStore;
 use dunning::channel::Channel;
-use dunning::policy::{Action, Policy};
+use dunning::policy::Action;
 
 pub struct RetryArgs {
     pub step: String,
@@ -19,8 +19,7 @@ pub struct RetryArgs {
 }
 
 pub async fn retry(store: &DynamoStore, args: RetryArgs) -> Result<()> {
-    let policy = Policy::load(std::env::var("POLICY_FILE").ok().as_deref(), |_| true)
-        .context("cannot load the policy (POLICY_FILE)")?;
+    let policy = crate::policy()?;
     let names: Vec<&str> = policy.steps().iter().map(|s| s.name.as_str()).collect();
     let Some(step) = policy.steps().iter().find(|s| s.name == args.step) else {
         bail!(

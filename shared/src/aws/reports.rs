@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::errors::store_error;
-use super::store::{s, DynamoStore, PARTITION_KEY, SORT_KEY};
+use super::store::{n, rfc3339, s, DynamoStore, PARTITION_KEY, SORT_KEY};
 use crate::invoice::Invoice;
 use crate::money::Currency;
 use crate::ports::{Store, StoreError};
@@ -215,17 +215,14 @@ impl DynamoStore {
             .item(SORT_KEY, s(format!("week#{week}")))
             .item("state", s("sending"))
             .item("claim_token", s(token))
-            .item("claimed_at", s(super::store::rfc3339(now)))
-            .item(
-                "lease_expires",
-                super::store::n((now + WEEKLY_LEASE).timestamp()),
-            )
+            .item("claimed_at", s(rfc3339(now)))
+            .item("lease_expires", n((now + WEEKLY_LEASE).timestamp()))
             .condition_expression(
                 "attribute_not_exists(sk) OR (#state = :sending AND lease_expires < :now)",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":sending", s("sending"))
-            .expression_attribute_values(":now", super::store::n(now.timestamp()))
+            .expression_attribute_values(":now", n(now.timestamp()))
             .send()
             .await;
         match result {
@@ -257,7 +254,7 @@ impl DynamoStore {
             .key(SORT_KEY, s(format!("week#{week}")))
             .update_expression("SET lease_expires = :zero")
             .condition_expression("claim_token = :token")
-            .expression_attribute_values(":zero", super::store::n(0))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":token", s(token))
             .send()
             .await
@@ -285,7 +282,7 @@ impl DynamoStore {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":sent", s("sent"))
             .expression_attribute_values(":id", s(message_id))
-            .expression_attribute_values(":at", s(super::store::rfc3339(now)))
+            .expression_attribute_values(":at", s(rfc3339(now)))
             .expression_attribute_values(":token", s(token))
             .send()
             .await
