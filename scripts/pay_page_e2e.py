@@ -9,17 +9,22 @@ scripts/pay-page-e2e.sh, which starts moto, localstripe and the functions).
    the page turns to "paid"; the invoice is paid in the table.
 3. The next run (the overdue step, a day later) sends that invoice nothing,
    while an unpaid invoice of the same run gets its reminder.
-4. A customer's page with three invoices, paying one of them; an expired, a
-   revoked and a tampered link; a paid invoice's link; each locale.
+4. A customer's page with three invoices, paying one of them; its statement
+   (every open invoice of the customer, with its age, the totals by age, the
+   payments received) against `dunning-admin statement --json`, paying from
+   it, printed; an expired, a revoked and a tampered link; a paid invoice's
+   link; each locale.
 5. The unsubscribe page a reminder e-mail's footer opens (`<link>/unsubscribe`):
    it asks, its button stops e-mail reminders (the customer record says so,
    with the source), in the customer's language, at 390 px; a mail client's
    one-click POST (RFC 8058) from elsewhere does the same.
-Screenshots of the invoice page, the paid page and the customer page are
-saved as artifacts (and one is the README's).
+Screenshots of the invoice page, the paid page, the customer page and the
+statement are saved as artifacts (and one is the README's), with the
+statement printed to PDF.
 """
 
 import argparse
+import base64
 import datetime as dt
 import json
 import os
@@ -30,8 +35,11 @@ import time
 import urllib.error
 import urllib.request
 
+from decimal import Decimal
+
 import boto3
 from selenium import webdriver
+from selenium.webdriver.common.print_page_options import PrintOptions
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -50,6 +58,9 @@ INVOICES = [
     ("ZHS-1", "C-ZHS", "Chen Wei", "+8613800138001", "54000", "JPY", "zh-Hans"),
     ("ZHT-1", "C-ZHT", "Lin Mei", "+886912345678", "3200.00", "TWD", "zh-Hant"),
 ]
+
+
+CSV_HEADER = "invoice_id,customer_id,customer_name,phone,amount,currency,due_date,status,timezone,locale\n"
 
 
 def check(condition, what):
@@ -103,6 +114,41 @@ def phone_layout(driver, what):
     check(not violations, f"{what}: no Content-Security-Policy violation {violations}")
 
 
+def full_page(driver, path):
+    """A screenshot of the whole page, not only the phone's screen."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "captureBeyondViewport": True, "clip": {"x": 0, "y": 0, "width": 390, "height": height, "scale": 1}})
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(shot["data"]))
+
+
+def statement_matches(driver, args, customer, lines, paid):
+    """The statement page's figures, read from the DOM, are those of
+    `dunning-admin statement CUSTOMER --json` over the same table."""
+    s = json.loads(admin(args, "statement", customer, "--json"))
+    dom = driver.execute_script("""
+        const data = sel => [...document.querySelectorAll(sel)].map(e => ({...e.dataset}));
+        return {lines: data('li.line'), totals: data('.total-due'),
+                aging: [...document.querySelectorAll('#aging tbody tr')].map(r =>
+                    [r.dataset.bucket, [...r.querySelectorAll('td')].map(td => ({...td.dataset}))]),
+                payments: data('#payments tr[data-invoice-id]')};""")
+    got = [(e["invoiceId"], e["currency"], Decimal(e["value"]), e["bucket"]) for e in dom["lines"]]
+    want = [(l["invoice_id"], l["currency"], Decimal(str(l["owed"])), l["bucket"]) for l in s["lines"]]
+    check(got == want, f"the statement's open invoices are the JSON's ({got})")
+    check([g[0] for g in got] == lines, f"... which are {lines}, oldest due first")
+    totals = {e["currency"]: Decimal(e["value"]) for e in dom["totals"]}
+    check(totals == {k: Decimal(str(v)) for k, v in s["total_due"].items()}, f"the total due is the JSON's ({totals})")
+    aging = {(bucket, td["currency"]): Decimal(td["value"]) for bucket, tds in dom["aging"] for td in tds}
+    buckets = [row[0] for row in dom["aging"]]
+    want_aging = {(buckets[i], code): Decimal(str(v)) for code, amounts in s["aging"].items() for i, v in enumerate(amounts)}
+    check(len(buckets) == 6 and aging == want_aging, "every amount by age is the JSON's")
+    payments = [(e["invoiceId"], e["currency"], Decimal(e["value"])) for e in dom["payments"]]
+    want_payments = [(p["invoice_id"], p["currency"], Decimal(str(p["amount"]))) for p in s["recent_payments"]]
+    check(payments == want_payments, f"the payments received are the JSON's ({payments})")
+    check([p[0] for p in payments] == paid, f"... newest first: {paid}")
+
+
 def pay(driver, wait):
     panel = wait.until(ec.visibility_of_element_located((By.ID, "pay-panel")))
     card = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#card input[placeholder=number]"))
@@ -125,7 +171,7 @@ def main():
 
     csv = os.path.join(shots, "invoices.csv")
     with open(csv, "w") as f:
-        f.write("invoice_id,customer_id,customer_name,phone,amount,currency,due_date,status,timezone,locale\n")
+        f.write(CSV_HEADER)
         for inv, cust, name, phone, amount, cur, loc in INVOICES:
             f.write(f"{inv},{cust},{name},{phone},{amount},{cur},{TODAY},open,UTC,{loc}\n")
     admin(args, "import", csv)
@@ -192,6 +238,44 @@ def main():
         check(states == ["pay", "paid", "pay"], f"one of three paid, the other two still payable ({states})")
         check(admin(args, "history", "CUST-2").startswith("invoice CUST-2 paid"), "CUST-2 is paid in the table")
         check(admin(args, "history", "CUST-1").startswith("invoice CUST-1 open"), "CUST-1 is still open")
+
+        # The customer's statement, the customer page's "all invoices" view:
+        # an invoice no message named (imported since) is on it, payable.
+        later = os.path.join(shots, "later.csv")
+        with open(later, "w") as f:
+            f.write(CSV_HEADER)
+            f.write(f"CUST-4,C-MANY,Bruno Costa,+15555550143,45.50,EUR,{TODAY - dt.timedelta(days=40)},open,UTC,en\n")
+        admin(args, "import", later)
+        driver.find_element(By.ID, "statement-link").click()
+        wait.until(lambda d: d.current_url == f"{many}/statement" and d.find_elements(By.ID, "total-due"))
+        statement_matches(driver, args, "C-MANY", ["CUST-4", "CUST-1", "CUST-3"], ["CUST-2"])
+        phone_layout(driver, "statement")
+        text = driver.find_element(By.TAG_NAME, "body").text
+        check("Statement for Bruno Costa" in text and "31–60 days overdue" in text,
+              "the statement says whose it is and each invoice's age")
+        check("+1555" not in text and "@" not in text, "no phone number or e-mail address on the statement")
+        full_page(driver, os.path.join(shots, "statement.png"))
+        driver.find_element(By.CSS_SELECTOR, "li[data-invoice-id=CUST-4] button[data-invoice]").click()
+        pay(driver, wait)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#payments tr[data-invoice-id=CUST-4]"))
+        check(admin(args, "history", "CUST-4").startswith("invoice CUST-4 paid"),
+              "CUST-4, paid from the statement, is paid in the table")
+        statement_matches(driver, args, "C-MANY", ["CUST-1", "CUST-3"], ["CUST-4", "CUST-2"])
+        # Printed: no buttons, no payment panel; A4.
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        shown = driver.execute_script(
+            "return [...document.querySelectorAll('button, a.button, #pay-panel, #statement-link')]"
+            ".filter(e => getComputedStyle(e).display !== 'none').length")
+        check(shown == 0, f"printed, the statement shows no button ({shown} shown)")
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        options = PrintOptions()
+        options.page_width = 21.0
+        options.page_height = 29.7
+        pdf = base64.b64decode(driver.print_page(options))
+        with open(os.path.join(shots, "statement.pdf"), "wb") as f:
+            f.write(pdf)
+        pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
+        check(pages == 1, f"the statement prints on one A4 page ({pages})")
         # The business revokes the customer's link: it no longer opens.
         revoked = admin(args, "revoke-link", many)
         check(revoked.startswith("revoked at "), f"dunning-admin revoke-link: {revoked.strip()}")

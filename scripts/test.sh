@@ -9,6 +9,10 @@ cd "$root"
 start=$(date +%s)
 section() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 
+# A clean CI build gains nothing from incremental compilation, which would
+# only fill the disk (gigabytes) and slow the build.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
+
 section "Tools (pinned, into ./.venv)"
 scripts/venv.sh
 

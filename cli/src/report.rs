@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use dunning::aws::DynamoStore;
 use dunning::invoice::Invoice;
+use dunning::ports::Links;
 use dunning::report::build;
 use dunning::report::text::{self, amount};
 
@@ -92,56 +93,38 @@ pub struct StatementArgs {
     pub table: String,
 }
 
-/// The payments recorded under `invoice_id` (`payment#` records).
-async fn payments_of(
-    store: &DynamoStore,
-    invoice_id: &str,
-) -> Result<Vec<dunning::report::Received>> {
-    let mut out = Vec::new();
-    for r in store.history(invoice_id).await? {
-        let text = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        if !text("sk").starts_with(dunning::ledger::PAYMENT_PREFIX) {
-            continue;
-        }
-        let (Ok(at), Some(currency), Ok(amount)) = (
-            text("paid_at").parse::<DateTime<Utc>>(),
-            dunning::money::Currency::parse(&text("currency")),
-            text("amount").parse::<rust_decimal::Decimal>(),
-        ) else {
-            continue;
-        };
-        out.push(dunning::report::Received {
-            invoice_id: invoice_id.to_owned(),
-            at,
-            amount,
-            currency,
-        });
-    }
-    Ok(out)
-}
-
 /// `statement CUST`: the customer's open invoices with their aging, the
 /// total due per currency, and the payments of the last 90 days on them.
 pub async fn statement(args: StatementArgs) -> Result<()> {
     let store = DynamoStore::new(&crate::aws().await?, &args.table);
-    let (invoices, _, _) = store.open_invoices().await?;
-    let theirs: Vec<Invoice> = invoices
-        .into_iter()
-        .map(|(i, _)| i)
-        .filter(|i| i.customer_id == args.customer_id)
-        .collect();
+    let now = args.as_of.unwrap_or_else(Utc::now);
+    let (raws, more) = store
+        .statement_invoices(
+            &args.customer_id,
+            dunning::pay_page::statement::paid_since(now),
+        )
+        .await?;
+    let mut theirs: Vec<Invoice> = Vec::new();
+    for raw in &raws {
+        match Invoice::parse(raw) {
+            Ok(invoice) => theirs.push(invoice),
+            Err(e) => eprintln!(
+                "warning: invoice {} is not valid and is left out: {e}",
+                raw.id_hint().unwrap_or("?")
+            ),
+        }
+    }
     if theirs.is_empty() {
         anyhow::bail!(
-            "customer {} has no open invoice in table {}",
+            "customer {} has no open or recently paid invoice in table {}",
             args.customer_id,
             args.table
         );
     }
     let mut payments = Vec::new();
-    for invoice in &theirs {
-        payments.extend(payments_of(&store, &invoice.id).await?);
+    for invoice in theirs.iter().filter(|i| !i.amount_paid.is_zero()) {
+        payments.extend(store.payments_received(&invoice.id).await?);
     }
-    let now = args.as_of.unwrap_or_else(Utc::now);
     let s = dunning::report::statement(
         &args.customer_id,
         &theirs,
@@ -149,6 +132,12 @@ pub async fn statement(args: StatementArgs) -> Result<()> {
         now,
         args.business_timezone,
     );
+    if more {
+        eprintln!(
+            "warning: the customer has more invoices than a statement shows; the first {} are here",
+            dunning::report::STATEMENT_MAX_INVOICES
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
@@ -175,6 +164,13 @@ pub async fn statement(args: StatementArgs) -> Result<()> {
     }
     for (code, total) in &s.total_due {
         println!("  total due {code} {}", amount(*total, code));
+        let by_age: Vec<String> = dunning::report::BUCKETS
+            .iter()
+            .zip(s.aging[code])
+            .filter(|(_, owed)| !owed.is_zero())
+            .map(|(bucket, owed)| format!("{bucket} {}", amount(owed, code)))
+            .collect();
+        println!("    by age: {}", by_age.join(", "));
     }
     if !s.recent_payments.is_empty() {
         println!(

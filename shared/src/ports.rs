@@ -239,6 +239,22 @@ pub trait Links: Send + Sync {
         intent: &StoredIntent,
         replacing: Option<&str>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// For a customer's statement: their open invoices and those paid on
+    /// or after `paid_since`, as [`crate::report::statement_picks`] picks
+    /// them (strongly consistent items, found through the customer index);
+    /// `true` when some were left out.
+    fn statement_invoices(
+        &self,
+        customer_id: &str,
+        paid_since: NaiveDate,
+    ) -> impl Future<Output = Result<(Vec<RawInvoice>, bool), StoreError>> + Send;
+
+    /// The money received on `invoice_id`: its `payment#` records.
+    fn payments_received(
+        &self,
+        invoice_id: &str,
+    ) -> impl Future<Output = Result<Vec<crate::report::Received>, StoreError>> + Send;
 }
 
 /// Applying a payment, once per payment key, never while a reminder is in

@@ -575,6 +575,34 @@ pub struct Received {
     pub currency: Currency,
 }
 
+impl Received {
+    /// The money a payment record (sort key `payment#<key>` under the
+    /// invoice) says came in; `None` for any other record, or one that does
+    /// not say when, how much and in which currency.
+    pub fn from_record(
+        invoice_id: &str,
+        sk: &str,
+        record: &crate::invoice::RawInvoice,
+    ) -> Option<Self> {
+        use crate::invoice::RawValue;
+        let text = |name: &str| match record.0.get(name) {
+            Some(RawValue::Text(t)) => Some(t.as_str()),
+            _ => None,
+        };
+        if !sk.starts_with(crate::ledger::PAYMENT_PREFIX) {
+            return None;
+        }
+        Some(Self {
+            invoice_id: invoice_id.to_owned(),
+            at: DateTime::parse_from_rfc3339(text("paid_at")?)
+                .ok()?
+                .with_timezone(&Utc),
+            amount: text("amount")?.parse().ok()?,
+            currency: Currency::parse(text("currency")?)?,
+        })
+    }
+}
+
 /// One open invoice on a customer's statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatementLine {
@@ -600,6 +628,8 @@ pub struct Statement {
     pub lines: Vec<StatementLine>,
     /// Currency code -> total owed.
     pub total_due: BTreeMap<String, Decimal>,
+    /// Currency code -> what is owed in each aging bucket ([`BUCKETS`]).
+    pub aging: BTreeMap<String, [Decimal; 6]>,
     /// Newest first.
     pub recent_payments: Vec<StatementPayment>,
 }
@@ -615,6 +645,25 @@ pub struct StatementPayment {
 /// How far back a statement lists payments.
 pub const STATEMENT_PAYMENT_DAYS: i64 = 90;
 
+/// The most invoices a statement reads and shows.
+pub const STATEMENT_MAX_INVOICES: usize = 100;
+
+/// Which of a customer's invoices a statement reads, from what the customer
+/// index says of each (`(invoice_id, open)`, in due-date order): the open
+/// ones first, oldest due first, then the recently paid ones, at most
+/// [`STATEMENT_MAX_INVOICES`]; `true` when some were left out.
+pub fn statement_picks(found: &[(String, bool)]) -> (Vec<String>, bool) {
+    let mut picks: Vec<&(String, bool)> = found.iter().filter(|(_, open)| *open).collect();
+    picks.extend(found.iter().filter(|(_, open)| !*open));
+    let more = picks.len() > STATEMENT_MAX_INVOICES;
+    let ids = picks
+        .into_iter()
+        .take(STATEMENT_MAX_INVOICES)
+        .map(|(id, _)| id.clone())
+        .collect();
+    (ids, more)
+}
+
 /// The statement of `customer_id` at `now` from its invoices and their payments.
 pub fn statement<'a>(
     customer_id: &str,
@@ -629,6 +678,7 @@ pub fn statement<'a>(
         as_of: now,
         lines: Vec::new(),
         total_due: BTreeMap::new(),
+        aging: BTreeMap::new(),
         recent_payments: Vec::new(),
     };
     for invoice in invoices {
@@ -645,6 +695,7 @@ pub fn statement<'a>(
         let days = days_overdue(invoice, now, business_tz);
         let code = owed.currency.code().to_owned();
         *s.total_due.entry(code.clone()).or_default() += owed.amount;
+        s.aging.entry(code.clone()).or_default()[bucket(days)] += owed.amount;
         s.lines.push(StatementLine {
             invoice_id: invoice.id.clone(),
             due_date: invoice.due_date,

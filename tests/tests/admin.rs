@@ -1685,3 +1685,98 @@ async fn the_report_counts_which_reminder_got_paid_and_the_money_of_paid_invoice
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_statement_reads_one_customer_s_invoices_through_their_index() -> anyhow::Result<()> {
+    let env = TestEnv::start().await?;
+    for (id, customer, due, extra) in [
+        ("S-OLD", "C-1", "2026-10-15", vec![]),
+        ("S-NEW", "C-1", "2026-12-10", vec![("currency", "EUR")]),
+        ("S-PAID", "C-1", "2026-11-20", vec![]),
+        ("S-OTHER", "C-2", "2026-11-01", vec![]),
+    ] {
+        let mut attrs = vec![("customer_id", customer), ("email", "s@example.com")];
+        attrs.extend(extra);
+        env.put_invoice(&invoice(id, due, &attrs)).await?;
+    }
+    for (id, amount, reference) in [("S-PAID", "120.00", "BANK-1"), ("S-OLD", "20.00", "BANK-2")] {
+        let out = admin(
+            &env,
+            &[
+                "record-payment",
+                id,
+                "--amount",
+                amount,
+                "--currency",
+                "USD",
+                "--reference",
+                reference,
+                "--paid-at",
+                "2026-11-25T10:00:00Z",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let statement = |args: &[&str]| {
+        let mut all = vec!["statement", "C-1", "--as-of", "2026-12-01T12:00:00Z"];
+        all.extend(args);
+        admin(&env, &all)
+    };
+    let out = statement(&["--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let lines: Vec<(&str, &str, &str)> = json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["invoice_id"].as_str().unwrap(),
+                l["bucket"].as_str().unwrap(),
+                l["owed"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [("S-OLD", "31-60", "100.00"), ("S-NEW", "not_due", "120.00")],
+        "C-1's open invoices, oldest due first; the paid one and C-2's are not lines"
+    );
+    assert_eq!(json["total_due"]["USD"], "100.00");
+    assert_eq!(json["aging"]["USD"][2], "100.00");
+    let paid: Vec<(&str, &str)> = json["recent_payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["invoice_id"].as_str().unwrap(),
+                p["amount"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paid.len(),
+        2,
+        "both payments, the paid invoice's too: {paid:?}"
+    );
+    assert!(paid.contains(&("S-PAID", "120.00")) && paid.contains(&("S-OLD", "20.00")));
+    let table = String::from_utf8_lossy(&statement(&[]).stdout).into_owned();
+    for text in [
+        "Statement for Ana Lima (C-1)",
+        "S-OLD",
+        "total due USD 100.00",
+        "by age: 31-60 100.00",
+        "2026-11-25 USD 120.00 on S-PAID",
+    ] {
+        assert!(table.contains(text), "{text:?} in:\n{table}");
+    }
+    assert!(!table.contains("S-OTHER"), "{table}");
+    let unknown = admin(&env, &["statement", "C-NOBODY"]);
+    assert!(
+        !unknown.status.success() && text(&unknown).contains("customer C-NOBODY has no open"),
+        "{}",
+        text(&unknown)
+    );
+    Ok(())
+}

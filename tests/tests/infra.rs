@@ -109,7 +109,9 @@ fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
 #[test]
 fn the_template_table_has_the_keys_and_index_the_store_uses() {
     let text = template();
-    use dunning::aws::store::{DUE_INDEX, PARTITION_KEY, SORT_KEY};
+    use dunning::aws::store::{
+        CUSTOMER_INDEX, CUSTOMER_INDEX_PROJECTS, DUE_INDEX, PARTITION_KEY, SORT_KEY,
+    };
     for (attr, kind) in [
         (PARTITION_KEY, "HASH"),
         (SORT_KEY, "RANGE"),
@@ -130,6 +132,23 @@ fn the_template_table_has_the_keys_and_index_the_store_uses() {
     }
     assert!(text.contains(&format!("IndexName: {DUE_INDEX}")));
     assert!(text.contains("ProjectionType: ALL"));
+    // The customer index: its keys and exactly what it projects.
+    let at = text
+        .find(&format!("IndexName: {CUSTOMER_INDEX}"))
+        .expect("the template has the customer index");
+    let block: String = text[at..].lines().take(9).collect::<Vec<_>>().join("\n");
+    for line in [
+        "AttributeName: customer_id\n              KeyType: HASH",
+        "AttributeName: due_date\n              KeyType: RANGE",
+        "ProjectionType: INCLUDE",
+        &format!("NonKeyAttributes: [{}]", CUSTOMER_INDEX_PROJECTS.join(", ")),
+    ] {
+        assert!(
+            block.contains(line),
+            "the customer index lacks {line:?}: {block}"
+        );
+    }
+    assert!(text.contains("- AttributeName: customer_id\n          AttributeType: S"));
 }
 
 /// The metric names one Embedded Metric Format record carries.
@@ -276,6 +295,7 @@ fn expression(resource: dunning::aws::operations::Resource) -> &'static str {
     match resource {
         Table => "!GetAtt InvoiceTable.Arn",
         DueIndex => r#"!Sub "${InvoiceTable.Arn}/index/by_status_due""#,
+        CustomerIndex => r#"!Sub "${InvoiceTable.Arn}/index/by_customer_due""#,
         SenderIdentities => {
             r#"!Sub "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*""#
         }

@@ -506,3 +506,131 @@ async fn the_unsubscribe_page_asks_then_its_button_or_a_one_click_post_opts_out_
         (405, Some("GET, HEAD, POST"))
     );
 }
+
+#[tokio::test]
+async fn a_customer_link_s_statement_lists_all_their_open_invoices_each_payable_here() {
+    let page = Page::new(None);
+    page.invoice("A", &[("due_date", "2026-11-20")]);
+    page.invoice("B", &[("due_date", "2026-12-05"), ("amount", "300.00")]);
+    // Open, but on no message: the statement shows it all the same.
+    page.invoice("C", &[("due_date", "2026-08-01"), ("amount", "80.00")]);
+    page.invoice(
+        "D",
+        &[
+            ("status", "paid"),
+            ("amount_paid", "1250.00"),
+            ("paid_at", "2026-11-22T10:00:00.000Z"),
+        ],
+    );
+    page.store.put_text(&[
+        ("invoice_id", "D"),
+        ("sk", "payment#stripe:pi_d"),
+        ("paid_at", "2026-11-22T10:00:00.000Z"),
+        ("amount", "1250.00"),
+        ("currency", "USD"),
+    ]);
+    // Paid long ago, and another customer's: on no statement of C-1.
+    page.invoice(
+        "OLD",
+        &[
+            ("status", "paid"),
+            ("amount_paid", "1250.00"),
+            ("paid_at", "2026-03-01T10:00:00.000Z"),
+        ],
+    );
+    page.invoice("THEIRS", &[("customer_id", "C-2")]);
+    let token = page
+        .link(LinkTarget::Customer {
+            customer_id: "C-1".into(),
+            invoices: vec!["A".into(), "B".into()],
+        })
+        .await;
+    let customer_page = page.get(&format!("/{}", token.as_str()), None).await;
+    // minijinja writes `/` in attributes as `&#x2f;`.
+    let href = format!("{ORIGIN}/{}/statement", token.as_str()).replace('/', "&#x2f;");
+    assert!(
+        customer_page.body.contains(&format!("href=\"{href}\"")),
+        "the customer page links to its statement: {}",
+        customer_page.body
+    );
+
+    let a = page
+        .get(&format!("/{}/statement", token.as_str()), None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    assert!(a
+        .header("content-security-policy")
+        .is_some_and(|csp| csp.contains("script-src") && csp.contains("frame-ancestors 'none'")));
+    let lines: Vec<&str> = a
+        .body
+        .match_indices("<li class=\"line\" data-invoice-id=\"")
+        .map(|(i, m)| {
+            let rest = &a.body[i + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        ["C", "A", "B"],
+        "every open invoice of theirs, oldest due first"
+    );
+    for text in [
+        "Statement for Ana Lima, 23 November 2026",
+        "USD 1,630.00",
+        "91–120 days overdue",
+        "data-invoice=\"C\" data-amount=\"80.00\"",
+        "Payments received in the last 90 days",
+        "<td>22 November 2026</td><td>D</td>",
+    ] {
+        assert!(a.body.contains(text), "the statement shows {text:?}");
+    }
+    assert!(!a.body.contains("THEIRS") && !a.body.contains("OLD"));
+    assert!(!a.body.contains("ana@example.com") && !a.body.contains("+1555"));
+
+    // Its invoices are payable through the link, another customer's are not.
+    let stale = page.pay(&token, "C", "1.00").await;
+    assert_eq!(
+        (stale.status, json(&stale)["error"].as_str()),
+        (409, Some("amount_changed")),
+        "C is the link's to pay (it only showed another amount)"
+    );
+    let status = page
+        .get(&format!("/{}/status?invoice=C", token.as_str()), None)
+        .await;
+    assert_eq!(json(&status)["state"], "open");
+    for other in ["THEIRS", "NOPE"] {
+        let a = page.pay(&token, other, "1250.00").await;
+        assert_eq!(
+            (a.status, json(&a)["error"].as_str()),
+            (404, Some("not_on_this_link")),
+            "{other}"
+        );
+    }
+
+    // An invoice's link has no statement; a revoked link's is gone.
+    let one = page.link(LinkTarget::Invoice("A".into())).await;
+    let a = page
+        .get(&format!("/{}/statement", one.as_str()), None)
+        .await;
+    assert_eq!(a.status, 404);
+    assert!(!a.body.contains("USD"));
+    let pay_other = page.pay(&one, "C", "80.00").await;
+    assert_eq!(json(&pay_other)["error"], "not_on_this_link");
+    page.store.revoke_link(&token, now()).await.unwrap();
+    let a = page
+        .get(&format!("/{}/statement", token.as_str()), None)
+        .await;
+    assert_eq!(a.status, 410);
+    assert!(!a.body.contains("Ana Lima"));
+    let a = page
+        .request(
+            "POST",
+            &format!("/{}/statement", token.as_str()),
+            Some(ORIGIN),
+            None,
+            b"",
+        )
+        .await;
+    assert_eq!((a.status, a.header("allow")), (405, Some("GET, HEAD")));
+}

@@ -2,14 +2,18 @@
 //! `link#<token>`, sort key `link` (outside the due index: no `status`),
 //! deleted by the table's TTL (`link_ttl`) 30 days after the link expires.
 //! Beside each invoice, the intents the pay page made for it (`intent#<key>`,
-//! also deleted by TTL), and the page's consistent reads of invoices.
+//! also deleted by TTL), and the page's consistent reads of invoices; for a
+//! customer's statement, their invoices through the customer index and the
+//! payment records of each.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::errors::store_error;
 use super::outcomes::condition_failure_is_false;
-use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, PARTITION_KEY, SORT_KEY};
+use super::store::{
+    n, raw_invoice, rfc3339, s, DynamoStore, Item, CUSTOMER_INDEX, PARTITION_KEY, SORT_KEY,
+};
 use crate::invoice::RawInvoice;
 use crate::ledger::INVOICE_SK;
 use crate::link::{LinkToken, PayLink, StoredIntent};
@@ -92,6 +96,80 @@ impl Links for DynamoStore {
             .send()
             .await;
         condition_failure_is_false(result.map(|_| ()), "UpdateItem")
+    }
+
+    async fn statement_invoices(
+        &self,
+        customer_id: &str,
+        paid_since: NaiveDate,
+    ) -> Result<(Vec<RawInvoice>, bool), StoreError> {
+        // The index's items are small (keys, status, paid_at): a customer's
+        // whole history costs a few reads. Its reads are eventually
+        // consistent; the items themselves are then read strongly.
+        let mut found: Vec<(String, bool)> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(CUSTOMER_INDEX)
+                .key_condition_expression("customer_id = :c")
+                // A date bounds any RFC 3339 instant of that day or later.
+                .filter_expression("sk = :invoice AND (#status = :open OR paid_at >= :since)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":c", s(customer_id))
+                .expression_attribute_values(":invoice", s(INVOICE_SK))
+                .expression_attribute_values(":open", s("open"))
+                .expression_attribute_values(":since", s(paid_since.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let text = text_of(&item);
+                if let Some(id) = text(PARTITION_KEY) {
+                    found.push((id.to_owned(), text("status") == Some("open")));
+                }
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                break;
+            }
+        }
+        let (ids, more) = crate::report::statement_picks(&found);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        Ok((self.page_invoices(&ids).await?, more))
+    }
+
+    async fn payments_received(
+        &self,
+        invoice_id: &str,
+    ) -> Result<Vec<crate::report::Received>, StoreError> {
+        let mut received = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("invoice_id = :id AND begins_with(sk, :payment)")
+                .expression_attribute_values(":id", s(invoice_id))
+                .expression_attribute_values(":payment", s(crate::ledger::PAYMENT_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            received.extend(out.items.unwrap_or_default().iter().filter_map(|item| {
+                let sk = text_of(item)(SORT_KEY)?;
+                crate::report::Received::from_record(invoice_id, sk, &raw_invoice(item))
+            }));
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(received);
+            }
+        }
     }
 
     async fn page_invoices(&self, ids: &[&str]) -> Result<Vec<RawInvoice>, StoreError> {

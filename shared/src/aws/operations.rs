@@ -11,6 +11,8 @@ pub enum Resource {
     Table,
     /// The due index (`by_status_due`).
     DueIndex,
+    /// The customer index (`by_customer_due`).
+    CustomerIndex,
     /// The account's SES identities (the sender's).
     SenderIdentities,
     /// The template's SES configuration set (`ReminderConfigurationSet`).
@@ -113,10 +115,13 @@ pub const PAYMENT_WEBHOOK: &[Operation] = &[
     op("ses:SendEmail", Resource::SenderIdentities, &["send_email"]),
 ];
 
-/// `pay-page`: reads links and invoices, writes its intent records, reads
-/// the Stripe key.
+/// `pay-page`: reads links and invoices, a customer's invoices and their
+/// payment records for a statement, writes its intent records and an
+/// unsubscribe's customer record, reads the Stripe key.
 pub const PAY_PAGE: &[Operation] = &[
     op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op("dynamodb:Query", Resource::CustomerIndex, &["query"]),
+    op("dynamodb:Query", Resource::Table, &["query"]),
     op(
         "dynamodb:BatchGetItem",
         Resource::Table,

@@ -1,6 +1,8 @@
 //! The DynamoDB store: one table holds invoices, their reminder ledger and
 //! their payments, keyed (`invoice_id`, `sk`); the `by_status_due` index on
-//! (`status`, `due_date`) lets a run read only open invoices in its window.
+//! (`status`, `due_date`) lets a run read only open invoices in its window;
+//! `by_customer_due` on (`customer_id`, `due_date`) finds a customer's
+//! invoices for their statement.
 
 use std::collections::HashMap;
 
@@ -22,6 +24,12 @@ use crate::ports::{DueItem, DuePage, StoreError};
 pub const PARTITION_KEY: &str = "invoice_id";
 pub const SORT_KEY: &str = "sk";
 pub const DUE_INDEX: &str = "by_status_due";
+/// The customer index on (`customer_id`, `due_date`): a customer's
+/// invoices for their statement. It projects only the keys, `status` and
+/// `paid_at`, so a run's and a payment's other writes never touch it.
+pub const CUSTOMER_INDEX: &str = "by_customer_due";
+/// The non-key attributes [`CUSTOMER_INDEX`] projects.
+pub const CUSTOMER_INDEX_PROJECTS: [&str; 2] = ["status", "paid_at"];
 /// The record where runs leave what they read ([`ReadState`]): outside the
 /// due index (no `status`), and not an invoice (its `sk` is not `invoice`).
 pub const RUN_STATE_KEY: (&str, &str) = ("#run", "read-state");
@@ -257,6 +265,20 @@ impl DynamoStore {
             )
             .build()
             .map_err(|e| StoreError::local("CreateTable", e.to_string()))?;
+        let customers = GlobalSecondaryIndex::builder()
+            .index_name(CUSTOMER_INDEX)
+            .key_schema(key("customer_id", KeyType::Hash)?)
+            .key_schema(key("due_date", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        CUSTOMER_INDEX_PROJECTS.map(str::to_owned).to_vec(),
+                    ))
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::local("CreateTable", e.to_string()))?;
         self.client
             .create_table()
             .table_name(&self.table)
@@ -265,9 +287,11 @@ impl DynamoStore {
             .attribute_definitions(attr(SORT_KEY)?)
             .attribute_definitions(attr("status")?)
             .attribute_definitions(attr("due_date")?)
+            .attribute_definitions(attr("customer_id")?)
             .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
             .key_schema(key(SORT_KEY, KeyType::Range)?)
             .global_secondary_indexes(index)
+            .global_secondary_indexes(customers)
             .send()
             .await
             .map_err(|e| store_error("CreateTable", e))?;

@@ -14,6 +14,10 @@
 //!   origin;
 //! - `GET <token>/status?invoice=<id>`: `{"state": "open" | "paid" | ..}`,
 //!   which the page polls after paying until the webhook has applied it;
+//! - `GET <token>/statement`: a customer link's "all invoices" view, the
+//!   customer's statement ([`statement`]): every open invoice of theirs,
+//!   each payable through the same `pay` route, the totals by age and the
+//!   payments of the last 90 days; printable;
 //! - `GET <token>/unsubscribe`: a page to confirm stopping e-mail
 //!   reminders; `POST` there (its button, or a mail client's one-click
 //!   unsubscribe from the `List-Unsubscribe` header) opts the customer out.
@@ -21,6 +25,7 @@
 //! Every answer is `Cache-Control: no-store`. Nothing here logs a token, a
 //! path or anything personal: only outcomes and invoice ids.
 
+pub mod statement;
 mod strings;
 pub mod view;
 
@@ -44,6 +49,8 @@ const SCRIPT: &str = include_str!("../../pages/pay.js");
 const PAGE: &str = include_str!("../../pages/page.html");
 const GONE: &str = include_str!("../../pages/gone.html");
 const UNSUBSCRIBE: &str = include_str!("../../pages/unsubscribe.html");
+const STATEMENT: &str = include_str!("../../pages/statement.html");
+const PAY_PANEL: &str = include_str!("../../pages/pay_panel.html");
 const BASE: &str = include_str!("../../pages/base.html");
 
 /// The templates and the CSP hashes of the inline style and script, built once.
@@ -74,6 +81,10 @@ impl Assets {
             .expect("gone.html compiles");
         env.add_template("unsubscribe.html", UNSUBSCRIBE)
             .expect("unsubscribe.html compiles");
+        env.add_template("statement.html", STATEMENT)
+            .expect("statement.html compiles");
+        env.add_template("pay_panel.html", PAY_PANEL)
+            .expect("pay_panel.html compiles");
         Self {
             env,
             style_hash: csp_hash(CSS),
@@ -159,12 +170,23 @@ fn script_json(value: &serde_json::Value) -> String {
         .replace('&', "\\u0026")
 }
 
+/// What [`PageDeps::pay_page`] renders.
+struct Shown<'a> {
+    lang: &'static str,
+    title: &'a str,
+    t: &'static Strings,
+    many: bool,
+    payable: bool,
+    page: serde_json::Value,
+}
+
 /// Which route a path names.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
     Page(LinkToken),
     Pay(LinkToken),
     Status(LinkToken),
+    Statement(LinkToken),
     Unsubscribe(LinkToken),
     Unknown,
 }
@@ -174,6 +196,9 @@ fn route(path: &str) -> Route {
     match parts.as_slice() {
         [.., token, "pay"] => LinkToken::parse(token).map_or(Route::Unknown, Route::Pay),
         [.., token, "status"] => LinkToken::parse(token).map_or(Route::Unknown, Route::Status),
+        [.., token, "statement"] => {
+            LinkToken::parse(token).map_or(Route::Unknown, Route::Statement)
+        }
         [.., token, "unsubscribe"] => {
             LinkToken::parse(token).map_or(Route::Unknown, Route::Unsubscribe)
         }
@@ -208,6 +233,13 @@ impl<S: Links> PageDeps<S> {
                 answer
             }
             ("POST", Route::Pay(token)) => self.pay(&token, &req).await,
+            ("GET" | "HEAD", Route::Statement(token)) => {
+                let mut answer = self.statement(&token, &req).await;
+                if req.method == "HEAD" {
+                    answer.body.clear();
+                }
+                answer
+            }
             ("GET", Route::Status(token)) => self.status(&token, &req).await,
             ("GET" | "HEAD", Route::Unsubscribe(token)) => {
                 let mut answer = self.unsubscribe(&token, &req, false).await;
@@ -219,10 +251,14 @@ impl<S: Links> PageDeps<S> {
             ("POST", Route::Unsubscribe(token)) => self.unsubscribe(&token, &req, true).await,
             (
                 _,
-                route @ (Route::Page(_) | Route::Pay(_) | Route::Status(_) | Route::Unsubscribe(_)),
+                route @ (Route::Page(_)
+                | Route::Pay(_)
+                | Route::Status(_)
+                | Route::Statement(_)
+                | Route::Unsubscribe(_)),
             ) => {
                 let allow = match route {
-                    Route::Page(_) => "GET, HEAD",
+                    Route::Page(_) | Route::Statement(_) => "GET, HEAD",
                     Route::Pay(_) => "POST",
                     Route::Unsubscribe(_) => "GET, HEAD, POST",
                     _ => "GET",
@@ -295,46 +331,164 @@ impl<S: Links> PageDeps<S> {
                 }
             }
             Page::Show(view) => {
-                let base = format!("{}/{}", self.config.base_url, token.as_str());
-                let config = json!({
-                    "publishable_key": self.config.stripe_publishable_key,
-                    "pay_url": format!("{base}/pay"),
-                    "status_url": format!("{base}/status"),
-                    "many": view.many,
-                    "t": { "working": view.t.working, "confirming": view.t.confirming,
-                           "paid_now": view.t.paid_now, "failed": view.t.failed },
-                });
-                let html = self.assets.env.get_template("page.html").and_then(|t| {
-                    t.render(minijinja::value::Serde(json!({
-                        "lang": view.lang, "title": view.title,
-                        "page": view, "css": CSS, "script": SCRIPT,
-                        "config": script_json(&config),
-                        "stripe_js": self.config.stripe_js_url,
-                    })))
-                });
-                match html {
-                    Ok(body) => {
-                        let mut headers = base_headers("text/html; charset=utf-8");
-                        headers.push(("content-security-policy", self.page_csp(view.payable)));
-                        headers.push(("content-language", view.lang.to_owned()));
-                        tracing::info!(
-                            invoices = view.invoices.len(),
-                            payable = view.payable,
-                            "pay page shown"
-                        );
-                        PageAnswer {
-                            status: 200,
-                            headers,
-                            body,
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "pay page: render failed");
-                        self.unavailable(req)
-                    }
+                let shown = self.pay_page(
+                    "page.html",
+                    token,
+                    req,
+                    Shown {
+                        lang: view.lang,
+                        title: &view.title,
+                        t: view.t,
+                        many: view.many,
+                        payable: view.payable,
+                        page: json!(view),
+                    },
+                );
+                if shown.status == 200 {
+                    tracing::info!(
+                        invoices = view.invoices.len(),
+                        payable = view.payable,
+                        "pay page shown"
+                    );
                 }
+                shown
             }
         }
+    }
+
+    /// A page of invoices to pay, rendered from `template`: the script's
+    /// configuration, the page's policy (Stripe's origins when something is
+    /// payable here) and its language.
+    fn pay_page(
+        &self,
+        template: &str,
+        token: &LinkToken,
+        req: &PageRequest<'_>,
+        shown: Shown<'_>,
+    ) -> PageAnswer {
+        let base = format!("{}/{}", self.config.base_url, token.as_str());
+        let t = shown.t;
+        let config = json!({
+            "publishable_key": self.config.stripe_publishable_key,
+            "pay_url": format!("{base}/pay"),
+            "status_url": format!("{base}/status"),
+            "many": shown.many,
+            "t": { "working": t.working, "confirming": t.confirming,
+                   "paid_now": t.paid_now, "failed": t.failed },
+        });
+        let html = self.assets.env.get_template(template).and_then(|tpl| {
+            tpl.render(minijinja::value::Serde(json!({
+                "lang": shown.lang, "title": shown.title,
+                "page": shown.page, "css": CSS, "script": SCRIPT,
+                "config": script_json(&config),
+                "stripe_js": self.config.stripe_js_url,
+                "statement_url": format!("{base}/statement"),
+            })))
+        });
+        match html {
+            Ok(body) => {
+                let mut headers = base_headers("text/html; charset=utf-8");
+                headers.push(("content-security-policy", self.page_csp(shown.payable)));
+                headers.push(("content-language", shown.lang.to_owned()));
+                PageAnswer {
+                    status: 200,
+                    headers,
+                    body,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, template, "pay page: render failed");
+                self.unavailable(req)
+            }
+        }
+    }
+
+    /// `GET <token>/statement`: the statement of a customer link's
+    /// customer. An invoice's link has none (it opens one invoice only).
+    async fn statement(&self, token: &LinkToken, req: &PageRequest<'_>) -> PageAnswer {
+        let link = match self.store.get_link(token).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::error!(error = %e, "pay page: could not read a link");
+                return self.unavailable(req);
+            }
+        };
+        let Some(link) = link else {
+            return self.gone(404, req);
+        };
+        if link.state(req.now) != LinkState::Active {
+            return self.gone(410, req);
+        }
+        let LinkTarget::Customer { customer_id, .. } = &link.target else {
+            return self.gone(404, req);
+        };
+        let Ok((invoices, more, payments)) = self.statement_reads(customer_id, req.now).await
+        else {
+            return self.unavailable(req);
+        };
+        let view =
+            statement::statement_view(customer_id, &invoices, &payments, more, &self.context(req));
+        let shown = self.pay_page(
+            "statement.html",
+            token,
+            req,
+            Shown {
+                lang: view.lang,
+                title: &view.title,
+                t: view.t,
+                many: true,
+                payable: view.payable,
+                page: json!(view),
+            },
+        );
+        if shown.status == 200 {
+            tracing::info!(
+                invoices = view.lines.len(),
+                payments = view.payments.len(),
+                more,
+                "statement shown"
+            );
+        }
+        shown
+    }
+
+    /// The customer's invoices for a statement (valid ones; the others are
+    /// logged with their ids), whether some were left out, and the money
+    /// received on those that have any.
+    async fn statement_reads(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<PageInvoice>, bool, Vec<crate::report::Received>), ()> {
+        let (raws, more) = self
+            .store
+            .statement_invoices(customer_id, statement::paid_since(now))
+            .await
+            .map_err(|e| tracing::error!(error = %e, "pay page: could not read a statement"))?;
+        let invoices: Vec<PageInvoice> = raws
+            .iter()
+            .filter_map(|raw| {
+                let parsed = PageInvoice::parse(raw);
+                if parsed.is_none() {
+                    tracing::warn!(
+                        invoice_id = raw.id_hint().unwrap_or("?"),
+                        "pay page: an invoice item is not valid; not on the statement"
+                    );
+                }
+                parsed
+            })
+            .collect();
+        let reads = invoices
+            .iter()
+            .filter(|p| !p.invoice.amount_paid.is_zero())
+            .map(|p| self.store.payments_received(&p.invoice.id));
+        let payments = futures::future::try_join_all(reads)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "pay page: could not read payments"))?
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok((invoices, more, payments))
     }
 
     /// The policy: our inline style and script by hash, Stripe.js from
@@ -488,7 +642,9 @@ impl<S: Links> PageDeps<S> {
         }
     }
 
-    /// The active link and the one invoice of it the request names.
+    /// The active link and the one invoice of it the request names: one
+    /// the link opens, or for a customer link any invoice of that customer
+    /// (their statement's).
     async fn invoice_on_link(
         &self,
         token: &LinkToken,
@@ -505,10 +661,21 @@ impl<S: Links> PageDeps<S> {
         }
         let id =
             invoice_id.ok_or_else(|| json_answer(400, json!({"error": "invoice_required"})))?;
-        invoices
-            .into_iter()
-            .find(|p| p.invoice.id == id)
-            .ok_or_else(|| json_answer(404, json!({"error": "not_on_this_link"})))
+        let not_on_link = || json_answer(404, json!({"error": "not_on_this_link"}));
+        if let Some(p) = invoices.into_iter().find(|p| p.invoice.id == id) {
+            return Ok(p);
+        }
+        let LinkTarget::Customer { customer_id, .. } = &link.target else {
+            return Err(not_on_link());
+        };
+        let raws = self.store.page_invoices(&[id]).await.map_err(|e| {
+            tracing::error!(error = %e, "pay page: could not read an invoice");
+            json_answer(503, json!({"error": "unavailable"}))
+        })?;
+        raws.iter()
+            .filter_map(PageInvoice::parse)
+            .find(|p| p.invoice.id == id && p.invoice.customer_id == *customer_id)
+            .ok_or_else(not_on_link)
     }
 
     async fn status(&self, token: &LinkToken, req: &PageRequest<'_>) -> PageAnswer {

@@ -36,6 +36,17 @@ pub struct Strings {
     pub unsubscribe_button: &'static str,
     pub unsubscribed_title: &'static str,
     pub unsubscribed_text: &'static str,
+    pub statement: &'static str,
+    pub all_invoices: &'static str,
+    pub open_invoices: &'static str,
+    pub total_due: &'static str,
+    pub by_age: &'static str,
+    /// The aging buckets' names, in [`crate::report::BUCKETS`] order.
+    pub buckets: [&'static str; 6],
+    pub date: &'static str,
+    pub amount: &'static str,
+    pub nothing_owed: &'static str,
+    pub no_payments: &'static str,
 }
 
 const EN: Strings = Strings {
@@ -70,6 +81,16 @@ const EN: Strings = Strings {
     unsubscribe_button: "Stop e-mail reminders",
     unsubscribed_title: "E-mail reminders stopped",
     unsubscribed_text: "You will get no more payment reminders by e-mail. Contact us if this was a mistake.",
+    statement: "Statement",
+    all_invoices: "All your invoices (statement)",
+    open_invoices: "Open invoices",
+    total_due: "Total due",
+    by_age: "By age",
+    buckets: ["Not yet due", "1–30 days overdue", "31–60 days overdue", "61–90 days overdue", "91–120 days overdue", "Over 120 days overdue"],
+    date: "Date",
+    amount: "Amount",
+    nothing_owed: "Nothing is owed. Thank you!",
+    no_payments: "No payments in this period.",
 };
 
 const ZH_HANS: Strings = Strings {
@@ -104,6 +125,23 @@ const ZH_HANS: Strings = Strings {
     unsubscribe_button: "停止电子邮件提醒",
     unsubscribed_title: "已停止电子邮件提醒",
     unsubscribed_text: "您将不再通过电子邮件收到付款提醒。如有误，请联系我们。",
+    statement: "对账单",
+    all_invoices: "您的全部发票（对账单）",
+    open_invoices: "未付发票",
+    total_due: "应付总额",
+    by_age: "按账龄",
+    buckets: [
+        "未到期",
+        "逾期 1–30 天",
+        "逾期 31–60 天",
+        "逾期 61–90 天",
+        "逾期 91–120 天",
+        "逾期超过 120 天",
+    ],
+    date: "日期",
+    amount: "金额",
+    nothing_owed: "目前没有应付款项。谢谢！",
+    no_payments: "此期间没有付款。",
 };
 
 const ZH_HANT: Strings = Strings {
@@ -138,6 +176,23 @@ const ZH_HANT: Strings = Strings {
     unsubscribe_button: "停止電子郵件提醒",
     unsubscribed_title: "已停止電子郵件提醒",
     unsubscribed_text: "您將不再透過電子郵件收到付款提醒。如有誤，請聯絡我們。",
+    statement: "對帳單",
+    all_invoices: "您的全部發票（對帳單）",
+    open_invoices: "未付發票",
+    total_due: "應付總額",
+    by_age: "按帳齡",
+    buckets: [
+        "未到期",
+        "逾期 1–30 天",
+        "逾期 31–60 天",
+        "逾期 61–90 天",
+        "逾期 91–120 天",
+        "逾期超過 120 天",
+    ],
+    date: "日期",
+    amount: "金額",
+    nothing_owed: "目前沒有應付款項。謝謝！",
+    no_payments: "此期間沒有付款。",
 };
 
 impl Strings {
@@ -197,5 +252,33 @@ pub fn title(locale: Locale, business: &str) -> String {
     match locale {
         Locale::En => format!("Pay {business}"),
         Locale::ZhHans | Locale::ZhHant => format!("向 {business} 付款"),
+    }
+}
+
+/// The statement's heading: whose, and on which day.
+pub fn statement_of(locale: Locale, customer: &str, date: &str) -> String {
+    match (locale, customer.is_empty()) {
+        (Locale::En, false) => format!("Statement for {customer}, {date}"),
+        (Locale::En, true) => format!("Statement, {date}"),
+        (Locale::ZhHans, false) => format!("{customer}的对账单（{date}）"),
+        (Locale::ZhHant, false) => format!("{customer}的對帳單（{date}）"),
+        (Locale::ZhHans, true) => format!("对账单（{date}）"),
+        (Locale::ZhHant, true) => format!("對帳單（{date}）"),
+    }
+}
+
+pub fn payments_in_last(locale: Locale, days: i64) -> String {
+    match locale {
+        Locale::En => format!("Payments received in the last {days} days"),
+        Locale::ZhHans | Locale::ZhHant => format!("最近 {days} 天收到的付款"),
+    }
+}
+
+/// When a statement shows only its first invoices.
+pub fn only_first(locale: Locale, shown: usize) -> String {
+    match locale {
+        Locale::En => format!("Only the first {shown} invoices are shown here. Please contact us for the full statement."),
+        Locale::ZhHans => format!("此处仅显示前 {shown} 张发票。如需完整对账单，请与我们联系。"),
+        Locale::ZhHant => format!("此處僅顯示前 {shown} 張發票。如需完整對帳單，請與我們聯絡。"),
     }
 }

@@ -204,7 +204,7 @@ pub fn build(link: Option<&PayLink>, invoices: &[PageInvoice], ctx: &PageContext
     })
 }
 
-fn invoice_view(p: &PageInvoice, locale: Locale, ctx: &PageContext<'_>) -> InvoiceView {
+pub(super) fn invoice_view(p: &PageInvoice, locale: Locale, ctx: &PageContext<'_>) -> InvoiceView {
     let t = Strings::of(locale);
     let inv = &p.invoice;
     let currency = inv.amount.currency;

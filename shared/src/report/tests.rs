@@ -295,6 +295,45 @@ fn a_statement_lists_the_customer_s_open_invoices_oldest_first_with_totals_per_c
     assert_eq!(s.total_due["EUR"], d("80.00"));
     assert_eq!(s.recent_payments.len(), 1, "only the last 90 days");
     assert_eq!(s.customer_name, "C-1");
+    let usd_aging = s.aging["USD"];
+    assert_eq!((usd_aging[0], usd_aging[1]), (d("100.00"), d("30.00")));
+    assert_eq!(s.aging["EUR"][4], d("80.00"));
+    for (code, buckets) in &s.aging {
+        let sum: Decimal = buckets.iter().copied().sum();
+        assert_eq!(
+            sum, s.total_due[code],
+            "{code}: the buckets sum to the total due"
+        );
+    }
+}
+
+#[test]
+fn a_payment_record_is_money_received_and_other_records_are_not() {
+    let record = |extra: &[(&str, &str)]| {
+        let mut r = RawInvoice::default();
+        for (k, v) in [
+            ("paid_at", "2026-11-25T10:00:00.000Z"),
+            ("amount", "20.50"),
+            ("currency", "EUR"),
+        ]
+        .iter()
+        .chain(extra)
+        {
+            r.0.insert((*k).to_owned(), RawValue::Text((*v).to_owned()));
+        }
+        r
+    };
+    let got = Received::from_record("INV-1", "payment#stripe:pi_1", &record(&[])).unwrap();
+    assert_eq!(got.invoice_id, "INV-1");
+    assert_eq!(got.at, at("2026-11-25T10:00:00Z"));
+    assert_eq!(got.amount, d("20.50"));
+    assert_eq!(got.currency.code(), "EUR");
+    assert!(Received::from_record("INV-1", "refund#stripe:re_1", &record(&[])).is_none());
+    assert!(Received::from_record("INV-1", "reminder#-3#email", &record(&[])).is_none());
+    assert!(Received::from_record("INV-1", "payment#k", &record(&[("amount", "lots")])).is_none());
+    assert!(
+        Received::from_record("INV-1", "payment#k", &record(&[("paid_at", "yesterday")])).is_none()
+    );
 }
 
 /// A small report: two currencies, one overdue customer, one baseline row.
@@ -353,4 +392,26 @@ fn the_html_report_is_self_contained_and_carries_its_figures() {
     // Names are escaped, in the page and in the charts.
     assert!(html.contains("ACME &lt;Ltd&gt;"));
     assert!(!html.contains("<Ltd>"));
+}
+
+#[test]
+fn a_statement_reads_open_invoices_first_and_at_most_its_limit() {
+    let found: Vec<(String, bool)> = (0..STATEMENT_MAX_INVOICES + 5)
+        .map(|i| (format!("I-{i:03}"), i % 3 != 0))
+        .collect();
+    let (ids, more) = statement_picks(&found);
+    assert!(more);
+    assert_eq!(ids.len(), STATEMENT_MAX_INVOICES);
+    let open = found.iter().filter(|(_, o)| *o).count();
+    assert!(
+        ids[..open]
+            .iter()
+            .all(|id| found.iter().any(|(f, o)| f == id && *o)),
+        "every open invoice comes before any paid one"
+    );
+    assert_eq!(ids[0], "I-001", "in the index's (due date) order");
+    let few = &found[..4];
+    let (ids, more) = statement_picks(few);
+    assert!(!more);
+    assert_eq!(ids, ["I-001", "I-002", "I-000", "I-003"]);
 }

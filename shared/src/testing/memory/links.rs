@@ -103,4 +103,47 @@ impl Links for MemoryStore {
         inner.records.insert(k, record);
         Ok(true)
     }
+
+    async fn statement_invoices(
+        &self,
+        customer_id: &str,
+        paid_since: chrono::NaiveDate,
+    ) -> Result<(Vec<RawInvoice>, bool), StoreError> {
+        // What the customer index holds, in its order, with the Query's filter.
+        let since = paid_since.to_string();
+        let mut found: Vec<(String, String, bool)> = self
+            .lock()
+            .records
+            .iter()
+            .filter(|((_, sk), r)| {
+                sk == crate::ledger::INVOICE_SK && get_text(r, "customer_id") == Some(customer_id)
+            })
+            .filter_map(|((id, _), r)| {
+                let due = get_text(r, "due_date")?.to_owned();
+                let open = get_text(r, "status") == Some("open");
+                let paid_lately = get_text(r, "paid_at").is_some_and(|p| p >= since.as_str());
+                (open || paid_lately).then(|| (due, id.clone(), open))
+            })
+            .collect();
+        found.sort();
+        let found: Vec<(String, bool)> = found.into_iter().map(|(_, id, o)| (id, o)).collect();
+        let (ids, more) = crate::report::statement_picks(&found);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        Ok((self.page_invoices(&ids).await?, more))
+    }
+
+    async fn payments_received(
+        &self,
+        invoice_id: &str,
+    ) -> Result<Vec<crate::report::Received>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .records
+            .range((invoice_id.to_owned(), String::new())..)
+            .take_while(|((id, _), _)| id == invoice_id)
+            .filter_map(|((_, sk), r)| {
+                crate::report::Received::from_record(invoice_id, sk, &RawInvoice(r.clone()))
+            })
+            .collect())
+    }
 }
