@@ -47,8 +47,7 @@ pub const IMPORT: &str = "import";
 /// Sort-key prefix of the history records of changes.
 pub const CHANGE_PREFIX: &str = "change#";
 
-/// The attribute that names the invoice's current ladder (absent: the first).
-pub const CYCLE: &str = "ladder_cycle";
+pub use crate::invoice::CYCLE;
 
 /// What a re-import or `edit` may change, in the item contract's names.
 pub const EDITABLE: &[&str] = &[
@@ -189,16 +188,22 @@ pub struct EditPlan {
     pub record: Vec<(&'static str, RawValue)>,
     /// Dates a full read must take the invoice on ([`WAKE_PARTITION`]).
     pub wake: Vec<NaiveDate>,
+    /// What a status change between open and paid adds to the report's
+    /// rollup ([`crate::report::rollup::on_status_change`]), in the commit.
+    pub rollup: crate::report::rollup::Additions,
+    /// Attributes the plan was computed from besides those it writes.
+    pub guard: Vec<String>,
 }
 
 impl EditPlan {
-    /// Every attribute the plan writes or removes: the commit requires each
-    /// unchanged since read.
-    pub fn touched(&self) -> impl Iterator<Item = &str> {
+    /// Every attribute the plan writes, removes or was computed from: the
+    /// commit requires each unchanged since read (and `status`).
+    pub fn guarded(&self) -> impl Iterator<Item = &str> {
         self.set
             .iter()
             .map(|(k, _)| k.as_str())
             .chain(self.remove.iter().map(String::as_str))
+            .chain(self.guard.iter().map(String::as_str))
     }
 }
 
@@ -446,6 +451,22 @@ pub fn plan(
     }
     wake.sort_unstable();
     wake.dedup();
+    // Marked paid here, not by a payment: when (a provider's event's own
+    // instant), for the pay page and for the report's rollup.
+    let paid_at = match &request.edit {
+        Edit::Sync { created, .. } => DateTime::from_timestamp(*created, 0).unwrap_or(at),
+        _ => at,
+    };
+    let marks_paid = status == InvoiceStatus::Open
+        && set
+            .iter()
+            .any(|(k, v)| k == "status" && v.shown() == InvoiceStatus::Paid.as_str());
+    if marks_paid && !set.iter().any(|(k, _)| k == "paid_at") {
+        set.push((
+            "paid_at".into(),
+            RawValue::Text(paid_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        ));
+    }
     let mut after = raw.clone();
     for (k, v) in &set {
         after.insert(k.clone(), v.clone());
@@ -453,7 +474,37 @@ pub fn plan(
     for k in &remove {
         after.0.remove(k);
     }
-    Invoice::parse(&after).map_err(|r| EditError::Invalid(r.reason))?;
+    let parsed = Invoice::parse(&after).map_err(|r| EditError::Invalid(r.reason))?;
+    let rollup = crate::report::rollup::on_status_change(raw, &after, paid_at);
+    let counted_to = crate::report::rollup::COUNTED_TO;
+    if marks_paid {
+        // Its money is counted up to its total: a payment after counts only beyond.
+        let fees: rust_decimal::Decimal = parsed.late_fees.values().copied().sum();
+        set.push((
+            counted_to.into(),
+            RawValue::Text((parsed.amount.amount + fees).to_string()),
+        ));
+    }
+    let reopens = status == InvoiceStatus::Paid && parsed.status == InvoiceStatus::Open;
+    if reopens {
+        set.push((
+            "reopened_at".into(),
+            RawValue::Text(at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        ));
+        for attr in ["paid_at", counted_to] {
+            if raw.0.contains_key(attr) {
+                remove.push(attr.into());
+            }
+        }
+    }
+    // The rollup's figures come from the amounts and sends as read: the
+    // commit requires them unchanged (a payment or a send in between makes
+    // the edit read again).
+    let mut guard = Vec::new();
+    if !rollup.is_empty() {
+        guard.extend(["amount", "amount_paid", "reminded", counted_to].map(str::to_owned));
+        guard.extend(raw.0.keys().filter(|k| k.starts_with("late_fee#")).cloned());
+    }
     let command = request.command.unwrap_or(request.edit.command());
     let lines = changes.iter().map(|c| c.masked().to_string()).collect();
     let (record_sk, record) =
@@ -470,6 +521,8 @@ pub fn plan(
         changes,
         record,
         wake,
+        rollup,
+        guard,
     }))
 }
 

@@ -20,6 +20,10 @@ pub mod instalments;
 mod raw;
 pub use raw::{exact_number, AmountProblem, InvalidReason, RawInvoice, RawValue, Rejected};
 
+/// The attribute that names the invoice's current ladder (absent: the
+/// first): a later due date starts another ([`crate::edit`]).
+pub const CYCLE: &str = "ladder_cycle";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvoiceStatus {
     Open,
@@ -86,7 +90,7 @@ pub struct Invoice {
     pub reminder_cycle: Option<String>,
     /// Late fees applied, by step (`late_fee#<step>` attributes).
     pub late_fees: BTreeMap<String, Decimal>,
-    /// The ladder's cycle since the due date last changed ([`crate::edit::CYCLE`]).
+    /// The ladder's cycle since the due date last changed ([`CYCLE`]).
     pub cycle: Option<String>,
     /// A promise to pay by this date (`promised_by`): no reminders until
     /// then, one message on the next business day if it is not kept.
@@ -215,9 +219,18 @@ impl Invoice {
         })
     }
 
+    /// An invoice id the contract admits: 1-128 characters, no `#`, no
+    /// control characters.
+    pub fn is_valid_id(id: &str) -> bool {
+        !id.is_empty()
+            && id.chars().count() <= 128
+            && !id.contains('#')
+            && !id.chars().any(char::is_control)
+    }
+
     fn validate(raw: &RawInvoice) -> Result<Self, InvalidReason> {
         let id = raw.required("invoice_id")?;
-        if id.chars().count() > 128 || id.contains('#') || id.chars().any(char::is_control) {
+        if !Self::is_valid_id(id) {
             return Err(InvalidReason::BadInvoiceId);
         }
         let customer_id = raw.required("customer_id")?;

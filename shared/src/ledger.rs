@@ -33,7 +33,7 @@ pub fn reminder_sk(step: &str, channel: Channel) -> String {
 
 /// The name a step's ledger records carry: the step's own in an invoice's
 /// first ladder, `<step>@<cycle>` once its due date changed
-/// ([`crate::edit::CYCLE`]), so that the new date's steps are claimed anew
+/// ([`crate::invoice::CYCLE`]), so that the new date's steps are claimed anew
 /// and the old date's records stay as they were.
 pub fn cycle_step(step: &str, cycle: Option<&str>) -> String {
     match cycle {

@@ -411,6 +411,10 @@ pub struct PayableInvoice {
     pub disputed: bool,
     /// The provider dispute that marked the invoice disputed, if one did.
     pub dispute_id: Option<String>,
+    /// The `amount_paid` up to which the report's rollup already counted the
+    /// money, when the invoice was marked paid without a payment here
+    /// ([`crate::report::rollup::COUNTED_TO`]).
+    pub counted_to: Option<Decimal>,
 }
 
 impl PayableInvoice {
@@ -465,6 +469,11 @@ impl PayableInvoice {
                 _ => false,
             },
             dispute_id: raw.text("dispute_id").ok().flatten().map(str::to_owned),
+            counted_to: raw
+                .amount(crate::report::rollup::COUNTED_TO)
+                .ok()
+                .flatten()
+                .and_then(|t| decimal(&t)),
         })
     }
 }
@@ -477,14 +486,25 @@ impl Payment {
         invoice: &PayableInvoice,
         settlement: &Settlement,
     ) -> crate::report::rollup::Movement {
+        let delta = settlement.amount_paid - invoice.amount_paid;
+        // Money in to an invoice marked paid without a payment here counts
+        // only beyond what the mark already counted; money back counts whole.
+        let moved = match (self.flow, invoice.status, invoice.counted_to) {
+            (Flow::In, InvoiceStatus::Paid, Some(covered)) => {
+                settlement.amount_paid.max(covered) - invoice.amount_paid.max(covered)
+            }
+            _ => delta,
+        };
         crate::report::rollup::Movement {
             currency: invoice.amount.currency,
             total: invoice.total(),
-            moved: settlement.amount_paid - invoice.amount_paid,
+            moved,
             paid_at: self.paid_at,
+            // As the plan marks it paid: only when `amount_paid` moves.
             newly_paid: self.flow == Flow::In
                 && settlement.fully_paid
-                && invoice.status == InvoiceStatus::Open,
+                && invoice.status == InvoiceStatus::Open
+                && !delta.is_zero(),
             reopened: settlement.reopened,
         }
     }
@@ -615,7 +635,46 @@ mod tests {
             locale: None,
             disputed: false,
             dispute_id: None,
+            counted_to: None,
         }
+    }
+
+    #[test]
+    fn money_to_an_invoice_marked_paid_counts_only_beyond_what_the_mark_counted() {
+        let usd = Currency::parse("USD").unwrap();
+        let at = "2026-11-02T10:00:00Z".parse().unwrap();
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        // Marked paid with 40.00 of 100.00 recorded: the mark counted 60.00.
+        let marked = PayableInvoice {
+            status: InvoiceStatus::Paid,
+            counted_to: Some(d("100.00")),
+            ..invoice("100.00", "40.00", "0")
+        };
+        let mut payment = Payment::once("e", "k", "INV-1", Decimal::ZERO, usd, at, "stripe", "t");
+        // The transfer the mark stood for, recorded after all: nothing new.
+        let same = payment.movement(&marked, &marked.settle(Flow::In, d("60.00")));
+        assert_eq!(same.moved, Decimal::ZERO);
+        assert!(!same.newly_paid && !same.reopened);
+        // Paid twice over: what goes beyond is money that came.
+        let twice = payment.movement(&marked, &marked.settle(Flow::In, d("100.00")));
+        assert_eq!(twice.moved, d("40.00"));
+        // A part of it: nothing new either.
+        let part = marked.settle(Flow::In, d("30.00"));
+        assert_eq!(payment.movement(&marked, &part).moved, Decimal::ZERO);
+        // Money back counts whole, and reopens.
+        payment.flow = Flow::Back;
+        let back = payment.movement(&marked, &marked.settle(Flow::Back, d("10.00")));
+        assert_eq!(back.moved, d("-10.00"));
+        assert!(back.reopened);
+        // Open (the mark taken back): money counts as always.
+        payment.flow = Flow::In;
+        let reopened = PayableInvoice {
+            status: InvoiceStatus::Open,
+            ..marked.clone()
+        };
+        let paid = payment.movement(&reopened, &reopened.settle(Flow::In, d("60.00")));
+        assert_eq!(paid.moved, d("60.00"));
+        assert!(paid.newly_paid);
     }
 
     #[test]

@@ -1780,3 +1780,104 @@ async fn a_statement_reads_one_customer_s_invoices_through_their_index() -> anyh
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_invoice_a_reimport_marks_paid_counts_in_the_report_as_a_payment() -> anyhow::Result<()>
+{
+    let env = TestEnv::start().await?;
+    let dir = std::env::temp_dir().join(format!("dunning-paid-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let due = (chrono::Utc::now() - chrono::Duration::days(12)).date_naive();
+    let write = |name: &str, status: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "invoice_id,customer_id,customer_name,email,amount,currency,due_date,status\n\
+                 INV-M1,C-M,Mia,m@example.com,120.00,USD,{due},{status}\n\
+                 INV-M2,C-N,Noa,n@example.com,80.00,USD,{due},open\n"
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let report = || -> anyhow::Result<serde_json::Value> {
+        let out = admin(&env, &["report", "--format", "json"]);
+        anyhow::ensure!(out.status.success(), "{}", text(&out));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let out = admin(&env, &["import", &write("v1.csv", "open")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = report()?;
+    assert_eq!(before["collection"]["USD"][0]["received"], "0");
+    let unpaid = before["effectiveness"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["step"] == "due_today" && r["channel"].is_null())
+        .cloned();
+    assert!(
+        unpaid.as_ref().is_some_and(|r| r["median_days"].is_null()),
+        "nobody paid yet: {unpaid:?}"
+    );
+    // The billing system says INV-M1 was paid (by a transfer it recorded).
+    let out = admin(&env, &["import", &write("v2.csv", "paid")]);
+    assert!(
+        text(&out).contains("created 0, updated 1, unchanged 1"),
+        "{}",
+        text(&out)
+    );
+    let history = String::from_utf8_lossy(&admin(&env, &["history", "INV-M1"]).stdout).into_owned();
+    assert!(history.starts_with("invoice INV-M1 paid"), "{history}");
+    let after = report()?;
+    let usd = &after["collection"]["USD"][0];
+    assert_eq!(
+        (&usd["received"], &usd["receivables_end"]),
+        (&"120.00".into(), &"80.00".into()),
+        "what INV-M1 owed came in today: {usd}"
+    );
+    let rows = after["effectiveness"]["rows"].as_array().unwrap();
+    let baseline = rows
+        .iter()
+        .find(|r| r["step"] == "due_today" && r["channel"].is_null())
+        .unwrap_or_else(|| panic!("no baseline row in {rows:?}"));
+    // Both unreminded; one of the two paid, 12 days after its due date.
+    assert_eq!(baseline["invoices"], 2);
+    assert_eq!(baseline["median_days"], 12, "{baseline}");
+    // The same file again changes nothing, and counts nothing twice.
+    let out = admin(&env, &["import", &write("v2.csv", "paid")]);
+    assert!(
+        text(&out).contains("created 0, updated 0, unchanged 2"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(report()?["collection"]["USD"][0]["received"], "120.00");
+    // The transfer the billing system saw, recorded here after all: the
+    // same money, not counted again.
+    let out = admin(
+        &env,
+        &[
+            "record-payment",
+            "INV-M1",
+            "--amount",
+            "120.00",
+            "--currency",
+            "USD",
+            "--reference",
+            "BANK-M1",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let last = report()?;
+    assert_eq!(last["collection"]["USD"][0]["received"], "120.00");
+    let baseline = last["effectiveness"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["step"] == "due_today" && r["channel"].is_null())
+        .cloned()
+        .unwrap();
+    assert_eq!(baseline["invoices"], 2, "INV-M1 counted once");
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}

@@ -599,7 +599,8 @@ async fn a_customer_link_s_statement_lists_all_their_open_invoices_each_payable_
         .get(&format!("/{}/status?invoice=C", token.as_str()), None)
         .await;
     assert_eq!(json(&status)["state"], "open");
-    for other in ["THEIRS", "NOPE"] {
+    let long = "X".repeat(3000);
+    for other in ["THEIRS", "NOPE", "C%23invoice", "", long.as_str()] {
         let a = page.pay(&token, other, "1250.00").await;
         assert_eq!(
             (a.status, json(&a)["error"].as_str()),

@@ -1218,6 +1218,37 @@ async fn a_stripe_invoice_is_synced_updated_paid_and_voided_whatever_the_order_o
     )
     .await?;
     assert_eq!(summary.total_sent(), 0, "paid: nothing more");
+    // Paid in Stripe, not by a payment here: the report's rollup counts it
+    // once (the stale events after it add nothing), with its reminder.
+    let rollup = env
+        .deps
+        .store
+        .history(dunning::report::rollup::PARTITION)
+        .await?;
+    let amount = |attr: &str| -> rust_decimal::Decimal {
+        rollup
+            .iter()
+            .filter_map(|day| day.get(attr))
+            .map(|v| {
+                v.to_string()
+                    .trim_matches('"')
+                    .parse::<rust_decimal::Decimal>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    assert_eq!(
+        amount("received#EUR"),
+        rust_decimal::Decimal::from(480),
+        "{rollup:?}"
+    );
+    assert_eq!(amount("sales_paid#EUR"), rust_decimal::Decimal::from(480));
+    assert!(
+        rollup.iter().any(|day| day
+            .as_object()
+            .is_some_and(|d| d.keys().any(|k| k.starts_with("due_today#email#")))),
+        "the reminder it got before it was paid: {rollup:?}"
+    );
 
     // Another invoice: voided delivered before finalized; void either way.
     let voided = sync(&env, "invoice.voided.sync").await;

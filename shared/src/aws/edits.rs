@@ -1,7 +1,8 @@
 //! An edit's commit on DynamoDB ([`crate::ports::EditStore`]): one
 //! transaction of the invoice's update, conditional on what it touches and
-//! its status being as read and on no reminder in flight, and the history
-//! record of the change.
+//! its status being as read and on no reminder in flight, the history
+//! record of the change, and what a status change adds to the report's
+//! rollup.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
@@ -34,7 +35,7 @@ impl EditStore for DynamoStore {
             .key(PARTITION_KEY, s(invoice_id))
             .key(SORT_KEY, s(INVOICE_SK))
             .expression_attribute_values(":now", n(now.timestamp()));
-        let mut guarded: Vec<&str> = plan.touched().collect();
+        let mut guarded: Vec<&str> = plan.guarded().collect();
         guarded.push("status");
         guarded.sort_unstable();
         guarded.dedup();
@@ -74,6 +75,13 @@ impl EditStore for DynamoStore {
                 .build()
                 .map_err(local)?;
             items.push(TransactWriteItem::builder().put(wake).build());
+        }
+        for (sk, adds) in &plan.rollup {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.rollup_update(sk, adds)?)
+                    .build(),
+            );
         }
         Ok(match self.transact(items).await? {
             None => Commit::Done,

@@ -516,7 +516,7 @@ impl DynamoStore {
     }
 
     /// The rollup day `sk` gains `adds` ([`crate::report::rollup`]).
-    fn rollup_update(
+    pub(super) fn rollup_update(
         &self,
         sk: &str,
         adds: &std::collections::BTreeMap<String, rust_decimal::Decimal>,

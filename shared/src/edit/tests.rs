@@ -340,3 +340,50 @@ fn a_plan_sums_to_what_is_owed_and_writes_a_wake_record_per_date_and_not_for_str
     .unwrap();
     assert_eq!(both.wake, ["2026-12-15".parse::<NaiveDate>().unwrap()]);
 }
+
+#[test]
+fn marking_an_invoice_paid_says_when_and_counts_in_the_report_s_rollup() {
+    let set_status = |s: &str| Edit::Set(vec![("status".into(), Some(s.into()))]);
+    let open = raw(&[("amount_paid", RawValue::Text("200.00".into()))]);
+    let plan = plan(&open, &request(set_status("paid")), at())
+        .unwrap()
+        .unwrap();
+    let paid = applied(&open, &plan);
+    assert_eq!(
+        paid.text("paid_at").unwrap(),
+        Some("2026-12-02T10:00:00.000Z")
+    );
+    assert_eq!(
+        plan.rollup["money#2026-12-02"]["received#USD"],
+        "1000.00".parse::<rust_decimal::Decimal>().unwrap(),
+        "what it still owed came in"
+    );
+    // Open again: the counts come back out; a void is not a payment.
+    let back = plan_of(&paid, set_status("open"));
+    assert_eq!(
+        back.rollup["money#2026-12-02"]["received#USD"],
+        "-1000.00".parse::<rust_decimal::Decimal>().unwrap()
+    );
+    assert!(plan_of(&open, Edit::Void).rollup.is_empty());
+    assert!(plan_of(&open, Edit::Dispute).rollup.is_empty());
+    // A provider's copy: paid at its event's instant, not at the sync's.
+    let synced = plan_of(
+        &open,
+        Edit::Sync {
+            fields: vec![("status".into(), Some("paid".into()))],
+            created: 1_764_500_000,
+        },
+    );
+    let when = DateTime::from_timestamp(1_764_500_000, 0).unwrap();
+    assert_eq!(
+        applied(&open, &synced).text("paid_at").unwrap(),
+        Some(when.to_rfc3339_opts(SecondsFormat::Millis, true).as_str())
+    );
+    assert!(synced
+        .rollup
+        .contains_key(&format!("money#{}", when.date_naive())));
+}
+
+fn plan_of(raw: &RawInvoice, edit: Edit) -> EditPlan {
+    plan(raw, &request(edit), at()).unwrap().unwrap()
+}

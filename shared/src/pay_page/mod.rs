@@ -668,6 +668,10 @@ impl<S: Links> PageDeps<S> {
         let LinkTarget::Customer { customer_id, .. } = &link.target else {
             return Err(not_on_link());
         };
+        // What could never be an invoice id costs no read.
+        if !crate::invoice::Invoice::is_valid_id(id) {
+            return Err(not_on_link());
+        }
         let raws = self.store.page_invoices(&[id]).await.map_err(|e| {
             tracing::error!(error = %e, "pay page: could not read an invoice");
             json_answer(503, json!({"error": "unavailable"}))

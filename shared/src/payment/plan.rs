@@ -268,6 +268,10 @@ pub fn plan(
             set.push(("status", text("open")));
             set.push(("reopened_at", text(rfc3339(payment.paid_at))));
             remove.push("paid_at");
+            // Open again: what a mark counted was taken back ([`Payment::movement`]).
+            if invoice.counted_to.is_some() {
+                remove.push(crate::report::rollup::COUNTED_TO);
+            }
         }
         if settlement.overpaid {
             set.push(("overpaid", RawValue::Bool(true)));

@@ -65,7 +65,7 @@ pub struct Sent {
 
 /// What an invoice item says it got (`sent_at#...` attributes), oldest first.
 pub fn sends(raw: &RawInvoice) -> Vec<Sent> {
-    let cycle = match raw.0.get(crate::edit::CYCLE) {
+    let cycle = match raw.0.get(crate::invoice::CYCLE) {
         Some(RawValue::Text(c)) if !c.is_empty() => Some(c.as_str()),
         _ => None,
     };
@@ -190,10 +190,8 @@ pub struct Movement {
 /// sales paid.
 pub fn on_payment(raw: &RawInvoice, movement: &Movement) -> Additions {
     let mut out = Additions::new();
-    if movement.moved.is_zero() {
-        return out;
-    }
     let code = movement.currency.code();
+    // `add` leaves out a zero: money already counted moves nothing.
     add(
         &mut out,
         format!("{MONEY}{}", movement.paid_at.date_naive()),
@@ -220,6 +218,55 @@ pub fn on_payment(raw: &RawInvoice, movement: &Movement) -> Additions {
         settled(raw, paid_at, sign, &mut out);
     }
     out
+}
+
+/// On an invoice marked paid without a payment here: the `amount_paid`
+/// up to which its money is counted (its total then). A later payment counts
+/// only beyond it, so the same money never counts twice; reopening removes it.
+pub const COUNTED_TO: &str = "rollup_counted_to";
+
+/// What a status change that is not a payment adds to the rollup: an
+/// invoice marked paid here (paid in Stripe and synced, a re-import, an
+/// `Edit::Set` of `status`) counts as a payment of what it still owed at
+/// `at` (the plan writes [`COUNTED_TO`]); one made open again takes back
+/// its counts, and the money its mark counted. `before` and `after` are the
+/// item as read and as the edit leaves it; any other change adds nothing.
+pub fn on_status_change(before: &RawInvoice, after: &RawInvoice, at: DateTime<Utc>) -> Additions {
+    use crate::invoice::{Invoice, InvoiceStatus};
+    let (Ok(was), Ok(now)) = (Invoice::parse(before), Invoice::parse(after)) else {
+        return Additions::new();
+    };
+    let total = |i: &Invoice| i.amount.amount + i.late_fees.values().copied().sum::<Decimal>();
+    match (was.status, now.status) {
+        (InvoiceStatus::Open, InvoiceStatus::Paid) => on_payment(
+            after,
+            &Movement {
+                currency: now.amount.currency,
+                total: total(&now),
+                moved: now.balance().amount,
+                paid_at: at,
+                newly_paid: true,
+                reopened: false,
+            },
+        ),
+        (InvoiceStatus::Paid, InvoiceStatus::Open) => on_payment(
+            before,
+            &Movement {
+                currency: was.amount.currency,
+                total: total(&was),
+                // Money that came by payments stays received.
+                moved: match before.amount(COUNTED_TO).ok().flatten() {
+                    Some(to) => -(to.parse::<Decimal>().unwrap_or_default() - was.amount_paid)
+                        .max(Decimal::ZERO),
+                    None => Decimal::ZERO,
+                },
+                paid_at: at,
+                newly_paid: false,
+                reopened: true,
+            },
+        ),
+        _ => Additions::new(),
+    }
 }
 
 /// The rollup items a report read (sort key to attributes), as numbers.

@@ -265,3 +265,64 @@ fn a_share_counts_only_the_invoices_followed_that_long() {
         "no baseline row without invoices in it"
     );
 }
+
+#[test]
+fn an_invoice_marked_paid_counts_as_a_payment_of_what_it_owed_and_reopened_takes_it_back() {
+    let before = raw(
+        "S1",
+        "2026-11-01",
+        &[("due_today#email", "2026-11-01T09:00:00Z")],
+    );
+    let mut part = before.clone();
+    part.insert("amount_paid", RawValue::Text("30.00".into()));
+    let mut paid = part.clone();
+    paid.insert("status", RawValue::Text("paid".into()));
+    paid.insert("paid_at", RawValue::Text("2026-11-04T10:00:00.000Z".into()));
+    // As the edit's plan writes it: the money counted up to the total.
+    paid.insert(COUNTED_TO, RawValue::Text("100.00".into()));
+    let when = at("2026-11-04T10:00:00Z");
+    let adds = on_status_change(&part, &paid, when);
+    // What was still owed came in that day; the invoice's whole total is a sale paid.
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    assert_eq!(adds["money#2026-11-04"]["received#USD"], d("70.00"));
+    assert_eq!(adds["money#2026-11-01"]["sales_paid#USD"], d("100.00"));
+    assert_eq!(adds["sent#2026-11-01"]["due_today#email#3"], Decimal::ONE);
+    assert_eq!(adds["due#2026-11-01"]["ALL#3"], Decimal::ONE);
+    // Made open again: every count comes back out, the money too.
+    let mut rollup = Rollup::default();
+    rollup.apply(&adds);
+    rollup.apply(&on_status_change(&paid, &part, at("2026-11-05T10:00:00Z")));
+    for (sk, attrs) in &rollup.days {
+        if sk.starts_with("money#2026-11-0") && attrs.contains_key("received#USD") {
+            continue;
+        }
+        assert!(attrs.values().all(Decimal::is_zero), "{sk}: {attrs:?}");
+    }
+    let november = (
+        at("2026-11-01T00:00:00Z").date_naive(),
+        at("2026-11-30T00:00:00Z").date_naive(),
+    );
+    assert_eq!(
+        rollup.sum(MONEY, "received#USD", november.0, november.1),
+        Decimal::ZERO,
+        "the money in and back out"
+    );
+    // Paid by payments and opened again: its counts come out, its money stays.
+    let mut by_payments = paid.clone();
+    by_payments.0.remove(COUNTED_TO);
+    by_payments.insert("amount_paid", RawValue::Text("100.00".into()));
+    let mut open_again = by_payments.clone();
+    open_again.insert("status", RawValue::Text("open".into()));
+    let back = on_status_change(&by_payments, &open_again, when);
+    assert!(!back.contains_key("money#2026-11-04"), "{back:?}");
+    assert_eq!(back["money#2026-11-01"]["sales_paid#USD"], d("-100.00"));
+    assert_eq!(back["due#2026-11-01"]["ALL#3"], Decimal::NEGATIVE_ONE);
+    // Other changes add nothing: a void, an amount, a status already paid.
+    let mut void = part.clone();
+    void.insert("status", RawValue::Text("void".into()));
+    assert!(on_status_change(&part, &void, when).is_empty());
+    let mut more = part.clone();
+    more.insert("amount", RawValue::Text("150.00".into()));
+    assert!(on_status_change(&part, &more, when).is_empty());
+    assert!(on_status_change(&paid, &paid, when).is_empty());
+}

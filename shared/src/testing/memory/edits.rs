@@ -22,7 +22,7 @@ impl EditStore for MemoryStore {
             return Ok(Commit::Changed);
         };
         let unchanged = plan
-            .touched()
+            .guarded()
             .chain(["status"])
             .all(|attr| same_value(current.get(attr), seen.get(attr)))
             && get_number(current, "sending_until").is_none_or(|t| t < now.timestamp());
@@ -60,6 +60,7 @@ impl EditStore for MemoryStore {
             .into();
             inner.records.insert(key, wake);
         }
+        super::add_rollup(&mut inner.records, &plan.rollup);
         Ok(Commit::Done)
     }
 

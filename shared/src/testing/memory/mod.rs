@@ -96,6 +96,25 @@ fn same_value(a: Option<&RawValue>, b: Option<&RawValue>) -> bool {
     }
 }
 
+/// Adds `additions` to the rollup's day items, as DynamoDB's `ADD` does.
+fn add_rollup(
+    records: &mut BTreeMap<(String, String), Record>,
+    additions: &crate::report::rollup::Additions,
+) {
+    for (sk, adds) in additions {
+        let day = records
+            .entry((crate::report::rollup::PARTITION.to_owned(), sk.clone()))
+            .or_default();
+        for (attr, by) in adds {
+            let was = match day.get(attr) {
+                Some(RawValue::Number(n)) => n.parse().unwrap_or_default(),
+                _ => rust_decimal::Decimal::ZERO,
+            };
+            day.insert(attr.clone(), RawValue::Number((was + by).to_string()));
+        }
+    }
+}
+
 fn text(v: impl Into<String>) -> RawValue {
     RawValue::Text(v.into())
 }

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{get_number, get_text, rfc3339, text, MemoryStore, Record};
-use crate::invoice::{RawInvoice, RawValue};
+use super::{add_rollup, get_number, get_text, rfc3339, text, MemoryStore, Record};
+use crate::invoice::RawInvoice;
 use crate::ledger::INVOICE_SK;
 use crate::payment::{
     ref_partition, PayableInvoice, Payment, Plan, RecordGuard, UnappliedReason, EVENT_SK, REF_SK,
@@ -128,19 +128,7 @@ impl PaymentStore for MemoryStore {
                 .records
                 .insert((partition, REF_SK.to_owned()), reference);
         }
-        for (sk, adds) in &plan.rollup {
-            let day = inner
-                .records
-                .entry((crate::report::rollup::PARTITION.to_owned(), sk.clone()))
-                .or_default();
-            for (attr, by) in adds {
-                let was = match day.get(attr) {
-                    Some(RawValue::Number(n)) => n.parse().unwrap_or_default(),
-                    _ => rust_decimal::Decimal::ZERO,
-                };
-                day.insert(attr.clone(), RawValue::Number((was + by).to_string()));
-            }
-        }
+        add_rollup(&mut inner.records, &plan.rollup);
         if let Some(excess) = plan.excess {
             let id = payment.unapplied_id();
             let mut entry = unapplied_entry(payment, UnappliedReason::Overpaid, excess, &id);
