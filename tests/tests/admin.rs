@@ -1781,6 +1781,15 @@ async fn a_statement_reads_one_customer_s_invoices_through_their_index() -> anyh
     Ok(())
 }
 
+/// The report's effectiveness row of the invoices that got no `due_today`.
+fn due_today_baseline(report: &serde_json::Value) -> Option<serde_json::Value> {
+    report["effectiveness"]["rows"]
+        .as_array()?
+        .iter()
+        .find(|r| r["step"] == "due_today" && r["channel"].is_null())
+        .cloned()
+}
+
 #[tokio::test]
 async fn an_invoice_a_reimport_marks_paid_counts_in_the_report_as_a_payment() -> anyhow::Result<()>
 {
@@ -1810,12 +1819,7 @@ async fn an_invoice_a_reimport_marks_paid_counts_in_the_report_as_a_payment() ->
     assert!(out.status.success(), "{}", text(&out));
     let before = report()?;
     assert_eq!(before["collection"]["USD"][0]["received"], "0");
-    let unpaid = before["effectiveness"]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["step"] == "due_today" && r["channel"].is_null())
-        .cloned();
+    let unpaid = due_today_baseline(&before);
     assert!(
         unpaid.as_ref().is_some_and(|r| r["median_days"].is_null()),
         "nobody paid yet: {unpaid:?}"
@@ -1836,11 +1840,7 @@ async fn an_invoice_a_reimport_marks_paid_counts_in_the_report_as_a_payment() ->
         (&"120.00".into(), &"80.00".into()),
         "what INV-M1 owed came in today: {usd}"
     );
-    let rows = after["effectiveness"]["rows"].as_array().unwrap();
-    let baseline = rows
-        .iter()
-        .find(|r| r["step"] == "due_today" && r["channel"].is_null())
-        .unwrap_or_else(|| panic!("no baseline row in {rows:?}"));
+    let baseline = due_today_baseline(&after).expect("a baseline row");
     // Both unreminded; one of the two paid, 12 days after its due date.
     assert_eq!(baseline["invoices"], 2);
     assert_eq!(baseline["median_days"], 12, "{baseline}");
@@ -1870,13 +1870,7 @@ async fn an_invoice_a_reimport_marks_paid_counts_in_the_report_as_a_payment() ->
     assert!(out.status.success(), "{}", text(&out));
     let last = report()?;
     assert_eq!(last["collection"]["USD"][0]["received"], "120.00");
-    let baseline = last["effectiveness"]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["step"] == "due_today" && r["channel"].is_null())
-        .cloned()
-        .unwrap();
+    let baseline = due_today_baseline(&last).expect("a baseline row");
     assert_eq!(baseline["invoices"], 2, "INV-M1 counted once");
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
