@@ -2,7 +2,7 @@
 # Every figure in docs/benchmarks.md, in one command (about 25 minutes on 2
 # cores, most of it loading 100,000-invoice tables into the emulator):
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh cpu rate   only some: cpu, rate, reads, memory, coldstart, paypage, sms
+#   scripts/bench.sh cpu rate   only some: cpu, rate, reads, day, memory, coldstart, paypage, sms
 # Release builds (the Lambda profile); each table benchmark starts its own moto.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +26,10 @@ fi
 if want reads; then
   echo "== reads: 100,000 invoices, the run vs a naive parallel Scan"
   target/release/bench-reads 100000
+fi
+if want day; then
+  echo "== day: 24 hourly runs over 100,000 invoices, customers in 1 and in 24 time zones"
+  target/release/bench-reads 100000 day
 fi
 if want memory; then
   echo "== memory: peak RSS of a run over 10,000 and 100,000 due invoices (dry run)"

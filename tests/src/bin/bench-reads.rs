@@ -18,7 +18,7 @@
 //! window (what a run does every `FULL_READ_HOURS`) is measured too, and both
 //! must plan the same messages.
 //!
-//! Usage: `bench-reads <total> [all-due]` (default 100000); prints one JSON
+//! Usage: `bench-reads <total> [all-due|day]` (default 100000); prints one JSON
 //! object, with the process's peak RSS after the run (`VmHWM`). With
 //! `all-due`, every invoice is due a step today (the memory benchmark): one
 //! full-read run with a Lambda's 900 s deadline.
@@ -168,31 +168,17 @@ async fn load_rollup(store: &dunning::aws::DynamoStore, today: NaiveDate) -> any
     Ok(count)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let total: usize = std::env::args()
-        .nth(1)
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let all_due = std::env::args().nth(2).is_some_and(|a| a == "all-due");
-    let moto = Moto::start()?;
-    // The emulator reads a 100,000-item index slowly: allow long attempts (SDK_ATTEMPT_TIMEOUT_MS).
-    let sdk =
-        dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env()?)
-            .await;
-    // Dry runs claim nothing; the lease must only cover the long attempts allowed above.
-    let deps = Deps::new(&sdk, config(&[("CLAIM_LEASE_SECONDS", "3600")]))?;
-    deps.store.create_table().await?;
-    let as_of: DateTime<Utc> = "2026-11-23T09:30:00Z".parse()?;
-    let today = as_of.date_naive();
-    let load = Instant::now();
+/// Writes the items `item(0..total)` makes, 25 to a batch, 4 batches at a time.
+async fn load(
+    store: &dunning::aws::DynamoStore,
+    total: usize,
+    item: impl Fn(usize) -> HashMap<String, AttributeValue> + Copy,
+) -> anyhow::Result<()> {
     let batches: Vec<Vec<usize>> = (0..total)
         .collect::<Vec<_>>()
         .chunks(25)
         .map(<[usize]>::to_vec)
         .collect();
-    let store = &deps.store;
     stream::iter(batches)
         .map(|batch| async move {
             let requests: Vec<WriteRequest> = batch
@@ -201,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
                     WriteRequest::builder()
                         .put_request(
                             PutRequest::builder()
-                                .set_item(Some(item(i, total, today, all_due)))
+                                .set_item(Some(item(i)))
                                 .build()
                                 .expect("item set"),
                         )
@@ -215,14 +201,195 @@ async fn main() -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(())
+}
+
+/// The day benchmark's 24 time zones: UTC-10 to UTC+10:30 in November,
+/// with half-hour (St John's, Tehran, Kabul, Kolkata, Adelaide) and
+/// 45-minute (Kathmandu, Eucla) offsets.
+const DAY_ZONES: [&str; 24] = [
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/St_Johns",
+    "America/Sao_Paulo",
+    "Atlantic/South_Georgia",
+    "Atlantic/Azores",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Tehran",
+    "Asia/Dubai",
+    "Asia/Kabul",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Asia/Shanghai",
+    "Australia/Eucla",
+    "Asia/Tokyo",
+    "Australia/Adelaide",
+    "Australia/Sydney",
+];
+
+/// `bench-reads <total> day`: a simulated day of 24 hourly runs (real runs:
+/// they claim and send to the emulator, so each message goes once) over the
+/// same table mix, with the customers in one time zone and in 24, against a
+/// naive hourly Scan (24 x the table). Prints one JSON object.
+async fn day(total: usize) -> anyhow::Result<()> {
+    let mut days = serde_json::Map::new();
+    for (name, zones) in [
+        ("one_zone", vec!["America/New_York"]),
+        ("24_zones", DAY_ZONES.to_vec()),
+    ] {
+        days.insert(name.into(), day_with(total, &zones).await?);
+    }
+    println!(
+        "{}",
+        serde_json::json!({"invoices": total, "naive_hourly_scan_items_per_day": 24 * total, "days": days})
+    );
+    Ok(())
+}
+
+async fn day_with(total: usize, zones: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let moto = Moto::start()?;
+    let sdk =
+        dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env()?)
+            .await;
+    let deps = Deps::new(
+        &sdk,
+        config(&[("CLAIM_LEASE_SECONDS", "3600"), ("EMAIL_RATE", "0")]),
+    )?;
+    deps.store.create_table().await?;
+    deps.events
+        .create_topic(dunning_e2e::TOPIC_NAME)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    deps.mail
+        .create_sender_identity()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    // Monday 23 November 2026, 00:30 UTC to 23:30 UTC.
+    let start: DateTime<Utc> = "2026-11-23T00:30:00Z".parse()?;
+    let today = start.date_naive();
+    let load_started = Instant::now();
+    load(&deps.store, total, |i| {
+        let mut item = item(i, total, today, false);
+        item.insert("timezone".into(), s(zones[i % zones.len()]));
+        item
+    })
+    .await?;
+    let load_secs = load_started.elapsed().as_secs_f64();
+    // The average item's size as DynamoDB bills it (names and values).
+    let sample = 1_000.min(total).max(1);
+    let bytes: usize = (0..sample)
+        .map(|i| {
+            let mut item = item(i * (total / sample).max(1), total, today, false);
+            item.insert("timezone".into(), s(zones[i % zones.len()]));
+            item.iter()
+                .map(|(k, v)| {
+                    k.len()
+                        + match v {
+                            AttributeValue::S(t) => t.len(),
+                            AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+                            _ => 8,
+                        }
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    let item_bytes = bytes as f64 / sample as f64;
+    // Hourly runs for two days behind it, the last full read at 20:30.
+    let hours = |h: i64| start - chrono::Duration::hours(h);
+    let mut met: Vec<chrono_tz::Tz> = zones.iter().map(|z| z.parse().expect("a zone")).collect();
+    met.push(chrono_tz::Tz::UTC);
+    deps.store
+        .record_read(&ReadState {
+            last_run_at: Some(hours(1)),
+            last_full_read_at: Some(hours(4)),
+            zones: met,
+            series_since: Some(hours(48)),
+            full_read_due: None,
+            customer_settings: false,
+        })
+        .await?;
+    let (mut read, mut full_read, mut sent, mut full_reads, mut secs) =
+        (0u64, 0u64, 0u64, 0u64, 0f64);
+    let mut runs = Vec::new();
+    for h in 0..24 {
+        let as_of = start + chrono::Duration::hours(h);
+        let started = Instant::now();
+        let summary = run(&deps, &RunRequest::new(as_of, format!("day-{h}"))).await?;
+        let took = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            summary.failures() == 0,
+            "run {h}: {} failures",
+            summary.failures()
+        );
+        read += summary.scanned_count;
+        sent += summary.total_sent();
+        secs += took;
+        if summary.full_read {
+            full_reads += 1;
+            full_read += summary.scanned_count;
+        }
+        runs.push(
+            serde_json::json!({"at": as_of, "full_read": summary.full_read,
+            "read": summary.scanned_count, "sent": summary.total_sent(), "seconds": took}),
+        );
+    }
+    Ok(serde_json::json!({
+        "zones": zones.len(),
+        "load_seconds": load_secs,
+        "messages_sent": sent,
+        "items_read": read,
+        "items_read_by_full_reads": full_read,
+        "full_reads": full_reads,
+        "read_per_message": read as f64 / sent.max(1) as f64,
+        "item_bytes": item_bytes,
+        // Queries of an index read eventually consistently: half a unit per 4 KB.
+        "read_request_units": read as f64 * item_bytes / 4096.0 * 0.5,
+        "naive_scan_read_request_units": (24 * total) as f64 * item_bytes / 4096.0 * 0.5,
+        "naive_scan_per_message": (24 * total) as f64 / sent.max(1) as f64,
+        "run_seconds": secs,
+        "runs": runs,
+    }))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let total: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let mode = std::env::args().nth(2).unwrap_or_default();
+    if mode == "day" {
+        return day(total).await;
+    }
+    let all_due = mode == "all-due";
+    let moto = Moto::start()?;
+    // The emulator reads a 100,000-item index slowly: allow long attempts (SDK_ATTEMPT_TIMEOUT_MS).
+    let sdk =
+        dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env()?)
+            .await;
+    // Dry runs claim nothing; the lease must only cover the long attempts allowed above.
+    let deps = Deps::new(&sdk, config(&[("CLAIM_LEASE_SECONDS", "3600")]))?;
+    deps.store.create_table().await?;
+    let as_of: DateTime<Utc> = "2026-11-23T09:30:00Z".parse()?;
+    let today = as_of.date_naive();
+    let loading = Instant::now();
+    load(&deps.store, total, |i| item(i, total, today, all_due)).await?;
     // A quarter of the webhook's rollup: its per-day items of the last 90
     // days of money and sends, and of the due dates the ladder reaches.
     let rollup_items = if all_due {
         0
     } else {
-        load_rollup(store, today).await?
+        load_rollup(&deps.store, today).await?
     };
-    let load_secs = load.elapsed().as_secs_f64();
+    let load_secs = loading.elapsed().as_secs_f64();
 
     // A full read of the window first (not in the memory benchmark).
     let mut req = RunRequest::new(as_of, "bench");
