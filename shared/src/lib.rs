@@ -34,6 +34,7 @@ pub mod ledger;
 pub mod link;
 pub mod mail_events;
 pub mod money;
+pub mod next_at;
 pub mod pay_page;
 pub mod payment;
 pub mod policy;

@@ -1,0 +1,136 @@
+use super::*;
+use crate::invoice::{RawInvoice, RawValue};
+use proptest::prelude::*;
+
+fn invoice(due: NaiveDate, zone: &str, extra: &[(&str, RawValue)]) -> Invoice {
+    let mut raw = RawInvoice::default();
+    for (k, v) in [
+        ("invoice_id", "INV-1"),
+        ("customer_id", "C-1"),
+        ("customer_name", "Ana"),
+        ("email", "ana@example.com"),
+        ("phone", "+15555550100"),
+        ("amount", "100.00"),
+        ("currency", "USD"),
+        ("due_date", &due.to_string()),
+        ("status", "open"),
+        ("timezone", zone),
+    ] {
+        raw.insert(k, RawValue::Text(v.into()));
+    }
+    for (k, v) in extra {
+        raw.insert(*k, v.clone());
+    }
+    Invoice::parse(&raw).unwrap()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+#[test]
+fn the_next_step_opens_in_the_customer_s_own_morning() {
+    let p = Policy::default_policy();
+    // Due Monday 23 November in New York: the pre-due step (3 days before)
+    // goes on Friday 20th, when the send window opens at 09:00 EST (14:00Z).
+    let inv = invoice(day("2026-11-23"), "America/New_York", &[]);
+    let from = at("2026-11-18T00:00:00Z");
+    let next = next_at(&p, &inv, from, Tz::UTC).unwrap();
+    assert_eq!(next, at("2026-11-20T14:00:00Z"));
+    assert!(sendable(&p, &inv, next, Tz::UTC));
+    assert!(!sendable(&p, &inv, next - Duration::minutes(1), Tz::UTC));
+    // Already ready: now. Kathmandu (+05:45): 09:00 there is 03:15Z.
+    assert_eq!(next_at(&p, &inv, next, Tz::UTC), Some(next));
+    let far = invoice(day("2026-11-23"), "Asia/Kathmandu", &[]);
+    assert_eq!(
+        next_at(&p, &far, from, Tz::UTC),
+        Some(at("2026-11-20T03:15:00Z"))
+    );
+}
+
+#[test]
+fn a_pause_a_paid_invoice_and_a_finished_ladder() {
+    let p = Policy::default_policy();
+    let paused_until = RawValue::Text("2026-11-24T16:20:00Z".into());
+    let inv = invoice(
+        day("2026-11-23"),
+        "Europe/London",
+        &[("reminders_paused_until", paused_until)],
+    );
+    // Paused over the due day: the step can go the moment the pause ends.
+    assert_eq!(
+        next_at(&p, &inv, at("2026-11-22T00:00:00Z"), Tz::UTC),
+        Some(at("2026-11-24T16:20:00Z"))
+    );
+    let paid = invoice(
+        day("2026-11-23"),
+        "UTC",
+        &[("status", RawValue::Text("paid".into()))],
+    );
+    assert_eq!(
+        next_at(&p, &paid, at("2026-11-22T00:00:00Z"), Tz::UTC),
+        None
+    );
+    // A year after its due date nothing is due again.
+    let old = invoice(day("2025-01-06"), "UTC", &[]);
+    assert_eq!(next_at(&p, &old, at("2026-11-22T00:00:00Z"), Tz::UTC), None);
+}
+
+const ZONES: [&str; 9] = [
+    "UTC",
+    "Australia/Sydney",
+    "America/New_York",
+    "America/St_Johns",
+    "Asia/Kathmandu",
+    "Australia/Eucla",
+    "Pacific/Honolulu",
+    "Asia/Tokyo",
+    "Europe/London",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// `next_at` is where `decide` first says a run would send: ready there,
+    /// and at no quarter hour between the start and it (a run between sends
+    /// nothing a run reading everything would).
+    #[test]
+    fn next_at_is_the_first_instant_decide_would_send(
+        zone in 0..ZONES.len(),
+        // Across the DST changes of October, November and March.
+        start in prop::sample::select(vec!["2026-09-28T00:00:00Z", "2026-11-16T00:00:00Z", "2027-03-01T00:00:00Z"]),
+        due_in in -40i64..40,
+        from_minutes in 0i64..(24 * 60),
+        reached in prop::option::of(prop::sample::select(vec![-3i64, 0, 1, 7, 14])),
+        pause_hours in prop::option::of(1i64..200),
+    ) {
+        let p = Policy::default_policy();
+        let from = at(start) + Duration::minutes(from_minutes);
+        let due = from.date_naive() + Duration::days(due_in);
+        let mut extra = Vec::new();
+        if let Some(r) = reached {
+            extra.push(("reminder_offset", RawValue::Number(r.to_string())));
+        }
+        if let Some(h) = pause_hours {
+            let until = (from + Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            extra.push(("reminders_paused_until", RawValue::Text(until)));
+        }
+        let inv = invoice(due, ZONES[zone], &extra);
+        let next = next_at(&p, &inv, from, Tz::UTC);
+        let horizon = from + Duration::days(60);
+        let end = next.unwrap_or(horizon).min(horizon);
+        let mut t = from;
+        while t < end {
+            prop_assert!(!sendable(&p, &inv, t, Tz::UTC), "sendable at {t}, before next_at {next:?}");
+            t += Duration::minutes(15);
+        }
+        if let Some(n) = next {
+            prop_assert!(n >= from);
+            prop_assert!(sendable(&p, &inv, n, Tz::UTC), "not sendable at next_at {n}");
+        }
+    }
+}
