@@ -14,29 +14,42 @@
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
+use crate::calendar::local_date;
 use crate::decide::{decide, Hold};
 use crate::invoice::Invoice;
+use crate::ledger::ledger_key;
 use crate::policy::{Action, Policy};
 
 /// How many local days after the given instant the search goes: past any
 /// ladder's last step and its catch-up (a year).
 pub const HORIZON_DAYS: u64 = 400;
 
-/// Whether a run at `at` would send something for `invoice`: `Some(true)`
-/// yes, `Some(false)` not now, `None` never again without a change to the
-/// invoice (paid, void, disputed, in collections, nothing owed, the ladder
-/// finished).
+/// Whether a run at `at` would send something for `invoice`, as the run
+/// decides it (on a plan, on the instalment due that day; a channel already
+/// in `reminded` is not sent again): `Some(true)` yes, `Some(false)` not
+/// now, `None` never again without a change to the invoice (paid, void,
+/// disputed, in collections, nothing owed, the ladder finished).
 fn state(policy: &Policy, invoice: &Invoice, at: DateTime<Utc>, business_tz: Tz) -> Option<bool> {
+    let scheduled;
+    let on_plan = invoice.plan.is_some();
+    let invoice = if on_plan {
+        let tz = invoice.timezone.unwrap_or(business_tz);
+        scheduled = invoice.scheduled(local_date(at, tz), policy.plan_default_days);
+        &scheduled
+    } else {
+        invoice
+    };
     match decide(policy, invoice, at, business_tz) {
-        Ok(due) => Some(due.step.action == Action::Escalate || due.ready().next().is_some()),
-        Err(
-            Hold::Paid
-            | Hold::Void
-            | Hold::Disputed
-            | Hold::InCollections
-            | Hold::NothingOutstanding
-            | Hold::LadderFinished,
-        ) => None,
+        Ok(due) => {
+            let step = invoice.ledger_step(&due.step.name);
+            let unsent = due
+                .ready()
+                .any(|c| !invoice.reminded.contains(&ledger_key(&step, c)));
+            Some(due.step.action == Action::Escalate || unsent)
+        }
+        Err(Hold::Paid | Hold::Void | Hold::Disputed | Hold::InCollections) => None,
+        // On a plan the next instalment, or its default, can owe again.
+        Err(Hold::NothingOutstanding | Hold::LadderFinished) if !on_plan => None,
         Err(_) => Some(false),
     }
 }
@@ -47,9 +60,11 @@ pub fn sendable(policy: &Policy, invoice: &Invoice, at: DateTime<Utc>, business_
 }
 
 /// The first instant `t >= from` at which a run would send something for
-/// `invoice` ([`sendable`]); `None` when nothing is ever due again (paid,
-/// void, disputed, in collections, the ladder finished, or nothing within
-/// [`HORIZON_DAYS`]).
+/// `invoice` ([`sendable`]); `None` when nothing is ever due again without
+/// a change to the invoice (paid, void, disputed, in collections, nothing
+/// owed, the ladder finished). With nothing due within [`HORIZON_DAYS`]
+/// (a pause, a promise or a step further away), the horizon's end: look
+/// again then.
 pub fn next_at(
     policy: &Policy,
     invoice: &Invoice,
@@ -91,7 +106,9 @@ pub fn next_at(
             }
         }
     }
-    None
+    first_day
+        .checked_add_days(Days::new(HORIZON_DAYS + 1))
+        .and_then(|d| local_instant(d, NaiveTime::MIN, tz))
 }
 
 /// `day` at local time `t` in `tz` as an instant; a time a DST change skips

@@ -78,10 +78,52 @@ fn a_pause_a_paid_invoice_and_a_finished_ladder() {
     // A year after its due date nothing is due again.
     let old = invoice(day("2025-01-06"), "UTC", &[]);
     assert_eq!(next_at(&p, &old, at("2026-11-22T00:00:00Z"), Tz::UTC), None);
+    // Paused for two years: look again when the search's horizon ends.
+    let long = invoice(
+        day("2026-11-23"),
+        "UTC",
+        &[(
+            "reminders_paused_until",
+            RawValue::Text("2028-12-01T00:00:00Z".into()),
+        )],
+    );
+    let from = at("2026-11-22T00:00:00Z");
+    assert_eq!(
+        next_at(&p, &long, from, Tz::UTC),
+        Some(from + Duration::days(HORIZON_DAYS as i64 + 1))
+    );
 }
 
-const ZONES: [&str; 9] = [
+#[test]
+fn a_step_already_sent_waits_for_the_next_one() {
+    let p = Policy::default_policy();
+    let due = day("2026-11-23");
+    let sent = invoice(
+        due,
+        "UTC",
+        &[
+            ("reminder_offset", RawValue::Number("0".into())),
+            (
+                "reminded",
+                RawValue::List(vec!["due_today#email".into(), "due_today#sms".into()]),
+            ),
+        ],
+    );
+    // The due-day step went at 09:00: the run sends nothing more until the
+    // next step's day (the day after, at 09:00).
+    let next = next_at(&p, &sent, at("2026-11-23T10:00:00Z"), Tz::UTC).unwrap();
+    let step = p.steps().iter().find(|s| s.offset_days > 0).unwrap();
+    assert_eq!(
+        next.date_naive(),
+        p.calendar.step_day(step.offset_days, due)
+    );
+    assert!(next > at("2026-11-23T10:00:00Z"));
+}
+
+const ZONES: [&str; 10] = [
     "UTC",
+    // DST at midnight: 14 March 2027 has no 00:00, 1 November 2026 two.
+    "America/Havana",
     "Australia/Sydney",
     "America/New_York",
     "America/St_Johns",
@@ -114,6 +156,11 @@ proptest! {
         let mut extra = Vec::new();
         if let Some(r) = reached {
             extra.push(("reminder_offset", RawValue::Number(r.to_string())));
+            // As the run leaves it: that step's messages sent.
+            if let Some(step) = p.steps().iter().find(|s| s.offset_days == r) {
+                let keys = step.channels.iter().map(|c| crate::ledger::ledger_key(&step.name, *c)).collect();
+                extra.push(("reminded", RawValue::List(keys)));
+            }
         }
         if let Some(h) = pause_hours {
             let until = (from + Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
