@@ -35,7 +35,9 @@ def main():
     texts = [m["message"] for m in data.get("sns", {}).get("SMS", []) if m["phone_number"] == recipient]
     texts += [m.get("body") or "" for m in data.get("ses", {}).get("Message", [])
               if recipient in m["destinations"]["ToAddresses"]]
-    tokens = [t for text in texts for t in re.findall(r"https?://[^\s\"<]+/([A-Za-z0-9_-]{16})\b", text)]
+    # A token may end in `-`, after which `\b` would not match: the end is
+    # any character that cannot be in a token.
+    tokens = [t for text in texts for t in re.findall(r"https?://[^\s\"<]+/([A-Za-z0-9_-]{16})(?![A-Za-z0-9_-])", text)]
     if not tokens:
         sys.exit(f"no pay link in the messages to {recipient}")
     token = tokens[-1]
