@@ -65,6 +65,10 @@ pub struct WorkOrder {
     /// Customer records hold settings: the worker reads them before deciding.
     #[serde(default)]
     pub customer_settings: bool,
+    /// The queuing run read the next-at index: the worker reads the
+    /// invoices whose `next_at` is at or before this instant (not `ranges`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_by: Option<DateTime<Utc>>,
 }
 
 /// The messages per second one invocation sends: the provider's `rate`

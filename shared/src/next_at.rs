@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 
 use crate::calendar::local_date;
 use crate::decide::{decide, Hold};
-use crate::invoice::Invoice;
+use crate::invoice::{Invoice, RawInvoice, RawValue};
 use crate::ledger::ledger_key;
 use crate::policy::{Action, Policy};
 
@@ -111,6 +111,131 @@ pub fn next_at(
         .and_then(|d| local_instant(d, NaiveTime::MIN, tz))
 }
 
+/// The attribute an open invoice keeps its next instant in (a [`stamp`]),
+/// and the one that says which partition of the next-at index holds it.
+pub const ATTRIBUTE: &str = "next_at";
+pub const SHARD_ATTRIBUTE: &str = "next_shard";
+
+/// Partitions of the next-at index: an hourly run queries each once. An
+/// invoice's is a hash of its id, so writes spread over all of them.
+pub const SHARDS: u32 = 8;
+
+/// The index partition of `invoice_id`.
+pub fn shard(invoice_id: &str) -> u32 {
+    crate::fanout::shard_of(invoice_id, SHARDS)
+}
+
+/// An instant as the index keeps it: UTC to the second, fixed width, so
+/// that text order is time order (`2026-11-23T14:00:00Z`). Cutting the
+/// fraction makes a stamp at most a second early, never late.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// What every `next_at` is computed under: a hash of the policy, the
+/// business's zone and the index's shards. A run that finds another one
+/// recorded reschedules every open invoice ([`crate::reads::plan_scheduled`]).
+pub fn fingerprint(policy: &Policy, business_tz: Tz) -> String {
+    use sha2::{Digest, Sha256};
+    let text = format!("{policy:?}|{}|{SHARDS}", business_tz.name());
+    hex::encode(&Sha256::digest(text.as_bytes())[..12])
+}
+
+/// What [`reschedule`] asks of the store for one invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// What it keeps is right.
+    Keep,
+    /// Write this instant ([`stamp`]) and the invoice's [`shard`].
+    Set(DateTime<Utc>),
+    /// Nothing is ever due again without a change: leave the index.
+    Remove,
+}
+
+/// What a customer's record forbids, applied to one of their invoices: a
+/// pause (the later of the two), a channel opted out of, a suppressed
+/// address. (What it gives, a time zone or contacts, [`CustomerRecord::fill`]
+/// fills into the item before parsing.)
+///
+/// [`CustomerRecord::fill`]: crate::customer::CustomerRecord::fill
+pub fn with_record(mut invoice: Invoice, record: &crate::customer::CustomerRecord) -> Invoice {
+    use crate::channel::Channel;
+    if let Some(until) = record.paused_until {
+        invoice.paused_until = Some(invoice.paused_until.map_or(until, |p| p.max(until)));
+    }
+    if !record.accepts(Channel::Email)
+        || invoice
+            .email
+            .as_ref()
+            .is_some_and(|a| record.is_suppressed(a.as_str()))
+    {
+        invoice.email = None;
+    }
+    if !record.accepts(Channel::Sms) {
+        invoice.phone = None;
+    }
+    invoice
+}
+
+/// When an item next needs a run, against what it keeps
+/// ([`ATTRIBUTE`]): a pure function of the item, the customer's record
+/// (if they have one), the policy and the instant, shared by the stream
+/// function (every writer's change) and the run (what it read and left).
+///
+/// - An open invoice: [`next_at`] from `now`, with the record applied
+///   ([`with_record`]). One already due keeps an earlier instant it holds
+///   (it is not moved on every look while it waits for a run).
+/// - An open item that is not a valid invoice: the business's next
+///   midnight, so that a run reads it once a day and counts it.
+/// - Anything else (paid, void, not open, nothing due again): removed.
+pub fn reschedule(
+    policy: &Policy,
+    raw: &RawInvoice,
+    record: Option<&crate::customer::CustomerRecord>,
+    now: DateTime<Utc>,
+    business_tz: Tz,
+) -> Schedule {
+    let held = match raw.0.get(ATTRIBUTE) {
+        Some(RawValue::Text(t)) => DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        _ => None,
+    };
+    let is_open = matches!(raw.0.get("status"), Some(RawValue::Text(s)) if s == "open");
+    let wanted = if !is_open {
+        None
+    } else {
+        let filled;
+        let raw = match record {
+            Some(r) if r.has_settings() => {
+                let mut copy = raw.clone();
+                r.fill(&mut copy);
+                filled = copy;
+                &filled
+            }
+            _ => raw,
+        };
+        match Invoice::parse(raw) {
+            Ok(invoice) => {
+                let invoice = match record {
+                    Some(r) => with_record(invoice, r),
+                    None => invoice,
+                };
+                next_at(policy, &invoice, now, business_tz)
+            }
+            Err(_) => local_date(now, business_tz)
+                .checked_add_days(Days::new(1))
+                .and_then(|d| local_instant(d, NaiveTime::MIN, business_tz)),
+        }
+    };
+    match (wanted, held) {
+        (None, None) => Schedule::Keep,
+        (None, Some(_)) => Schedule::Remove,
+        (Some(t), Some(h)) if stamp(t) == stamp(h) || (t <= now && h <= now) => Schedule::Keep,
+        (Some(t), _) => Schedule::Set(t),
+    }
+}
+
 /// `day` at local time `t` in `tz` as an instant; a time a DST change skips
 /// is the first instant after the gap.
 fn local_instant(day: NaiveDate, t: NaiveTime, tz: Tz) -> Option<DateTime<Utc>> {
@@ -128,6 +253,8 @@ fn local_instant(day: NaiveDate, t: NaiveTime, tz: Tz) -> Option<DateTime<Utc>> 
         })
         .map(|t| t.with_timezone(&Utc))
 }
+
+pub mod stream;
 
 #[cfg(test)]
 mod tests;

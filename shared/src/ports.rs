@@ -106,6 +106,32 @@ pub trait Store: Send + Sync {
     fn record_read(&self, state: &ReadState)
         -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// One page of shard `shard` of the next-at index: the open invoices
+    /// whose `next_at` ([`crate::next_at`]) is at or before `until`.
+    fn scheduled_page(
+        &self,
+        shard: u32,
+        until: DateTime<Utc>,
+        start: Option<Self::Cursor>,
+    ) -> impl Future<Output = Result<DuePage<Self::Snapshot, Self::Cursor>, StoreError>> + Send;
+
+    /// Writes (`Some`) or removes (`None`) an invoice's `next_at` and its
+    /// shard, if the invoice is there and still holds `held` (its `next_at`
+    /// as read; `None`: none). `false` when it changed meanwhile: the
+    /// change's own stream record decides again.
+    fn set_next_at(
+        &self,
+        invoice_id: &str,
+        to: Option<DateTime<Utc>>,
+        held: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A customer's open invoices, whole (for a change of their record).
+    fn open_invoices_of(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Vec<RawInvoice>, StoreError>> + Send;
+
     /// Claims a message ([`crate::claim`]).
     fn claim(
         &self,

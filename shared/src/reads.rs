@@ -45,6 +45,11 @@ pub struct ReadState {
     /// zone, a language, contacts): runs read the records of invoices that
     /// leave those out before deciding. Set by the record's change, never unset.
     pub customer_settings: bool,
+    /// With the next-at index: the policy (its [`crate::next_at::fingerprint`])
+    /// under which the latest complete reschedule wrote every open invoice's
+    /// `next_at`, and when.
+    pub scheduled: Option<String>,
+    pub rescheduled_at: Option<DateTime<Utc>>,
 }
 
 /// How long runs must have followed each other without a break before they
@@ -82,6 +87,8 @@ impl ReadState {
             // deferral, a business day's opening) stays due, and a band read keeps it.
             full_read_due: self.full_read_due.filter(|&due| !full || due > now),
             customer_settings: self.customer_settings,
+            scheduled: self.scheduled.clone(),
+            rescheduled_at: self.rescheduled_at,
         }
     }
 
@@ -106,6 +113,59 @@ pub struct ReadPlan {
     pub full: bool,
     /// Disjoint inclusive ranges of due dates, in order.
     pub ranges: Vec<(NaiveDate, NaiveDate)>,
+    /// With the next-at index: read the invoices whose `next_at` is at or
+    /// before this instant, instead of `ranges`.
+    pub due_by: Option<DateTime<Utc>>,
+    /// A reschedule: `ranges` holds every open invoice, and each one read
+    /// gets its `next_at` written ([`crate::next_at`]).
+    pub reschedule: bool,
+}
+
+impl ReadPlan {
+    /// Due-date ranges, read by the due index.
+    pub fn dates(full: bool, ranges: Vec<(NaiveDate, NaiveDate)>) -> Self {
+        Self {
+            full,
+            ranges,
+            due_by: None,
+            reschedule: false,
+        }
+    }
+}
+
+/// Every due date a valid invoice can have, as the index orders them (text:
+/// four-digit years).
+pub const ALL_DUE_DATES: (NaiveDate, NaiveDate) = (
+    NaiveDate::from_ymd_opt(1, 1, 1).unwrap(),
+    NaiveDate::from_ymd_opt(9999, 12, 31).unwrap(),
+);
+
+/// What a run at `now` reads with the next-at index: the invoices whose
+/// `next_at` has come, once a reschedule under this policy (`fingerprint`)
+/// has written every open invoice's, less than `every` ago; else that
+/// reschedule: every open invoice, by the due index (a Query of the open
+/// partition, not a Scan of the history).
+pub fn plan_scheduled(
+    state: &ReadState,
+    now: DateTime<Utc>,
+    fingerprint: &str,
+    every: Duration,
+) -> ReadPlan {
+    let current = state.scheduled.as_deref() == Some(fingerprint)
+        && state
+            .rescheduled_at
+            .is_some_and(|t| t <= now && now - t < every);
+    if current {
+        ReadPlan {
+            due_by: Some(now),
+            ..ReadPlan::dates(false, Vec::new())
+        }
+    } else {
+        ReadPlan {
+            reschedule: true,
+            ..ReadPlan::dates(true, vec![ALL_DUE_DATES])
+        }
+    }
 }
 
 /// The local times at which a step's channels open: the send window's start
@@ -275,17 +335,11 @@ pub fn plan(
                     .series_since
                     .is_some_and(|s| s <= now && now - s >= SETTLE) =>
         {
-            ReadPlan {
-                full: false,
-                ranges: opened_bands(policy, &state.zones, since, now),
-            }
+            ReadPlan::dates(false, opened_bands(policy, &state.zones, since, now))
         }
         _ => {
             let (from, to) = due_date_window(now, policy.lead_days(), policy.lag_days());
-            ReadPlan {
-                full: true,
-                ranges: vec![(from, to)],
-            }
+            ReadPlan::dates(true, vec![(from, to)])
         }
     }
 }

@@ -251,6 +251,13 @@ pub struct RunSummary {
     /// no band read finds it again, becomes ready (a non-business day's, or a
     /// caught-up step's channel outside its window): a full read is due then.
     pub full_read_at: Option<DateTime<Utc>>,
+    /// Invoices whose `next_at` this run wrote (the next-at index: one it
+    /// read and held, or a reschedule's), and writes refused because the
+    /// invoice changed meanwhile (its stream record decides again).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_at_written: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_at_changed_meanwhile: u64,
     /// Pages of the due index read.
     pub pages: u64,
     /// Items returned by the due index.

@@ -747,6 +747,116 @@ async fn the_due_index_holds_the_open_invoices_in_the_range_across_pages<H: Harn
     Ok(())
 }
 
+async fn the_next_at_index_holds_what_has_come_by_shard_and_writes_only_over_what_was_read<
+    H: Harness,
+>(
+    h: &H,
+) -> Result<()> {
+    use dunning::next_at::{shard, SHARDS};
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    // Twelve invoices, so that several shards hold some; one paid, one
+    // written by a billing system with no `next_at` at all.
+    for i in 0..12 {
+        let id = format!("N{i:02}");
+        let status = if i == 11 { "paid" } else { "open" };
+        let customer = if i < 3 { "C-ONE" } else { "C-OTHER" };
+        h.put(&invoice(
+            &id,
+            DUE,
+            &[
+                ("email", "x@example.com"),
+                ("status", status),
+                ("customer_id", customer),
+            ],
+        ))
+        .await?;
+        if i == 10 {
+            continue;
+        }
+        let at = t("2026-11-23T09:00:00Z") + chrono::Duration::hours(i);
+        assert!(h.store().set_next_at(&id, Some(at), None).await?, "{id}");
+    }
+    let until = t("2026-11-23T14:30:00Z");
+    let mut found: Vec<(String, String)> = Vec::new();
+    let store = h.paged(2);
+    for s in 0..SHARDS {
+        let mut start = None;
+        loop {
+            let page = store.scheduled_page(s, until, start).await?;
+            for item in &page.items {
+                let id = item.raw.id_hint().unwrap_or_default().to_owned();
+                assert_eq!(shard(&id), s, "{id} in its own shard");
+                let at = dunning::next_at::stream::held(&item.raw)
+                    .unwrap_or_default()
+                    .to_owned();
+                found.push((id, at));
+            }
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    found.sort();
+    let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["N00", "N01", "N02", "N03", "N04", "N05"],
+        "09:00 to 14:00, not 15:00"
+    );
+    assert_eq!(found[5].1, "2026-11-23T14:00:00Z", "stamped to the second");
+    // A write expects what was read: a stale one changes nothing.
+    assert!(!h.store().set_next_at("N00", Some(until), None).await?);
+    assert!(
+        !h.store()
+            .set_next_at("N00", None, Some("2026-11-23T10:00:00Z"))
+            .await?
+    );
+    assert!(
+        h.store()
+            .set_next_at("N00", None, Some("2026-11-23T09:00:00Z"))
+            .await?,
+        "removed"
+    );
+    assert!(
+        !h.store().set_next_at("NOPE", Some(until), None).await?,
+        "never creates an item"
+    );
+    let mut left = Vec::new();
+    for s in 0..SHARDS {
+        let mut start = None;
+        loop {
+            let page = store.scheduled_page(s, until, start).await?;
+            left.extend(
+                page.items
+                    .iter()
+                    .filter_map(|i| i.raw.id_hint().map(str::to_owned)),
+            );
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    left.sort();
+    assert_eq!(
+        left,
+        ["N01", "N02", "N03", "N04", "N05"],
+        "N00 left the index"
+    );
+    // A customer's open invoices, whole.
+    let mut of_one: Vec<String> = h
+        .store()
+        .open_invoices_of("C-ONE")
+        .await?
+        .iter()
+        .filter_map(|r| r.id_hint().map(str::to_owned))
+        .collect();
+    of_one.sort();
+    assert_eq!(of_one, ["N00", "N01", "N02"]);
+    Ok(())
+}
+
 async fn the_run_state_moves_only_forward<H: Harness>(h: &H) -> Result<()> {
     use dunning::reads::ReadState;
     let store = h.store();
@@ -759,6 +869,8 @@ async fn the_run_state_moves_only_forward<H: Harness>(h: &H) -> Result<()> {
         series_since: Some(t("2026-11-20T00:00:00Z")),
         full_read_due: Some(t("2026-11-23T16:00:00Z")),
         customer_settings: false,
+        scheduled: Some("5f1e0c".into()),
+        rescheduled_at: Some(t("2026-11-23T10:00:00Z")),
     };
     // Zones are a set: compared in name order.
     let read = || async {
@@ -782,6 +894,11 @@ async fn the_run_state_moves_only_forward<H: Harness>(h: &H) -> Result<()> {
         (first.last_full_read_at, first.series_since)
     );
     assert_eq!((&after.zones, after.full_read_due), (&first.zones, None));
+    assert_eq!(
+        (&after.scheduled, after.rescheduled_at),
+        (&first.scheduled, first.rescheduled_at),
+        "a run that did not reschedule keeps the last reschedule's"
+    );
     // An older run finishing late changes nothing.
     store.record_read(&first).await?;
     assert_eq!(read().await?, after);
@@ -1144,6 +1261,7 @@ contract!(
     a_late_fee_is_applied_once_and_recorded_on_the_ledger,
     the_due_index_holds_the_open_invoices_in_the_range_across_pages,
     the_run_state_moves_only_forward,
+    the_next_at_index_holds_what_has_come_by_shard_and_writes_only_over_what_was_read,
     a_pay_link_is_stored_once_and_read_back,
     a_revoked_link_stays_revoked_from_its_first_revocation,
     the_pay_page_reads_invoices_and_keeps_one_intent_per_invoice,

@@ -356,3 +356,249 @@ fn no_send_on_a_weekend_or_holiday_through_outages_retries_and_deferrals() {
     assert!(t.deferred > 0, "the cap deferred some messages");
     assert!(t.held > 0, "some messages were held for a non-business day");
 }
+
+/// Invoices a billing system writes between runs (plain items: no
+/// `next_at`), some paid later, and the runs' gaps.
+#[derive(Debug, Clone)]
+struct PlainWrites {
+    /// (due offset in days from the start, zone, the run before which it
+    /// is written, with a phone, paid before this run if any).
+    invoices: Vec<(i64, Tz, usize, bool, Option<usize>)>,
+    holidays: Vec<i64>,
+    gaps: Vec<i64>,
+    fail_percent: u64,
+    seed: u64,
+}
+
+fn plain_writes() -> impl Strategy<Value = PlainWrites> {
+    let zones = prop::sample::select(vec![
+        Tz::UTC,
+        chrono_tz::America::New_York,
+        chrono_tz::Pacific::Auckland,
+        chrono_tz::Asia::Kathmandu,
+        chrono_tz::Asia::Kolkata,
+        chrono_tz::Australia::Adelaide,
+        chrono_tz::America::St_Johns,
+        chrono_tz::Pacific::Chatham,
+        chrono_tz::America::Havana,
+    ]);
+    let gap = prop_oneof![8 => Just(1i64), 1 => 2i64..30, 1 => 30i64..150];
+    let invoice = (
+        -5i64..40,
+        zones,
+        0usize..200,
+        any::<bool>(),
+        prop::option::of(0usize..400),
+    );
+    (
+        prop::collection::vec(invoice, 1..4),
+        prop::collection::vec(0i64..70, 0..4),
+        prop::collection::vec(gap, 100..400),
+        (0u64..30, any::<u64>()),
+    )
+        .prop_map(
+            |(invoices, holidays, gaps, (fail_percent, seed))| PlainWrites {
+                invoices,
+                holidays,
+                gaps,
+                fail_percent,
+                seed,
+            },
+        )
+}
+
+/// What one series of runs sent, by run: (run, recipient, subject or SMS
+/// marker), the items the runs read and what the stream function wrote.
+#[derive(Debug, Default, PartialEq)]
+struct Series {
+    sent: Vec<(usize, String, String)>,
+    items_read: u64,
+    stream_writes: u64,
+    written_plain: u64,
+    /// Runs that read every open invoice (each reschedule).
+    full_reads: u64,
+    days: i64,
+    failed: u64,
+    deferred: u64,
+}
+
+/// Runs the scenario reading every open invoice every hour (`next =
+/// false`: each run a reschedule) or through the next-at index, with the table's stream handed to the
+/// `next-at` function's code after every write, as Lambda's event source
+/// mapping would.
+async fn simulate_plain_writes(
+    s: &PlainWrites,
+    policy_file: &std::path::Path,
+    next: bool,
+) -> anyhow::Result<Series> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let calls = AtomicU64::new(0);
+    let (seed, percent) = (s.seed, s.fail_percent);
+    let recorder = dunning::testing::Recorder::refusing(move |_| {
+        let n = calls.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        ((mixed >> 33) % 100 < percent)
+            .then(|| dunning::ports::SendError::transient("ServiceUnavailable", "injected"))
+    });
+    let env = MemEnv::with_recorder(
+        config(&[
+            ("POLICY_FILE", policy_file.to_str().unwrap()),
+            ("NEXT_AT_INDEX", "true"),
+        ]),
+        recorder,
+    )?;
+    let tz = env.deps.config.messages.business_timezone;
+    let stream = |now: DateTime<Utc>| {
+        let changes = env.deps.store.stream();
+        let store = &env.deps.store;
+        let policy = &env.deps.policy;
+        async move { dunning::next_at::stream::apply(store, policy, tz, now, changes).await }
+    };
+    let start: DateTime<Utc> = "2026-01-05T00:00:00Z".parse()?;
+    let mut series = Series::default();
+    let mut now = start;
+    for (i, gap) in s.gaps.iter().enumerate() {
+        now += Duration::hours(*gap);
+        for (n, (offset, zone, written, phone, paid)) in s.invoices.iter().enumerate() {
+            let id = format!("INV-{n}");
+            if *written == i {
+                let due = (start + Duration::days(*offset)).date_naive().to_string();
+                let mut extra = vec![
+                    ("customer_id", "CUST"),
+                    ("email", "ana@example.com"),
+                    ("timezone", zone.name()),
+                ];
+                if *phone {
+                    extra.push(("phone", "+15555550100"));
+                }
+                env.put_invoice(&invoice(&id, &due, &extra)).await?;
+                series.written_plain += 1;
+            }
+            if *paid == Some(i) && *written < i {
+                let payment = Payment::once(
+                    format!("pay-{n}"),
+                    format!("pay-{n}"),
+                    &id,
+                    "120.00".parse()?,
+                    Currency::parse("USD").unwrap(),
+                    now,
+                    "generic",
+                    "payment",
+                );
+                env.deps.store.apply_payment(&payment, now).await?;
+            }
+        }
+        if next {
+            series.stream_writes += stream(now).await?.writes();
+        }
+        if !next {
+            // Reading everything: every run is a reschedule, which reads
+            // every open invoice, whatever its due date.
+            env.deps.store.forget_reads();
+        }
+        let before = env.sent.0.recorded();
+        let summary = run(&env.deps, &RunRequest::new(now, format!("run-{i}"))).await?;
+        if summary.full_read {
+            series.full_reads += 1;
+        }
+        series.failed += summary.total_failed();
+        series.deferred += summary.skipped(dunning::summary::SkipReason::CustomerCap);
+        if next {
+            series.stream_writes += stream(now).await?.writes();
+        }
+        series.items_read += summary.items_read;
+        let after = env.sent.0.recorded();
+        for e in &after.emails[before.emails.len()..] {
+            series.sent.push((i, e.to.clone(), e.subject.clone()));
+        }
+        for m in &after.sms[before.sms.len()..] {
+            series.sent.push((i, m.to.clone(), "sms".into()));
+        }
+        for e in &after.events[before.events.len()..] {
+            series
+                .sent
+                .push((i, e.subject.clone(), e.event.to_string()));
+        }
+    }
+    series.days = (now - start).num_days();
+    Ok(series)
+}
+
+/// Hourly runs through the next-at index send exactly what runs reading
+/// everything every hour send, run by run, while a billing system writes
+/// plain items between runs (no `next_at`: the stream function gives them
+/// one), payments arrive, sends fail and are retried, the customer cap
+/// defers, and weekends and holidays hold messages; and they read less.
+#[test]
+fn the_next_at_index_sends_what_reading_everything_sends_with_plain_writers() {
+    use proptest::test_runner::{Config, TestRunner};
+    let start: DateTime<Utc> = "2026-01-05T00:00:00Z".parse().unwrap();
+    let mut runner = TestRunner::new(Config::with_cases(60));
+    let dir = std::env::temp_dir().join(format!("dunning-next-at-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = std::cell::Cell::new(0u32);
+    let totals = std::cell::RefCell::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
+    let result = runner.run(&plain_writes(), |s| {
+        let holidays: Vec<String> = s
+            .holidays
+            .iter()
+            .map(|d| format!("\"{}\"", (start + Duration::days(*d)).date_naive()))
+            .collect();
+        let text = dunning::policy::DEFAULT_POLICY
+            .replace("skip_weekends = false", "skip_weekends = true")
+            .replace(
+                "holidays = []",
+                &format!("holidays = [{}]", holidays.join(", ")),
+            )
+            .replace("messages = 7\ndays = 7", "messages = 2\ndays = 2");
+        case.set(case.get() + 1);
+        let file = dir.join(format!("policy-{}.toml", case.get()));
+        std::fs::write(&file, &text).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let everything = rt
+            .block_on(simulate_plain_writes(&s, &file, false))
+            .unwrap();
+        let indexed = rt.block_on(simulate_plain_writes(&s, &file, true)).unwrap();
+        // Within one run, the order of what went is the order of reading.
+        let (mut a, mut b) = (indexed.sent.clone(), everything.sent.clone());
+        a.sort();
+        b.sort();
+        prop_assert_eq!(a, b);
+        // The first run, then one every RESCHEDULE_DAYS (28).
+        prop_assert!(
+            indexed.full_reads <= 1 + (indexed.days / 28) as u64,
+            "{} reschedules in {} days",
+            indexed.full_reads,
+            indexed.days
+        );
+        let mut t = totals.borrow_mut();
+        t.0 += everything.sent.len() as u64;
+        t.1 += indexed.items_read;
+        t.2 += everything.items_read;
+        t.3 += indexed.stream_writes;
+        t.4 += indexed.written_plain;
+        t.5 += indexed.failed.min(indexed.deferred);
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result.unwrap();
+    let (sent, read_indexed, read_all, stream_writes, plain, failed_and_deferred) =
+        totals.into_inner();
+    assert!(
+        failed_and_deferred > 0,
+        "sends failed and were retried, and the cap deferred, in some cases"
+    );
+    assert!(sent > 0, "messages were sent");
+    assert!(
+        plain > 0 && stream_writes > 0,
+        "plain items got their next_at from the stream"
+    );
+    assert!(
+        read_indexed * 5 < read_all,
+        "the index read {read_indexed} items, reading everything {read_all}"
+    );
+}

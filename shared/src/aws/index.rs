@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::errors::store_error;
 use super::outcomes::condition_failure_is_false;
 use super::store::{
-    page, rfc3339, s, DynamoPage, DynamoSnapshot, DynamoStore, Item, DUE_INDEX, PARTITION_KEY,
-    RUN_STATE_KEY, SORT_KEY,
+    page, rfc3339, s, DynamoPage, DynamoSnapshot, DynamoStore, Item, CUSTOMER_INDEX, DUE_INDEX,
+    NEXT_AT_INDEX, PARTITION_KEY, RUN_STATE_KEY, SORT_KEY,
 };
 
 /// Beside the run state: the invalid items logged today (`day`, `keys`).
@@ -17,6 +17,7 @@ const WARNED_SK: &str = "warned";
 use super::store::raw_invoice;
 use crate::edit::WAKE_PARTITION;
 use crate::ledger::INVOICE_SK;
+use crate::next_at;
 use crate::ports::{DueItem, StoreError};
 use crate::reads::ReadState;
 
@@ -49,6 +50,119 @@ impl DynamoStore {
             out.last_evaluated_key,
             DynamoSnapshot::of,
         ))
+    }
+
+    /// One page of shard `shard` of the next-at index up to `until`.
+    pub(super) async fn scheduled_page_query(
+        &self,
+        shard: u32,
+        until: DateTime<Utc>,
+        start: Option<Item>,
+    ) -> Result<DynamoPage, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(NEXT_AT_INDEX)
+            .key_condition_expression("#shard = :shard AND #next <= :until")
+            .expression_attribute_names("#shard", next_at::SHARD_ATTRIBUTE)
+            .expression_attribute_names("#next", next_at::ATTRIBUTE)
+            .expression_attribute_values(":shard", s(shard.to_string()))
+            .expression_attribute_values(":until", s(next_at::stamp(until)))
+            .set_exclusive_start_key(start)
+            .set_limit(self.page_limit())
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        Ok(page(
+            out.items,
+            out.scanned_count,
+            out.last_evaluated_key,
+            DynamoSnapshot::of,
+        ))
+    }
+
+    /// Writes or removes an invoice's `next_at` if it still holds `held`
+    /// ([`crate::ports::Store::set_next_at`]).
+    pub(super) async fn write_next_at(
+        &self,
+        invoice_id: &str,
+        to: Option<DateTime<Utc>>,
+        held: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .update_record(invoice_id, INVOICE_SK)
+            .expression_attribute_names("#next", next_at::ATTRIBUTE)
+            .expression_attribute_names("#shard", next_at::SHARD_ATTRIBUTE)
+            .expression_attribute_names("#pk", PARTITION_KEY);
+        update = match held {
+            Some(h) => update
+                .condition_expression("attribute_exists(#pk) AND #next = :held")
+                .expression_attribute_values(":held", s(h)),
+            None => {
+                update.condition_expression("attribute_exists(#pk) AND attribute_not_exists(#next)")
+            }
+        };
+        update = match to {
+            Some(t) => update
+                .update_expression("SET #next = :next, #shard = :shard")
+                .expression_attribute_values(":next", s(next_at::stamp(t)))
+                .expression_attribute_values(":shard", s(next_at::shard(invoice_id).to_string())),
+            None => update.update_expression("REMOVE #next, #shard"),
+        };
+        condition_failure_is_false(update.send().await.map(|_| ()), "UpdateItem")
+    }
+
+    /// A customer's open invoices, whole: the customer index (keys and
+    /// status), then the items in batches, strongly consistent.
+    pub(super) async fn open_invoices_query(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<crate::invoice::RawInvoice>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(CUSTOMER_INDEX)
+                .key_condition_expression("customer_id = :c")
+                .filter_expression("#sk = :invoice AND #status = :open")
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":c", s(customer_id))
+                .expression_attribute_values(":invoice", s(INVOICE_SK))
+                .expression_attribute_values(":open", s("open"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(id) = item.get(PARTITION_KEY) {
+                    keys.push(Item::from([
+                        (PARTITION_KEY.to_owned(), id.clone()),
+                        (SORT_KEY.to_owned(), s(INVOICE_SK)),
+                    ]));
+                }
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .filter(|item| {
+                item.get("status")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("open")
+            })
+            .map(raw_invoice)
+            .collect())
     }
 
     /// What earlier runs read (strongly consistent: a run right after another sees it).
@@ -91,6 +205,13 @@ impl DynamoStore {
                 .and_then(|v| v.as_bool().ok())
                 .copied()
                 .unwrap_or(false),
+            scheduled: out
+                .item
+                .as_ref()
+                .and_then(|i| i.get("scheduled"))
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+            rescheduled_at: at("rescheduled_at"),
         })
     }
 
@@ -120,6 +241,12 @@ impl DynamoStore {
         if let Some(t) = state.last_full_read_at {
             set.push("last_full_read_at = :f");
             update = update.expression_attribute_values(":f", s(rfc3339(t)));
+        }
+        if let (Some(policy), Some(t)) = (&state.scheduled, state.rescheduled_at) {
+            set.push("scheduled = :p, rescheduled_at = :r");
+            update = update
+                .expression_attribute_values(":p", s(policy))
+                .expression_attribute_values(":r", s(rfc3339(t)));
         }
         if !state.zones.is_empty() {
             set.push("zones = :z");

@@ -30,6 +30,31 @@ impl Store for DynamoStore {
         self.woken_items(from, to).await
     }
 
+    async fn scheduled_page(
+        &self,
+        shard: u32,
+        until: DateTime<Utc>,
+        start: Option<Item>,
+    ) -> Result<DynamoPage, StoreError> {
+        self.scheduled_page_query(shard, until, start).await
+    }
+
+    async fn set_next_at(
+        &self,
+        invoice_id: &str,
+        to: Option<DateTime<Utc>>,
+        held: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.write_next_at(invoice_id, to, held).await
+    }
+
+    async fn open_invoices_of(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<crate::invoice::RawInvoice>, StoreError> {
+        self.open_invoices_query(customer_id).await
+    }
+
     async fn read_state(&self) -> Result<ReadState, StoreError> {
         self.run_state().await
     }

@@ -28,6 +28,11 @@ pub const DUE_INDEX: &str = "by_status_due";
 /// invoices for their statement. It projects only the keys, `status` and
 /// `paid_at`, so a run's and a payment's other writes never touch it.
 pub const CUSTOMER_INDEX: &str = "by_customer_due";
+/// The next-at index on (`next_shard`, `next_at`): the open invoices whose
+/// next step has come ([`crate::next_at`]). Sparse: only invoices with a
+/// `next_at` are in it. It projects the whole item, as the due index does:
+/// a run decides from what it reads.
+pub const NEXT_AT_INDEX: &str = "by_next_at";
 /// The non-key attributes [`CUSTOMER_INDEX`] projects.
 pub const CUSTOMER_INDEX_PROJECTS: [&str; 2] = ["status", "paid_at"];
 /// The record where runs leave what they read ([`ReadState`]): outside the
@@ -279,6 +284,17 @@ impl DynamoStore {
             )
             .build()
             .map_err(|e| StoreError::local("CreateTable", e.to_string()))?;
+        let next = GlobalSecondaryIndex::builder()
+            .index_name(NEXT_AT_INDEX)
+            .key_schema(key(crate::next_at::SHARD_ATTRIBUTE, KeyType::Hash)?)
+            .key_schema(key(crate::next_at::ATTRIBUTE, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::local("CreateTable", e.to_string()))?;
         self.client
             .create_table()
             .table_name(&self.table)
@@ -288,10 +304,13 @@ impl DynamoStore {
             .attribute_definitions(attr("status")?)
             .attribute_definitions(attr("due_date")?)
             .attribute_definitions(attr("customer_id")?)
+            .attribute_definitions(attr(crate::next_at::SHARD_ATTRIBUTE)?)
+            .attribute_definitions(attr(crate::next_at::ATTRIBUTE)?)
             .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
             .key_schema(key(SORT_KEY, KeyType::Range)?)
             .global_secondary_indexes(index)
             .global_secondary_indexes(customers)
+            .global_secondary_indexes(next)
             .send()
             .await
             .map_err(|e| store_error("CreateTable", e))?;

@@ -49,6 +49,8 @@ pub const ENV_VARS: &[&str] = &[
     "EMAIL_RATE",
     "SMS_RATE",
     "FULL_READ_HOURS",
+    "NEXT_AT_INDEX",
+    "RESCHEDULE_DAYS",
     "WORK_QUEUE_URL",
     "MAX_WORKERS",
     "WORKER_SEND_RATE",
@@ -140,6 +142,15 @@ pub struct Config {
     /// from the policy's send window ([`crate::reads::default_full_read_interval`]);
     /// `Some(0)`: every run reads the whole window.
     pub full_read_hours: Option<u64>,
+    /// `NEXT_AT_INDEX=true`: hourly runs read the next-at index (the
+    /// invoices whose next step has come, [`crate::next_at`]) instead of
+    /// due-date bands. Only where the table's stream feeds the `next-at`
+    /// function, which keeps `next_at` current for every writer.
+    pub next_at_index: bool,
+    /// With the next-at index, days between the full reads that write every
+    /// open invoice's `next_at` again (`RESCHEDULE_DAYS`, default 28): the
+    /// safety net for a stream record lost.
+    pub reschedule_days: u64,
     /// The SQS queue of worker orders (`WORK_QUEUE_URL`); without it a run never fans out.
     pub work_queue_url: Option<String>,
     /// Most workers one run fans out to (`MAX_WORKERS`, default 1: never).
@@ -266,6 +277,8 @@ impl Config {
             email_rate: env.number("EMAIL_RATE", 14, 0..=100_000)?,
             sms_rate: env.number("SMS_RATE", 20, 0..=100_000)?,
             full_read_hours: env.optional_number("FULL_READ_HOURS", 0..=24)?,
+            next_at_index: env.flag("NEXT_AT_INDEX")?,
+            reschedule_days: env.number("RESCHEDULE_DAYS", 28, 1..=365)?,
             work_queue_url: env.optional("WORK_QUEUE_URL"),
             max_workers: env.number("MAX_WORKERS", 1, 1..=100)? as u32,
             worker_send_rate: env.number("WORKER_SEND_RATE", 50, 1..=10_000)?,

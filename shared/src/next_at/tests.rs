@@ -181,3 +181,103 @@ proptest! {
         }
     }
 }
+
+fn raw(due: &str, extra: &[(&str, &str)]) -> RawInvoice {
+    let mut raw = RawInvoice::default();
+    for (k, v) in [
+        ("invoice_id", "INV-1"),
+        ("customer_id", "C-1"),
+        ("customer_name", "Ana"),
+        ("email", "ana@example.com"),
+        ("amount", "100.00"),
+        ("currency", "USD"),
+        ("due_date", due),
+        ("status", "open"),
+        ("timezone", "America/New_York"),
+    ] {
+        raw.insert(k, RawValue::Text(v.into()));
+    }
+    for (k, v) in extra {
+        raw.insert(*k, RawValue::Text((*v).into()));
+    }
+    raw
+}
+
+#[test]
+fn reschedule_sets_keeps_moves_and_removes_what_an_item_holds() {
+    let p = Policy::default_policy();
+    let now = at("2026-11-18T00:00:00Z");
+    // A plain item (no next_at): the pre-due step's morning in New York.
+    let plain = raw("2026-11-23", &[]);
+    assert_eq!(
+        reschedule(&p, &plain, None, now, Tz::UTC),
+        Schedule::Set(at("2026-11-20T14:00:00Z"))
+    );
+    // What it holds already: kept; anything else is moved.
+    let right = raw("2026-11-23", &[("next_at", "2026-11-20T14:00:00Z")]);
+    assert_eq!(reschedule(&p, &right, None, now, Tz::UTC), Schedule::Keep);
+    let wrong = raw("2026-11-23", &[("next_at", "2026-11-25T14:00:00Z")]);
+    assert_eq!(
+        reschedule(&p, &wrong, None, now, Tz::UTC),
+        Schedule::Set(at("2026-11-20T14:00:00Z"))
+    );
+    // Due now, holding an earlier instant: kept (not moved on every look).
+    let late = at("2026-11-20T16:00:00Z");
+    let due = raw("2026-11-23", &[("next_at", "2026-11-20T14:00:00Z")]);
+    assert_eq!(reschedule(&p, &due, None, late, Tz::UTC), Schedule::Keep);
+    // Paid: out of the index.
+    let paid = raw(
+        "2026-11-23",
+        &[("status", "paid"), ("next_at", "2026-11-20T14:00:00Z")],
+    );
+    assert_eq!(reschedule(&p, &paid, None, now, Tz::UTC), Schedule::Remove);
+    assert_eq!(
+        reschedule(
+            &p,
+            &raw("2026-11-23", &[("status", "void")]),
+            None,
+            now,
+            Tz::UTC
+        ),
+        Schedule::Keep,
+        "nothing held, nothing wanted"
+    );
+    // Not a valid invoice: read once a day, at the business's midnight.
+    let bad = raw("23/11/2026", &[]);
+    assert_eq!(
+        reschedule(&p, &bad, None, now, chrono_tz::Europe::Paris),
+        Schedule::Set(at("2026-11-18T23:00:00Z"))
+    );
+    // The customer's record: a pause moves it to the pause's end (then the
+    // first window after it); an opt-out of e-mail with no phone: nothing.
+    let record = crate::customer::CustomerRecord {
+        paused_until: Some(at("2026-11-24T12:00:00Z")),
+        ..Default::default()
+    };
+    let Schedule::Set(t) = reschedule(&p, &plain, Some(&record), now, Tz::UTC) else {
+        panic!("a paused customer's invoice stays in the index");
+    };
+    assert!(t >= at("2026-11-24T12:00:00Z"), "{t}");
+    assert!(sendable(
+        &p,
+        &with_record(Invoice::parse(&plain).unwrap(), &record),
+        t,
+        Tz::UTC
+    ));
+    let mut out = crate::customer::CustomerRecord::default();
+    out.apply(&crate::customer::Change::sns_opt_out(now, "test"));
+    out.opt_outs.insert(
+        "email".into(),
+        out.opt_outs.values().next().cloned().unwrap(),
+    );
+    assert_eq!(
+        reschedule(&p, &right, Some(&out), now, Tz::UTC),
+        Schedule::Set(at("2026-12-23T05:00:00Z")),
+        "no channel left: only the escalation, 30 days after the due date at midnight in New York"
+    );
+    // A stamp is fixed width, to the second.
+    assert_eq!(
+        stamp(at("2026-11-20T14:00:00.750Z")),
+        "2026-11-20T14:00:00Z"
+    );
+}

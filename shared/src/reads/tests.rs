@@ -114,6 +114,7 @@ fn a_full_read_comes_when_none_is_recent_or_the_clock_went_back() {
         series_since: Some(at("2026-11-20T00:00:00Z")),
         full_read_due: None,
         customer_settings: false,
+        ..ReadState::default()
     };
     assert!(plan(&p, ReadState::default(), now, every).full);
     let full_with = |full: &str, run: &str| plan(&p, state(full, run), now, every).full;

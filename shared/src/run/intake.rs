@@ -96,6 +96,10 @@ pub(super) struct Read<'p, A: Adapters> {
     pub rejected_unlisted: u64,
     /// Customer records hold settings invoices inherit: read them before deciding.
     pub customer_settings: bool,
+    /// With the next-at index: each invoice read, its `next_at` as read.
+    held: HashMap<String, Option<String>>,
+    /// ... and the `next_at` writes what it read calls for ([`write_schedules`]).
+    schedules: HashMap<String, (Option<String>, crate::next_at::Schedule)>,
 }
 
 /// Reads the planned due dates (a worker: its order's) and decides each item.
@@ -108,8 +112,8 @@ pub(super) async fn read<'p, A: Adapters>(
     let (plan, state, every) = match &req.order {
         Some(order) => (
             ReadPlan {
-                full: false,
-                ranges: order.ranges.clone(),
+                due_by: order.due_by,
+                ..ReadPlan::dates(false, order.ranges.clone())
             },
             ReadState::default(),
             chrono::Duration::zero(),
@@ -131,6 +135,8 @@ pub(super) async fn read<'p, A: Adapters>(
         rejected: Vec::new(),
         rejected_unlisted: 0,
         customer_settings: false,
+        held: HashMap::new(),
+        schedules: HashMap::new(),
     };
     read.customer_settings = match &req.order {
         Some(order) => order.customer_settings,
@@ -173,7 +179,16 @@ pub(super) async fn read<'p, A: Adapters>(
         sync_sms_opt_outs(deps, req, summary, &mut read).await;
         apply_customer_records(deps, req, before, summary, &mut read).await;
     }
-    'read: for &(from, to) in &ranges {
+    let sources: Vec<Source> = match read.plan.due_by {
+        Some(until) => (0..crate::next_at::SHARDS)
+            .map(|shard| Source::Due { shard, until })
+            .collect(),
+        None => ranges
+            .iter()
+            .map(|&(from, to)| Source::Dates(from, to))
+            .collect(),
+    };
+    'read: for source in sources {
         let mut start = None;
         loop {
             if req.out_of_time(margin) {
@@ -184,7 +199,7 @@ pub(super) async fn read<'p, A: Adapters>(
                 );
                 break 'read;
             }
-            let page = read_page(&deps.store, from, to, start).await?;
+            let page = read_page(&deps.store, source, start).await?;
             summary.pages += 1;
             summary.scanned_count += page.scanned_count;
             summary.items_read += page.items.len() as u64;
@@ -405,6 +420,13 @@ async fn apply_customer_records<A: Adapters>(
                 c.invoice = Arc::new(invoice);
             }
         }
+        if let (Some(_), Some(Some(record))) = (reason, read.customers.get(&c.invoice.customer_id))
+        {
+            if reason != Some(SkipReason::CustomerUnreadable) {
+                let record = record.clone();
+                held_by_record(deps, req, &c.invoice, &record, read);
+            }
+        }
         match reason {
             None => read.candidates.push(c),
             Some(reason) => tally(
@@ -438,16 +460,40 @@ async fn read_plan<A: Adapters>(
             ReadState::default()
         }
     };
-    let plan = crate::reads::plan(&deps.policy, state.clone(), req.as_of, every);
+    let plan = if deps.config.next_at_index {
+        crate::reads::plan_scheduled(
+            &state,
+            req.as_of,
+            &fingerprint(deps),
+            chrono::Duration::days(deps.config.reschedule_days as i64),
+        )
+    } else {
+        crate::reads::plan(&deps.policy, state.clone(), req.as_of, every)
+    };
     (plan, state, every)
 }
 
-/// Reads one page of the due index. A failure is retried: 4 calls, each of
+/// The policy `next_at` is computed under (the policy and the business's zone).
+fn fingerprint<A: Adapters>(deps: &Deps<A>) -> String {
+    crate::next_at::fingerprint(&deps.policy, deps.config.messages.business_timezone)
+}
+
+/// What one series of pages reads: a due-date range of the due index, or
+/// a shard of the next-at index up to an instant.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Dates(NaiveDate, NaiveDate),
+    Due {
+        shard: u32,
+        until: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// Reads one page of an index. A failure is retried: 4 calls, each of
 /// up to `AWS_MAX_ATTEMPTS` SDK attempts (16 by default), before the run gives up.
 async fn read_page<S: Store>(
     store: &S,
-    from: NaiveDate,
-    to: NaiveDate,
+    source: Source,
     start: Option<S::Cursor>,
 ) -> Result<crate::ports::DuePage<S::Snapshot, S::Cursor>, StoreError> {
     const PAGE: Backoff = Backoff {
@@ -459,7 +505,15 @@ async fn read_page<S: Store>(
         PAGE,
         "reading the due index",
         |_| true,
-        || store.due_page(from, to, start.clone()),
+        || {
+            let start = start.clone();
+            async move {
+                match source {
+                    Source::Dates(from, to) => store.due_page(from, to, start).await,
+                    Source::Due { shard, until } => store.scheduled_page(shard, until, start).await,
+                }
+            }
+        },
     )
     .await
 }
@@ -478,6 +532,8 @@ pub(super) struct Intake {
     /// messages a fan-out has to share.
     due: HashSet<u64>,
     zones: HashSet<chrono_tz::Tz>,
+    /// Every `next_at` write this run's reads called for was made.
+    scheduled: bool,
 }
 
 impl Intake {
@@ -495,6 +551,7 @@ impl Intake {
             admitted: Default::default(),
             due: Default::default(),
             zones: [deps.config.messages.business_timezone].into(),
+            scheduled: false,
         }
     }
 
@@ -559,6 +616,7 @@ fn consider<'p, A: Adapters>(
             return;
         }
         Err(rejected) => {
+            note_schedule(deps, req, &item.raw, read);
             summary.add_invalid(rejected.invoice_id.clone(), rejected.reason.code());
             if read.rejected.len() < crate::summary::MAX_LOGGED_INVALID {
                 read.rejected.push(rejected);
@@ -568,6 +626,7 @@ fn consider<'p, A: Adapters>(
             return;
         }
     };
+    note_schedule(deps, req, &item.raw, read);
     // On a plan, the ladder runs on the instalment due in the customer's calendar.
     let invoice = if invoice.plan.is_some() {
         let tz = invoice
@@ -688,6 +747,110 @@ fn consider<'p, A: Adapters>(
     }
 }
 
+/// With the next-at index, what an item read calls for: its `next_at` as
+/// [`crate::next_at::reschedule`] decides it (with the customer's record
+/// when this run has read it), for [`write_schedules`].
+fn note_schedule<A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+    raw: &crate::invoice::RawInvoice,
+    read: &mut Read<'_, A>,
+) {
+    if !deps.config.next_at_index {
+        return;
+    }
+    let Some(id) = raw.id_hint() else { return };
+    let record = raw
+        .customer_hint()
+        .and_then(|c| read.customers.get(c))
+        .and_then(Option::as_ref);
+    let schedule = crate::next_at::reschedule(
+        &deps.policy,
+        raw,
+        record,
+        req.as_of,
+        deps.config.messages.business_timezone,
+    );
+    let held = crate::next_at::stream::held(raw).map(str::to_owned);
+    if schedule != crate::next_at::Schedule::Keep {
+        read.schedules
+            .insert(id.to_owned(), (held.clone(), schedule));
+    }
+    read.held.insert(id.to_owned(), held);
+}
+
+/// With the next-at index, a message the customer's record held back (a
+/// pause, an opt-out, a suppressed address): the invoice's `next_at` with
+/// the record applied, when that is later than now (else it stays due).
+fn held_by_record<A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+    invoice: &Invoice,
+    record: &crate::customer::CustomerRecord,
+    read: &mut Read<'_, A>,
+) {
+    if !deps.config.next_at_index || invoice.plan.is_some() {
+        return;
+    }
+    let Some(held) = read.held.get(&invoice.id).cloned() else {
+        return;
+    };
+    let later = crate::next_at::next_at(
+        &deps.policy,
+        &crate::next_at::with_record(invoice.clone(), record),
+        req.as_of,
+        deps.config.messages.business_timezone,
+    );
+    let schedule = match later {
+        None => crate::next_at::Schedule::Remove,
+        Some(t) if t > req.as_of => crate::next_at::Schedule::Set(t),
+        Some(_) => return,
+    };
+    read.schedules.insert(invoice.id.clone(), (held, schedule));
+}
+
+/// Writes the `next_at` of the invoices this run read that call for one
+/// (not in a dry run); [`Intake::scheduled`] when every write was made or
+/// found the invoice changed meanwhile (so a reschedule is complete).
+pub(super) async fn write_schedules<A: Adapters>(
+    deps: &Deps<A>,
+    req: &RunRequest,
+    read: &mut Read<'_, A>,
+    summary: &mut RunSummary,
+) {
+    use futures::StreamExt;
+    let schedules = std::mem::take(&mut read.schedules);
+    if req.dry_run {
+        return;
+    }
+    let store = &deps.store;
+    let results: Vec<Result<bool, StoreError>> = futures::stream::iter(schedules)
+        .map(|(id, (held, schedule))| async move {
+            let to = match schedule {
+                crate::next_at::Schedule::Set(t) => Some(t),
+                _ => None,
+            };
+            store.set_next_at(&id, to, held.as_deref()).await
+        })
+        .buffer_unordered(deps.config.send_concurrency.max(1))
+        .collect()
+        .await;
+    let mut complete = true;
+    for result in results {
+        match result {
+            Ok(true) => summary.next_at_written += 1,
+            Ok(false) => summary.next_at_changed_meanwhile += 1,
+            Err(err) => {
+                if complete {
+                    tracing::warn!(error = %err, "could not write an invoice's next_at; the next reschedule writes it");
+                }
+                complete = false;
+            }
+        }
+    }
+    read.intake.scheduled = complete;
+}
+
 /// Records what this run read for the later runs, which then read only what
 /// begins after it, unless it left work behind that a re-read must find
 /// (stopped early, a failed send, a claim held elsewhere ...). A band read
@@ -706,10 +869,15 @@ pub(super) async fn record_reads<A: Adapters>(
     let left = summary.left_work();
     if req.record_reads && !req.dry_run && (plan.full || !left) {
         let zones = plan.full.then(|| intake.zones.iter().copied().collect());
-        let next = state
+        let mut next = state
             .after(req.as_of, zones, every)
             .needing(left.then_some(req.as_of), summary.deferred_until)
             .needing(None, summary.full_read_at);
+        // A reschedule that read every open invoice and wrote their `next_at`.
+        if plan.reschedule && intake.scheduled && !summary.stopped_early {
+            next.scheduled = Some(fingerprint(deps));
+            next.rescheduled_at = Some(req.as_of);
+        }
         if let Err(err) = deps.store.record_read(&next).await {
             tracing::warn!(error = %err, "could not record the run's reads; the next run reads more");
         }

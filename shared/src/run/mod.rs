@@ -362,12 +362,12 @@ pub async fn run<A: Adapters>(deps: &Deps<A>, req: &RunRequest) -> Result<RunSum
         ..RunSummary::default()
     };
     let margin = req.margin(deps.config.deadline_margin);
-    let read = intake::read(deps, req, margin, &mut summary).await?;
+    let mut read = intake::read(deps, req, margin, &mut summary).await?;
+    intake::write_schedules(deps, req, &mut read, &mut summary).await;
     if let Some(workers) = workers::fan_out(
         deps,
         req,
-        &read.plan.ranges,
-        read.plan.full,
+        &read.plan,
         read.customer_settings,
         read.intake.customers(),
         margin,
@@ -434,7 +434,10 @@ pub async fn run<A: Adapters>(deps: &Deps<A>, req: &RunRequest) -> Result<RunSum
         .deferred_until
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    for escalation in read.escalations {
+    // In invoice order, whatever index they came from.
+    let mut escalations = read.escalations;
+    escalations.sort_by(|a, b| a.invoice.id.cmp(&b.invoice.id));
+    for escalation in escalations {
         let step = escalation.step.name.as_str();
         let outcome = if req.out_of_time(margin) {
             summary.stopped_early = true;

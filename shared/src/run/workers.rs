@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
-
 use super::{Adapters, Deps, RunRequest};
 use crate::fanout::{workers_needed, Shard, WorkOrder};
+use crate::reads::ReadPlan;
 
 /// Queues one order per shard when this scheduled run has more to send than
 /// one invocation can ([`workers_needed`]); returns how many. The run state
@@ -16,14 +15,15 @@ use crate::fanout::{workers_needed, Shard, WorkOrder};
 pub(super) async fn fan_out<A: Adapters>(
     deps: &Deps<A>,
     req: &RunRequest,
-    ranges: &[(NaiveDate, NaiveDate)],
-    woken: bool,
+    plan: &ReadPlan,
     customer_settings: bool,
     messages: u64,
     margin: Duration,
 ) -> Option<u32> {
     let queue = deps.queue.as_ref()?;
-    if req.dry_run || req.order.is_some() || deps.config.max_workers < 2 {
+    // A reschedule writes every open invoice's `next_at` as it reads: it
+    // sends itself, and what it cannot send in time is due for the next run.
+    if req.dry_run || req.order.is_some() || deps.config.max_workers < 2 || plan.reschedule {
         return None;
     }
     let budget = req
@@ -44,9 +44,10 @@ pub(super) async fn fan_out<A: Adapters>(
             as_of: req.as_of,
             run_id: req.run_id.clone(),
             shard: Shard { index, count: n },
-            ranges: ranges.to_vec(),
-            woken,
+            ranges: plan.ranges.clone(),
+            woken: plan.full,
             customer_settings,
+            due_by: plan.due_by,
         })
         .collect();
     match queue.send(&orders).await {

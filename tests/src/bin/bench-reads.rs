@@ -317,6 +317,7 @@ async fn day_with(total: usize, zones: &[&str]) -> anyhow::Result<serde_json::Va
             series_since: Some(hours(48)),
             full_read_due: None,
             customer_settings: false,
+            ..ReadState::default()
         })
         .await?;
     for h in 0..24 {
@@ -429,6 +430,7 @@ async fn main() -> anyhow::Result<()> {
                 series_since: Some(hours(48)),
                 full_read_due: None,
                 customer_settings: false,
+                ..ReadState::default()
             })
             .await?;
     }

@@ -52,6 +52,9 @@ struct Inner {
     /// The invalid items logged on a day ([`crate::ports::Store::warned`]).
     warned: Option<(chrono::NaiveDate, std::collections::HashSet<String>)>,
     customers: BTreeMap<String, crate::customer::CustomerRecord>,
+    /// What [`MemoryStore::stream`] last handed out, to tell what changed since.
+    streamed: BTreeMap<String, Record>,
+    streamed_customers: BTreeMap<String, crate::customer::CustomerRecord>,
 }
 
 /// The store; clones share their records.
@@ -161,6 +164,39 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets what earlier runs read: the next run plans as the first one.
+    pub fn forget_reads(&self) {
+        self.lock().run_state = None;
+    }
+
+    /// What changed since the last call, as a DynamoDB stream would carry
+    /// it: the new image of each invoice written (a removed one is left
+    /// out: its index entries go with it) and the ids of the customers
+    /// whose record changed.
+    pub fn stream(&self) -> crate::next_at::stream::Changes {
+        let mut inner = self.lock();
+        let invoices: BTreeMap<String, Record> = inner
+            .records
+            .iter()
+            .filter(|((_, sk), _)| sk == INVOICE_SK)
+            .map(|((pk, _), r)| (pk.clone(), r.clone()))
+            .collect();
+        let mut changes = crate::next_at::stream::Changes::default();
+        for (id, r) in &invoices {
+            if inner.streamed.get(id) != Some(r) {
+                changes.invoices.push(RawInvoice(r.clone()));
+            }
+        }
+        for (id, c) in &inner.customers {
+            if inner.streamed_customers.get(id) != Some(c) {
+                changes.customers.push(id.clone());
+            }
+        }
+        inner.streamed = invoices;
+        inner.streamed_customers = inner.customers.clone();
+        changes
     }
 
     /// Writes an item exactly as given (`sk` defaults to `invoice`), as an

@@ -119,6 +119,98 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn scheduled_page(
+        &self,
+        shard: u32,
+        until: DateTime<Utc>,
+        start: Option<Self::Cursor>,
+    ) -> Result<DuePage<MemorySnapshot, Self::Cursor>, StoreError> {
+        let (until, shard) = (crate::next_at::stamp(until), shard.to_string());
+        let inner = self.lock();
+        let mut due: Vec<((String, String), &Record)> = inner
+            .records
+            .iter()
+            .filter(|((_, sk), r)| {
+                sk == INVOICE_SK
+                    && get_text(r, crate::next_at::SHARD_ATTRIBUTE) == Some(shard.as_str())
+                    && get_text(r, crate::next_at::ATTRIBUTE).is_some_and(|t| t <= until.as_str())
+            })
+            .map(|((pk, _), r)| {
+                let at = get_text(r, crate::next_at::ATTRIBUTE).unwrap_or_default();
+                ((at.to_owned(), pk.clone()), r)
+            })
+            .filter(|(key, _)| start.as_ref().is_none_or(|s| key > s))
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = due.len() > self.page_size;
+        due.truncate(self.page_size);
+        let next = if more {
+            due.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(DuePage {
+            scanned_count: due.len() as u64,
+            items: due
+                .into_iter()
+                .map(|(_, r)| DueItem {
+                    raw: RawInvoice(r.clone()),
+                    snapshot: MemorySnapshot::of(r),
+                })
+                .collect(),
+            next,
+        })
+    }
+
+    async fn set_next_at(
+        &self,
+        invoice_id: &str,
+        to: Option<DateTime<Utc>>,
+        held: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(r) = inner
+            .records
+            .get_mut(&(invoice_id.to_owned(), INVOICE_SK.to_owned()))
+        else {
+            return Ok(false);
+        };
+        if get_text(r, crate::next_at::ATTRIBUTE) != held {
+            return Ok(false);
+        }
+        match to {
+            Some(t) => {
+                r.insert(
+                    crate::next_at::ATTRIBUTE.into(),
+                    text(crate::next_at::stamp(t)),
+                );
+                r.insert(
+                    crate::next_at::SHARD_ATTRIBUTE.into(),
+                    text(crate::next_at::shard(invoice_id).to_string()),
+                );
+            }
+            None => {
+                r.remove(crate::next_at::ATTRIBUTE);
+                r.remove(crate::next_at::SHARD_ATTRIBUTE);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn open_invoices_of(&self, customer_id: &str) -> Result<Vec<RawInvoice>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .records
+            .iter()
+            .filter(|((_, sk), r)| {
+                sk == INVOICE_SK
+                    && get_text(r, "customer_id") == Some(customer_id)
+                    && get_text(r, "status") == Some("open")
+            })
+            .map(|(_, r)| RawInvoice(r.clone()))
+            .collect())
+    }
+
     async fn read_state(&self) -> Result<ReadState, StoreError> {
         Ok(self.lock().run_state.clone().unwrap_or_default())
     }
@@ -176,6 +268,8 @@ impl Store for MemoryStore {
             },
             // Set by a record's change only: a run's write keeps it.
             customer_settings: old.customer_settings,
+            scheduled: state.scheduled.clone().or(old.scheduled),
+            rescheduled_at: state.rescheduled_at.or(old.rescheduled_at),
         });
         Ok(())
     }
