@@ -20,7 +20,7 @@ export PATH="$root/.venv/bin:$root/.venv-infra/bin:$PATH" SAM_CLI_TELEMETRY=0
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 cd infra
 sam build --beta-features
-for fn in DunningRunFunction PaymentWebhookFunction PayPageFunction; do
+for fn in DunningRunFunction PaymentWebhookFunction PayPageFunction MailEventsFunction NextAtFunction; do
   bin=".aws-sam/build/$fn/bootstrap"
   "$root/.venv/bin/python" - "$bin" <<'PY'
 import os, struct, sys, zipfile, io

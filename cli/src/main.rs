@@ -97,6 +97,14 @@ enum Command {
     /// a JSON file (`--file`, offline: BUSINESS_NAME, BUSINESS_TIMEZONE and the
     /// PAY_LINK_* variables), for any step, locale and channel.
     Preview(preview::Args),
+    /// With the next-at index (NEXT_AT_INDEX): make the next run read every
+    /// open invoice and write each one's next_at again (after the next-at
+    /// function's dead-letter alarm, or a change the policy's fingerprint
+    /// does not see, such as a template directory).
+    Reschedule {
+        #[arg(long, env = "TABLE_NAME")]
+        table: String,
+    },
     /// List every invoice item a run cannot use (malformed, or without a usable
     /// due date), by a parallel Scan of the whole table. On demand, not daily.
     Audit {
@@ -412,6 +420,7 @@ async fn execute(command: Command) -> Result<()> {
             segments,
             json,
         } => audit::audit(&table, segments, json).await,
+        Command::Reschedule { table } => setup::reschedule(&table).await,
         Command::Import {
             file,
             dry_run,

@@ -1,4 +1,5 @@
-//! Setting an account up: `create-table`, `create-topic`, `verify-sender`.
+//! Setting an account up: `create-table`, `create-topic`, `verify-sender`;
+//! and `reschedule`.
 
 use anyhow::{Context, Result};
 use dunning::aws::{DynamoStore, SesMailer, SnsPublisher};
@@ -29,5 +30,15 @@ pub async fn verify_sender(sender: &str) -> Result<()> {
         .create_sender_identity()
         .await?;
     println!("registered sender identity {sender}");
+    Ok(())
+}
+
+pub async fn reschedule(table: &str) -> Result<()> {
+    let store = DynamoStore::new(&crate::aws().await?, table);
+    if store.forget_reschedule().await? {
+        println!("the next run reads every open invoice and writes its next_at again");
+    } else {
+        println!("no reschedule recorded: the next run with NEXT_AT_INDEX=true reschedules anyway");
+    }
     Ok(())
 }

@@ -20,6 +20,7 @@ use dunning::summary::RunSummary;
 pub mod memory;
 pub mod scenarios;
 pub mod ses_events;
+pub mod stream;
 pub use memory::MemEnv;
 
 /// The instant most tests run at: 14:00 UTC, Monday 23 November 2026

@@ -1875,3 +1875,65 @@ async fn an_invoice_a_reimport_marks_paid_counts_in_the_report_as_a_payment() ->
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
+
+/// `dunning-admin reschedule`: after it, the next run through the next-at
+/// index reads every open invoice again and writes their `next_at`; then
+/// runs query the index only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedule_makes_the_next_run_write_every_open_invoice_s_next_at_again(
+) -> anyhow::Result<()> {
+    use dunning::run::{run, Deps, RunRequest};
+    let mut env = TestEnv::start().await?;
+    let sdk = env.moto.sdk_config().await;
+    env.deps = Deps::new(&sdk, dunning_e2e::config(&[("NEXT_AT_INDEX", "true")]))?;
+    for i in 0..3 {
+        env.put_invoice(&invoice(&format!("R-{i}"), "2026-12-20", &[]))
+            .await?;
+    }
+    let at = |h: i64| {
+        "2026-11-23T10:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            + chrono::Duration::hours(h)
+    };
+    let first = run(&env.deps, &RunRequest::new(at(0), "first")).await?;
+    assert!(first.full_read && first.next_at_written == 3, "{first:?}");
+    let second = run(&env.deps, &RunRequest::new(at(1), "second")).await?;
+    assert!(!second.full_read && second.items_read == 0, "{second:?}");
+    // A stale next_at (as a lost stream record would leave it).
+    env.deps
+        .store
+        .client()
+        .update_item()
+        .table_name(env.deps.store.table())
+        .key(
+            "invoice_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("R-1".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("invoice".into()),
+        )
+        .update_expression("SET next_at = :t")
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::S("2027-06-01T00:00:00Z".into()),
+        )
+        .send()
+        .await?;
+    let o = admin(&env, &["reschedule"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("the next run reads every open invoice"),
+        "{}",
+        text(&o)
+    );
+    let third = run(&env.deps, &RunRequest::new(at(2), "third")).await?;
+    assert!(
+        third.full_read && third.next_at_written == 1,
+        "only R-1 moved: {third:?}"
+    );
+    let again = admin(&env, &["reschedule"]);
+    assert!(again.status.success(), "{}", text(&again));
+    Ok(())
+}

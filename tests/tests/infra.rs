@@ -44,7 +44,7 @@ fn environments(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
     let envs = environments(&template());
-    let cases: [(&str, &[&str], &[&str]); 4] = [
+    let cases: [(&str, &[&str], &[&str]); 5] = [
         (
             "DunningRunFunction",
             dunning::config::ENV_VARS,
@@ -78,6 +78,11 @@ fn each_function_sets_only_variables_its_config_reads_and_all_it_requires() {
             "MailEventsFunction",
             dunning::config::MAIL_EVENTS_ENV_VARS,
             &["TABLE_NAME", "ESCALATION_TOPIC_ARN"],
+        ),
+        (
+            "NextAtFunction",
+            dunning::config::NEXT_AT_ENV_VARS,
+            &["TABLE_NAME", "BUSINESS_TIMEZONE", "POLICY_FILE"],
         ),
     ];
     for (function, reads, required) in cases {
@@ -149,6 +154,39 @@ fn the_template_table_has_the_keys_and_index_the_store_uses() {
         );
     }
     assert!(text.contains("- AttributeName: customer_id\n          AttributeType: S"));
+    // The next-at index: sparse on (next_shard, next_at), the whole item;
+    // and the stream that keeps it current, with the function it feeds.
+    use dunning::aws::store::NEXT_AT_INDEX;
+    use dunning::next_at::{ATTRIBUTE, SHARD_ATTRIBUTE};
+    let at = text
+        .find(&format!("IndexName: {NEXT_AT_INDEX}"))
+        .expect("the template has the next-at index");
+    let block: String = text[at..].lines().take(8).collect::<Vec<_>>().join("\n");
+    for line in [
+        format!("AttributeName: {SHARD_ATTRIBUTE}\n              KeyType: HASH"),
+        format!("AttributeName: {ATTRIBUTE}\n              KeyType: RANGE"),
+        "ProjectionType: ALL".to_owned(),
+    ] {
+        assert!(
+            block.contains(&line),
+            "the next-at index lacks {line:?}: {block}"
+        );
+    }
+    for attr in [SHARD_ATTRIBUTE, ATTRIBUTE] {
+        assert!(text.contains(&format!(
+            "- AttributeName: {attr}\n          AttributeType: S"
+        )));
+    }
+    assert!(text.contains("StreamSpecification:\n        StreamViewType: NEW_IMAGE"));
+    for line in [
+        "Stream: !GetAtt InvoiceTable.StreamArn",
+        "BisectBatchOnFunctionError: true",
+        "Destination: !GetAtt NextAtDeadLetterQueue.Arn",
+        "Value: !GetAtt NextAtDeadLetterQueue.QueueName",
+        "NEXT_AT_INDEX: \"true\"",
+    ] {
+        assert!(text.contains(line), "the template lacks {line:?}");
+    }
 }
 
 /// The metric names one Embedded Metric Format record carries.
@@ -296,6 +334,8 @@ fn expression(resource: dunning::aws::operations::Resource) -> &'static str {
         Table => "!GetAtt InvoiceTable.Arn",
         DueIndex => r#"!Sub "${InvoiceTable.Arn}/index/by_status_due""#,
         CustomerIndex => r#"!Sub "${InvoiceTable.Arn}/index/by_customer_due""#,
+        NextAtIndex => r#"!Sub "${InvoiceTable.Arn}/index/by_next_at""#,
+        NextAtDeadLetters => "!GetAtt NextAtDeadLetterQueue.Arn",
         SenderIdentities => {
             r#"!Sub "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*""#
         }
@@ -320,7 +360,7 @@ fn expression(resource: dunning::aws::operations::Resource) -> &'static str {
 #[test]
 fn each_role_grants_exactly_what_its_function_calls() {
     use dunning::aws::operations::{
-        ADMIN_ONLY, DUNNING_RUN, MAIL_EVENTS, PAYMENT_WEBHOOK, PAY_PAGE,
+        ADMIN_ONLY, DUNNING_RUN, MAIL_EVENTS, NEXT_AT, PAYMENT_WEBHOOK, PAY_PAGE,
     };
     let granted = grants(&template());
     for (function, declared) in [
@@ -328,6 +368,7 @@ fn each_role_grants_exactly_what_its_function_calls() {
         ("PaymentWebhookFunction", PAYMENT_WEBHOOK),
         ("PayPageFunction", PAY_PAGE),
         ("MailEventsFunction", MAIL_EVENTS),
+        ("NextAtFunction", NEXT_AT),
     ] {
         let want: BTreeSet<(String, String)> = declared
             .iter()
@@ -351,7 +392,7 @@ fn each_role_grants_exactly_what_its_function_calls() {
         }
     }
     // Every SDK call the adapters make is declared.
-    let declared: BTreeSet<&str> = [DUNNING_RUN, PAYMENT_WEBHOOK, PAY_PAGE, MAIL_EVENTS]
+    let declared: BTreeSet<&str> = [DUNNING_RUN, PAYMENT_WEBHOOK, PAY_PAGE, MAIL_EVENTS, NEXT_AT]
         .iter()
         .flat_map(|ops| ops.iter().flat_map(|o| o.sdk_calls.iter().copied()))
         .chain(ADMIN_ONLY.iter().copied())

@@ -91,6 +91,107 @@ async fn hourly_runs_reading_bands_send_what_full_reads_send() -> anyhow::Result
     Ok(())
 }
 
+/// Hourly runs through the next-at index, with the table's stream read
+/// from the emulator and handed to the `next-at` function's code between
+/// runs (as Lambda's event source mapping would), send what runs reading
+/// the whole window every hour send, word for word: while a billing system
+/// writes plain items mid-way (no `next_at`) and a customer is paused and
+/// resumed through their record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_runs_through_the_next_at_index_send_what_full_reads_send() -> anyhow::Result<()> {
+    use dunning::customer::{Change, Mark};
+    use dunning::ports::Links;
+    let full = TestEnv::with_config(config(&[("FULL_READ_HOURS", "0")]), true).await?;
+    let next = TestEnv::with_config(config(&[("NEXT_AT_INDEX", "true")]), true).await?;
+    let mut stream =
+        dunning_e2e::stream::StreamReader::enable(&next.deps.store, next.moto.endpoint()).await?;
+    let start: DateTime<Utc> = "2026-11-22T00:00:00Z".parse()?;
+    for env in [&full, &next] {
+        seed_spread(env, start).await?;
+    }
+    let (mut read_full, mut read_next, mut stream_writes, mut customer_moves) = (0, 0, 0, 0);
+    let mut reschedules = 0;
+    for hour in 0..72 {
+        let as_of = start + Duration::hours(hour);
+        // A billing system's plain items, and a customer's pause and resume.
+        if hour == 30 {
+            for env in [&full, &next] {
+                for i in 0..6i64 {
+                    let due = (as_of + Duration::days(3 - i)).date_naive().to_string();
+                    env.put_invoice(&invoice(
+                        &format!("LATE-{i}"),
+                        &due,
+                        &[
+                            ("customer_id", &format!("L-{i}")),
+                            ("email", &format!("late{i}@example.com")),
+                            ("timezone", ZONES[i as usize % 4]),
+                        ],
+                    ))
+                    .await?;
+                }
+            }
+        }
+        let change = match hour {
+            20 => Some(Change::Pause {
+                until: start + Duration::hours(60),
+                mark: Mark {
+                    source: "cli:test".into(),
+                    at: as_of,
+                    reason: None,
+                },
+            }),
+            44 => Some(Change::Resume),
+            _ => None,
+        };
+        if let Some(change) = change {
+            for env in [&full, &next] {
+                env.deps
+                    .store
+                    .change_customer_record("C-001", &change)
+                    .await?;
+            }
+        }
+        let applied = stream.apply(&next.deps, as_of).await?;
+        stream_writes += applied.writes();
+        customer_moves += applied.customers_changed;
+        let id = format!("run-{hour}");
+        let a = run(&full.deps, &RunRequest::new(as_of, &id)).await?;
+        let b = run(&next.deps, &RunRequest::new(as_of, &id)).await?;
+        assert_eq!(
+            a.total_sent(),
+            b.total_sent(),
+            "at {as_of}: full read sent {}, the index {} ({b:?})",
+            a.total_sent(),
+            b.total_sent()
+        );
+        reschedules += u64::from(b.full_read);
+        read_full += a.scanned_count;
+        read_next += b.scanned_count;
+        // What the run wrote goes through the stream too.
+        stream_writes += stream.apply(&next.deps, as_of).await?.writes();
+    }
+    let (a, b) = (full.moto.messages()?, next.moto.messages()?);
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "the same messages, word for word");
+    assert!(
+        a.iter().any(|(to, _, _)| to.starts_with("late")),
+        "the plain items were reminded"
+    );
+    assert_eq!(
+        reschedules, 1,
+        "only the first run reads every open invoice"
+    );
+    assert!(
+        stream_writes > 0 && customer_moves == 2,
+        "{stream_writes} writes, {customer_moves} customers"
+    );
+    assert!(
+        read_next * 3 < read_full,
+        "the index read {read_next} items, full reads {read_full}"
+    );
+    Ok(())
+}
+
 /// 90 customers, each due a step today on one to three invoices, some with SMS.
 async fn seed_due_today(env: &TestEnv) -> anyhow::Result<()> {
     let today: DateTime<Utc> = MONDAY_2PM.parse()?;

@@ -269,6 +269,19 @@ impl DynamoStore {
         }
     }
 
+    /// Forgets the last reschedule (`dunning-admin reschedule`): the next
+    /// run with the next-at index reads every open invoice and writes each
+    /// one's `next_at` again. `false` when no run has recorded one.
+    pub async fn forget_reschedule(&self) -> Result<bool, StoreError> {
+        let out = self
+            .update_record(RUN_STATE_KEY.0, RUN_STATE_KEY.1)
+            .update_expression("REMOVE scheduled, rescheduled_at")
+            .condition_expression("attribute_exists(scheduled)")
+            .send()
+            .await;
+        condition_failure_is_false(out.map(|_| ()), "UpdateItem")
+    }
+
     /// The invalid items logged today ([`crate::ports::Store::warned`]).
     pub(super) async fn warned_on(
         &self,

@@ -26,6 +26,7 @@ pub mod sdk;
 pub mod secrets;
 pub mod sms;
 pub mod store;
+pub mod stream;
 
 pub use errors::classify;
 pub use events::SnsPublisher;

@@ -13,6 +13,11 @@ pub enum Resource {
     DueIndex,
     /// The customer index (`by_customer_due`).
     CustomerIndex,
+    /// The next-at index (`by_next_at`).
+    NextAtIndex,
+    /// The `next-at` function's dead-letter queue: Lambda's event source
+    /// mapping sends a batch that keeps failing there, with the role's grant.
+    NextAtDeadLetters,
     /// The account's SES identities (the sender's).
     SenderIdentities,
     /// The template's SES configuration set (`ReminderConfigurationSet`).
@@ -56,6 +61,7 @@ const fn op(
 /// pay links, sends email and SMS, publishes escalations, queues workers.
 pub const DUNNING_RUN: &[Operation] = &[
     op("dynamodb:Query", Resource::DueIndex, &["query"]),
+    op("dynamodb:Query", Resource::NextAtIndex, &["query"]),
     // The wake records of plans and promises (`#wake` only, by a condition).
     op("dynamodb:Query", Resource::Table, &["query"]),
     op("dynamodb:GetItem", Resource::Table, &["get_item"]),
@@ -150,6 +156,22 @@ pub const MAIL_EVENTS: &[Operation] = &[
     op("dynamodb:UpdateItem", Resource::Table, &["update_item"]),
     op("sns:Publish", Resource::EscalationTopic, &["publish"]),
     op("ses:SendEmail", Resource::SenderIdentities, &["send_email"]),
+];
+
+/// `next-at` (the table's stream): reads the run state and the records of
+/// customers whose invoices inherit their settings (batched), a changed
+/// customer's open invoices (the customer index, then batched), and writes
+/// each invoice's `next_at` (a conditional update).
+pub const NEXT_AT: &[Operation] = &[
+    op("dynamodb:GetItem", Resource::Table, &["get_item"]),
+    op(
+        "dynamodb:BatchGetItem",
+        Resource::Table,
+        &["batch_get_item"],
+    ),
+    op("dynamodb:UpdateItem", Resource::Table, &["update_item"]),
+    op("dynamodb:Query", Resource::CustomerIndex, &["query"]),
+    op("sqs:SendMessage", Resource::NextAtDeadLetters, &[]),
 ];
 
 /// SDK calls only `dunning-admin` makes, with the operator's own

@@ -24,6 +24,21 @@ pub use webhook::{Receipts, WebhookConfig, WEBHOOK_ENV_VARS};
 
 /// Every variable [`Config::from_env`] reads, for documentation and for the
 /// test that compares them with the deployment template.
+/// Every variable the `next-at` function reads: the table, and what the
+/// policy is loaded with ([`MessageConfig`]).
+pub const NEXT_AT_ENV_VARS: &[&str] = &[
+    "TABLE_NAME",
+    "BUSINESS_NAME",
+    "BUSINESS_TIMEZONE",
+    "CONTACT_LINE",
+    "DEFAULT_LOCALE",
+    "PAY_LINK_BASE_URL",
+    "PAY_LINK_DAYS",
+    "PAY_LINK_TTL_DAYS",
+    "POLICY_FILE",
+    "TEMPLATE_DIR",
+];
+
 pub const ENV_VARS: &[&str] = &[
     "TABLE_NAME",
     "SENDER_EMAIL",
