@@ -35,6 +35,8 @@ if want memory; then
   echo "== memory: peak RSS of a run over 10,000 and 100,000 due invoices (dry run)"
   target/release/bench-reads 10000 all-due
   target/release/bench-reads 100000 all-due
+  echo "== memory with the next-at index: its first run reschedules 100,000 due invoices (dry run)"
+  target/release/bench-reads 100000 all-due-next-at
 fi
 if want coldstart; then
   echo "== cold start: process start to the first runtime API request"

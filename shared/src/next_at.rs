@@ -29,7 +29,15 @@ pub const HORIZON_DAYS: u64 = 400;
 /// in `reminded` is not sent again): `Some(true)` yes, `Some(false)` not
 /// now, `None` never again without a change to the invoice (paid, void,
 /// disputed, in collections, nothing owed, the ladder finished).
-fn state(policy: &Policy, invoice: &Invoice, at: DateTime<Utc>, business_tz: Tz) -> Option<bool> {
+/// `customer_pause`: a customer record's pause, which holds messages, not
+/// escalations (as the run applies it).
+fn state(
+    policy: &Policy,
+    invoice: &Invoice,
+    customer_pause: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+    business_tz: Tz,
+) -> Option<bool> {
     let scheduled;
     let on_plan = invoice.plan.is_some();
     let invoice = if on_plan {
@@ -45,7 +53,8 @@ fn state(policy: &Policy, invoice: &Invoice, at: DateTime<Utc>, business_tz: Tz)
             let unsent = due
                 .ready()
                 .any(|c| !invoice.reminded.contains(&ledger_key(&step, c)));
-            Some(due.step.action == Action::Escalate || unsent)
+            let paused = customer_pause.is_some_and(|until| at < until);
+            Some(due.step.action == Action::Escalate || (unsent && !paused))
         }
         Err(Hold::Paid | Hold::Void | Hold::Disputed | Hold::InCollections) => None,
         // On a plan the next instalment, or its default, can owe again.
@@ -56,7 +65,7 @@ fn state(policy: &Policy, invoice: &Invoice, at: DateTime<Utc>, business_tz: Tz)
 
 /// Whether a run at `at` would send something for `invoice`.
 pub fn sendable(policy: &Policy, invoice: &Invoice, at: DateTime<Utc>, business_tz: Tz) -> bool {
-    state(policy, invoice, at, business_tz) == Some(true)
+    state(policy, invoice, None, at, business_tz) == Some(true)
 }
 
 /// The first instant `t >= from` at which a run would send something for
@@ -71,7 +80,19 @@ pub fn next_at(
     from: DateTime<Utc>,
     business_tz: Tz,
 ) -> Option<DateTime<Utc>> {
-    if state(policy, invoice, from, business_tz)? {
+    next_at_paused(policy, invoice, None, from, business_tz)
+}
+
+/// [`next_at`] with a customer record's pause (`customer_pause`), which
+/// holds messages until it ends but not escalations.
+pub fn next_at_paused(
+    policy: &Policy,
+    invoice: &Invoice,
+    customer_pause: Option<DateTime<Utc>>,
+    from: DateTime<Utc>,
+    business_tz: Tz,
+) -> Option<DateTime<Utc>> {
+    if state(policy, invoice, customer_pause, from, business_tz)? {
         return Some(from);
     }
     let tz = invoice.timezone.unwrap_or(business_tz);
@@ -82,10 +103,10 @@ pub fn next_at(
         cal.send_window.start.max(cal.sms_window.start),
     ];
     let first_day = from.with_timezone(&tz).date_naive();
-    let mut candidates: Vec<DateTime<Utc>> = invoice
-        .paused_until
-        .filter(|until| *until > from)
+    let mut candidates: Vec<DateTime<Utc>> = [invoice.paused_until, customer_pause]
         .into_iter()
+        .flatten()
+        .filter(|until| *until > from)
         .collect();
     for day in (0..=HORIZON_DAYS).filter_map(|d| first_day.checked_add_days(Days::new(d))) {
         candidates.extend(times.iter().filter_map(|t| local_instant(day, *t, tz)));
@@ -101,7 +122,7 @@ pub fn next_at(
                 break;
             }
             candidates.remove(0);
-            if state(policy, invoice, c, business_tz)? {
+            if state(policy, invoice, customer_pause, c, business_tz)? {
                 return Some(c);
             }
         }
@@ -152,17 +173,26 @@ pub enum Schedule {
     Remove,
 }
 
+impl Schedule {
+    /// The write it asks for: `Some(Some(t))` set, `Some(None)` remove,
+    /// `None` (keep) none.
+    pub fn instant(&self) -> Option<Option<DateTime<Utc>>> {
+        match self {
+            Self::Keep => None,
+            Self::Set(t) => Some(Some(*t)),
+            Self::Remove => Some(None),
+        }
+    }
+}
+
 /// What a customer's record forbids, applied to one of their invoices: a
-/// pause (the later of the two), a channel opted out of, a suppressed
-/// address. (What it gives, a time zone or contacts, [`CustomerRecord::fill`]
-/// fills into the item before parsing.)
+/// channel opted out of, a suppressed address. (Its pause holds messages
+/// but not escalations: [`next_at_paused`]. What it gives, a time zone or
+/// contacts, [`CustomerRecord::fill`] fills into the item before parsing.)
 ///
 /// [`CustomerRecord::fill`]: crate::customer::CustomerRecord::fill
 pub fn with_record(mut invoice: Invoice, record: &crate::customer::CustomerRecord) -> Invoice {
     use crate::channel::Channel;
-    if let Some(until) = record.paused_until {
-        invoice.paused_until = Some(invoice.paused_until.map_or(until, |p| p.max(until)));
-    }
     if !record.accepts(Channel::Email)
         || invoice
             .email
@@ -195,11 +225,17 @@ pub fn reschedule(
     now: DateTime<Utc>,
     business_tz: Tz,
 ) -> Schedule {
-    let held = match raw.0.get(ATTRIBUTE) {
-        Some(RawValue::Text(t)) => DateTime::parse_from_rfc3339(t)
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        _ => None,
+    let held_text = stream::held(raw);
+    let held = held_text
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    // Kept only as the index needs it: the stamp's own text, in the
+    // invoice's own shard (else the query never finds it, or finds it late).
+    let in_place = |h: DateTime<Utc>| {
+        held_text == Some(stamp(h).as_str())
+            && raw.id_hint().is_some_and(|id| {
+                matches!(raw.0.get(SHARD_ATTRIBUTE), Some(RawValue::Text(s)) if *s == shard(id).to_string())
+            })
     };
     let is_open = matches!(raw.0.get("status"), Some(RawValue::Text(s)) if s == "open");
     let wanted = if !is_open {
@@ -216,23 +252,30 @@ pub fn reschedule(
             _ => raw,
         };
         match Invoice::parse(raw) {
-            Ok(invoice) => {
-                let invoice = match record {
-                    Some(r) => with_record(invoice, r),
-                    None => invoice,
-                };
-                next_at(policy, &invoice, now, business_tz)
-            }
+            Ok(invoice) => match record {
+                Some(r) => next_at_paused(
+                    policy,
+                    &with_record(invoice, r),
+                    r.paused_until,
+                    now,
+                    business_tz,
+                ),
+                None => next_at(policy, &invoice, now, business_tz),
+            },
             Err(_) => local_date(now, business_tz)
                 .checked_add_days(Days::new(1))
                 .and_then(|d| local_instant(d, NaiveTime::MIN, business_tz)),
         }
     };
-    match (wanted, held) {
-        (None, None) => Schedule::Keep,
-        (None, Some(_)) => Schedule::Remove,
-        (Some(t), Some(h)) if stamp(t) == stamp(h) || (t <= now && h <= now) => Schedule::Keep,
-        (Some(t), _) => Schedule::Set(t),
+    match (wanted, held, held_text) {
+        (None, None, None) => Schedule::Keep,
+        (None, _, _) => Schedule::Remove,
+        (Some(t), Some(h), _)
+            if in_place(h) && (stamp(t) == stamp(h) || (t <= now && h <= now)) =>
+        {
+            Schedule::Keep
+        }
+        (Some(t), _, _) => Schedule::Set(t),
     }
 }
 

@@ -87,8 +87,10 @@ impl ReadState {
             // deferral, a business day's opening) stays due, and a band read keeps it.
             full_read_due: self.full_read_due.filter(|&due| !full || due > now),
             customer_settings: self.customer_settings,
-            scheduled: self.scheduled.clone(),
-            rescheduled_at: self.rescheduled_at,
+            // Written only by a run that rescheduled (never copied back: a
+            // `dunning-admin reschedule` meanwhile must stand).
+            scheduled: None,
+            rescheduled_at: None,
         }
     }
 

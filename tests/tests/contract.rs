@@ -773,10 +773,14 @@ async fn the_next_at_index_holds_what_has_come_by_shard_and_writes_only_over_wha
         if i == 10 {
             continue;
         }
-        let at = t("2026-11-23T09:00:00Z") + chrono::Duration::hours(i);
+        // N00's instant has a fraction: stamped to the second, never later.
+        let at = t("2026-11-23T09:00:00Z")
+            + chrono::Duration::hours(i)
+            + chrono::Duration::milliseconds(if i == 0 { 750 } else { 0 });
         assert!(h.store().set_next_at(&id, Some(at), None).await?, "{id}");
     }
-    let until = t("2026-11-23T14:30:00Z");
+    // At or before: N05's 14:00 is in, N06's 15:00 not.
+    let until = t("2026-11-23T14:00:00Z");
     let mut found: Vec<(String, String)> = Vec::new();
     let store = h.paged(2);
     for s in 0..SHARDS {
@@ -804,7 +808,8 @@ async fn the_next_at_index_holds_what_has_come_by_shard_and_writes_only_over_wha
         ["N00", "N01", "N02", "N03", "N04", "N05"],
         "09:00 to 14:00, not 15:00"
     );
-    assert_eq!(found[5].1, "2026-11-23T14:00:00Z", "stamped to the second");
+    assert_eq!(found[5].1, "2026-11-23T14:00:00Z");
+    assert_eq!(found[0].1, "2026-11-23T09:00:00Z", "stamped to the second");
     // A write expects what was read: a stale one changes nothing.
     assert!(!h.store().set_next_at("N00", Some(until), None).await?);
     assert!(

@@ -297,6 +297,31 @@ async fn simulate_business_days(
     Ok(days)
 }
 
+/// The default policy with weekends skipped, these holidays (days after
+/// `start`) and a cap of 2 messages in 2 days, written to a file of `dir`;
+/// the file and the text.
+fn business_days_policy(
+    dir: &std::path::Path,
+    case: u32,
+    start: DateTime<Utc>,
+    holidays: &[i64],
+) -> (std::path::PathBuf, String) {
+    let holidays: Vec<String> = holidays
+        .iter()
+        .map(|d| format!("\"{}\"", (start + Duration::days(*d)).date_naive()))
+        .collect();
+    let text = dunning::policy::DEFAULT_POLICY
+        .replace("skip_weekends = false", "skip_weekends = true")
+        .replace(
+            "holidays = []",
+            &format!("holidays = [{}]", holidays.join(", ")),
+        )
+        .replace("messages = 7\ndays = 7", "messages = 2\ndays = 2");
+    let file = dir.join(format!("policy-{case}.toml"));
+    std::fs::write(&file, &text).unwrap();
+    (file, text)
+}
+
 /// With weekends skipped and holidays, no message ever goes out on a
 /// non-business day in the customer's calendar, whatever the outages, the
 /// retries after transient failures and the cap's deferrals; and those
@@ -311,21 +336,8 @@ fn no_send_on_a_weekend_or_holiday_through_outages_retries_and_deferrals() {
     std::fs::create_dir_all(&dir).unwrap();
     let case = std::cell::Cell::new(0u32);
     let result = runner.run(&business_days(), |s| {
-        let holidays: Vec<String> = s
-            .holidays
-            .iter()
-            .map(|d| format!("\"{}\"", (start + Duration::days(*d)).date_naive()))
-            .collect();
-        let text = dunning::policy::DEFAULT_POLICY
-            .replace("skip_weekends = false", "skip_weekends = true")
-            .replace(
-                "holidays = []",
-                &format!("holidays = [{}]", holidays.join(", ")),
-            )
-            .replace("messages = 7\ndays = 7", "messages = 2\ndays = 2");
         case.set(case.get() + 1);
-        let file = dir.join(format!("policy-{}.toml", case.get()));
-        std::fs::write(&file, &text).unwrap();
+        let (file, text) = business_days_policy(&dir, case.get(), start, &s.holidays);
         let policy = dunning::policy::Policy::from_toml(&text, |_| true).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -368,6 +380,9 @@ struct PlainWrites {
     gaps: Vec<i64>,
     fail_percent: u64,
     seed: u64,
+    /// The customer's record: paused before run `.0` for `.1` hours; opted
+    /// out of SMS before run `.2` (and in again 100 runs later).
+    record: (Option<(usize, i64)>, Option<usize>),
 }
 
 fn plain_writes() -> impl Strategy<Value = PlainWrites> {
@@ -395,14 +410,19 @@ fn plain_writes() -> impl Strategy<Value = PlainWrites> {
         prop::collection::vec(0i64..70, 0..4),
         prop::collection::vec(gap, 100..400),
         (0u64..30, any::<u64>()),
+        (
+            prop::option::of((0usize..300, 1i64..400)),
+            prop::option::of(0usize..300),
+        ),
     )
         .prop_map(
-            |(invoices, holidays, gaps, (fail_percent, seed))| PlainWrites {
+            |(invoices, holidays, gaps, (fail_percent, seed), record)| PlainWrites {
                 invoices,
                 holidays,
                 gaps,
                 fail_percent,
                 seed,
+                record,
             },
         )
 }
@@ -420,6 +440,7 @@ struct Series {
     days: i64,
     failed: u64,
     deferred: u64,
+    record_changes: u64,
 }
 
 /// Runs the scenario reading every open invoice every hour (`next =
@@ -489,6 +510,36 @@ async fn simulate_plain_writes(
                 env.deps.store.apply_payment(&payment, now).await?;
             }
         }
+        let change = match s.record {
+            (Some((at, hours)), _) if at == i => Some(dunning::customer::Change::Pause {
+                until: now + Duration::hours(hours),
+                mark: dunning::customer::Mark {
+                    source: "cli:test".into(),
+                    at: now,
+                    reason: None,
+                },
+            }),
+            (_, Some(at)) if at == i => Some(dunning::customer::Change::OptOut {
+                channel: Channel::Sms,
+                mark: dunning::customer::Mark {
+                    source: "cli:test".into(),
+                    at: now,
+                    reason: None,
+                },
+            }),
+            (_, Some(at)) if at + 100 == i => Some(dunning::customer::Change::OptIn {
+                channel: Channel::Sms,
+            }),
+            _ => None,
+        };
+        if let Some(change) = change {
+            use dunning::ports::Links;
+            env.deps
+                .store
+                .change_customer_record("CUST", &change)
+                .await?;
+            series.record_changes += 1;
+        }
         if next {
             series.stream_writes += stream(now).await?.writes();
         }
@@ -538,23 +589,10 @@ fn the_next_at_index_sends_what_reading_everything_sends_with_plain_writers() {
     let dir = std::env::temp_dir().join(format!("dunning-next-at-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let case = std::cell::Cell::new(0u32);
-    let totals = std::cell::RefCell::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
+    let totals = std::cell::RefCell::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
     let result = runner.run(&plain_writes(), |s| {
-        let holidays: Vec<String> = s
-            .holidays
-            .iter()
-            .map(|d| format!("\"{}\"", (start + Duration::days(*d)).date_naive()))
-            .collect();
-        let text = dunning::policy::DEFAULT_POLICY
-            .replace("skip_weekends = false", "skip_weekends = true")
-            .replace(
-                "holidays = []",
-                &format!("holidays = [{}]", holidays.join(", ")),
-            )
-            .replace("messages = 7\ndays = 7", "messages = 2\ndays = 2");
         case.set(case.get() + 1);
-        let file = dir.join(format!("policy-{}.toml", case.get()));
-        std::fs::write(&file, &text).unwrap();
+        let (file, _) = business_days_policy(&dir, case.get(), start, &s.holidays);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -582,12 +620,17 @@ fn the_next_at_index_sends_what_reading_everything_sends_with_plain_writers() {
         t.3 += indexed.stream_writes;
         t.4 += indexed.written_plain;
         t.5 += indexed.failed.min(indexed.deferred);
+        t.6 += indexed.record_changes;
         Ok(())
     });
     let _ = std::fs::remove_dir_all(&dir);
     result.unwrap();
-    let (sent, read_indexed, read_all, stream_writes, plain, failed_and_deferred) =
+    let (sent, read_indexed, read_all, stream_writes, plain, failed_and_deferred, records) =
         totals.into_inner();
+    assert!(
+        records > 0,
+        "customer records paused and opted out in some cases"
+    );
     assert!(
         failed_and_deferred > 0,
         "sends failed and were retried, and the cap deferred, in some cases"

@@ -29,7 +29,7 @@ impl DynamoStore {
         to: NaiveDate,
         start: Option<Item>,
     ) -> Result<DynamoPage, StoreError> {
-        let out = self
+        let query = self
             .client()
             .query()
             .table_name(self.table())
@@ -38,7 +38,17 @@ impl DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":open", s("open"))
             .expression_attribute_values(":from", s(from.to_string()))
-            .expression_attribute_values(":to", s(to.to_string()))
+            .expression_attribute_values(":to", s(to.to_string()));
+        self.index_page(query, start).await
+    }
+
+    /// One page of an index query, from `start`, of at most the page limit.
+    async fn index_page(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        start: Option<Item>,
+    ) -> Result<DynamoPage, StoreError> {
+        let out = query
             .set_exclusive_start_key(start)
             .set_limit(self.page_limit())
             .send()
@@ -59,7 +69,7 @@ impl DynamoStore {
         until: DateTime<Utc>,
         start: Option<Item>,
     ) -> Result<DynamoPage, StoreError> {
-        let out = self
+        let query = self
             .client()
             .query()
             .table_name(self.table())
@@ -68,18 +78,8 @@ impl DynamoStore {
             .expression_attribute_names("#shard", next_at::SHARD_ATTRIBUTE)
             .expression_attribute_names("#next", next_at::ATTRIBUTE)
             .expression_attribute_values(":shard", s(shard.to_string()))
-            .expression_attribute_values(":until", s(next_at::stamp(until)))
-            .set_exclusive_start_key(start)
-            .set_limit(self.page_limit())
-            .send()
-            .await
-            .map_err(|e| store_error("Query", e))?;
-        Ok(page(
-            out.items,
-            out.scanned_count,
-            out.last_evaluated_key,
-            DynamoSnapshot::of,
-        ))
+            .expression_attribute_values(":until", s(next_at::stamp(until)));
+        self.index_page(query, start).await
     }
 
     /// Writes or removes an invoice's `next_at` if it still holds `held`

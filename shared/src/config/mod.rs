@@ -22,8 +22,6 @@ pub use mail_events::{MailEventsConfig, MAIL_EVENTS_ENV_VARS};
 pub use pay_page::{origin_of, PayPageConfig, PAY_PAGE_ENV_VARS};
 pub use webhook::{Receipts, WebhookConfig, WEBHOOK_ENV_VARS};
 
-/// Every variable [`Config::from_env`] reads, for documentation and for the
-/// test that compares them with the deployment template.
 /// Every variable the `next-at` function reads: the table, and what the
 /// policy is loaded with ([`MessageConfig`]).
 pub const NEXT_AT_ENV_VARS: &[&str] = &[
@@ -39,6 +37,8 @@ pub const NEXT_AT_ENV_VARS: &[&str] = &[
     "TEMPLATE_DIR",
 ];
 
+/// Every variable [`Config::from_env`] reads, for documentation and for the
+/// test that compares them with the deployment template.
 pub const ENV_VARS: &[&str] = &[
     "TABLE_NAME",
     "SENDER_EMAIL",

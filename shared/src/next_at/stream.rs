@@ -9,7 +9,7 @@
 //! each write is itself a change the stream carries back, decided again
 //! from the whole item: the last image of an invoice always decides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -51,6 +51,9 @@ impl Applied {
     }
 }
 
+/// `next_at` writes one batch keeps in flight.
+const WRITES_IN_FLIGHT: usize = 16;
+
 /// The `next_at` an item holds, as text (what a write's condition expects).
 pub fn held(raw: &RawInvoice) -> Option<&str> {
     match raw.0.get(ATTRIBUTE) {
@@ -91,53 +94,61 @@ pub async fn apply<S: Store>(
         }
     }
     // A record is read for what it gives (an invoice that leaves out its
-    // zone or contacts inherits them: they decide the day) and for a
-    // customer whose record changed. Otherwise an invoice is decided
-    // without it: what a record forbids (a pause, an opt-out) only makes
-    // a step later, so without it `next_at` is never late, at worst early
-    // (the run reads the invoice then, holds it and writes the later one).
-    // Only once some record holds settings (the run state says so: one
-    // small read a batch).
-    let inheriting: Vec<&RawInvoice> = invoices
-        .values()
-        .filter(|r| ["timezone", "email", "phone"].iter().any(|n| r.lacks(n)))
-        .collect();
-    let settings = !inheriting.is_empty() && {
+    // zone or contacts inherits them, once some record holds settings: the
+    // run state says so, one small read a batch), for a customer whose
+    // record changed, and where an invoice's `next_at` would move earlier
+    // without it (what it holds may be a record's pause or opt-out, which
+    // the run wrote). Otherwise an invoice is decided without it: what a
+    // record forbids only makes a step later, so `next_at` is never late.
+    let inherits = |r: &RawInvoice| ["timezone", "email", "phone"].iter().any(|n| r.lacks(n));
+    let settings = invoices.values().any(inherits) && {
         applied.items_read += 1;
         store.read_state().await?.customer_settings
     };
-    let mut wanted: Vec<String> = inheriting
-        .into_iter()
-        .filter(|_| settings)
-        .filter_map(|r| r.customer_hint().map(str::to_owned))
-        .chain(changed.iter().cloned())
-        .collect();
-    wanted.sort();
-    wanted.dedup();
+    let mut wanted: BTreeSet<String> = changed.iter().cloned().collect();
+    for raw in invoices.values() {
+        let Some(customer) = raw.customer_hint() else {
+            continue;
+        };
+        let earlier = || match reschedule(policy, raw, None, now, business_tz) {
+            Schedule::Set(t) => held(raw)
+                .and_then(|h| DateTime::parse_from_rfc3339(h).ok())
+                .is_some_and(|h| t < h),
+            _ => false,
+        };
+        if (settings && inherits(raw)) || earlier() {
+            wanted.insert(customer.to_owned());
+        }
+    }
+    let wanted: Vec<String> = wanted.into_iter().collect();
     let records: HashMap<String, crate::customer::CustomerRecord> = if wanted.is_empty() {
         HashMap::new()
     } else {
         applied.items_read += wanted.len() as u64;
         store.customers(&wanted).await?
     };
+    let mut writes = Vec::new();
     for (id, raw) in &invoices {
         applied.invoices += 1;
         let record = raw.customer_hint().and_then(|c| records.get(c));
-        let to = match reschedule(policy, raw, record, now, business_tz) {
-            Schedule::Keep => {
-                applied.kept += 1;
-                continue;
-            }
-            Schedule::Set(t) => Some(t),
-            Schedule::Remove => None,
-        };
-        if store.set_next_at(id, to, held(raw)).await? {
-            match to {
-                Some(_) => applied.set += 1,
-                None => applied.removed += 1,
-            }
-        } else {
-            applied.changed_meanwhile += 1;
+        match reschedule(policy, raw, record, now, business_tz).instant() {
+            None => applied.kept += 1,
+            Some(to) => writes.push((id.as_str(), to, held(raw))),
+        }
+    }
+    // A few at a time: a customer with many open invoices fits one invocation.
+    use futures::StreamExt;
+    type Written = (Option<DateTime<Utc>>, Result<bool, StoreError>);
+    let results: Vec<Written> = futures::stream::iter(writes)
+        .map(|(id, to, held)| async move { (to, store.set_next_at(id, to, held).await) })
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    for (to, result) in results {
+        match (result?, to) {
+            (true, Some(_)) => applied.set += 1,
+            (true, None) => applied.removed += 1,
+            (false, _) => applied.changed_meanwhile += 1,
         }
     }
     Ok(applied)

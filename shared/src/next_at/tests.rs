@@ -200,6 +200,10 @@ fn raw(due: &str, extra: &[(&str, &str)]) -> RawInvoice {
     for (k, v) in extra {
         raw.insert(*k, RawValue::Text((*v).into()));
     }
+    // Where the index keeps it: the invoice's own shard.
+    if !raw.lacks(ATTRIBUTE) {
+        raw.insert(SHARD_ATTRIBUTE, RawValue::Text(shard("INV-1").to_string()));
+    }
     raw
 }
 
@@ -258,12 +262,21 @@ fn reschedule_sets_keeps_moves_and_removes_what_an_item_holds() {
         panic!("a paused customer's invoice stays in the index");
     };
     assert!(t >= at("2026-11-24T12:00:00Z"), "{t}");
-    assert!(sendable(
-        &p,
-        &with_record(Invoice::parse(&plain).unwrap(), &record),
-        t,
-        Tz::UTC
-    ));
+    let paused = with_record(Invoice::parse(&plain).unwrap(), &record);
+    assert_eq!(
+        state(&p, &paused, record.paused_until, t, Tz::UTC),
+        Some(true)
+    );
+    assert_eq!(
+        state(
+            &p,
+            &paused,
+            record.paused_until,
+            t - Duration::minutes(1),
+            Tz::UTC
+        ),
+        Some(false)
+    );
     let mut out = crate::customer::CustomerRecord::default();
     out.apply(&crate::customer::Change::sns_opt_out(now, "test"));
     out.opt_outs.insert(
@@ -274,6 +287,22 @@ fn reschedule_sets_keeps_moves_and_removes_what_an_item_holds() {
         reschedule(&p, &right, Some(&out), now, Tz::UTC),
         Schedule::Set(at("2026-12-23T05:00:00Z")),
         "no channel left: only the escalation, 30 days after the due date at midnight in New York"
+    );
+    // Kept only where the index finds it: in its own shard, as a stamp.
+    let mut elsewhere = right.clone();
+    elsewhere.insert(
+        SHARD_ATTRIBUTE,
+        RawValue::Text(((shard("INV-1") + 1) % SHARDS).to_string()),
+    );
+    assert_eq!(
+        reschedule(&p, &elsewhere, None, now, Tz::UTC),
+        Schedule::Set(at("2026-11-20T14:00:00Z"))
+    );
+    let offset = raw("2026-11-23", &[("next_at", "2026-11-20T09:00:00-05:00")]);
+    assert_eq!(
+        reschedule(&p, &offset, None, now, Tz::UTC),
+        Schedule::Set(at("2026-11-20T14:00:00Z")),
+        "the same instant, but not as the index orders it"
     );
     // A stamp is fixed width, to the second.
     assert_eq!(

@@ -135,6 +135,7 @@ mod tests {
             superseded: Arc::new([]),
             late_fee: None,
             claim_offset: step.offset_days,
+            next_at_held: None,
         }
     }
 

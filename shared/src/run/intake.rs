@@ -65,6 +65,9 @@ pub(super) struct Candidate<'p, S> {
     pub late_fee: Option<Money>,
     /// What its claim records as reached ([`crate::decide::Due::claim_offset`]).
     pub claim_offset: i64,
+    /// With the next-at index: the invoice's `next_at` as read (a write
+    /// expects it), `Some(None)` when it held none.
+    pub next_at_held: Option<Option<Arc<str>>>,
 }
 
 /// An invoice due an escalation step.
@@ -96,9 +99,7 @@ pub(super) struct Read<'p, A: Adapters> {
     pub rejected_unlisted: u64,
     /// Customer records hold settings invoices inherit: read them before deciding.
     pub customer_settings: bool,
-    /// With the next-at index: each invoice read, its `next_at` as read.
-    held: HashMap<String, Option<String>>,
-    /// ... and the `next_at` writes what it read calls for ([`write_schedules`]).
+    /// With the next-at index: the `next_at` writes what it read calls for ([`write_schedules`]).
     schedules: HashMap<String, (Option<String>, crate::next_at::Schedule)>,
 }
 
@@ -135,14 +136,17 @@ pub(super) async fn read<'p, A: Adapters>(
         rejected: Vec::new(),
         rejected_unlisted: 0,
         customer_settings: false,
-        held: HashMap::new(),
         schedules: HashMap::new(),
     };
     read.customer_settings = match &req.order {
         Some(order) => order.customer_settings,
         None => read.state.customer_settings,
     };
-    if read.plan.full
+    // With the next-at index a full read is rare: the hourly runs of every
+    // sixth hour (UTC) sync too.
+    let sync_hour =
+        read.plan.due_by.is_some() && chrono::Timelike::hour(&req.as_of).is_multiple_of(6);
+    if (read.plan.full || sync_hour)
         && !req.dry_run
         && deps
             .policy
@@ -424,7 +428,7 @@ async fn apply_customer_records<A: Adapters>(
         {
             if reason != Some(SkipReason::CustomerUnreadable) {
                 let record = record.clone();
-                held_by_record(deps, req, &c.invoice, &record, read);
+                held_by_record(deps, req, &c, &record, read);
             }
         }
         match reason {
@@ -684,6 +688,10 @@ fn consider<'p, A: Adapters>(
     type Shared<'p, S> = (Arc<Invoice>, Arc<S>, Arc<[&'p Step]>);
     let mut shared: Option<Shared<'p, Snapshot<A>>> = None;
     let snapshot = Arc::new(item.snapshot);
+    let next_at_held: Option<Option<Arc<str>>> = deps
+        .config
+        .next_at_index
+        .then(|| crate::next_at::stream::held(&item.raw).map(Arc::from));
     for &(channel, readiness) in &due.channels {
         let key = ledger_key(&invoice.ledger_step(&step.name), channel);
         match readiness {
@@ -743,6 +751,7 @@ fn consider<'p, A: Adapters>(
             superseded,
             late_fee,
             claim_offset: due.claim_offset,
+            next_at_held: next_at_held.clone(),
         });
     }
 }
@@ -760,10 +769,14 @@ fn note_schedule<A: Adapters>(
         return;
     }
     let Some(id) = raw.id_hint() else { return };
-    let record = raw
-        .customer_hint()
-        .and_then(|c| read.customers.get(c))
-        .and_then(Option::as_ref);
+    let known = raw.customer_hint().and_then(|c| read.customers.get(c));
+    let record = known.and_then(Option::as_ref);
+    // An invoice that inherits its zone or contacts from a record this run
+    // could not read is left to the stream function, which reads it.
+    let inherits = ["timezone", "email", "phone"].iter().any(|n| raw.lacks(n));
+    if read.customer_settings && inherits && record.is_none() && raw.customer_hint().is_some() {
+        return;
+    }
     let schedule = crate::next_at::reschedule(
         &deps.policy,
         raw,
@@ -771,12 +784,10 @@ fn note_schedule<A: Adapters>(
         req.as_of,
         deps.config.messages.business_timezone,
     );
-    let held = crate::next_at::stream::held(raw).map(str::to_owned);
     if schedule != crate::next_at::Schedule::Keep {
-        read.schedules
-            .insert(id.to_owned(), (held.clone(), schedule));
+        let held = crate::next_at::stream::held(raw).map(str::to_owned);
+        read.schedules.insert(id.to_owned(), (held, schedule));
     }
-    read.held.insert(id.to_owned(), held);
 }
 
 /// With the next-at index, a message the customer's record held back (a
@@ -785,19 +796,22 @@ fn note_schedule<A: Adapters>(
 fn held_by_record<A: Adapters>(
     deps: &Deps<A>,
     req: &RunRequest,
-    invoice: &Invoice,
+    c: &Candidate<'_, Snapshot<A>>,
     record: &crate::customer::CustomerRecord,
     read: &mut Read<'_, A>,
 ) {
-    if !deps.config.next_at_index || invoice.plan.is_some() {
-        return;
-    }
-    let Some(held) = read.held.get(&invoice.id).cloned() else {
+    let invoice = &c.invoice;
+    let Some(held) = c.next_at_held.as_ref() else {
         return;
     };
-    let later = crate::next_at::next_at(
+    if invoice.plan.is_some() {
+        return;
+    }
+    let held = held.as_deref().map(str::to_owned);
+    let later = crate::next_at::next_at_paused(
         &deps.policy,
-        &crate::next_at::with_record(invoice.clone(), record),
+        &crate::next_at::with_record((**invoice).clone(), record),
+        record.paused_until,
         req.as_of,
         deps.config.messages.business_timezone,
     );
@@ -820,18 +834,17 @@ pub(super) async fn write_schedules<A: Adapters>(
 ) {
     use futures::StreamExt;
     let schedules = std::mem::take(&mut read.schedules);
-    if req.dry_run {
+    // A dry run writes nothing; nor does a run for another instant than the
+    // schedule's (`dunning-admin run --as-of`): what it decided is of then.
+    if req.dry_run || !req.record_reads {
         return;
     }
     let store = &deps.store;
     let results: Vec<Result<bool, StoreError>> = futures::stream::iter(schedules)
-        .map(|(id, (held, schedule))| async move {
-            let to = match schedule {
-                crate::next_at::Schedule::Set(t) => Some(t),
-                _ => None,
-            };
-            store.set_next_at(&id, to, held.as_deref()).await
+        .filter_map(|(id, (held, schedule))| {
+            futures::future::ready(schedule.instant().map(|to| (id, held, to)))
         })
+        .map(|(id, held, to)| async move { store.set_next_at(&id, to, held.as_deref()).await })
         .buffer_unordered(deps.config.send_concurrency.max(1))
         .collect()
         .await;

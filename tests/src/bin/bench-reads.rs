@@ -245,7 +245,11 @@ async fn day(total: usize) -> anyhow::Result<()> {
         ("one_zone", vec!["America/New_York"]),
         ("24_zones", DAY_ZONES.to_vec()),
     ] {
-        days.insert(name.into(), day_with(total, &zones).await?);
+        let mut both = serde_json::Map::new();
+        for (reads, next) in [("bands", false), ("next_at", true)] {
+            both.insert(reads.into(), day_with(total, &zones, next).await?);
+        }
+        days.insert(name.into(), both.into());
     }
     println!(
         "{}",
@@ -254,14 +258,48 @@ async fn day(total: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn day_with(total: usize, zones: &[&str]) -> anyhow::Result<serde_json::Value> {
+/// What one stretch of the table's stream held: items written, of which
+/// invoice items (each also written to the indexes that hold it).
+#[derive(Default)]
+struct Written {
+    items: u64,
+    invoices: u64,
+}
+
+impl Written {
+    fn add(&mut self, event: &aws_lambda_events::event::dynamodb::Event) {
+        for r in &event.records {
+            self.items += 1;
+            let keys: dunning::aws::Item = r.change.keys.clone().into();
+            if keys
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("invoice")
+            {
+                self.invoices += 1;
+            }
+        }
+    }
+}
+
+/// One day with the customers in `zones`, reading due-date bands (`next =
+/// false`) or the next-at index, the table's stream handed to the `next-at`
+/// function's code before and after every run. Every write is counted from
+/// the stream (one record per item written).
+async fn day_with(total: usize, zones: &[&str], next: bool) -> anyhow::Result<serde_json::Value> {
     let moto = Moto::start()?;
     let sdk =
         dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env()?)
             .await;
+    let mode = if next {
+        ("NEXT_AT_INDEX", "true")
+    } else {
+        ("NEXT_AT_INDEX", "false")
+    };
     let deps = Deps::new(
         &sdk,
-        config(&[("CLAIM_LEASE_SECONDS", "3600"), ("EMAIL_RATE", "0")]),
+        config(&[("CLAIM_LEASE_SECONDS", "3600"), ("EMAIL_RATE", "0"), mode]),
     )?;
     deps.store.create_table().await?;
     deps.events
@@ -283,6 +321,35 @@ async fn day_with(total: usize, zones: &[&str]) -> anyhow::Result<serde_json::Va
     })
     .await?;
     let load_secs = load_started.elapsed().as_secs_f64();
+    // The billing system's bulk load is not streamed (the stream starts
+    // after it): the first run's reschedule writes every open invoice's
+    // next_at, as it would on a table that predates the stream.
+    let mut stream =
+        dunning_e2e::stream::StreamReader::enable(&deps.store, moto.endpoint()).await?;
+    // Hands the stream to the function (reading the index), or only counts it.
+    let mut drain = |now: DateTime<Utc>| {
+        let event = stream.batch();
+        let deps = &deps;
+        async move {
+            let event = event?;
+            let mut written = Written::default();
+            written.add(&event);
+            let applied = if next {
+                let (changes, _) = dunning::aws::stream::changes(&event);
+                dunning::next_at::stream::apply(
+                    &deps.store,
+                    &deps.policy,
+                    deps.config.messages.business_timezone,
+                    now,
+                    changes,
+                )
+                .await?
+            } else {
+                Default::default()
+            };
+            anyhow::Ok((written, applied))
+        }
+    };
     // The average item's size as DynamoDB bills it (names and values).
     let sample = 1_000.min(total).max(1);
     let bytes: usize = (0..sample)
@@ -322,21 +389,35 @@ async fn day_with(total: usize, zones: &[&str]) -> anyhow::Result<serde_json::Va
         .await?;
     for h in 0..24 {
         let as_of = warm_up + chrono::Duration::hours(h);
+        drain(as_of).await?;
         let summary = run(&deps, &RunRequest::new(as_of, format!("eve-{h}"))).await?;
         anyhow::ensure!(
             summary.failures() == 0,
             "warm-up run {h}: {} failures",
             summary.failures()
         );
+        anyhow::ensure!(
+            !next || h == 0 || !summary.full_read,
+            "warm-up run {h} read every open invoice again"
+        );
     }
     let (mut read, mut full_read, mut sent, mut full_reads, mut secs) =
         (0u64, 0u64, 0u64, 0u64, 0f64);
+    let (mut written, mut stream_read, mut stream_set, mut run_set) =
+        (Written::default(), 0u64, 0u64, 0u64);
     let mut runs = Vec::new();
     for h in 0..24 {
         let as_of = start + chrono::Duration::hours(h);
+        // What the last run (and the day before's) wrote reaches the function first.
+        let (w, applied) = drain(as_of).await?;
+        written.items += w.items;
+        written.invoices += w.invoices;
+        stream_read += applied.items_read;
+        stream_set += applied.writes();
         let started = Instant::now();
         let summary = run(&deps, &RunRequest::new(as_of, format!("day-{h}"))).await?;
         let took = started.elapsed().as_secs_f64();
+        run_set += summary.next_at_written;
         anyhow::ensure!(
             summary.failures() == 0,
             "run {h}: {} failures",
@@ -354,8 +435,37 @@ async fn day_with(total: usize, zones: &[&str]) -> anyhow::Result<serde_json::Va
             "read": summary.scanned_count, "sent": summary.total_sent(), "seconds": took}),
         );
     }
+    // The last run's writes, and the function's writes they cause.
+    let (w, applied) = drain(start + chrono::Duration::hours(24)).await?;
+    written.items += w.items;
+    written.invoices += w.invoices;
+    stream_read += applied.items_read;
+    stream_set += applied.writes();
+    let (w, applied) = drain(start + chrono::Duration::hours(24)).await?;
+    written.items += w.items;
+    written.invoices += w.invoices;
+    stream_set += applied.writes();
+    // Write request units: one per item (under 1 KB) written to the table,
+    // and one more per index an invoice item is in (the due index and, with
+    // next_at, the next-at index: both project the whole item). Claims are
+    // transactions (twice the units): counted as single writes here.
+    // A write that moves an index's key (next_at) is a delete and a put there.
+    let indexes = if next { 2 } else { 1 };
+    let write_units = written.items + written.invoices * indexes + stream_set + run_set;
+    let read_units = (read + stream_read) as f64 * item_bytes / 4096.0 * 0.5;
     Ok(serde_json::json!({
+        "reads": if next { "next_at" } else { "bands" },
         "zones": zones.len(),
+        "items_written": written.items,
+        "invoice_items_written": written.invoices,
+        "next_at_written_by_the_function": stream_set,
+        "next_at_written_by_runs": run_set,
+        "items_read_by_the_function": stream_read,
+        "write_request_units": write_units,
+        "read_and_function_per_message": (read + stream_read) as f64 / sent.max(1) as f64,
+        // On-demand, us-east-1 (the cost model's prices): $0.125 per million
+        // read units, $0.625 per million write units.
+        "dollars_per_day": read_units * 0.125e-6 + write_units as f64 * 0.625e-6,
         "load_seconds": load_secs,
         "messages_sent": sent,
         "items_read": read,
@@ -383,14 +493,24 @@ async fn main() -> anyhow::Result<()> {
     if mode == "day" {
         return day(total).await;
     }
-    let all_due = mode == "all-due";
+    // `all-due-next-at`: the same with the next-at index (its first run
+    // reschedules: it reads every open invoice and keeps each one's next_at).
+    let all_due = mode.starts_with("all-due");
+    let next_at = if mode.ends_with("next-at") {
+        "true"
+    } else {
+        "false"
+    };
     let moto = Moto::start()?;
     // The emulator reads a 100,000-item index slowly: allow long attempts (SDK_ATTEMPT_TIMEOUT_MS).
     let sdk =
         dunning_e2e::sdk_config_at(moto.endpoint(), dunning::aws::sdk::SdkSettings::from_env()?)
             .await;
     // Dry runs claim nothing; the lease must only cover the long attempts allowed above.
-    let deps = Deps::new(&sdk, config(&[("CLAIM_LEASE_SECONDS", "3600")]))?;
+    let deps = Deps::new(
+        &sdk,
+        config(&[("CLAIM_LEASE_SECONDS", "3600"), ("NEXT_AT_INDEX", next_at)]),
+    )?;
     deps.store.create_table().await?;
     let as_of: DateTime<Utc> = "2026-11-23T09:30:00Z".parse()?;
     let today = as_of.date_naive();

@@ -37,6 +37,33 @@ fn invoice_claimable(
         && snapshot.holds_for(r)
 }
 
+/// The first `size` of these records in key order, as an index's page:
+/// the key of its last item is where the next page starts.
+fn page_of(
+    mut found: Vec<((String, String), &Record)>,
+    size: usize,
+) -> DuePage<MemorySnapshot, (String, String)> {
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let more = found.len() > size;
+    found.truncate(size);
+    let next = if more {
+        found.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    DuePage {
+        scanned_count: found.len() as u64,
+        items: found
+            .into_iter()
+            .map(|(_, r)| DueItem {
+                raw: RawInvoice(r.clone()),
+                snapshot: MemorySnapshot::of(r),
+            })
+            .collect(),
+        next,
+    }
+}
+
 impl Store for MemoryStore {
     type Snapshot = MemorySnapshot;
     /// The last (due date, invoice id) of the page.
@@ -50,7 +77,7 @@ impl Store for MemoryStore {
     ) -> Result<DuePage<MemorySnapshot, Self::Cursor>, StoreError> {
         let (from, to) = (from.to_string(), to.to_string());
         let inner = self.lock();
-        let mut open: Vec<((String, String), &Record)> = inner
+        let open: Vec<((String, String), &Record)> = inner
             .records
             .iter()
             .filter(|((_, sk), r)| {
@@ -70,25 +97,7 @@ impl Store for MemoryStore {
             })
             .filter(|(key, _)| start.as_ref().is_none_or(|s| key > s))
             .collect();
-        open.sort_by(|a, b| a.0.cmp(&b.0));
-        let more = open.len() > self.page_size;
-        open.truncate(self.page_size);
-        let next = if more {
-            open.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        Ok(DuePage {
-            scanned_count: open.len() as u64,
-            items: open
-                .into_iter()
-                .map(|(_, r)| DueItem {
-                    raw: RawInvoice(r.clone()),
-                    snapshot: MemorySnapshot::of(r),
-                })
-                .collect(),
-            next,
-        })
+        Ok(page_of(open, self.page_size))
     }
 
     async fn woken(
@@ -127,7 +136,7 @@ impl Store for MemoryStore {
     ) -> Result<DuePage<MemorySnapshot, Self::Cursor>, StoreError> {
         let (until, shard) = (crate::next_at::stamp(until), shard.to_string());
         let inner = self.lock();
-        let mut due: Vec<((String, String), &Record)> = inner
+        let due: Vec<((String, String), &Record)> = inner
             .records
             .iter()
             .filter(|((_, sk), r)| {
@@ -141,25 +150,7 @@ impl Store for MemoryStore {
             })
             .filter(|(key, _)| start.as_ref().is_none_or(|s| key > s))
             .collect();
-        due.sort_by(|a, b| a.0.cmp(&b.0));
-        let more = due.len() > self.page_size;
-        due.truncate(self.page_size);
-        let next = if more {
-            due.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        Ok(DuePage {
-            scanned_count: due.len() as u64,
-            items: due
-                .into_iter()
-                .map(|(_, r)| DueItem {
-                    raw: RawInvoice(r.clone()),
-                    snapshot: MemorySnapshot::of(r),
-                })
-                .collect(),
-            next,
-        })
+        Ok(page_of(due, self.page_size))
     }
 
     async fn set_next_at(
