@@ -182,6 +182,7 @@ pub(super) async fn read<'p, A: Adapters>(
         }
         sync_sms_opt_outs(deps, req, summary, &mut read).await;
         apply_customer_records(deps, req, before, summary, &mut read).await;
+        write_schedules(deps, req, &mut read, summary).await;
     }
     let sources: Vec<Source> = match read.plan.due_by {
         Some(until) => (0..crate::next_at::SHARDS)
@@ -217,6 +218,8 @@ pub(super) async fn read<'p, A: Adapters>(
             }
             sync_sms_opt_outs(deps, req, summary, &mut read).await;
             apply_customer_records(deps, req, before, summary, &mut read).await;
+            // Page by page: what a run holds follows a page, not the run.
+            write_schedules(deps, req, &mut read, summary).await;
             start = page.next;
             if start.is_none() {
                 break;
@@ -555,7 +558,8 @@ impl Intake {
             admitted: Default::default(),
             due: Default::default(),
             zones: [deps.config.messages.business_timezone].into(),
-            scheduled: false,
+            // Until a write fails; never in a run that writes none.
+            scheduled: !req.dry_run && req.record_reads,
         }
     }
 
@@ -823,9 +827,10 @@ fn held_by_record<A: Adapters>(
     read.schedules.insert(invoice.id.clone(), (held, schedule));
 }
 
-/// Writes the `next_at` of the invoices this run read that call for one
-/// (not in a dry run); [`Intake::scheduled`] when every write was made or
-/// found the invoice changed meanwhile (so a reschedule is complete).
+/// Writes the `next_at` of the invoices read so far that call for one (not
+/// in a dry run), after each page; [`Intake::scheduled`] stays true while
+/// every write was made or found the invoice changed meanwhile (so a
+/// reschedule is complete).
 pub(super) async fn write_schedules<A: Adapters>(
     deps: &Deps<A>,
     req: &RunRequest,
@@ -848,7 +853,7 @@ pub(super) async fn write_schedules<A: Adapters>(
         .buffer_unordered(deps.config.send_concurrency.max(1))
         .collect()
         .await;
-    let mut complete = true;
+    let mut complete = read.intake.scheduled;
     for result in results {
         match result {
             Ok(true) => summary.next_at_written += 1,
