@@ -54,6 +54,12 @@ impl RawInvoice {
         }
     }
 
+    /// Whether the record leaves out something a customer record can give
+    /// it: its time zone, its e-mail address or its phone.
+    pub fn inherits_settings(&self) -> bool {
+        ["timezone", "email", "phone"].iter().any(|n| self.lacks(n))
+    }
+
     /// Whether the record gives no text for `name` (absent, blank, or not text).
     pub fn lacks(&self, name: &str) -> bool {
         !matches!(self.0.get(name), Some(RawValue::Text(t)) if !t.trim().is_empty())

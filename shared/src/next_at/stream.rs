@@ -100,8 +100,7 @@ pub async fn apply<S: Store>(
     // without it (what it holds may be a record's pause or opt-out, which
     // the run wrote). Otherwise an invoice is decided without it: what a
     // record forbids only makes a step later, so `next_at` is never late.
-    let inherits = |r: &RawInvoice| ["timezone", "email", "phone"].iter().any(|n| r.lacks(n));
-    let settings = invoices.values().any(inherits) && {
+    let settings = invoices.values().any(RawInvoice::inherits_settings) && {
         applied.items_read += 1;
         store.read_state().await?.customer_settings
     };
@@ -116,7 +115,7 @@ pub async fn apply<S: Store>(
                 .is_some_and(|h| t < h),
             _ => false,
         };
-        if (settings && inherits(raw)) || earlier() {
+        if (settings && raw.inherits_settings()) || earlier() {
             wanted.insert(customer.to_owned());
         }
     }

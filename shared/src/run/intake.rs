@@ -245,11 +245,7 @@ async fn inherit_settings<A: Adapters>(
     }
     let mut wanted: Vec<String> = items
         .iter()
-        .filter(|i| {
-            ["timezone", "email", "phone"]
-                .iter()
-                .any(|n| i.raw.lacks(n))
-        })
+        .filter(|i| i.raw.inherits_settings())
         .filter_map(|i| i.raw.customer_hint().map(str::to_owned))
         .filter(|id| !read.customers.contains_key(id))
         .collect();
@@ -777,8 +773,11 @@ fn note_schedule<A: Adapters>(
     let record = known.and_then(Option::as_ref);
     // An invoice that inherits its zone or contacts from a record this run
     // could not read is left to the stream function, which reads it.
-    let inherits = ["timezone", "email", "phone"].iter().any(|n| raw.lacks(n));
-    if read.customer_settings && inherits && record.is_none() && raw.customer_hint().is_some() {
+    if read.customer_settings
+        && raw.inherits_settings()
+        && record.is_none()
+        && raw.customer_hint().is_some()
+    {
         return;
     }
     let schedule = crate::next_at::reschedule(
