@@ -174,7 +174,7 @@ impl DynamoStore {
         if let Some(cycle) = c.cycle {
             u = u.expression_attribute_values(":cycle", s(cycle));
         }
-        u = super::store::unchanged_since(u, &mut condition, GUARDED, &m.snapshot.0, "g");
+        u = super::store::unchanged_since(u, &mut condition, GUARDED, |a| m.snapshot.get(a), "g");
         if let Some(fee) = m.late_fee {
             set.push_str(", #fee = if_not_exists(#fee, :fee)");
             u = u

@@ -39,7 +39,7 @@ impl EditStore for DynamoStore {
         guarded.push("status");
         guarded.sort_unstable();
         guarded.dedup();
-        let update = unchanged_since(update, &mut condition, &guarded, seen, "g");
+        let update = unchanged_since(update, &mut condition, &guarded, |a| seen.get(a), "g");
         let (update, expression) = set_and_remove(
             update,
             plan.set.iter().map(|(k, v)| (k.as_str(), attribute(v))),

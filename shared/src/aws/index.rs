@@ -14,12 +14,20 @@ use super::store::{
 
 /// Beside the run state: the invalid items logged today (`day`, `keys`).
 const WARNED_SK: &str = "warned";
-use super::store::raw_invoice;
+use super::store::into_raw_invoice;
 use crate::edit::WAKE_PARTITION;
 use crate::ledger::INVOICE_SK;
 use crate::next_at;
 use crate::ports::{DueItem, StoreError};
 use crate::reads::ReadState;
+
+/// Whether an item read by its key is still an open invoice.
+fn is_open(item: &Item) -> bool {
+    item.get("status")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some("open")
+}
 
 impl DynamoStore {
     /// One page of open invoices with `from <= due_date <= to`.
@@ -154,14 +162,9 @@ impl DynamoStore {
         Ok(self
             .batch_get(keys)
             .await?
-            .iter()
-            .filter(|item| {
-                item.get("status")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some("open")
-            })
-            .map(raw_invoice)
+            .into_iter()
+            .filter(is_open)
+            .map(into_raw_invoice)
             .collect())
     }
 
@@ -395,16 +398,11 @@ impl DynamoStore {
         let mut items: Vec<DueItem<DynamoSnapshot>> = self
             .batch_get(keys)
             .await?
-            .iter()
-            .filter(|item| {
-                item.get("status")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some("open")
-            })
+            .into_iter()
+            .filter(is_open)
             .map(|item| DueItem {
-                raw: raw_invoice(item),
-                snapshot: DynamoSnapshot::of(item),
+                snapshot: DynamoSnapshot::of(&item),
+                raw: into_raw_invoice(item),
             })
             .collect();
         items.sort_by(|a, b| a.raw.id_hint().cmp(&b.raw.id_hint()));

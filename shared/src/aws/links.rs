@@ -12,7 +12,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::errors::store_error;
 use super::outcomes::condition_failure_is_false;
 use super::store::{
-    n, raw_invoice, rfc3339, s, DynamoStore, Item, CUSTOMER_INDEX, PARTITION_KEY, SORT_KEY,
+    into_raw_invoice, n, raw_invoice, rfc3339, s, DynamoStore, Item, CUSTOMER_INDEX, PARTITION_KEY,
+    SORT_KEY,
 };
 use crate::invoice::RawInvoice;
 use crate::ledger::INVOICE_SK;
@@ -191,8 +192,8 @@ impl Links for DynamoStore {
         Ok(self
             .batch_get(keys)
             .await?
-            .iter()
-            .map(raw_invoice)
+            .into_iter()
+            .map(into_raw_invoice)
             .collect())
     }
 

@@ -42,18 +42,31 @@ pub const RUN_STATE_KEY: (&str, &str) = ("#run", "read-state");
 pub type Item = HashMap<String, AttributeValue>;
 
 /// The store's snapshot of an invoice: its [`GUARDED`] attributes as read,
-/// which a claim requires unchanged.
+/// which a claim requires unchanged. Only those present are kept, each by
+/// its place in [`GUARDED`]: a run holds one for every message it plans, so
+/// it is a slice, not a map of names.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DynamoSnapshot(pub(super) Item);
+pub struct DynamoSnapshot(Box<[(u8, AttributeValue)]>);
 
 impl DynamoSnapshot {
     pub fn of(item: &Item) -> Self {
         Self(
             GUARDED
                 .iter()
-                .filter_map(|&a| item.get(a).map(|v| (a.to_owned(), v.clone())))
+                .enumerate()
+                .filter_map(|(i, &a)| item.get(a).map(|v| (i as u8, v.clone())))
                 .collect(),
         )
+    }
+
+    /// The value `attr` had when read; `None` if it was absent (or is not
+    /// one of [`GUARDED`]).
+    pub fn get(&self, attr: &str) -> Option<&AttributeValue> {
+        let i = GUARDED.iter().position(|&a| a == attr)?;
+        self.0
+            .iter()
+            .find(|(at, _)| usize::from(*at) == i)
+            .map(|(_, v)| v)
     }
 }
 
@@ -102,18 +115,18 @@ pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Adds to `condition` that each of `attrs` is as in `seen` (or absent
-/// there: still absent), with `#<tag><i>` / `:<tag><i>` placeholders.
-pub(super) fn unchanged_since(
+/// Adds to `condition` that each of `attrs` is as `seen` gives it (or
+/// absent there: still absent), with `#<tag><i>` / `:<tag><i>` placeholders.
+pub(super) fn unchanged_since<'a>(
     mut update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
     condition: &mut String,
     attrs: &[&str],
-    seen: &Item,
+    seen: impl Fn(&str) -> Option<&'a AttributeValue>,
     tag: &str,
 ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
     for (i, attr) in attrs.iter().enumerate() {
         update = update.expression_attribute_names(format!("#{tag}{i}"), *attr);
-        match seen.get(*attr) {
+        match seen(attr) {
             Some(v) => {
                 condition.push_str(&format!(" AND #{tag}{i} = :{tag}{i}"));
                 update = update.expression_attribute_values(format!(":{tag}{i}"), v.clone());
@@ -163,10 +176,10 @@ pub(super) fn page<S>(
         scanned_count: u64::try_from(scanned_count).unwrap_or(0),
         items: items
             .unwrap_or_default()
-            .iter()
+            .into_iter()
             .map(|item| DueItem {
-                raw: raw_invoice(item),
-                snapshot: snapshot(item),
+                snapshot: snapshot(&item),
+                raw: into_raw_invoice(item),
             })
             .collect(),
         next: last_evaluated_key.filter(|k| !k.is_empty()),
@@ -177,19 +190,37 @@ pub(super) fn page<S>(
 pub fn raw_invoice(item: &Item) -> RawInvoice {
     let mut raw = RawInvoice::default();
     for (name, value) in item {
-        let v = match value {
-            AttributeValue::S(t) => RawValue::Text(t.clone()),
-            AttributeValue::N(t) => RawValue::Number(t.clone()),
-            AttributeValue::Bool(b) => RawValue::Bool(*b),
-            AttributeValue::Ss(list) => RawValue::List(list.clone()),
-            AttributeValue::Null(_) => continue,
-            AttributeValue::M(_) => RawValue::Other("map"),
-            AttributeValue::L(_) => RawValue::Other("list"),
-            _ => RawValue::Other("binary or set"),
-        };
-        raw.insert(name.clone(), v);
+        if let Some(v) = raw_value(value.clone()) {
+            raw.insert(name.clone(), v);
+        }
     }
     raw
+}
+
+/// [`raw_invoice`] of an item it consumes: its texts move rather than being
+/// copied, so a page never holds an item twice.
+pub fn into_raw_invoice(item: Item) -> RawInvoice {
+    let mut raw = RawInvoice::default();
+    for (name, value) in item {
+        if let Some(v) = raw_value(value) {
+            raw.insert(name, v);
+        }
+    }
+    raw
+}
+
+/// An attribute's value as a [`RawValue`]; `None` for a `NULL` (no value).
+fn raw_value(value: AttributeValue) -> Option<RawValue> {
+    Some(match value {
+        AttributeValue::S(t) => RawValue::Text(t),
+        AttributeValue::N(t) => RawValue::Number(t),
+        AttributeValue::Bool(b) => RawValue::Bool(b),
+        AttributeValue::Ss(list) => RawValue::List(list),
+        AttributeValue::Null(_) => return None,
+        AttributeValue::M(_) => RawValue::Other("map"),
+        AttributeValue::L(_) => RawValue::Other("list"),
+        _ => RawValue::Other("binary or set"),
+    })
 }
 
 /// The store over one table.
@@ -197,20 +228,33 @@ pub fn raw_invoice(item: &Item) -> RawInvoice {
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// Items per page of the due index (`Limit`); `None`: DynamoDB's 1 MB pages.
+    /// Items per page of an index a run reads (`Limit`).
     page_limit: Option<i32>,
 }
+
+/// Items per page of the due and next-at indexes (a run's reads, and the
+/// report's open invoices), unless told otherwise: a run
+/// holds a page at a time, and DynamoDB's own 1 MB pages hold about 6,700
+/// small invoices (about 13 MiB of a run's peak at 100,000 due, as the SDK's
+/// items and their raw records). Smaller pages cost
+/// round trips, not reads: a Query is charged by what it reads.
+pub const PAGE_ITEMS: i32 = 1_000;
+
+const _: () = assert!(
+    GUARDED.len() <= u8::MAX as usize,
+    "a snapshot numbers GUARDED in a u8"
+);
 
 impl DynamoStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
             client: Client::new(sdk),
             table: table.into(),
-            page_limit: None,
+            page_limit: Some(PAGE_ITEMS),
         }
     }
 
-    /// Pages of the due index of at most `n` items (a run holds less per page).
+    /// Pages of the indexes a run reads of at most `n` items ([`PAGE_ITEMS`] by default).
     pub fn with_page_limit(mut self, n: i32) -> Self {
         self.page_limit = Some(n.max(1));
         self
@@ -487,4 +531,33 @@ pub(super) fn cancellation_codes(
         .iter()
         .map(|r| r.code().unwrap_or("None"))
         .collect()
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_keeps_each_guarded_attribute_present_as_read_and_nothing_else() {
+        let item: Item = [
+            ("invoice_id", s("INV-1")),
+            ("amount", s("120.50")),
+            ("amount_paid", n(0)),
+            ("disputed", AttributeValue::Bool(false)),
+            ("pay_url", s("https://pay.example/i/1")),
+            ("reminded", s("not guarded")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let snapshot = DynamoSnapshot::of(&item);
+        for &attr in GUARDED {
+            assert_eq!(snapshot.get(attr), item.get(attr), "{attr}");
+        }
+        // Only the guarded ones present: 4 of the item's 6.
+        assert_eq!(snapshot.0.len(), 4);
+        assert_eq!(snapshot.get("reminded"), None);
+        assert_eq!(snapshot.get("invoice_id"), None);
+        assert_eq!(DynamoSnapshot::default().get("amount"), None);
+    }
 }

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 
-use super::store::{raw_invoice, Item, PARTITION_KEY, SORT_KEY};
+use super::store::{into_raw_invoice, Item, PARTITION_KEY, SORT_KEY};
 use crate::customer::CUSTOMER_SK;
 use crate::ledger::INVOICE_SK;
 use crate::next_at::stream::Changes;
@@ -26,7 +26,7 @@ pub fn changes(event: &Event) -> (Changes, usize) {
         if sk == INVOICE_SK {
             let image: Item = record.change.new_image.clone().into();
             if !image.is_empty() {
-                changes.invoices.push(raw_invoice(&image));
+                changes.invoices.push(into_raw_invoice(image));
             }
         } else if sk == CUSTOMER_SK {
             if let Some(id) = pk.strip_prefix("customer#") {

@@ -58,7 +58,8 @@ pub(super) fn group<S>(
     for c in candidates {
         by_customer
             .entry((c.invoice.customer_id.clone(), c.channel))
-            .or_default()
+            // Most customers have one message due: no room for four.
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(c);
     }
     let mut messages: BTreeMap<String, CustomerMessages<'_, S>> = BTreeMap::new();
@@ -71,7 +72,7 @@ pub(super) fn group<S>(
                 .cmp(&key(b))
                 .then_with(|| a.invoice.id.cmp(&b.invoice.id))
         });
-        let mut alternatives: Vec<Message<'_, S>> = Vec::new();
+        let mut alternatives: Vec<Message<'_, S>> = Vec::with_capacity(1);
         for c in list {
             let fits = |m: &Message<'_, S>| {
                 m.step.offset_days == c.step.offset_days
@@ -93,7 +94,10 @@ pub(super) fn group<S>(
                 }),
             }
         }
-        messages.entry(customer).or_default().push(alternatives);
+        messages
+            .entry(customer)
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push(alternatives);
     }
     messages
 }

@@ -483,6 +483,18 @@ async fn day_with(total: usize, zones: &[&str], next: bool) -> anyhow::Result<se
     }))
 }
 
+/// A figure of this process's `/proc/self/status`, in KiB (0 if unreadable).
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let total: usize = std::env::args()
@@ -525,6 +537,8 @@ async fn main() -> anyhow::Result<()> {
         load_rollup(&deps.store, today).await?
     };
     let load_secs = loading.elapsed().as_secs_f64();
+    let load_peak_rss_kib = status_kib("VmHWM:");
+    let load_rss_kib = status_kib("VmRSS:");
 
     // A full read of the window first (not in the memory benchmark).
     let mut req = RunRequest::new(as_of, "bench");
@@ -568,14 +582,7 @@ async fn main() -> anyhow::Result<()> {
             summary.total_planned()
         );
     }
-    let peak_rss_kib: u64 = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0);
+    let peak_rss_kib = status_kib("VmHWM:");
     // Messages due: planned by this run, or left for the next by its capacity.
     let planned = summary.total_planned() + summary.skipped(SkipReason::TimeBudget);
 
@@ -647,6 +654,8 @@ async fn main() -> anyhow::Result<()> {
             "eligible_including_already_reminded": summary.eligible,
             "load_seconds": load_secs,
             "peak_rss_mib_after_run": peak_rss_kib as f64 / 1024.0,
+            "peak_rss_mib_after_load": load_peak_rss_kib as f64 / 1024.0,
+            "rss_mib_after_load": load_rss_kib as f64 / 1024.0,
             "run": {"full_read": summary.full_read, "due_date_ranges": summary.due_date_ranges,
                      "scanned_count": summary.scanned_count, "items_read": summary.items_read,
                      "pages": summary.pages, "seconds": run_secs, "planned": summary.total_planned(),
