@@ -58,7 +58,7 @@ impl DynamoStore {
     ) -> Result<DynamoPage, StoreError> {
         let out = query
             .set_exclusive_start_key(start)
-            .set_limit(self.page_limit())
+            .limit(self.page_limit())
             .send()
             .await
             .map_err(|e| store_error("Query", e))?;

@@ -14,7 +14,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::errors::store_error;
-use super::store::{n, raw_invoice, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY};
+use super::store::{
+    into_raw_invoice, n, raw_invoice, rfc3339, s, DynamoStore, Item, PARTITION_KEY, SORT_KEY,
+};
 use crate::invoice::RawValue;
 use crate::ledger::INVOICE_SK;
 use crate::payment::{
@@ -99,7 +101,7 @@ impl PaymentStore for DynamoStore {
                     .await
                     .map_err(|e| store_error("GetItem", e))?
                     .item
-                    .map(|r| raw_invoice(&r)),
+                    .map(into_raw_invoice),
             );
         }
         Ok(Some(SeenInvoice {

@@ -188,13 +188,7 @@ pub(super) fn page<S>(
 
 /// Turns a DynamoDB item into the raw record [`Invoice::parse`] validates.
 pub fn raw_invoice(item: &Item) -> RawInvoice {
-    let mut raw = RawInvoice::default();
-    for (name, value) in item {
-        if let Some(v) = raw_value(value.clone()) {
-            raw.insert(name.clone(), v);
-        }
-    }
-    raw
+    into_raw_invoice(item.clone())
 }
 
 /// [`raw_invoice`] of an item it consumes: its texts move rather than being
@@ -228,16 +222,16 @@ fn raw_value(value: AttributeValue) -> Option<RawValue> {
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// Items per page of an index a run reads (`Limit`).
-    page_limit: Option<i32>,
+    /// Items per page of the due and next-at indexes (`Limit`).
+    page_limit: i32,
 }
 
 /// Items per page of the due and next-at indexes (a run's reads, and the
-/// report's open invoices), unless told otherwise: a run
-/// holds a page at a time, and DynamoDB's own 1 MB pages hold about 6,700
-/// small invoices (about 13 MiB of a run's peak at 100,000 due, as the SDK's
-/// items and their raw records). Smaller pages cost
-/// round trips, not reads: a Query is charged by what it reads.
+/// report's open invoices), unless told otherwise. A run holds a page at a
+/// time, and DynamoDB's own 1 MB pages hold about 6,700 small invoices
+/// (about 13 MiB of a run's peak at 100,000 due, as the SDK's items and
+/// their raw records). Smaller pages cost round trips, not reads: a Query is
+/// charged by what it reads.
 pub const PAGE_ITEMS: i32 = 1_000;
 
 const _: () = assert!(
@@ -250,17 +244,17 @@ impl DynamoStore {
         Self {
             client: Client::new(sdk),
             table: table.into(),
-            page_limit: Some(PAGE_ITEMS),
+            page_limit: PAGE_ITEMS,
         }
     }
 
-    /// Pages of the indexes a run reads of at most `n` items ([`PAGE_ITEMS`] by default).
+    /// Pages of the due and next-at indexes of at most `n` items ([`PAGE_ITEMS`] by default).
     pub fn with_page_limit(mut self, n: i32) -> Self {
-        self.page_limit = Some(n.max(1));
+        self.page_limit = n.max(1);
         self
     }
 
-    pub(super) fn page_limit(&self) -> Option<i32> {
+    pub(super) fn page_limit(&self) -> i32 {
         self.page_limit
     }
 

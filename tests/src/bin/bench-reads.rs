@@ -19,7 +19,8 @@
 //! must plan the same messages.
 //!
 //! Usage: `bench-reads <total> [all-due|day]` (default 100000); prints one JSON
-//! object, with the process's peak RSS after the run (`VmHWM`). With
+//! object, with the process's peak RSS (`VmHWM`) after the table's load and
+//! after the run. With
 //! `all-due`, every invoice is due a step today (the memory benchmark): one
 //! full-read run with a Lambda's 900 s deadline.
 //! Starts its own moto server on a free port and stops it at the end.
