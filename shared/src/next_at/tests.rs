@@ -139,7 +139,8 @@ proptest! {
 
     /// `next_at` is where `decide` first says a run would send: ready there,
     /// and at no quarter hour between the start and it (a run between sends
-    /// nothing a run reading everything would).
+    /// nothing a run reading everything would). Also with an SMS window that
+    /// opens later than e-mail's, after a step whose e-mail alone went.
     #[test]
     fn next_at_is_the_first_instant_decide_would_send(
         zone in 0..ZONES.len(),
@@ -149,8 +150,14 @@ proptest! {
         from_minutes in 0i64..(24 * 60),
         reached in prop::option::of(prop::sample::select(vec![-3i64, 0, 1, 7, 14])),
         pause_hours in prop::option::of(1i64..200),
+        // SMS may open later than e-mail, and a step may have sent only its e-mail.
+        sms_opens_later in any::<bool>(),
+        email_only_sent in any::<bool>(),
     ) {
-        let p = Policy::default_policy();
+        let mut p = Policy::default_policy();
+        if sms_opens_later {
+            p.calendar.sms_window = crate::calendar::Window::parse("10:30-20:00").unwrap();
+        }
         let from = at(start) + Duration::minutes(from_minutes);
         let due = from.date_naive() + Duration::days(due_in);
         let mut extra = Vec::new();
@@ -158,7 +165,12 @@ proptest! {
             extra.push(("reminder_offset", RawValue::Number(r.to_string())));
             // As the run leaves it: that step's messages sent.
             if let Some(step) = p.steps().iter().find(|s| s.offset_days == r) {
-                let keys = step.channels.iter().map(|c| crate::ledger::ledger_key(&step.name, *c)).collect();
+                let keys = step
+                    .channels
+                    .iter()
+                    .filter(|&&c| !email_only_sent || c == crate::channel::Channel::Email)
+                    .map(|c| crate::ledger::ledger_key(&step.name, *c))
+                    .collect();
                 extra.push(("reminded", RawValue::List(keys)));
             }
         }
